@@ -1,0 +1,80 @@
+"""The one exception tree of pegbench.
+
+    PegbenchError                     root: catch this to catch everything pegbench raises
+    ├── ProtocolError                 bytes on the wire that are not a valid Pegasus frame
+    ├── PegasusError (.code)          an operation failed; .code is a Pegasus error name
+    │   ├── OpTimeout                 ERR_TIMEOUT at the op deadline; .last_error is what
+    │   │                             the last attempt saw (None if it simply got no reply)
+    │   ├── SessionReset              ERR_SESSION_RESET: the connection was lost or refused
+    │   └── ServerError               any other error name a server replied with
+    ├── ConfigError(file, key, expected)   a bad profile key, flag or argument
+    ├── ClusterError                  a cluster could not be started, reached or controlled
+    │   └── NodeCrashed(node, exit, last_lines)   a node died without being told to
+    └── (future branches go here, never beside the root)
+
+Lower-level exceptions (socket.error, gevent.Timeout, thrift errors) are translated into
+this tree at exactly one boundary each: the session layer for the network, the codec for
+bytes.
+"""
+
+from __future__ import annotations
+
+
+class PegbenchError(Exception):
+    """Root of every exception pegbench raises on purpose."""
+
+
+class ProtocolError(PegbenchError):
+    """A frame that cannot be decoded: bad magic, absurd length, unknown error name, ..."""
+
+
+class PegasusError(PegbenchError):
+    """An operation failed with a Pegasus error name (``.code``, e.g. ``"ERR_TIMEOUT"``)."""
+
+    def __init__(self, code: str, message: str = "", *, last_error: "PegasusError | None" = None):
+        self.code = code
+        self.last_error = last_error
+        detail = f"{code}: {message}" if message else code
+        if last_error is not None and last_error is not self:
+            detail += f" (last error: {last_error.code})"
+        super().__init__(detail)
+
+
+class OpTimeout(PegasusError):
+    """The op deadline passed; ``last_error`` carries the last underlying failure, if any."""
+
+    def __init__(self, message: str = "", *, last_error: PegasusError | None = None):
+        super().__init__("ERR_TIMEOUT", message, last_error=last_error)
+
+
+class SessionReset(PegasusError):
+    """The connection to a server was lost or could not be established."""
+
+    def __init__(self, message: str = ""):
+        super().__init__("ERR_SESSION_RESET", message)
+
+
+class ServerError(PegasusError):
+    """A server answered with a non-OK error name."""
+
+
+class ConfigError(PegbenchError):
+    """Bad configuration: names the file (or source), the key and what was expected."""
+
+    def __init__(self, file: str, key: str, expected: str):
+        self.file, self.key, self.expected = file, key, expected
+        where = f"{file}: " if file else ""
+        super().__init__(f"{where}{key}: {expected}")
+
+
+class ClusterError(PegbenchError):
+    """A cluster could not be started, reached or controlled."""
+
+
+class NodeCrashed(ClusterError):
+    """A node process exited without being told to; quotes its last output lines."""
+
+    def __init__(self, node: str, exit: int | None, last_lines: list[str]):
+        self.node, self.exit, self.last_lines = node, exit, list(last_lines)
+        tail = "\n".join("    " + line for line in self.last_lines[-20:])
+        super().__init__(f"node {node} crashed (exit {exit}); last output:\n{tail}")

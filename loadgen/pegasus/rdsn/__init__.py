@@ -1,0 +1,1 @@
+"""Hand-written rDSN placeholder types (see ``idl/rdsn.thrift``); import from ``.ttypes``."""
