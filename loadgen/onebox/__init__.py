@@ -1,0 +1,1 @@
+"""Embedded Pegasus-compatible cluster ("onebox"): meta server, replica servers, supervisor."""
