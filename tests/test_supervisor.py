@@ -1,0 +1,363 @@
+"""Onebox supervisor: lifecycle, fault injection, health, and process hygiene.
+
+Most tests run a tiny fake node (listens, prints READY; the fake meta serves a fixed healthy
+config) so hygiene is tested independently of the real servers; ``test_real_nodes_*`` run
+``loadgen.onebox.node`` itself.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import free_port
+from loadgen.errors import ClusterError, ConfigError, NodeCrashed
+from loadgen.onebox.spec import FAST_FD
+from loadgen.onebox.supervisor import Onebox, live_pid, process_starttime
+
+pytestmark = pytest.mark.onebox
+
+REAL_NODE = Path(__file__).resolve().parent.parent / "loadgen" / "onebox" / "node.py"
+
+FAKE_NODE = textwrap.dedent('''
+    import argparse, signal, socket, sys
+    from loadgen.onebox.spec import OneboxSpec
+    from loadgen.pegasus import codec
+    from loadgen.pegasus.gen.replication import ttypes as r
+    from loadgen.pegasus.rdsn.ttypes import error_code, gpid, rpc_address
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--spec")
+    ap.add_argument("--name")
+    args = ap.parse_args()
+    spec = OneboxSpec.read(args.spec)
+    addr = spec.nodes[args.name]
+    signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
+    srv = socket.create_server(("127.0.0.1", int(addr.rpartition(":")[2])))
+    print("READY", addr, flush=True)
+    print("fake", args.name, "up", file=sys.stderr, flush=True)
+    reps = [spec.nodes[n] for n in spec.replica_names]
+
+    def config():
+        parts = []
+        for i in range(spec.partitions):
+            m = [rpc_address.from_string(reps[(i + k) % len(reps)]) for k in range(spec.replicas)]
+            parts.append(r.partition_configuration(
+                pid=gpid(spec.app_id, i), ballot=1, max_replica_count=spec.replicas,
+                primary=m[0], secondaries=m[1:], last_drops=[], last_committed_decree=0))
+        return r.query_cfg_response(err=error_code("ERR_OK"), app_id=spec.app_id,
+                                    partition_count=spec.partitions, is_stateful=True,
+                                    partitions=parts)
+
+    while True:
+        conn, _ = srv.accept()
+        with conn:
+            if args.name == "meta1":
+                for frame in codec.FrameSplitter("request").feed(conn.recv(65536)):
+                    req = codec.decode_request(frame)
+                    conn.sendall(codec.encode_response(req.rpc_name, req.seqid, "ERR_OK",
+                                                       config()))
+''')
+
+
+@pytest.fixture
+def fake_node(tmp_path) -> list[str]:
+    path = tmp_path / "fake_node.py"
+    path.write_text(FAKE_NODE)
+    return [sys.executable, str(path)]
+
+
+def alive(pid: int) -> bool:
+    """True while ``pid`` exists and is not a zombie."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def proc_state(pid: int) -> str:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
+def wait_until(pred, timeout_s: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(0.02)
+    return pred()
+
+
+def kill_groups(pids) -> None:
+    """Last-resort cleanup: SIGKILL every process group a test may have left."""
+    for pid in pids:
+        if pid:
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+
+class Boxes:
+    """Makes oneboxes on free ports and guarantees their cleanup."""
+
+    def __init__(self, tmp_path: Path, node_command: list[str] | None):
+        self.tmp_path, self.node_command = tmp_path, node_command
+        self.made: list[Onebox] = []
+
+    def __call__(self, name: str = "box", **kw) -> Onebox:
+        kw.setdefault("replica_nodes", 3)
+        kw.setdefault("meta_port", free_port())
+        kw.setdefault("replica_ports", [free_port() for _ in range(kw["replica_nodes"])])
+        kw.setdefault("fd", FAST_FD)
+        kw.setdefault("start_timeout_s", 30)
+        kw.setdefault("node_command", self.node_command)
+        box = Onebox(self.tmp_path / name, **kw)
+        self.made.append(box)
+        return box
+
+    def cleanup(self) -> None:
+        pids = [i.pid for box in self.made for i in box.nodes.values()]
+        for box in self.made:
+            box.stop()
+        kill_groups(p for p in pids if p and alive(p))
+
+
+@pytest.fixture
+def boxes(tmp_path, fake_node):
+    made = Boxes(tmp_path, fake_node)
+    try:
+        yield made
+    finally:
+        made.cleanup()
+
+
+@pytest.fixture
+def real_boxes(tmp_path):
+    if not REAL_NODE.exists():
+        pytest.skip("loadgen/onebox/node.py not there yet")
+    made = Boxes(tmp_path, None)
+    try:
+        yield made
+    finally:
+        made.cleanup()
+
+
+STATUS_KEYS = {"dir", "supervisor_pid", "meta", "app_id", "partition_count", "healthy", "nodes",
+               "partitions"}
+
+
+def check_status_shape(status: dict, box: Onebox) -> None:
+    assert set(status) == STATUS_KEYS
+    assert status["dir"] == str(box.dir) and status["supervisor_pid"] == os.getpid()
+    assert status["meta"] == box.meta_addrs[0]
+    assert [n["name"] for n in status["nodes"]] == list(box.spec.nodes)
+    for n in status["nodes"]:
+        assert set(n) == {"name", "addr", "pid", "state"}
+        assert n["state"] in ("running", "paused", "dead")
+    for p in status["partitions"]:
+        assert set(p) == {"pidx", "ballot", "primary", "secondaries", "last_committed_decree"}
+    json.dumps(status)
+
+
+def test_start_status_stop(boxes):
+    box = boxes(partitions=4)
+    with box:
+        status = box.status()
+        check_status_shape(status, box)
+        assert status["healthy"] and status["app_id"] == 1 and status["partition_count"] == 4
+        assert [p["pidx"] for p in status["partitions"]] == [0, 1, 2, 3]
+        pids = [n.pid for n in box.nodes.values()]
+        assert all(alive(p) for p in pids)
+        # each node leads its own process group and session
+        assert all(os.getpgid(p) == p for p in pids)
+        assert live_pid(box.dir / "supervisor.pid") == os.getpid()
+        assert live_pid(box.dir / "replica1" / "node.pid") == box.nodes["replica1"].pid
+        assert "fake replica2 up" in (box.dir / "replica2" / "node.log").read_text()
+    assert not any(alive(p) for p in pids)
+    assert not (box.dir / "supervisor.pid").exists()
+    assert {i.state for i in box.nodes.values()} == {"dead"}
+
+
+def test_fault_transitions(boxes):
+    with boxes() as box:
+        pid = box.nodes["replica2"].pid
+        box.pause("replica2")
+        assert box.nodes["replica2"].state == "paused" and proc_state(pid) == "T"
+        assert not box.status()["healthy"]
+        box.resume("replica2")
+        assert box.nodes["replica2"].state == "running" and proc_state(pid) != "T"
+        box.wait_healthy(5)
+
+        box.kill("replica2")
+        assert box.nodes["replica2"].state == "dead" and not alive(pid)
+        box.kill("replica2")  # killing the dead is a no-op
+        with pytest.raises(ClusterError, match="dead"):
+            box.pause("replica2")
+        with pytest.raises(ClusterError, match="replica2 dead"):
+            box.wait_healthy(0.2)
+        box.check()  # an injected kill is not a crash
+
+        for _ in range(3):  # any number of times, from dead or from running
+            box.restart("replica2")
+            new = box.nodes["replica2"]
+            assert new.state == "running" and new.pid != pid and alive(new.pid)
+            pid = new.pid
+            box.wait_healthy(5)
+
+        box.pause("replica3")  # a paused node restarts too
+        box.restart("replica3")
+        assert box.nodes["replica3"].state == "running"
+        box.wait_healthy(5)
+        # restart keeps the data dir: the log has both lives
+        assert (box.dir / "replica2" / "node.log").read_text().count("READY") == 4
+        with pytest.raises(ConfigError, match="replica9"):
+            box.kill("replica9")
+
+
+def test_unexpected_death_is_reported_once_with_last_lines(boxes):
+    with boxes() as box:
+        os.kill(box.nodes["replica1"].pid, signal.SIGKILL)
+        assert wait_until(lambda: box.nodes["replica1"].state == "dead")
+        assert box.status()["nodes"][1]["state"] == "dead"  # status reports, never raises
+        with pytest.raises(NodeCrashed) as info:
+            box.wait_healthy(5)
+        assert info.value.node == "replica1" and info.value.exit == -signal.SIGKILL
+        assert any("fake replica1 up" in line for line in info.value.last_lines)
+        box.check()  # reported once
+        box.restart("replica1")
+        box.wait_healthy(5)
+
+
+def test_node_failing_before_ready(boxes, tmp_path):
+    bad = tmp_path / "bad_node.py"
+    bad.write_text("import sys\nprint('boom: cannot open data dir', file=sys.stderr)\nsys.exit(3)\n")
+    box = boxes(node_command=[sys.executable, str(bad)])
+    with pytest.raises(NodeCrashed) as info:
+        box.start()
+    assert info.value.node == "meta1" and info.value.exit == 3
+    assert "boom: cannot open data dir" in info.value.last_lines
+    assert not (box.dir / "supervisor.pid").exists()
+
+
+def test_wait_healthy_timeout_names_the_problem(boxes, tmp_path):
+    silent = tmp_path / "silent_node.py"  # READY but never answers the config query
+    silent.write_text("import time\nprint('READY x', flush=True)\ntime.sleep(60)\n")
+    box = boxes(node_command=[sys.executable, str(silent)], start_timeout_s=1.5)
+    t0 = time.monotonic()
+    with pytest.raises(ClusterError, match="not healthy.*unreachable"):
+        box.start()
+    assert time.monotonic() - t0 < 8
+    assert not any(i.state != "dead" for i in box.nodes.values())
+
+
+def test_port_in_use_is_named_before_spawning(boxes):
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        box = boxes(replica_ports=[free_port(), port, free_port()])
+        with pytest.raises(ClusterError, match=f"port 127.0.0.1:{port} \\(for replica2\\)"):
+            box.start()
+    assert all(i.pid is None for i in box.nodes.values())
+
+
+def test_second_supervisor_on_same_dir_is_refused(boxes):
+    with boxes("shared") as first:
+        second = boxes("shared")
+        with pytest.raises(ClusterError, match=f"owned by a live supervisor \\(pid {os.getpid()}\\)"):
+            second.start()
+        first.wait_healthy(2)  # the refused start touched nothing
+    with boxes("shared"):  # free again once the first stopped
+        pass
+
+
+def test_stale_pid_files_are_detected(boxes, tmp_path):
+    box = boxes()
+    box.dir.mkdir(parents=True)
+    # a pid that exists but is another process (wrong start time): not ours
+    (box.dir / "supervisor.pid").write_text(f"{os.getppid()} 1\n")
+    assert live_pid(box.dir / "supervisor.pid") is None
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (box.dir / "supervisor.pid").write_text(f"{dead.pid} 12345\n")
+    assert live_pid(box.dir / "supervisor.pid") is None
+    with box:
+        assert live_pid(box.dir / "supervisor.pid") == os.getpid()
+        assert process_starttime(os.getpid()) in (box.dir / "supervisor.pid").read_text()
+
+
+SUPERVISOR_SCRIPT = textwrap.dedent('''
+    import json, sys
+    from loadgen.onebox.spec import FAST_FD
+    from loadgen.onebox.supervisor import Onebox
+    cfg = json.loads(sys.argv[1])
+    box = Onebox(cfg["dir"], meta_port=cfg["meta"], replica_ports=cfg["replicas"], fd=FAST_FD,
+                 node_command=cfg["cmd"])
+    box.start()
+    box.pause("replica1")
+    print(json.dumps([i.pid for i in box.nodes.values()]), flush=True)
+    sys.stdin.read()
+''')
+
+
+def test_sigkill_of_supervisor_leaves_no_node(tmp_path, fake_node):
+    cfg = {"dir": str(tmp_path / "box"), "meta": free_port(),
+           "replicas": [free_port() for _ in range(3)], "cmd": fake_node}
+    sup = subprocess.Popen([sys.executable, "-c", SUPERVISOR_SCRIPT, json.dumps(cfg)],
+                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    pids: list[int] = []
+    try:
+        pids = json.loads(sup.stdout.readline())
+        assert len(pids) == 4 and all(alive(p) for p in pids)
+        assert proc_state(pids[1]) == "T"  # even a stopped node must die
+        sup.kill()
+        sup.wait(5)
+        assert wait_until(lambda: not any(alive(p) for p in pids), 5), \
+            [p for p in pids if alive(p)]
+    finally:
+        sup.kill()
+        kill_groups(pids)
+
+
+def test_sigterm_of_supervisor_stops_nodes_gracefully(tmp_path, fake_node):
+    cfg = {"dir": str(tmp_path / "box"), "meta": free_port(),
+           "replicas": [free_port() for _ in range(3)], "cmd": fake_node}
+    sup = subprocess.Popen([sys.executable, "-c", SUPERVISOR_SCRIPT, json.dumps(cfg)],
+                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    pids: list[int] = []
+    try:
+        pids = json.loads(sup.stdout.readline())
+        sup.terminate()
+        assert sup.wait(10) == 128 + signal.SIGTERM
+        assert not any(alive(p) for p in pids)
+        assert not (tmp_path / "box" / "supervisor.pid").exists()
+    finally:
+        sup.kill()
+        kill_groups(pids)
+
+
+def test_real_nodes_lifecycle(real_boxes):
+    with real_boxes(partitions=8) as box:
+        status = box.status()
+        check_status_shape(status, box)
+        assert status["healthy"] and status["partition_count"] == 8
+        assert all(p["primary"] and len(p["secondaries"]) == 2 for p in status["partitions"])
+        box.kill("replica1")
+        box.restart("replica1")
+        box.wait_healthy(15)
+        box.pause("replica2")
+        box.resume("replica2")
+        box.restart("replica3")
+        box.wait_healthy(15)
+        pids = [i.pid for i in box.nodes.values()]
+    assert not any(alive(p) for p in pids)
