@@ -22,7 +22,8 @@ import pytest
 from conftest import free_port
 from loadgen.errors import ClusterError, ConfigError, NodeCrashed
 from loadgen.onebox.spec import FAST_FD
-from loadgen.onebox.supervisor import Onebox, live_pid, process_starttime
+from loadgen.onebox.process import live_pid, process_starttime
+from loadgen.onebox.supervisor import Onebox
 
 pytestmark = pytest.mark.onebox
 

@@ -18,13 +18,10 @@ PR_SET_PDEATHSIG fires when the *thread* that spawned a node exits, so call ``st
 
 from __future__ import annotations
 
-import atexit
-import ctypes
 import fcntl
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -35,10 +32,10 @@ from typing import Any, Sequence
 
 from ..errors import ClusterError, ConfigError, NodeCrashed, PegbenchError
 from ..pegasus.blocking import query_config
+from .process import (await_stopped, live_pid, port_in_use, register_cleanup, signal_group,
+                      spawn, unregister_cleanup, write_pid_file)
 from .spec import DEFAULT_META_PORT, DEFAULT_TABLE, META_NODE, FDConfig, OneboxSpec
 
-PR_SET_PDEATHSIG = 1
-_LIBC = ctypes.CDLL(None, use_errno=True)  # loaded before fork: no dlopen in the child
 #: a node not READY within this many seconds of its spawn is a failed start
 READY_TIMEOUT_S = 20.0
 #: grace between SIGTERM and SIGKILL when stopping a node
@@ -61,60 +58,6 @@ class NodeInfo:
     addr: str
     pid: int | None
     state: str
-
-
-# ----------------------------------------------------------------------- pid files
-
-def process_starttime(pid: int) -> str | None:
-    """The kernel's start time of ``pid`` (clock ticks since boot), None if it is gone."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # the command name (field 2) may contain spaces: fields resume after its closing paren
-    return stat.rsplit(")", 1)[1].split()[19]
-
-
-def write_pid_file(path: Path, pid: int) -> None:
-    path.write_text(f"{pid} {process_starttime(pid)}\n")
-
-
-def live_pid(path: Path) -> int | None:
-    """The pid in ``path`` if that very process is still alive (same start time), else None."""
-    try:
-        pid_s, start = path.read_text().split()
-        pid = int(pid_s)
-    except (OSError, ValueError):
-        return None
-    return pid if process_starttime(pid) == start else None
-
-
-# ----------------------------------------------------------------------- exit hooks
-
-_live: set["Onebox"] = set()
-_hooks_installed = False
-
-
-def _stop_all() -> None:
-    for box in list(_live):
-        box.stop()
-
-
-def _exit_on_signal(signum: int, _frame: Any) -> None:
-    raise SystemExit(128 + signum)
-
-
-def _install_exit_hooks() -> None:
-    """Stop every live onebox at exit and on SIGTERM/SIGHUP, without stealing set handlers."""
-    global _hooks_installed
-    if _hooks_installed:
-        return
-    _hooks_installed = True
-    atexit.register(_stop_all)
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGTERM, signal.SIGHUP):
-            if signal.getsignal(sig) is signal.SIG_DFL:
-                signal.signal(sig, _exit_on_signal)
 
 
 # ----------------------------------------------------------------------- nodes
@@ -152,50 +95,7 @@ class _Node:
 
     def signal_group(self, sig: int) -> None:
         if self.proc is not None:
-            try:
-                os.killpg(self.proc.pid, sig)
-            except ProcessLookupError:
-                pass
-
-
-def _spawn(argv: list[str], log: Path) -> subprocess.Popen:
-    """Start ``argv`` in its own session, output appended to ``log``, dying with this thread."""
-    parent = os.getpid()
-
-    def bind_to_parent() -> None:
-        if _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
-            os._exit(125)
-        if os.getppid() != parent:  # the parent died before prctl took effect
-            os._exit(125)
-
-    with log.open("ab") as out:
-        return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
-                                start_new_session=True, preexec_fn=bind_to_parent,
-                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
-
-
-def _await_stopped(pid: int, stopped: bool, timeout_s: float = 1.0) -> None:
-    """Wait until the kernel shows ``pid`` (un)stopped: signals are delivered asynchronously,
-    and a fault's instant must be when it took effect."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            return
-        if (state == "T") == stopped:
-            return
-        time.sleep(0.001)
-
-
-def _port_in_use(host: str, port: int) -> bool:
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is not "in use"
-        try:
-            s.bind((host, port))
-        except OSError:
-            return True
-    return False
+            signal_group(self.proc.pid, sig)
 
 
 # ----------------------------------------------------------------------- the supervisor
@@ -266,7 +166,7 @@ class Onebox:
             self._claim_dir()
             try:
                 for name, addr in self.spec.nodes.items():
-                    if _port_in_use(self.spec.host, int(addr.rpartition(":")[2])):
+                    if port_in_use(self.spec.host, int(addr.rpartition(":")[2])):
                         raise ClusterError(f"port {addr} (for {name}) is already in use; "
                                            "stop whatever holds it or choose other ports")
                 for node in self._nodes.values():
@@ -294,8 +194,7 @@ class Onebox:
         self._lock_fd = fd
         # we hold the lock, so any recorded supervisor is dead or a reused pid: stale
         write_pid_file(self.dir / SUPERVISOR_PID, os.getpid())
-        _live.add(self)
-        _install_exit_hooks()
+        register_cleanup(self)
 
     def _launch(self, names: list[str], deadline: float) -> None:
         """Spawn ``names`` together, then wait for each one's READY line."""
@@ -307,7 +206,7 @@ class Onebox:
         node.dir.mkdir(parents=True, exist_ok=True)
         offset = node.log.stat().st_size if node.log.exists() else 0
         argv = [*self.node_command, "--spec", str(self.dir / "spec.json"), "--name", node.name]
-        node.proc = _spawn(argv, node.log)
+        node.proc = spawn(argv, node.log)
         node.paused, node.expected_exit, node.crash_reported = False, False, False
         write_pid_file(node.dir / NODE_PID, node.proc.pid)
         return offset
@@ -344,7 +243,7 @@ class Onebox:
                 (self.dir / SUPERVISOR_PID).unlink(missing_ok=True)
                 os.close(self._lock_fd)
                 self._lock_fd = None
-            _live.discard(self)
+            unregister_cleanup(self)
 
     @staticmethod
     def _reap(node: _Node, deadline: float) -> None:
@@ -389,7 +288,7 @@ class Onebox:
             node = self._require_alive(name, "pause")
             node.signal_group(signal.SIGSTOP)
             node.paused = True
-            _await_stopped(node.proc.pid, True)
+            await_stopped(node.proc.pid, True)
 
     def resume(self, name: str) -> None:
         """SIGCONT a paused node."""
@@ -398,7 +297,7 @@ class Onebox:
             node = self._require_alive(name, "resume")
             node.signal_group(signal.SIGCONT)
             node.paused = False
-            _await_stopped(node.proc.pid, False)
+            await_stopped(node.proc.pid, False)
 
     def _require_alive(self, name: str, verb: str) -> _Node:
         node = self._node(name)

@@ -1,0 +1,139 @@
+"""Node processes at the OS level: spawning bound to the parent, process groups, pid files,
+cleanup at exit.
+
+Linux only (``/proc``, ``prctl``). A pid file holds ``pid starttime``: the kernel's start time
+tells a live process of ours from an unrelated one that reused the pid.
+"""
+
+from __future__ import annotations
+
+import atexit
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Any, Protocol
+
+PR_SET_PDEATHSIG = 1
+_LIBC = ctypes.CDLL(None, use_errno=True)  # loaded before fork: no dlopen in the child
+
+
+def proc_state(pid: int) -> str | None:
+    """The one-letter state of ``pid`` (R, S, T, Z, ...), None if it is gone."""
+    fields = _stat_fields(pid)
+    return fields[0] if fields else None
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # the command name (field 2) may contain spaces: fields resume after its closing paren
+    return stat.rsplit(")", 1)[1].split()
+
+
+def process_starttime(pid: int) -> str | None:
+    """The kernel's start time of ``pid`` (clock ticks since boot), None if it is gone."""
+    fields = _stat_fields(pid)
+    return fields[19] if fields else None
+
+
+def write_pid_file(path: Path, pid: int) -> None:
+    path.write_text(f"{pid} {process_starttime(pid)}\n")
+
+
+def live_pid(path: Path) -> int | None:
+    """The pid in ``path`` if that very process is still alive (same start time), else None."""
+    try:
+        pid_s, start = path.read_text().split()
+        pid = int(pid_s)
+    except (OSError, ValueError):
+        return None
+    return pid if process_starttime(pid) == start and proc_state(pid) != "Z" else None
+
+
+def spawn(argv: list[str], log: Path) -> subprocess.Popen:
+    """Start ``argv`` leading its own session and process group, stdout+stderr appended to
+    ``log``, killed (PR_SET_PDEATHSIG=SIGKILL) when the calling thread dies."""
+    parent = os.getpid()
+
+    def bind_to_parent() -> None:
+        if _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+            os._exit(125)
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os._exit(125)
+
+    with log.open("ab") as out:
+        return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                                start_new_session=True, preexec_fn=bind_to_parent,
+                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+def signal_group(pgid: int, sig: int) -> None:
+    """Send ``sig`` to a whole process group; a vanished group is not an error."""
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def await_stopped(pid: int, stopped: bool, timeout_s: float = 1.0) -> None:
+    """Wait until the kernel shows ``pid`` (un)stopped: signals are delivered asynchronously,
+    and a fault's instant must be when it took effect."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        state = proc_state(pid)
+        if state is None or (state == "T") == stopped:
+            return
+        time.sleep(0.001)
+
+
+def port_in_use(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is not "in use"
+        try:
+            s.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+class Stoppable(Protocol):
+    def stop(self) -> None: ...
+
+
+_to_stop: set[Stoppable] = set()
+_hooks_installed = False
+
+
+def _stop_all() -> None:
+    for owner in list(_to_stop):
+        owner.stop()
+
+
+def _exit_on_signal(signum: int, _frame: Any) -> None:
+    raise SystemExit(128 + signum)
+
+
+def register_cleanup(owner: Stoppable) -> None:
+    """Have ``owner.stop()`` run at interpreter exit and on SIGTERM/SIGHUP (as SystemExit, so
+    ``finally`` blocks run too); a handler someone else installed is left alone."""
+    global _hooks_installed
+    _to_stop.add(owner)
+    if _hooks_installed:
+        return
+    _hooks_installed = True
+    atexit.register(_stop_all)
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            if signal.getsignal(sig) is signal.SIG_DFL:
+                signal.signal(sig, _exit_on_signal)
+
+
+def unregister_cleanup(owner: Stoppable) -> None:
+    _to_stop.discard(owner)
