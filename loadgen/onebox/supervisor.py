@@ -42,6 +42,7 @@ READY_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 5.0
 POLL_S = 0.02
 LAST_LINES = 20
+CLAIM_RETRY_S = 0.5
 NODE_LOG = "node.log"
 NODE_PID = "node.pid"
 SUPERVISOR_PID = "supervisor.pid"
@@ -58,6 +59,14 @@ class NodeInfo:
     addr: str
     pid: int | None
     state: str
+
+
+def _try_flock(fd: int) -> bool:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
 
 
 # ----------------------------------------------------------------------- nodes
@@ -183,9 +192,11 @@ class Onebox:
         """Take the dir's lock or fail naming the live owner; clear a stale pid file."""
         self.dir.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.dir / SUPERVISOR_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        # a client probing ownership holds the lock for an instant: retry briefly
+        deadline = time.monotonic() + CLAIM_RETRY_S
+        while not _try_flock(fd) and time.monotonic() < deadline:
+            time.sleep(POLL_S)
+        if not _try_flock(fd):
             os.close(fd)
             owner = live_pid(self.dir / SUPERVISOR_PID)
             raise ClusterError(f"onebox dir {self.dir} is owned by a live supervisor "
