@@ -1,0 +1,104 @@
+"""Framed RPC server: a gevent StreamServer that cuts requests with the codec and pipelines replies.
+
+Each connection has a reader (this greenlet) and a writer greenlet that coalesces every reply
+queued since its last send into one ``sendall``. A handler either returns the reply frame at
+once or keeps the :class:`Connection` and calls :meth:`Connection.send` later (2PC writes).
+Garbage, oversized or truncated input closes only that connection, with one log line.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from typing import Callable, Optional
+
+import gevent
+from gevent.event import Event
+from gevent.server import StreamServer
+
+from ..errors import ProtocolError
+from ..pegasus import codec
+
+log = logging.getLogger(__name__)
+
+RECV_BYTES = 256 * 1024
+#: Handler: (connection, request) -> reply frame now, or None if it replies later itself.
+Handler = Callable[["Connection", codec.RequestFrame], Optional[bytes]]
+
+
+class Connection:
+    """One client connection's outbound side: replies are queued and sent in batches."""
+
+    __slots__ = ("sock", "peer", "closed", "_out", "_wake", "_writer")
+
+    def __init__(self, sock: socket.socket, peer: str):
+        self.sock = sock
+        self.peer = peer
+        self.closed = False
+        self._out: list[bytes] = []
+        self._wake = Event()
+        self._writer = gevent.spawn(self._write_loop)
+
+    def send(self, frame: bytes) -> None:
+        """Queue one reply frame; dropped silently once the connection is closed."""
+        if self.closed:
+            return
+        self._out.append(frame)
+        self._wake.set()
+
+    def _write_loop(self) -> None:
+        while not self.closed:
+            self._wake.wait()
+            self._wake.clear()
+            if not self._out:
+                continue
+            data, self._out = b"".join(self._out), []
+            try:
+                self.sock.sendall(data)
+            except OSError:
+                self.close()
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self._wake.set()
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.sock.close()
+
+
+class FrameServer(StreamServer):
+    """Serves Pegasus-framed requests on ``127.0.0.1:port`` through one ``handler``."""
+
+    def __init__(self, host: str, port: int, handler: Handler, name: str):
+        super().__init__((host, port), backlog=1024)
+        self.handler = handler
+        self.name = name
+
+    def handle(self, sock: socket.socket, address: tuple) -> None:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        conn = Connection(sock, f"{address[0]}:{address[1]}")
+        splitter = codec.FrameSplitter("request")
+        try:
+            while not conn.closed:
+                data = sock.recv(RECV_BYTES)
+                if not data:
+                    if splitter.pending_bytes:
+                        log.warning("%s: %s closed mid-frame (%d bytes pending)", self.name,
+                                    conn.peer, splitter.pending_bytes)
+                    return
+                for frame in splitter.feed(data):
+                    reply = self.handler(conn, codec.decode_request(frame))
+                    if reply is not None:
+                        conn.send(reply)
+        except ProtocolError as exc:
+            log.warning("%s: closing %s after a bad frame: %s", self.name, conn.peer, exc)
+        except OSError:
+            pass  # the peer reset the connection: nothing to answer
+        except Exception:  # a handler bug must cost one connection, never the server
+            log.exception("%s: closing %s after a handler failure", self.name, conn.peer)
+        finally:
+            conn.close()
