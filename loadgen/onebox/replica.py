@@ -134,7 +134,8 @@ class PartitionReplica:
         old, self.members = self.members, {}
         for addr in list(secondaries) + list(learners):
             m = old.get(addr)
-            if m is None:
+            if m is None or (m.counting and addr in learners):
+                # A member re-added as a learner is a new life: its old stream state is void.
                 m = Member(counting=False, next=self.last_prepared + 1)
             m.counting = m.counting or addr in secondaries
             m.failed = False
