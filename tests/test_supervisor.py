@@ -172,7 +172,10 @@ def check_status_shape(status: dict, box: Onebox) -> None:
 
 def test_start_status_stop(boxes):
     box = boxes(partitions=4)
+    (box.dir / "replica1").mkdir(parents=True)
+    (box.dir / "replica1" / "old-data").write_text("from an earlier onebox")
     with box:
+        assert not (box.dir / "replica1" / "old-data").exists()  # start wipes old node data
         status = box.status()
         check_status_shape(status, box)
         assert status["healthy"] and status["app_id"] == 1 and status["partition_count"] == 4
@@ -241,7 +244,8 @@ def test_unexpected_death_is_reported_once_with_last_lines(boxes):
 
 def test_node_failing_before_ready(boxes, tmp_path):
     bad = tmp_path / "bad_node.py"
-    bad.write_text("import sys\nprint('boom: cannot open data dir', file=sys.stderr)\nsys.exit(3)\n")
+    bad.write_text("import sys\n"
+                   "print('boom: cannot open data dir', file=sys.stderr)\nsys.exit(3)\n")
     box = boxes(node_command=[sys.executable, str(bad)])
     with pytest.raises(NodeCrashed) as info:
         box.start()
@@ -275,7 +279,8 @@ def test_port_in_use_is_named_before_spawning(boxes):
 def test_second_supervisor_on_same_dir_is_refused(boxes):
     with boxes("shared") as first:
         second = boxes("shared")
-        with pytest.raises(ClusterError, match=f"owned by a live supervisor \\(pid {os.getpid()}\\)"):
+        owned = f"owned by a live supervisor \\(pid {os.getpid()}\\)"
+        with pytest.raises(ClusterError, match=owned):
             second.start()
         first.wait_healthy(2)  # the refused start touched nothing
     with boxes("shared"):  # free again once the first stopped

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from ..errors import ClusterError, ConfigError, NodeCrashed, PegbenchError
-from .process import live_pid
+from .process import live_pid, proc_state
 from .spec import OneboxSpec
 from .supervisor import SUPERVISOR_LOCK, SUPERVISOR_PID, Onebox
 
@@ -262,7 +262,8 @@ def stop(dir: str | Path, *, timeout_s: float = STOP_WAIT_S) -> bool:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout_s
-    while owner_pid(dir) is not None:
+    # the lock goes before the process does: wait for both
+    while owner_pid(dir) is not None or (pid > 0 and proc_state(pid) not in (None, "Z")):
         if time.monotonic() > deadline:
             raise ClusterError(f"onebox supervisor in {dir} (pid {pid}) did not stop "
                                f"within {timeout_s}s")

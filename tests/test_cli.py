@@ -1,0 +1,276 @@
+"""The ``pegbench`` CLI end to end, and the onebox control socket behind ``pegbench onebox``.
+
+Commands run as real subprocesses. Background supervisors run the fake node of
+test_supervisor.py (fast, independent of the servers), except ``test_real_*``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import free_port
+from loadgen.onebox import control
+from loadgen.onebox.spec import FAST_FD, OneboxSpec
+from test_supervisor import FAKE_NODE, REAL_NODE, alive, kill_groups, proc_state, wait_until
+
+PEGBENCH = [sys.executable, "-m", "loadgen.cli"]
+
+
+def pegbench(*args: str, timeout_s: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([*PEGBENCH, *args], capture_output=True, text=True, timeout=timeout_s)
+
+
+# ----------------------------------------------------------------------- plain commands
+
+@pytest.mark.unit
+def test_help_lists_commands():
+    out = pegbench("--help")
+    assert out.returncode == 0
+    for cmd in ("version", "onebox", "bench"):
+        assert cmd in out.stdout
+    onebox = pegbench("onebox", "--help")
+    assert onebox.returncode == 0
+    for cmd in ("start", "status", "stop", "kill", "pause", "resume", "restart"):
+        assert cmd in onebox.stdout
+    start = pegbench("onebox", "start", "--help").stdout
+    for flag in ("--dir", "--replica-nodes", "--partitions", "--meta-port", "--replica-port",
+                 "--fd-beacon", "--fd-check", "--fd-lease", "--fd-grace"):
+        assert flag in start
+
+
+@pytest.mark.unit
+def test_version():
+    out = pegbench("version")
+    assert out.returncode == 0
+    lines = out.stdout.splitlines()
+    assert lines[0] == "pegbench 0.1.0" and lines[1].startswith("python 3.")
+    assert any(line.startswith("gevent ") for line in lines)
+    assert any(line.startswith("locust ") for line in lines)
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("argv, message", [
+    (["nosuch"], "invalid choice"),
+    (["onebox", "kill"], "required"),
+    (["onebox", "status", "--bogus"], "unrecognized arguments: --bogus"),
+    (["onebox", "start", "--partitions", "3", "--dir", "unused"], "partitions: a power of two"),
+    (["onebox", "start", "--fd-lease", "5", "--fd-grace", "4", "--dir", "unused"], "fd.grace_s"),
+    (["onebox", "start", "--meta-port", "70000", "--dir", "unused"], "--meta-port"),
+])
+def test_usage_errors_exit_2(argv, message, tmp_path):
+    out = subprocess.run([*PEGBENCH, *argv], capture_output=True, text=True, cwd=tmp_path,
+                         timeout=30)
+    assert out.returncode == 2, out.stderr
+    assert message in out.stderr and out.stdout == ""
+    assert not (tmp_path / "unused").exists()
+
+
+@pytest.mark.unit
+def test_bench_delegates_all_arguments():
+    for kind, module in (("client", "loadgen.pegasus.bench"), ("onebox", "loadgen.onebox.bench")):
+        out = pegbench("bench", kind, "--help")
+        if "not part of this build" in out.stderr:
+            assert out.returncode == 2 and module in out.stderr
+        else:  # the delegate's own --help, not ours
+            assert out.returncode == 0 and "pegbench bench" not in out.stdout
+
+
+@pytest.mark.onebox
+def test_commands_without_supervisor(tmp_path):
+    d = str(tmp_path / "none")
+    out = pegbench("onebox", "status", "--dir", d)
+    assert out.returncode == 3 and "no onebox supervisor is running" in out.stderr
+    out = pegbench("onebox", "kill", "replica1", "--dir", d)
+    assert out.returncode == 3
+    out = pegbench("onebox", "stop", "--dir", d)
+    assert out.returncode == 0 and "no onebox supervisor was running" in out.stderr
+
+
+# ----------------------------------------------------------------------- background supervisor
+
+class Background:
+    """Background supervisors (fake nodes) that are always cleaned up."""
+
+    def __init__(self, tmp_path: Path):
+        self.fake = tmp_path / "fake_node.py"
+        self.fake.write_text(FAKE_NODE)
+        self.tmp_path = tmp_path
+        self.dirs: list[Path] = []
+        self.pids: set[int] = set()
+
+    def start(self, name: str = "box", **kw) -> OneboxSpec:
+        spec = OneboxSpec(dir=str(self.tmp_path / name), meta_port=free_port(),
+                          replica_ports=tuple(free_port() for _ in range(3)), fd=FAST_FD, **kw)
+        self.dirs.append(Path(spec.dir))
+        assert control.start_background(spec, start_timeout_s=20,
+                                         node_command=[sys.executable, str(self.fake)]) \
+            == spec.meta_addr
+        self.status(spec.dir)
+        return spec
+
+    def status(self, dir: str | Path) -> dict:
+        status = control.request(dir, "status")
+        self.pids |= {status["supervisor_pid"], *(n["pid"] for n in status["nodes"])}
+        return status
+
+    def cleanup(self) -> None:
+        for d in self.dirs:
+            try:
+                control.stop(d)
+            except Exception:
+                pass
+        kill_groups(p for p in self.pids if alive(p))
+        for p in self.pids:
+            if alive(p):
+                os.kill(p, signal.SIGKILL)
+
+
+@pytest.fixture
+def background(tmp_path):
+    bg = Background(tmp_path)
+    try:
+        yield bg
+    finally:
+        bg.cleanup()
+
+
+
+
+@pytest.mark.onebox
+def test_node_commands_through_the_socket(background):
+    spec = background.start()
+    d = spec.dir
+    status = json.loads(pegbench("onebox", "status", "--dir", d).stdout)
+    assert status["healthy"] and status["meta"] == spec.meta_addr
+    assert status["supervisor_pid"] != os.getpid()
+    pid1 = status["nodes"][1]["pid"]
+
+    assert pegbench("onebox", "pause", "replica1", "--dir", d).returncode == 0
+    assert proc_state(pid1) == "T"
+    assert pegbench("onebox", "resume", "replica1", "--dir", d).returncode == 0
+    assert proc_state(pid1) != "T"
+    out = pegbench("onebox", "kill", "replica1", "--dir", d)
+    assert out.returncode == 0 and "now dead" in out.stderr and not alive(pid1)
+    assert not background.status(d)["healthy"]
+    for _ in range(2):
+        out = pegbench("onebox", "restart", "replica1", "--dir", d)
+        assert out.returncode == 0 and "now running" in out.stderr
+    status = background.status(d)
+    new_pid = status["nodes"][1]["pid"]
+    assert new_pid != pid1 and alive(new_pid) and status["healthy"]
+    # spawned by the supervisor, not by the short-lived CLI
+    assert int(Path(f"/proc/{new_pid}/stat").read_text().rsplit(")", 1)[1].split()[1]) \
+        == status["supervisor_pid"]
+
+    out = pegbench("onebox", "kill", "replica9", "--dir", d)
+    assert out.returncode == 2 and "replica9" in out.stderr
+    os.kill(status["nodes"][2]["pid"], signal.SIGKILL)  # an unexpected death
+    assert wait_until(lambda: background.status(d)["nodes"][2]["state"] == "dead")
+    out = pegbench("onebox", "pause", "replica3", "--dir", d)
+    assert out.returncode == 3 and "replica2 crashed" in out.stderr
+
+    out = pegbench("onebox", "stop", "--dir", d)
+    assert out.returncode == 0 and "stopped" in out.stderr
+    assert not any(alive(p) for p in background.pids)
+    assert not (Path(d) / "control.sock").exists()
+
+
+@pytest.mark.onebox
+def test_second_start_on_same_dir_is_refused(background):
+    spec = background.start()
+    out = pegbench("onebox", "start", "--dir", spec.dir, "--meta-port", str(free_port()),
+                   "--replica-port", str(free_port()))
+    assert out.returncode == 3 and out.stdout == ""
+    assert "owned by a live supervisor" in out.stderr
+    assert str(background.status(spec.dir)["supervisor_pid"]) in out.stderr
+    assert background.status(spec.dir)["healthy"]
+
+
+@pytest.mark.onebox
+def test_port_in_use_is_a_clear_error(tmp_path):
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        d = tmp_path / "box"
+        out = pegbench("onebox", "start", "--dir", str(d), "--meta-port", str(port),
+                       "--replica-port", str(free_port()), "--start-timeout", "10")
+    assert out.returncode == 3 and out.stdout == ""
+    assert f"port 127.0.0.1:{port} (for meta1) is already in use" in out.stderr
+    assert not list(d.glob("*/node.pid")) and control.owner_pid(d) is None
+
+
+@pytest.mark.onebox
+def test_sigkill_of_background_supervisor_leaves_no_node(background):
+    spec = background.start()
+    status = background.status(spec.dir)
+    control.request(spec.dir, "pause", "replica2")  # a stopped node must die too
+    sup, nodes = status["supervisor_pid"], [n["pid"] for n in status["nodes"]]
+    os.kill(sup, signal.SIGKILL)
+    assert wait_until(lambda: not alive(sup) and not any(alive(p) for p in nodes), 5), \
+        [p for p in nodes if alive(p)]
+
+    # the stale pid file and socket are recognised as such
+    assert (Path(spec.dir) / "supervisor.pid").exists() and control.owner_pid(spec.dir) is None
+    out = pegbench("onebox", "status", "--dir", spec.dir)
+    assert out.returncode == 3 and "no onebox supervisor is running" in out.stderr
+    background.start()  # the same dir starts again
+
+
+@pytest.mark.onebox
+def test_sigterm_of_background_supervisor_stops_nodes(background):
+    spec = background.start()
+    status = background.status(spec.dir)
+    os.kill(status["supervisor_pid"], signal.SIGTERM)
+    pids = [status["supervisor_pid"], *(n["pid"] for n in status["nodes"])]
+    assert wait_until(lambda: not any(alive(p) for p in pids), 10)
+    assert not (Path(spec.dir) / "control.sock").exists()
+    assert not (Path(spec.dir) / "supervisor.pid").exists()
+
+
+@pytest.mark.onebox
+def test_real_onebox_via_cli(tmp_path):
+    if not REAL_NODE.exists():
+        pytest.skip("loadgen/onebox/node.py not there yet")
+    d = str(tmp_path / "box")
+    meta, base = free_port(), free_port()
+    while any(not _free(p) for p in range(base, base + 3)):
+        base = free_port()
+    pids: list[int] = []
+    try:
+        out = pegbench("onebox", "start", "--dir", d, "--meta-port", str(meta),
+                       "--replica-port", str(base), "--partitions", "4",
+                       "--fd-beacon", str(FAST_FD.beacon_s), "--fd-check", str(FAST_FD.check_s),
+                       "--fd-lease", str(FAST_FD.lease_s), "--fd-grace", str(FAST_FD.grace_s),
+                       timeout_s=90)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout == f"127.0.0.1:{meta}\n"
+        status = json.loads(pegbench("onebox", "status", "--dir", d).stdout)
+        pids = [status["supervisor_pid"], *(n["pid"] for n in status["nodes"])]
+        assert status["healthy"] and status["partition_count"] == 4
+        assert all(p["primary"] and len(p["secondaries"]) == 2 for p in status["partitions"])
+        assert pegbench("onebox", "kill", "replica1", "--dir", d).returncode == 0
+        assert pegbench("onebox", "restart", "replica1", "--dir", d).returncode == 0
+        assert wait_until(lambda: control.request(d, "status")["healthy"], 20)
+        assert pegbench("onebox", "stop", "--dir", d).returncode == 0
+        assert not any(alive(p) for p in pids)
+    finally:
+        control.stop(d)
+        kill_groups(p for p in pids if alive(p))
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
