@@ -1,0 +1,352 @@
+"""Client: the public Pegasus client API, over pipelined sessions, driven by a retry policy.
+
+    client = Client(["127.0.0.1:34601"], policy="failover", op_timeout_ms=1000)
+    table = client.open_table("temp")
+    table.put("user1", "name", b"value", ttl=60)
+    assert table.get("user1", "name") == b"value"
+    client.close()
+
+Every op has a deadline ``op_timeout_ms`` after it is handed to the client. Each attempt goes
+to the partition's primary in the cached config; what a failure leads to (refresh, retry,
+re-poll) is the policy's answer (:mod:`loadgen.pegasus.policies`). The ``observer`` gets an
+:class:`~loadgen.pegasus.outcome.Outcome` per attempt and one per op; a failing observer is
+logged, never fatal. Safe for any number of greenlets of one gevent hub.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Callable, Iterable, Mapping
+
+import gevent
+
+from ..errors import OpTimeout, PegasusError, ServerError, SessionReset
+from . import codec, keys, policies, ttl as ttl_clock
+from .gen.rrdb import ttypes as rrdb
+from .meta import MetaSession
+from .outcome import ATTEMPT, FAIL, OK, OP, UNKNOWN, Outcome, classify
+from .policies import AttemptContext, Policy, Reaction
+from .rdsn.ttypes import blob
+from .routing import PartitionRoute, TableRouting
+from .session import Session
+
+log = logging.getLogger(__name__)
+
+#: How long ``open_table`` may take to get the table's config.
+OPEN_TIMEOUT_S = 5.0
+#: Safety bound on attempts per op; the op deadline normally ends retries long before.
+MAX_ATTEMPTS_PER_OP = 10_000
+# RocksDB statuses in a response struct's ``error``: a result, not a failure.
+_STATUS_OK, _STATUS_NOT_FOUND, _STATUS_INCOMPLETE = 0, 1, 7
+
+Observer = Callable[[Outcome], None]
+
+
+class Client:
+    """A Pegasus client for one cluster: its metas, sessions to replicas, and a policy.
+
+    ``policy`` is a registered name, a dotted path (``"pkg.mod:Class"``) or a
+    :class:`~loadgen.pegasus.policies.Policy` instance; ``policy_params`` override its fields.
+    """
+
+    def __init__(self, meta: "list[str] | str", policy: "str | Policy" = "failover",
+                 op_timeout_ms: int = 1000, observer: Observer | None = None, **policy_params: Any):
+        addrs = [a.strip() for a in meta.split(",")] if isinstance(meta, str) else list(meta)
+        if op_timeout_ms <= 0:
+            raise ValueError(f"op_timeout_ms must be positive, got {op_timeout_ms}")
+        self.policy: Policy = policies.create(policy, **policy_params)
+        self.op_timeout_ms = op_timeout_ms
+        self.observer = observer
+        self._op_timeout_s = op_timeout_ms / 1000
+        self._attempt_timeout_s = self.policy.attempt_timeout_s(self._op_timeout_s)
+        self._meta = MetaSession(addrs)
+        self._sessions: dict[str, Session] = {}
+        self._tables: dict[str, Table] = {}
+        self._closed = False
+
+    def open_table(self, name: str) -> "Table":
+        """The table ``name``, its config fetched from the metas on first open."""
+        table = self._tables.get(name)
+        if table is None:
+            if self._closed:
+                raise SessionReset("client closed")
+            routing = TableRouting(name, self._meta)
+            routing.load(time.monotonic() + max(OPEN_TIMEOUT_S, self._op_timeout_s))
+            table = self._tables[name] = Table(self, routing)
+        return table
+
+    def close(self) -> None:
+        """Close every connection; calls still waiting fail with ERR_SESSION_RESET."""
+        self._closed = True
+        for table in self._tables.values():
+            table._routing.close()
+        for session in self._sessions.values():
+            session.close()
+        self._sessions.clear()
+        self._meta.close()
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _session(self, addr: str) -> Session:
+        session = self._sessions.get(addr)
+        if session is None:
+            if self._closed:
+                raise SessionReset("client closed")
+            session = self._sessions[addr] = Session(
+                addr, fail_pending_on_loss=self.policy.fail_pending_on_loss,
+                reconnect_interval_s=self.policy.reconnect_interval_s)
+        return session
+
+    def _emit(self, outcome: Outcome) -> None:
+        try:
+            self.observer(outcome)
+        except Exception:  # an observer bug must not fail the op it observes
+            log.exception("observer failed on %s", outcome)
+
+    def _execute(self, table: "Table", op: str, write: bool, rpc: str, args: Any,
+                 phash: int, parse: Callable[[Any], Any], intended_start: float | None) -> Any:
+        """Run one op to success, a final error or its deadline; report its outcomes."""
+        start = time.monotonic()
+        deadline = start + self._op_timeout_s
+        routing, policy, observer = table._routing, self.policy, self.observer
+        error: PegasusError | None = None
+        last_error: PegasusError | None = None
+        any_unknown = any_refresh = out_of_time = False
+        node: str | None = None
+        pidx = attempt = 0
+        for attempt in range(1, MAX_ATTEMPTS_PER_OP + 1):
+            config = routing.config
+            pidx = phash & (config.partition_count - 1)  # the count is a power of two
+            route = config.partitions[pidx]
+            generation = routing.generation
+            node = route.primary
+            t_attempt = time.monotonic()
+            sent = False
+            if node is None:
+                error, kind = ServerError("ERR_NO_PRIMARY", f"no primary for partition {pidx}"), _NO_PRIMARY
+            else:
+                try:
+                    call = self._session(node).send(
+                        rpc, args, deadline=min(deadline, t_attempt + self._attempt_timeout_s),
+                        app_id=config.app_id, partition_index=pidx, partition_hash=phash,
+                        client_timeout_ms=max(0, int((deadline - t_attempt) * 1000)))
+                    sent = True
+                    reply = call.wait()
+                except SessionReset as exc:
+                    error, kind = exc, _LOST
+                except OpTimeout as exc:
+                    error, kind = exc, _TIMEOUT
+                else:
+                    if reply.error != "ERR_OK":
+                        error, kind = ServerError(reply.error, f"from {node}, partition {pidx}"), _REPLY
+                    else:
+                        try:
+                            value = parse(reply.result)
+                        except ServerError as exc:  # a storage status: a result, never retried
+                            error, kind = exc, _STORAGE
+                        else:
+                            if observer is not None:
+                                end = time.monotonic()
+                                self._emit(Outcome(ATTEMPT, op, table.name, pidx, node, t_attempt,
+                                                   end, OK, None, attempt, False, policy.name,
+                                                   intended_start))
+                                self._emit(Outcome(OP, op, table.name, pidx, node, start, end, OK,
+                                                   None, attempt, any_refresh, policy.name,
+                                                   intended_start))
+                            return value
+            end = time.monotonic()
+            reaction = _react(policy, kind, error,
+                              AttemptContext(op, table.name, pidx, node, attempt, deadline - end))
+            last_error = (error.last_error or last_error) if isinstance(error, OpTimeout) else error
+            retry = reaction.retry and end < deadline
+            out_of_time = reaction.retry and not retry
+            refreshed = _refresh(routing, reaction, deadline, generation, wait=retry)
+            any_refresh |= refreshed
+            result = classify(error.code, write=write, sent=sent)
+            any_unknown |= result == UNKNOWN
+            if observer is not None:
+                self._emit(Outcome(ATTEMPT, op, table.name, pidx, node, t_attempt, end, result,
+                                   error.code, attempt, refreshed, policy.name, intended_start))
+            if not retry:
+                break
+            if not _pause_before_retry(routing, pidx, route, reaction, policy, attempt, deadline):
+                out_of_time = True
+                break
+        if out_of_time or isinstance(error, OpTimeout):
+            error = OpTimeout(f"{op} on {table.name!r} partition {pidx}: no success within "
+                              f"{self.op_timeout_ms} ms ({attempt} attempts)", last_error=last_error)
+        if observer is not None:
+            self._emit(Outcome(OP, op, table.name, pidx, node, start, time.monotonic(),
+                               UNKNOWN if any_unknown else FAIL, error.code, attempt,
+                               any_refresh, policy.name, intended_start))
+        raise error
+
+
+# How an attempt failed, i.e. which policy hook is asked about it.
+_LOST, _TIMEOUT, _REPLY, _NO_PRIMARY, _STORAGE = "lost", "timeout", "reply", "no_primary", "storage"
+
+
+def _react(policy: Policy, kind: str, error: PegasusError, ctx: AttemptContext) -> Reaction:
+    """Ask the policy what a failed attempt leads to."""
+    if kind == _LOST:
+        return policy.on_connection_lost(ctx)
+    if kind == _TIMEOUT:
+        return policy.on_timeout(ctx)
+    if kind == _REPLY:
+        return policy.on_error(error.code, ctx)
+    if kind == _NO_PRIMARY:
+        return policy.on_no_primary(ctx)
+    return policies.NOTHING
+
+
+def _refresh(routing: TableRouting, reaction: Reaction, deadline: float, generation: int, *,
+             wait: bool) -> bool:
+    """Carry out the reaction's refresh; returns whether one ran or is under way."""
+    if reaction.refresh == policies.REFRESH_NOW:
+        if wait:
+            routing.refresh(deadline, newer_than=generation)
+            return True
+        # Nobody would wait for it (no retry, or the op is over): let it run on its own.
+        return routing.refresh_in_background()
+    if reaction.refresh == policies.REFRESH_BACKGROUND:
+        return routing.refresh_in_background(reaction.refresh_min_interval_s)
+    return False
+
+
+def _pause_before_retry(routing: TableRouting, pidx: int, gone: PartitionRoute,
+                        reaction: Reaction, policy: Policy, attempt: int, deadline: float) -> bool:
+    """Back off, or re-poll the meta until the primary changes; False if the deadline came first."""
+    if reaction.repoll_s > 0:
+        # The primary counts as gone: wait for the meta to name another one. No backoff
+        # afterwards, since the thing we waited for has happened.
+        for _ in range(int((deadline - time.monotonic()) / reaction.repoll_s) + 2):
+            route = routing.route(pidx)
+            if route.primary is not None and (route.primary, route.ballot) != (gone.primary, gone.ballot):
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            gevent.sleep(min(reaction.repoll_s, left))
+            routing.refresh(deadline, newer_than=routing.generation)
+        return False
+    left = deadline - time.monotonic()
+    gevent.sleep(max(0.0, min(policy.backoff_s(attempt), left)))
+    return time.monotonic() < deadline
+
+
+class Table:
+    """One table's operations. ``str`` keys and values are encoded as UTF-8.
+
+    Every op takes an optional keyword ``intended_start`` (the monotonic time the op was due
+    on an open-loop schedule), copied into its outcomes.
+    """
+
+    def __init__(self, client: Client, routing: TableRouting):
+        self._client = client
+        self._routing = routing
+
+    @property
+    def name(self) -> str:
+        return self._routing.table
+
+    def partition_of(self, hash_key: "bytes | str") -> int:
+        """The partition index ``hash_key`` maps to."""
+        return self._routing.partition_of(keys.crc64(keys.to_bytes(hash_key)))
+
+    def put(self, hash_key: "bytes | str", sort_key: "bytes | str", value: "bytes | str",
+            ttl: int = 0, *, intended_start: float | None = None) -> None:
+        """Write one value; ``ttl`` in seconds, 0 = never expires."""
+        key = keys.make_key(keys.to_bytes(hash_key), keys.to_bytes(sort_key))
+        args = rrdb.update_request(key=blob(key), value=blob(keys.to_bytes(value)),
+                                   expire_ts_seconds=ttl_clock.expire_ts(ttl))
+        self._client._execute(self, "put", True, codec.RPC_PUT, args, keys.key_hash(key),
+                              _written, intended_start)
+
+    def get(self, hash_key: "bytes | str", sort_key: "bytes | str", *,
+            intended_start: float | None = None) -> bytes | None:
+        """The value, or None if the key is missing or expired."""
+        key = keys.make_key(keys.to_bytes(hash_key), keys.to_bytes(sort_key))
+        return self._client._execute(self, "get", False, codec.RPC_GET, blob(key),
+                                     keys.key_hash(key), _read_value, intended_start)
+
+    def multi_put(self, hash_key: "bytes | str", values: Mapping["bytes | str", "bytes | str"],
+                  ttl: int = 0, *, intended_start: float | None = None) -> None:
+        """Write several sort keys of one hash key atomically."""
+        h = _hash_key(hash_key)
+        if not values:
+            raise ValueError("multi_put needs at least one sort key")
+        args = rrdb.multi_put_request(
+            hash_key=blob(h), expire_ts_seconds=ttl_clock.expire_ts(ttl),
+            kvs=[rrdb.key_value(key=blob(keys.to_bytes(s)), value=blob(keys.to_bytes(v)))
+                 for s, v in values.items()])
+        self._client._execute(self, "multi_put", True, codec.RPC_MULTI_PUT, args, keys.crc64(h),
+                              _written, intended_start)
+
+    def multi_get(self, hash_key: "bytes | str", sort_keys: Iterable["bytes | str"], *,
+                  intended_start: float | None = None) -> dict[bytes, bytes]:
+        """``{sort_key: value}`` for the sort keys that exist (no sort keys: all of them)."""
+        h = _hash_key(hash_key)
+        args = rrdb.multi_get_request(
+            hash_key=blob(h), sort_keys=[blob(keys.to_bytes(s)) for s in sort_keys],
+            max_kv_count=-1, max_kv_size=-1, no_value=False)  # -1: the server's own limits
+        return self._client._execute(self, "multi_get", False, codec.RPC_MULTI_GET, args,
+                                     keys.crc64(h), _read_kvs, intended_start)
+
+    def remove(self, hash_key: "bytes | str", sort_key: "bytes | str", *,
+               intended_start: float | None = None) -> None:
+        """Delete one key (deleting a missing key succeeds)."""
+        key = keys.make_key(keys.to_bytes(hash_key), keys.to_bytes(sort_key))
+        self._client._execute(self, "remove", True, codec.RPC_REMOVE, blob(key),
+                              keys.key_hash(key), _written, intended_start)
+
+    def ttl(self, hash_key: "bytes | str", sort_key: "bytes | str", *,
+            intended_start: float | None = None) -> int | None:
+        """Seconds left to live: None if the key is missing, -1 if it never expires."""
+        key = keys.make_key(keys.to_bytes(hash_key), keys.to_bytes(sort_key))
+        return self._client._execute(self, "ttl", False, codec.RPC_TTL, blob(key),
+                                     keys.key_hash(key), _read_ttl, intended_start)
+
+
+def _hash_key(hash_key: "bytes | str") -> bytes:
+    h = keys.to_bytes(hash_key)
+    if not h:
+        raise ValueError("hash_key must not be empty for multi-key operations")
+    return h
+
+
+def _storage_error(status: int) -> ServerError:
+    return ServerError("ERR_UNKNOWN", f"storage status {status}")
+
+
+def _written(resp: "rrdb.update_response") -> None:
+    if resp.error != _STATUS_OK:
+        raise _storage_error(resp.error)
+
+
+def _read_value(resp: "rrdb.read_response") -> bytes | None:
+    if resp.error == _STATUS_NOT_FOUND:
+        return None
+    if resp.error != _STATUS_OK:
+        raise _storage_error(resp.error)
+    return resp.value.data if resp.value is not None else b""
+
+
+def _read_kvs(resp: "rrdb.multi_get_response") -> dict[bytes, bytes]:
+    if resp.error == _STATUS_NOT_FOUND:
+        return {}
+    if resp.error not in (_STATUS_OK, _STATUS_INCOMPLETE):  # incomplete: hit the server's limits
+        raise _storage_error(resp.error)
+    return {kv.key.data: kv.value.data for kv in resp.kvs or []}
+
+
+def _read_ttl(resp: "rrdb.ttl_response") -> int | None:
+    if resp.error == _STATUS_NOT_FOUND:
+        return None
+    if resp.error != _STATUS_OK:
+        raise _storage_error(resp.error)
+    return resp.ttl_seconds

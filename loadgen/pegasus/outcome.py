@@ -1,0 +1,61 @@
+"""Outcome: the plain record the client reports for every operation and every attempt.
+
+Observers (metrics recorders, the Locust adapter, tests) receive one ``Outcome`` per attempt
+(``level="attempt"``) and one per operation (``level="op"``, emitted last). Times are
+``time.monotonic()`` seconds. ``outcome`` follows Jepsen's split of failures:
+
+* ``ok``      — the operation succeeded;
+* ``fail``    — it certainly did not apply (a definite rejection, or nothing reached a server);
+* ``unknown`` — a write that may or may not have applied (timed out, connection lost, ...).
+
+Reads never end ``unknown``: whether a failed read "applied" changes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from . import error_codes
+
+OK, FAIL, UNKNOWN = "ok", "fail", "unknown"
+ATTEMPT, OP = "attempt", "op"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """One attempt or one whole operation, as seen by the client."""
+
+    level: str                  # "attempt" | "op"
+    op: str                     # "put", "get", "multi_put", "multi_get", "remove", "ttl"
+    table: str
+    partition: int
+    node: str | None            # address the (last) attempt went to; None if none was chosen
+    start: float                # monotonic: the op was handed to the client / the attempt began
+    end: float                  # monotonic: reply or failure
+    outcome: str                # "ok" | "fail" | "unknown"
+    error: str | None           # Pegasus error name, None when ok
+    attempt: int                # attempt number (op level: attempts made)
+    refreshed: bool             # this attempt's failure (op: any attempt) refreshed the config
+    policy: str = ""
+    intended_start: float | None = None   # open-loop schedule time, when the caller gave one
+
+    @property
+    def duration_s(self) -> float:
+        """``end - start``: the service time of an op, or the time of one attempt."""
+        return self.end - self.start
+
+
+def classify(error: str | None, *, write: bool, sent: bool) -> str:
+    """Outcome of one attempt that ended with ``error`` (None = success).
+
+    ``sent`` says whether the request may have reached a server.
+    """
+    if error is None:
+        return OK
+    if not write or not sent:
+        return FAIL
+    # A lost connection is a definite rejection only before the request was sent: a write
+    # in flight when the server died may have been applied.
+    if error == "ERR_SESSION_RESET" or not error_codes.info(error).definite:
+        return UNKNOWN
+    return FAIL

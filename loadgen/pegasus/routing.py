@@ -1,0 +1,141 @@
+"""Routing: one table's partition-config cache (app id, partition count, primaries, ballots).
+
+The cache answers "which node is primary for partition i" without a network round trip.
+Refreshes run in one greenlet per table at a time: a caller that needs fresh config joins the
+refresh in flight rather than asking the meta again, so a burst of failures costs one query.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import gevent
+
+from ..errors import PegasusError, ProtocolError
+from . import keys
+from .gen.replication import ttypes as replication
+from .meta import MetaSession
+
+#: Longest one refresh may spend asking the metas (callers stop waiting at their deadline).
+REFRESH_TIMEOUT_S = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionRoute:
+    """Where partition ``index`` is served: its primary (None if the meta names none)."""
+
+    index: int
+    primary: str | None
+    ballot: int
+
+
+@dataclass(frozen=True)
+class TableConfig:
+    """A table's partition config as one meta answer gave it."""
+
+    table: str
+    app_id: int
+    partition_count: int
+    partitions: tuple[PartitionRoute, ...]
+
+    @classmethod
+    def from_response(cls, table: str, resp: "replication.query_cfg_response") -> "TableConfig":
+        """Validate a query-config answer; raises :class:`ProtocolError` if it is unusable."""
+        count = resp.partition_count or 0
+        if count < 1 or count & (count - 1):
+            raise ProtocolError(f"table {table!r}: partition_count {count} is not a power of two")
+        routes: list[PartitionRoute | None] = [None] * count
+        for part in resp.partitions or []:
+            index = part.pid.partition_index if part.pid is not None else -1
+            if not 0 <= index < count or routes[index] is not None:
+                raise ProtocolError(f"table {table!r}: bad or repeated partition index {index}")
+            primary = str(part.primary) if part.primary is not None else ""
+            routes[index] = PartitionRoute(index, primary or None, part.ballot or 0)
+        if any(r is None for r in routes):
+            raise ProtocolError(f"table {table!r}: the meta listed {len(resp.partitions or [])} "
+                                f"of {count} partitions")
+        return cls(table, resp.app_id, count, tuple(routes))
+
+
+class TableRouting:
+    """The cached config of one table, refreshed on demand from the metas."""
+
+    def __init__(self, table: str, meta: MetaSession, *, refresh_timeout_s: float = REFRESH_TIMEOUT_S):
+        self.table = table
+        self._meta = meta
+        self._refresh_timeout_s = refresh_timeout_s
+        self._config: TableConfig | None = None
+        self._refresher: gevent.Greenlet | None = None
+        self._last_start = float("-inf")
+        #: Successful refreshes so far (pass it to :meth:`refresh` as ``newer_than``).
+        self.generation = 0
+        #: Refreshes started so far, including failed ones.
+        self.refreshes = 0
+        #: Why the last refresh failed, if it did.
+        self.last_error: PegasusError | ProtocolError | None = None
+
+    @property
+    def config(self) -> TableConfig:
+        if self._config is None:
+            raise RuntimeError(f"table {self.table!r}: config not loaded yet")
+        return self._config
+
+    def load(self, deadline: float) -> TableConfig:
+        """Fetch the config now, in this greenlet; raises if no meta gives a usable one."""
+        self._apply(self._meta.query_config(self.table, deadline))
+        return self.config
+
+    def partition_of(self, hash_value: int) -> int:
+        """Partition index of a key hash (``crc64`` of the hash key)."""
+        return keys.partition_index(hash_value, self.config.partition_count)
+
+    def route(self, index: int) -> PartitionRoute:
+        return self.config.partitions[index]
+
+    def refresh(self, deadline: float, *, newer_than: int | None = None) -> bool:
+        """Refresh and wait for it until ``deadline``; True if a refresh completed.
+
+        With ``newer_than``, a refresh that already succeeded after that generation is
+        enough: nothing new is started.
+        """
+        if newer_than is not None and self.generation > newer_than:
+            return True
+        refresher = self._refresher or self._start()
+        refresher.join(timeout=max(0.0, deadline - time.monotonic()))
+        return refresher.dead
+
+    def refresh_in_background(self, min_interval_s: float = 0.0) -> bool:
+        """Start a refresh unless one is running or one started less than ``min_interval_s`` ago.
+
+        Returns whether a refresh is now under way.
+        """
+        if self._refresher is not None:
+            return True
+        if time.monotonic() - self._last_start < min_interval_s:
+            return False
+        self._start()
+        return True
+
+    def close(self) -> None:
+        if self._refresher is not None:
+            self._refresher.kill(block=False)
+
+    def _start(self) -> gevent.Greenlet:
+        self._last_start = time.monotonic()
+        self.refreshes += 1
+        self._refresher = gevent.spawn(self._run_refresh)
+        return self._refresher
+
+    def _run_refresh(self) -> None:
+        try:
+            self._apply(self._meta.query_config(self.table, time.monotonic() + self._refresh_timeout_s))
+        except (PegasusError, ProtocolError) as exc:
+            self.last_error = exc  # keep routing with the old config; the next failure retries
+        finally:
+            self._refresher = None
+
+    def _apply(self, resp: "replication.query_cfg_response") -> None:
+        self._config = TableConfig.from_response(self.table, resp)
+        self.generation += 1
+        self.last_error = None
