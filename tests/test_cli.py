@@ -79,8 +79,8 @@ def test_bench_delegates_all_arguments():
         out = pegbench("bench", kind, "--help")
         if "not part of this build" in out.stderr:
             assert out.returncode == 2 and module in out.stderr
-        else:  # the delegate's own --help, not ours
-            assert out.returncode == 0 and "pegbench bench" not in out.stdout
+        else:  # the delegate's own --help (ours has add_help=False there)
+            assert out.returncode == 0 and "usage:" in out.stdout, out.stderr
 
 
 @pytest.mark.onebox
@@ -241,9 +241,7 @@ def test_real_onebox_via_cli(tmp_path):
     if not REAL_NODE.exists():
         pytest.skip("loadgen/onebox/node.py not there yet")
     d = str(tmp_path / "box")
-    meta, base = free_port(), free_port()
-    while any(not _free(p) for p in range(base, base + 3)):
-        base = free_port()
+    meta, base = free_port(), _free_run(3)
     pids: list[int] = []
     try:
         out = pegbench("onebox", "start", "--dir", d, "--meta-port", str(meta),
@@ -274,3 +272,37 @@ def _free(port: int) -> bool:
         except OSError:
             return False
     return True
+
+
+@pytest.mark.onebox
+def test_ctrl_c_during_start_leaves_nothing(tmp_path):
+    if not REAL_NODE.exists():
+        pytest.skip("loadgen/onebox/node.py not there yet")
+    d = tmp_path / "box"
+    # Pegasus's own FD timings: becoming healthy takes a few beacons, time enough to interrupt
+    cli = subprocess.Popen([*PEGBENCH, "onebox", "start", "--dir", str(d), "--meta-port",
+                            str(free_port()), "--replica-port", str(_free_run(3))],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    pids: list[int] = []
+    try:
+        assert wait_until(lambda: control.owner_pid(d) not in (None, -1), 20)
+        sup = control.owner_pid(d)
+        assert wait_until(lambda: (d / "meta1" / "node.pid").exists(), 20)
+        pids = [sup, *(int(p.read_text().split()[0]) for p in d.glob("*/node.pid"))]
+        cli.send_signal(signal.SIGINT)
+        out, err = cli.communicate(timeout=30)
+        assert cli.returncode == 130 and out == "" and "interrupted" in err
+        assert wait_until(lambda: not any(alive(p) for p in pids), 10)
+        assert control.owner_pid(d) is None
+    finally:
+        cli.kill()
+        control.stop(d)
+        kill_groups(p for p in pids if alive(p))
+
+
+def _free_run(n: int) -> int:
+    """The first of ``n`` consecutive free ports."""
+    while True:
+        base = free_port()
+        if base + n < 65536 and all(_free(p) for p in range(base, base + n)):
+            return base
