@@ -22,7 +22,7 @@ import pytest
 from conftest import free_port
 from loadgen.errors import ClusterError, ConfigError, NodeCrashed
 from loadgen.onebox.spec import FAST_FD
-from loadgen.onebox.process import live_pid, process_starttime
+from loadgen.onebox.process import live_pid, process_starttime, write_pid_file
 from loadgen.onebox.supervisor import Onebox
 
 pytestmark = pytest.mark.onebox
@@ -297,9 +297,18 @@ def test_stale_pid_files_are_detected(boxes, tmp_path):
     dead.wait()
     (box.dir / "supervisor.pid").write_text(f"{dead.pid} 12345\n")
     assert live_pid(box.dir / "supervisor.pid") is None
-    with box:
-        assert live_pid(box.dir / "supervisor.pid") == os.getpid()
-        assert process_starttime(os.getpid()) in (box.dir / "supervisor.pid").read_text()
+    # a node a dead supervisor left behind, recorded in its pid file: killed on start
+    orphan = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    try:
+        (box.dir / "replica1").mkdir()
+        write_pid_file(box.dir / "replica1" / "node.pid", orphan.pid)
+        with box:
+            assert live_pid(box.dir / "supervisor.pid") == os.getpid()
+            assert process_starttime(os.getpid()) in (box.dir / "supervisor.pid").read_text()
+            assert not alive(orphan.pid)
+    finally:
+        orphan.kill()
+        orphan.wait()
 
 
 SUPERVISOR_SCRIPT = textwrap.dedent('''

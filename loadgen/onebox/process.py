@@ -93,6 +93,13 @@ def await_stopped(pid: int, stopped: bool, timeout_s: float = 1.0) -> None:
         time.sleep(0.001)
 
 
+def await_gone(pid: int, timeout_s: float = 2.0) -> None:
+    """Wait until ``pid`` has exited (a zombie counts as gone: it holds no port)."""
+    deadline = time.monotonic() + timeout_s
+    while proc_state(pid) not in (None, "Z") and time.monotonic() < deadline:
+        time.sleep(0.005)
+
+
 def port_in_use(host: str, port: int) -> bool:
     with socket.socket() as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is not "in use"

@@ -32,8 +32,8 @@ from typing import Any, Sequence
 
 from ..errors import ClusterError, ConfigError, NodeCrashed, PegbenchError
 from ..pegasus.blocking import query_config
-from .process import (await_stopped, live_pid, port_in_use, register_cleanup, signal_group,
-                      spawn, unregister_cleanup, write_pid_file)
+from .process import (await_gone, await_stopped, live_pid, port_in_use, register_cleanup,
+                      signal_group, spawn, unregister_cleanup, write_pid_file)
 from .spec import DEFAULT_META_PORT, DEFAULT_TABLE, META_NODE, FDConfig, OneboxSpec
 
 #: a node not READY within this many seconds of its spawn is a failed start
@@ -174,6 +174,7 @@ class Onebox:
             deadline = time.monotonic() + self.start_timeout_s
             self._claim_dir()
             try:
+                self._kill_orphans()
                 for name, addr in self.spec.nodes.items():
                     if port_in_use(self.spec.host, int(addr.rpartition(":")[2])):
                         raise ClusterError(f"port {addr} (for {name}) is already in use; "
@@ -206,6 +207,15 @@ class Onebox:
         # we hold the lock, so any recorded supervisor is dead or a reused pid: stale
         write_pid_file(self.dir / SUPERVISOR_PID, os.getpid())
         register_cleanup(self)
+
+    def _kill_orphans(self) -> None:
+        """SIGKILL nodes a dead supervisor left behind (we hold the lock, so any live node
+        recorded in a pid file is an orphan); PR_SET_PDEATHSIG makes this rare."""
+        for node in self._nodes.values():
+            orphan = live_pid(node.dir / NODE_PID)
+            if orphan is not None:
+                signal_group(orphan, signal.SIGKILL)
+                await_gone(orphan)
 
     def _launch(self, names: list[str], deadline: float) -> None:
         """Spawn ``names`` together, then wait for each one's READY line."""
@@ -378,9 +388,8 @@ class Onebox:
         secondaries, all alive; ClusterError naming what is unhealthy on timeout."""
         deadline = time.monotonic() + timeout_s
         while True:
-            with self._mutex:
-                self.check()
-                problems, _ = self._problems()
+            self.check()
+            problems, _ = self._problems()  # no lock held: a fault may land meanwhile
             if not problems:
                 return
             if time.monotonic() >= deadline:
@@ -390,10 +399,9 @@ class Onebox:
 
     def status(self) -> dict:
         """The status document of DESIGN.md ("Outputs"); never raises for a dead node."""
-        with self._mutex:
-            problems, cfg = self._problems()
-            nodes = [{"name": i.name, "addr": i.addr, "pid": i.pid, "state": i.state}
-                     for i in self.nodes.values()]
+        problems, cfg = self._problems()
+        nodes = [{"name": i.name, "addr": i.addr, "pid": i.pid, "state": i.state}
+                 for i in self.nodes.values()]
         partitions = [{"pidx": p.pid.partition_index, "ballot": p.ballot,
                        "primary": str(p.primary),
                        "secondaries": [str(s) for s in p.secondaries or []],
