@@ -3,7 +3,8 @@
 Each command group registers its sub-parsers in one ``_add_*`` function and sets ``func`` to
 a handler ``(args) -> int``; handlers call into the package. Exit codes (DESIGN.md,
 "Outputs"): 0 ok, 1 verdict failed, 2 usage/profile/input error, 3 runtime failure,
-130 interrupted. Modules other engineers own are imported lazily, so ``--help`` always works.
+130 interrupted. Handlers import their modules lazily, so ``--help`` stays fast and works
+even when an optional module is absent.
 """
 
 from __future__ import annotations
@@ -22,15 +23,6 @@ from .errors import ConfigError, PegbenchError
 EXIT_OK, EXIT_VERDICT, EXIT_USAGE, EXIT_RUNTIME, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 #: libraries whose versions ``pegbench version`` reports
 KEY_LIBRARIES = ("locust", "gevent", "thrift", "hdrhistogram", "plotly", "rich")
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse whose usage errors exit with EXIT_USAGE (argparse's own default is also 2,
-    but naming it keeps the contract in one place)."""
-
-    def error(self, message: str) -> None:
-        self.print_usage(sys.stderr)
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 
 def _err(message: str) -> None:
@@ -172,10 +164,11 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
 # ----------------------------------------------------------------------- main
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="pegbench", description="Measure how fast Apache Pegasus clients "
-                                                  "recover when replica servers crash or hang.")
-    sub = parser.add_subparsers(dest="cmd", required=True, metavar="COMMAND",
-                                parser_class=_Parser)
+    parser = argparse.ArgumentParser(
+        prog="pegbench",
+        description="Measure how fast Apache Pegasus clients recover when replica servers "
+                    "crash or hang.")
+    sub = parser.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
     version = sub.add_parser("version", help="print versions of pegbench, python, libraries")
     version.set_defaults(func=_version)
     _add_onebox(sub)
@@ -186,9 +179,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run one ``pegbench`` command; returns its exit code."""
     parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
-    if extra and not getattr(args, "passthrough", False):
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    try:  # argparse exits 2 on usage errors (0 for --help): return that code instead
+        args, extra = parser.parse_known_args(argv)
+        if extra and not getattr(args, "passthrough", False):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    except SystemExit as exc:
+        return int(exc.code or 0)
     args.extra = extra
     try:
         return args.func(args)

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from conftest import free_port
+from loadgen.cli import main
 from loadgen.onebox import control
 from loadgen.onebox.spec import FAST_FD, OneboxSpec
 from test_supervisor import FAKE_NODE, REAL_NODE, alive, kill_groups, proc_state, wait_until
@@ -71,6 +72,14 @@ def test_usage_errors_exit_2(argv, message, tmp_path):
     assert out.returncode == 2, out.stderr
     assert message in out.stderr and out.stdout == ""
     assert not (tmp_path / "unused").exists()
+
+
+@pytest.mark.unit
+def test_main_returns_exit_codes_in_process(capsys):
+    assert main(["--help"]) == 0
+    assert main(["nosuch"]) == 2
+    assert main(["onebox", "start", "--partitions", "6", "--dir", "unused"]) == 2
+    assert "partitions: a power of two" in capsys.readouterr().err
 
 
 @pytest.mark.unit
