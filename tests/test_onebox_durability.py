@@ -62,3 +62,25 @@ def test_no_acked_write_lost_across_kills_and_restarts(tmp_path, checkpoint_ever
         assert sum(w.ok for w in writers) > 100
         for w in writers:
             assert w.verify(box) == []
+
+
+def test_restart_after_torn_log_tail(tmp_path):
+    """kill -9 mid-write leaves half a record: the node replays what is whole and rejoins."""
+    from loadgen.onebox.storage import entry_record
+
+    with _box(tmp_path / "box", 10000) as box:
+        writer = Writer(box, "torn", keys=16)
+        thread = threading.Thread(target=writer.run, daemon=True)
+        thread.start()
+        time.sleep(0.5)
+        box.kill("replica2")
+        torn = entry_record(99, 10 ** 6, b"\x00" * 64)
+        for seg in box.spec.node_dir("replica2").glob("p*/log.*"):
+            with open(seg, "ab") as f:
+                f.write(torn[:len(torn) // 2])
+        box.restart("replica2")
+        box.wait_healthy(15)
+        time.sleep(0.3)
+        writer.stop = True
+        thread.join(10)
+        assert writer.ok > 0 and writer.verify(box) == []

@@ -20,7 +20,7 @@ from .client_ops import READ_RPCS, WRITE_RPCS, Ops
 from .gen.onebox import ttypes as ob
 from .internal_rpc import RPC_BEACON, RPC_CONFIG_PROPOSAL, RPC_MEMBER_CHANGE, RPC_PREPARE
 from .peer import PeerPool
-from .replica import PartitionReplica
+from .replica import PRIMARY, PartitionReplica
 from .rpc_server import Connection, FrameServer
 from .spec import OneboxSpec
 from .storage import PartitionLog
@@ -138,6 +138,11 @@ class ReplicaServer:
                 self._apply_configs([reply.result.config])
             elif err is not None:
                 log.warning("member change %s %s of partition %d failed: %s", action, node, pidx, err)
+                replica = self.partitions.get(pidx)
+                if replica is not None and replica.role == PRIMARY and node in replica.members:
+                    # Until the meta hears it, commits may wait on that member: keep asking.
+                    gevent.spawn_later(self.spec.fd.beacon_s, self.request_member_change,
+                                       pidx, replica.ballot, node, action)
 
         self.peers.get(self.spec.meta_addr).call_async(RPC_MEMBER_CHANGE, req, done,
                                                        self.spec.fd.lease_s)
