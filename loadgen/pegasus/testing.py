@@ -25,6 +25,7 @@ from gevent.server import StreamServer
 
 from ..errors import ProtocolError
 from . import codec, keys, ttl
+from .outcome import ATTEMPT, OP, Outcome
 from .gen.replication import ttypes as replication
 from .gen.rrdb import ttypes as rrdb
 from .rdsn.ttypes import blob, error_code, gpid, rpc_address
@@ -45,6 +46,7 @@ class _Endpoint:
     sockets: set = field(default_factory=set)
     requests: int = 0
     connections: int = 0
+    last_request: codec.RequestFrame | None = None
 
 
 def _abort(sock) -> None:
@@ -141,6 +143,10 @@ class TestCluster:
         """Connections accepted by ``addr`` so far."""
         return self._endpoints[addr].connections
 
+    def last_request(self, addr: str) -> codec.RequestFrame | None:
+        """The last request ``addr`` decoded (requests it hung on or dropped are not decoded)."""
+        return self._endpoints[addr].last_request
+
     def _listen(self, ep: _Endpoint, address: tuple[str, int]) -> StreamServer:
         server = StreamServer(address, lambda sock, _peer: self._handle(ep, sock))
         server.start()
@@ -175,7 +181,8 @@ class TestCluster:
                         return
                     if ep.mode == "hang":
                         continue
-                    replies.append(self._answer(ep, codec.decode_request(frame)))
+                    req = ep.last_request = codec.decode_request(frame)
+                    replies.append(self._answer(ep, req))
                 if replies:
                     sock.sendall(b"".join(replies))
         except (OSError, ProtocolError):
@@ -268,6 +275,25 @@ class TestCluster:
         if item is None:
             return rrdb.ttl_response(error=_STORAGE_NOT_FOUND, ttl_seconds=0)
         return rrdb.ttl_response(error=0, ttl_seconds=ttl.ttl_left(item[1]))
+
+
+class Recorder:
+    """A client observer that keeps every :class:`~loadgen.pegasus.outcome.Outcome`."""
+
+    def __init__(self):
+        self.outcomes: list[Outcome] = []
+
+    def __call__(self, outcome: Outcome) -> None:
+        self.outcomes.append(outcome)
+
+    def ops(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.level == OP]
+
+    def attempts(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.level == ATTEMPT]
+
+    def clear(self) -> None:
+        self.outcomes.clear()
 
 
 _REPLICA_HANDLERS = {

@@ -1,0 +1,144 @@
+"""Client benchmark: client put throughput against the raw codec's echo ceiling.
+
+One server process (the test cluster, ``python -m loadgen.pegasus.testing``) and this
+process, on loopback. Two phases against the same server:
+
+(a) echo ceiling — one connection, a window of requests in flight, nothing but the codec:
+    encode a put frame, cut and decode the replies; no routing, sessions or policy;
+(b) client — ``--greenlets`` greenlets doing ``Table.put`` through :class:`Client`.
+
+Prints ops/s of both and their ratio (target: the client reaches at least half the ceiling).
+Run as ``python -m loadgen.pegasus.bench`` or ``pegbench bench client``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import gevent
+from gevent import socket as gsocket
+from gevent import subprocess
+
+from ..errors import PegasusError
+from . import codec, keys
+from .client import Client
+from .gen.rrdb import ttypes as rrdb
+from .rdsn.ttypes import blob
+
+TARGET_RATIO = 0.5
+_SERVER_START_TIMEOUT_S = 20.0
+_PARTITIONS = 8
+
+
+def _start_server(partitions: int) -> tuple[subprocess.Popen, str, str]:
+    """The test cluster in a child process: (process, meta address, replica address)."""
+    proc = subprocess.Popen([sys.executable, "-m", "loadgen.pegasus.testing", "--replicas", "1",
+                             "--partitions", str(partitions)], stdout=subprocess.PIPE, text=True)
+    try:
+        with gevent.Timeout(_SERVER_START_TIMEOUT_S):
+            meta, replica = proc.stdout.readline().strip(), proc.stdout.readline().strip()
+    except gevent.Timeout:
+        meta = replica = ""
+    if not meta or not replica:
+        proc.kill()
+        proc.wait()
+        raise PegasusError("ERR_NETWORK_INIT_FAILED", "the test cluster did not start")
+    return proc, meta, replica
+
+
+def echo_ceiling(replica: str, seconds: float, window: int, value: bytes) -> float:
+    """Ops/s of pipelined put frames on one socket, with nothing but the codec."""
+    host, _, port = replica.rpartition(":")
+    key = keys.make_key(b"bench", b"s")
+    args = rrdb.update_request(key=blob(key), value=blob(value), expire_ts_seconds=0)
+    # Every partition's primary is the one replica; the partition must match the hash.
+    pidx, phash = keys.partition_index(keys.crc64(b"bench"), _PARTITIONS), keys.crc64(b"bench")
+
+    def frame(seqid: int) -> bytes:
+        return codec.encode_request(codec.RPC_PUT, seqid, args, app_id=1, partition_index=pidx,
+                                    client_timeout_ms=1000, partition_hash=phash)
+
+    sock = gsocket.create_connection((host, int(port)))
+    try:
+        splitter = codec.FrameSplitter("response")
+        seqid, done = window, 0
+        sock.sendall(b"".join(frame(i) for i in range(1, window + 1)))
+        start = time.monotonic()
+        end = start + seconds
+        while time.monotonic() < end:  # bounded by the clock
+            data = sock.recv(256 * 1024)
+            if not data:
+                raise PegasusError("ERR_SESSION_RESET", "the server closed the echo connection")
+            replies = [codec.decode_response(f) for f in splitter.feed(data)]
+            done += len(replies)
+            more = []
+            for _ in replies:
+                seqid += 1
+                more.append(frame(seqid))
+            sock.sendall(b"".join(more))
+        return done / (time.monotonic() - start)
+    finally:
+        sock.close()
+
+
+def client_puts(meta: str, seconds: float, greenlets: int, value: bytes, policy: str) -> float:
+    """Ops/s of ``greenlets`` greenlets doing puts through the client, observer attached."""
+    outcomes = [0]
+
+    def observe(_outcome) -> None:
+        outcomes[0] += 1
+
+    with Client([meta], policy=policy, op_timeout_ms=5000, observer=observe) as client:
+        table = client.open_table("temp")
+        end = time.monotonic() + seconds
+        counts = [0] * greenlets
+
+        def worker(i: int) -> None:
+            hash_key = b"user%d" % i
+            n = 0
+            while time.monotonic() < end:  # bounded by the clock
+                table.put(hash_key, b"s%d" % (n % 1000), value)
+                n += 1
+            counts[i] = n
+
+        start = time.monotonic()
+        gevent.joinall([gevent.spawn(worker, i) for i in range(greenlets)], raise_error=True)
+        elapsed = time.monotonic() - start
+    return sum(counts) / elapsed
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run both phases and print ops/s and the ratio; 1 if below ``--min-ratio``."""
+    parser = argparse.ArgumentParser(prog="python -m loadgen.pegasus.bench",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=5.0, help="duration of each phase")
+    parser.add_argument("--greenlets", type=int, default=50, help="client greenlets (and echo window)")
+    parser.add_argument("--value-bytes", type=int, default=100)
+    parser.add_argument("--policy", default="failover")
+    parser.add_argument("--min-ratio", type=float, default=None,
+                        help=f"exit 1 if client/echo is below this (target {TARGET_RATIO})")
+    args = parser.parse_args(argv)
+    value = b"v" * args.value_bytes
+    try:
+        proc, meta, replica = _start_server(partitions=_PARTITIONS)
+    except PegasusError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
+    try:
+        echo = echo_ceiling(replica, args.seconds, args.greenlets, value)
+        client = client_puts(meta, args.seconds, args.greenlets, value, args.policy)
+    finally:
+        proc.kill()
+        proc.wait()
+    ratio = client / echo
+    print(f"echo ceiling : {echo:9.0f} ops/s  (raw codec, 1 connection, {args.greenlets} in flight)")
+    print(f"client       : {client:9.0f} ops/s  (policy {args.policy}, {args.greenlets} greenlets, "
+          f"{args.value_bytes}-byte puts)")
+    print(f"ratio        : {ratio:9.2f}        (target >= {TARGET_RATIO})")
+    return 1 if args.min_ratio is not None and ratio < args.min_ratio else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

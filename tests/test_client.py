@@ -1,0 +1,226 @@
+"""Client: every op round-trips against the test cluster; routing, headers, outcomes, API rules."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+import textwrap
+import time
+
+import gevent
+import pytest
+
+from loadgen.errors import ConfigError, OpTimeout, SessionReset
+from loadgen.pegasus import Client, Outcome, PegasusError, ServerError, keys, ttl
+from loadgen.pegasus.testing import Recorder, TestCluster
+
+pytestmark = [pytest.mark.unit, pytest.mark.timeout(60)]
+
+OP_TIMEOUT_MS = 400
+
+
+@pytest.fixture
+def cluster():
+    with TestCluster(replicas=3, partitions=8) as c:
+        yield c
+
+
+@pytest.fixture
+def recorder():
+    return Recorder()
+
+
+@pytest.fixture
+def table(cluster, recorder):
+    with Client(cluster.meta_addrs, op_timeout_ms=OP_TIMEOUT_MS, observer=recorder) as client:
+        yield client.open_table("temp")
+
+
+def test_put_get_round_trip_with_str_and_bytes(table):
+    table.put("hé", "sort", "välue")
+    assert table.get("hé", "sort") == "välue".encode()
+    table.put(b"\x00\xff", b"", b"\x01")
+    assert table.get(b"\x00\xff", b"") == b"\x01"
+
+
+def test_get_missing_key_is_none(table):
+    assert table.get("nobody", "nothing") is None
+
+
+def test_remove(table):
+    table.put("h", "s", "v")
+    table.remove("h", "s")
+    assert table.get("h", "s") is None
+    table.remove("h", "s")  # removing a missing key succeeds
+
+
+def test_multi_put_and_multi_get(table):
+    table.multi_put("row", {"a": "1", b"b": b"2", "c": "3"})
+    assert table.multi_get("row", ["a", "b", "missing"]) == {b"a": b"1", b"b": b"2"}
+    assert table.multi_get("row", []) == {b"a": b"1", b"b": b"2", b"c": b"3"}
+    assert table.multi_get("no-such-row", ["a"]) == {}
+
+
+def test_ttl_missing_none_and_expiring(table, cluster):
+    table.put("h", "forever", "v")
+    table.put("h", "soon", "v", ttl=100)
+    assert table.ttl("h", "nothing") is None
+    assert table.ttl("h", "forever") == -1
+    assert 98 <= table.ttl("h", "soon") <= 100
+    _, expire = cluster.data[b"h"][b"soon"]
+    assert abs(expire - (ttl.now_ts() + 100)) <= 2  # seconds since 2016-01-01 UTC
+
+
+def test_multi_put_ttl_applies_to_every_value(table, cluster):
+    table.multi_put("row", {"a": "1", "b": "2"}, ttl=50)
+    assert all(48 <= table.ttl("row", s) <= 50 for s in ("a", "b"))
+
+
+def test_expired_value_reads_as_missing(table, cluster):
+    table.put("h", "s", "v")
+    cluster.data[b"h"][b"s"] = (b"v", ttl.now_ts() - 1)
+    assert table.get("h", "s") is None and table.ttl("h", "s") is None
+
+
+def test_multi_ops_reject_empty_hash_key_and_empty_values(table):
+    with pytest.raises(ValueError):
+        table.multi_put("", {"a": "1"})
+    with pytest.raises(ValueError):
+        table.multi_put("h", {})
+    with pytest.raises(ValueError):
+        table.multi_get("", ["a"])
+
+
+def test_requests_reach_the_primary_of_their_partition(cluster, table, recorder):
+    # Spread primaries: a request routed to the wrong partition would meet a non-primary
+    # and get ERR_INVALID_STATE, forcing a second attempt.
+    for pidx in range(cluster.partition_count):
+        cluster.move_primary(pidx, cluster.replica_addrs[pidx % 3])
+    table._routing.refresh(time.monotonic() + 1)
+    for i in range(64):
+        table.put(f"user{i}", "s", "v")
+    ops = recorder.ops()
+    assert len(ops) == 64 and all(o.attempt == 1 and o.outcome == "ok" for o in ops)
+    for i, o in enumerate(ops):
+        expected = keys.crc64(f"user{i}".encode()) % cluster.partition_count
+        assert o.partition == expected == table.partition_of(f"user{i}")
+        assert o.node == cluster.primary_of(expected)
+    assert len({o.partition for o in ops}) > 4
+
+
+def test_header_carries_ms_left_and_partition_hash(cluster, table):
+    table.put("hash-key", "s", "v")
+    req = cluster.last_request(cluster.replica_addrs[0])
+    assert req.partition_hash == keys.crc64(b"hash-key")
+    assert 0.8 * OP_TIMEOUT_MS <= req.client_timeout_ms <= OP_TIMEOUT_MS
+    assert req.app_id == cluster.app_id and req.partition_index == table.partition_of("hash-key")
+
+
+def test_observer_gets_attempts_then_op(table, recorder):
+    before = time.monotonic()
+    table.put("h", "s", "v", intended_start=before - 0.5)
+    attempt, op = recorder.outcomes
+    assert isinstance(op, Outcome)
+    assert (attempt.level, op.level) == ("attempt", "op")
+    assert (op.op, op.table, op.outcome, op.error, op.attempt, op.refreshed, op.policy) == \
+        ("put", "temp", "ok", None, 1, False, "failover")
+    assert before <= op.start <= attempt.start <= attempt.end <= op.end <= time.monotonic()
+    assert op.intended_start == attempt.intended_start == before - 0.5
+
+
+def test_failing_observer_is_logged_not_fatal(cluster, caplog):
+    def broken(_outcome):
+        raise RuntimeError("observer bug")
+
+    with Client(cluster.meta_addrs, op_timeout_ms=OP_TIMEOUT_MS, observer=broken) as client:
+        table = client.open_table("temp")
+        with caplog.at_level(logging.ERROR):
+            table.put("h", "s", "v")
+        assert table.get("h", "s") == b"v"
+    assert "observer failed" in caplog.text
+
+
+def test_timed_out_write_is_unknown_and_timed_out_read_is_fail(cluster, table, recorder):
+    table.put("h", "s", "v")  # connect first, so both ops below are sent
+    recorder.clear()
+    cluster.set_mode(cluster.replica_addrs[0], "hang")
+    with pytest.raises(OpTimeout):
+        table.put("h", "s", "v")
+    with pytest.raises(OpTimeout):
+        table.get("h", "s")
+    put_op, get_op = recorder.ops()
+    assert (put_op.outcome, put_op.error) == ("unknown", "ERR_TIMEOUT")
+    assert (get_op.outcome, get_op.error) == ("fail", "ERR_TIMEOUT")
+
+
+def test_unknown_table_is_a_server_error(cluster):
+    with Client(cluster.meta_addrs, op_timeout_ms=OP_TIMEOUT_MS) as client:
+        with pytest.raises(ServerError) as info:
+            client.open_table("no_such_table")
+    assert info.value.code == "ERR_OBJECT_NOT_FOUND"
+
+
+def test_policy_by_name_dotted_path_or_instance_with_params(cluster):
+    from loadgen.pegasus.policies import Failover
+
+    for spec in ("failover", "loadgen.pegasus.policies:Failover", "loadgen.pegasus.policies.Failover"):
+        with Client(cluster.meta_addrs, policy=spec, attempt_timeout_ms=50) as client:
+            assert isinstance(client.policy, Failover) and client.policy.attempt_timeout_ms == 50
+    instance = Failover(repoll_ms=5)
+    with Client(cluster.meta_addrs, policy=instance) as client:
+        assert client.policy is instance
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"policy": "no-such-policy"},
+    {"policy": "failover", "no_such_param": 1},
+    {"policy": "failover", "repoll_ms": 0},
+    {"policy": "no.such.module:Policy"},
+])
+def test_bad_policy_specs_are_config_errors(cluster, kwargs):
+    with pytest.raises(ConfigError):
+        Client(cluster.meta_addrs, **kwargs)
+
+
+def test_ops_after_close_fail_with_session_reset(cluster):
+    client = Client(cluster.meta_addrs, op_timeout_ms=OP_TIMEOUT_MS)
+    table = client.open_table("temp")
+    table.put("h", "s", "v")
+    client.close()
+    with pytest.raises(PegasusError) as info:
+        table.put("h", "s", "v")
+    assert isinstance(info.value, (SessionReset, OpTimeout))
+
+
+def test_many_greenlets_share_the_client(cluster, table):
+    jobs = [gevent.spawn(table.put, f"k{i}", "s", f"v{i}") for i in range(200)]
+    gevent.joinall(jobs, raise_error=True)
+    got = [gevent.spawn(table.get, f"k{i}", "s") for i in range(200)]
+    gevent.joinall(got, raise_error=True)
+    assert [g.value for g in got] == [f"v{i}".encode() for i in range(200)]
+    assert cluster.connections(cluster.replica_addrs[0]) == 1
+
+
+def test_works_under_gevent_monkey_patching():
+    # Locust monkey-patches the whole process before anything else is imported.
+    script = textwrap.dedent("""
+        from gevent import monkey
+        monkey.patch_all()
+        import gevent
+        from loadgen.pegasus import Client
+        from loadgen.pegasus.testing import TestCluster
+        assert monkey.is_module_patched("socket")
+        with TestCluster(replicas=2, partitions=4) as cluster:
+            with Client(cluster.meta_addrs, op_timeout_ms=2000) as client:
+                table = client.open_table("temp")
+                jobs = [gevent.spawn(table.put, f"k{i}", "s", "v") for i in range(50)]
+                gevent.joinall(jobs, raise_error=True)
+                cluster.set_mode(cluster.replica_addrs[0], "down")
+                for pidx in range(cluster.partition_count):
+                    cluster.move_primary(pidx, cluster.replica_addrs[1])
+                print("ok", table.get("k7", "s"))  # fails over to the new primary
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "ok b'v'"

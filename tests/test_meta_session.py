@@ -1,0 +1,179 @@
+"""Meta session and routing cache: leader discovery, skipping bad metas, coalesced refreshes."""
+
+from __future__ import annotations
+
+import time
+
+import gevent
+import pytest
+
+from loadgen.errors import OpTimeout, PegasusError, ProtocolError, ServerError, SessionReset
+from loadgen.pegasus import Client
+from loadgen.pegasus.gen.replication import ttypes as replication
+from loadgen.pegasus.meta import MetaSession
+from loadgen.pegasus.rdsn.ttypes import error_code, gpid, rpc_address
+from loadgen.pegasus.routing import TableConfig, TableRouting
+from loadgen.pegasus.testing import TestCluster
+
+pytestmark = [pytest.mark.unit, pytest.mark.timeout(60)]
+
+
+@pytest.fixture
+def cluster():
+    with TestCluster(replicas=2, metas=3, partitions=4) as c:
+        yield c
+
+
+@pytest.fixture
+def metas():
+    made: list[MetaSession] = []
+
+    def make(addrs, **kwargs) -> MetaSession:
+        made.append(MetaSession(addrs, **kwargs))
+        return made[-1]
+
+    yield make
+    for m in made:
+        m.close()
+
+
+def soon(seconds: float = 2.0) -> float:
+    return time.monotonic() + seconds
+
+
+def test_first_meta_down_then_forward_to_a_leader_not_in_the_list(cluster, metas):
+    m1, m2, m3 = cluster.meta_addrs
+    cluster.set_mode(m1, "down")
+    cluster.set_leader(m3)
+    meta = metas([m1, m2])
+    resp = meta.query_config("temp", soon())
+    assert (resp.app_id, resp.partition_count, len(resp.partitions)) == (1, 4, 4)
+    assert meta.leader == m3 and meta.addrs == [m1, m2, m3]
+    assert cluster.requests(m2) == 1 and cluster.requests(m3) == 1
+    # The leader is asked first from now on.
+    meta.query_config("temp", soon())
+    assert cluster.requests(m2) == 1 and cluster.requests(m3) == 2
+
+
+def test_client_opens_a_table_through_a_forwarding_meta(cluster):
+    m1, m2, m3 = cluster.meta_addrs
+    cluster.set_mode(m1, "down")
+    cluster.set_leader(m3)
+    with Client([m1, m2], op_timeout_ms=500) as client:
+        table = client.open_table("temp")
+        table.put("h", "s", "v")
+        assert table.get("h", "s") == b"v"
+
+
+def test_hanging_meta_is_skipped_after_the_attempt_timeout(cluster, metas):
+    m1, m2, _ = cluster.meta_addrs
+    cluster.set_mode(m1, "hang")
+    cluster.set_leader(m2)
+    meta = metas([m1, m2], attempt_timeout_s=0.1)
+    started = time.monotonic()
+    assert meta.query_config("temp", soon()).partition_count == 4
+    assert 0.09 <= time.monotonic() - started < 0.5
+
+
+def test_all_metas_down_fails_fast_with_the_last_error(cluster, metas):
+    for addr in cluster.meta_addrs:
+        cluster.set_mode(addr, "down")
+    meta = metas(cluster.meta_addrs)
+    started = time.monotonic()
+    with pytest.raises(SessionReset):
+        meta.query_config("temp", soon())
+    assert time.monotonic() - started < 0.5
+
+
+def test_all_metas_hanging_ends_at_the_deadline(cluster, metas):
+    for addr in cluster.meta_addrs:
+        cluster.set_mode(addr, "hang")
+    meta = metas(cluster.meta_addrs, attempt_timeout_s=0.1)
+    with pytest.raises(OpTimeout) as info:
+        meta.query_config("temp", soon(0.25))
+    assert info.value.last_error.code == "ERR_TIMEOUT"
+
+
+def test_forward_to_a_dead_leader_is_bounded(cluster, metas):
+    m1, m2, m3 = cluster.meta_addrs
+    cluster.set_mode(m3, "down")
+    cluster.set_leader(m3)
+    meta = metas([m1, m2])
+    with pytest.raises(PegasusError):
+        meta.query_config("temp", soon())
+    assert cluster.requests(m1) + cluster.requests(m2) <= 2 * 3 + 2
+
+
+def test_unknown_table_is_final(cluster, metas):
+    m1, m2, _ = cluster.meta_addrs
+    meta = metas([m1, m2])
+    with pytest.raises(ServerError) as info:
+        meta.query_config("nope", soon())
+    assert info.value.code == "ERR_OBJECT_NOT_FOUND"
+    assert cluster.requests(m2) == 0
+
+
+# ---------------------------------------------------------------------------- routing
+
+
+def config_response(count: int, indexes: list[int]) -> replication.query_cfg_response:
+    parts = [replication.partition_configuration(
+        pid=gpid(1, i), ballot=3, primary=rpc_address("127.0.0.1", 34801)) for i in indexes]
+    return replication.query_cfg_response(err=error_code("ERR_OK"), app_id=1,
+                                          partition_count=count, is_stateful=True, partitions=parts)
+
+
+def test_table_config_from_a_good_answer():
+    config = TableConfig.from_response("t", config_response(2, [1, 0]))
+    assert [(r.index, r.primary, r.ballot) for r in config.partitions] == \
+        [(0, "127.0.0.1:34801", 3), (1, "127.0.0.1:34801", 3)]
+
+
+@pytest.mark.parametrize("count, indexes", [(3, [0, 1, 2]), (4, [0, 1, 2]), (2, [0, 0]),
+                                            (2, [0, 5]), (0, [])])
+def test_table_config_rejects_unusable_answers(count, indexes):
+    with pytest.raises(ProtocolError):
+        TableConfig.from_response("t", config_response(count, indexes))
+
+
+def test_missing_primary_is_kept_as_none(cluster, metas):
+    cluster.move_primary(2, None)
+    routing = TableRouting("temp", metas(cluster.meta_addrs))
+    routing.load(soon())
+    assert routing.route(2).primary is None and routing.route(1).primary is not None
+
+
+def test_concurrent_refreshes_coalesce_into_one_meta_query(cluster, metas):
+    leader = cluster.meta_addrs[0]
+    routing = TableRouting("temp", metas(cluster.meta_addrs))
+    routing.load(soon())
+    before, generation = cluster.requests(leader), routing.generation
+    jobs = [gevent.spawn(routing.refresh, soon(), newer_than=generation) for _ in range(30)]
+    gevent.joinall(jobs, raise_error=True)
+    assert all(j.value for j in jobs)
+    assert cluster.requests(leader) == before + 1
+    assert routing.generation == generation + 1
+    # Already newer than what these callers saw: no query at all.
+    assert routing.refresh(soon(), newer_than=generation)
+    assert cluster.requests(leader) == before + 1
+
+
+def test_background_refresh_is_throttled(cluster, metas):
+    leader = cluster.meta_addrs[0]
+    routing = TableRouting("temp", metas(cluster.meta_addrs))
+    routing.load(soon())
+    before = cluster.requests(leader)
+    assert routing.refresh_in_background(min_interval_s=1.0)
+    gevent.sleep(0.05)
+    assert not routing.refresh_in_background(min_interval_s=1.0)
+    assert routing.refresh_in_background(min_interval_s=0.0)
+    gevent.sleep(0.05)
+    assert cluster.requests(leader) == before + 2
+
+
+def test_failed_refresh_keeps_the_old_config(cluster, metas):
+    routing = TableRouting("temp", metas(cluster.meta_addrs[:1]))
+    old = routing.load(soon())
+    cluster.set_mode(cluster.meta_addrs[0], "down")
+    assert routing.refresh(soon())
+    assert routing.config is old and isinstance(routing.last_error, SessionReset)

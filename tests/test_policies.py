@@ -1,0 +1,390 @@
+"""Policies: the exact behaviour of each built-in, and one contract every policy meets.
+
+Faults come from the test cluster: ``down`` is a crashed node (connection reset, connects
+refused), ``hang`` a stopped one, ``move_primary`` the meta's failover. Bounds are relative
+to the op timeout so they hold on slow machines.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass
+
+import gevent
+import pytest
+
+from loadgen.errors import OpTimeout, ServerError, SessionReset
+from loadgen.pegasus import Client, policies
+from loadgen.pegasus.policies import AttemptContext, Failover, Legacy, Policy, Reaction, RefreshOnTimeout
+from loadgen.pegasus.testing import Recorder, TestCluster
+
+pytestmark = [pytest.mark.unit, pytest.mark.timeout(60)]
+
+OP_TIMEOUT_MS = 400
+OP_TIMEOUT_S = OP_TIMEOUT_MS / 1000
+CTX = AttemptContext("put", "temp", 0, "127.0.0.1:1", 1, 0.2)
+
+
+@pytest.fixture
+def cluster():
+    with TestCluster(replicas=2, partitions=4) as c:
+        yield c
+
+
+@pytest.fixture
+def connect(cluster):
+    """``connect(policy, **params) -> (table, recorder)``: a connected client, closed after."""
+    clients: list[Client] = []
+
+    def make(policy, op_timeout_ms: int = OP_TIMEOUT_MS, **params):
+        recorder = Recorder()
+        clients.append(Client(cluster.meta_addrs, policy=policy, op_timeout_ms=op_timeout_ms,
+                              observer=recorder, **params))
+        table = clients[-1].open_table("temp")
+        table.put("h", "s", "v0")  # dial the primary so later faults hit a live connection
+        recorder.clear()
+        return table, recorder
+
+    yield make
+    for client in clients:
+        client.close()
+
+
+def fail_over(cluster, to: str) -> None:
+    """What the meta does once it notices: every partition gets a new primary."""
+    for pidx in range(cluster.partition_count):
+        cluster.move_primary(pidx, to)
+
+
+def crash_during_put(cluster, table):
+    """Start a put, crash the primary under it, fail over; returns (greenlet, crash time)."""
+    a, b = cluster.replica_addrs
+    cluster.set_mode(a, "hang")  # keeps the put pending until the crash
+    job = gevent.spawn(table.put, "h", "s", "v1")
+    gevent.sleep(0.05)
+    crashed_at = time.monotonic()
+    cluster.set_mode(a, "down")
+    fail_over(cluster, b)
+    job.join()
+    return job, crashed_at
+
+
+def wait_for(predicate, timeout_s: float = 2.0) -> bool:
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:  # bounded by the clock
+        if predicate():
+            return True
+        gevent.sleep(0.01)
+    return False
+
+
+# ---------------------------------------------------------------------------- legacy
+
+
+def test_legacy_crash_leaves_put_waiting_for_deadline_and_keeps_dead_route(cluster, connect):
+    table, rec = connect("legacy")
+    a, _ = cluster.replica_addrs
+    job, _ = crash_during_put(cluster, table)
+    assert isinstance(job.exception, OpTimeout)
+    assert isinstance(job.exception.last_error, SessionReset)
+    (op,) = rec.ops()
+    assert op.duration_s >= 0.9 * OP_TIMEOUT_S
+    assert (op.node, op.outcome, op.refreshed) == (a, "unknown", False)
+
+    meta_before = cluster.requests(cluster.meta_addrs[0])
+    for _ in range(2):
+        with pytest.raises(OpTimeout):
+            table.put("h", "s", "v2")
+    for op in rec.ops()[1:]:
+        assert op.node == a and not op.refreshed and op.duration_s >= 0.9 * OP_TIMEOUT_S
+        assert op.outcome == "fail"  # the dead node refused: nothing was sent
+    assert cluster.requests(cluster.meta_addrs[0]) == meta_before
+    assert cluster.data[b"h"][b"s"][0] == b"v0"
+
+
+def test_legacy_does_not_redial_a_restarted_node_within_the_interval(cluster, connect):
+    table, rec = connect("legacy")
+    a, _ = cluster.replica_addrs
+    cluster.set_mode(a, "down")
+    gevent.sleep(0.05)  # the client sees its connection reset
+    with pytest.raises(OpTimeout):
+        table.put("h", "s", "v1")  # the first dial after the loss: refused
+    cluster.set_mode(a, "ok")  # back, and still the primary
+    accepted = cluster.connections(a)
+    with pytest.raises(OpTimeout):
+        table.put("h", "s", "v2")
+    assert cluster.connections(a) == accepted
+
+
+def test_legacy_hang_neither_refreshes_nor_retries(cluster, connect):
+    table, rec = connect("legacy")
+    cluster.set_mode(cluster.replica_addrs[0], "hang")
+    meta_before = cluster.requests(cluster.meta_addrs[0])
+    with pytest.raises(OpTimeout):
+        table.put("h", "s", "v1")
+    gevent.sleep(0.05)
+    (op,) = rec.ops()
+    assert (op.attempt, op.refreshed) == (1, False)
+    assert cluster.requests(cluster.meta_addrs[0]) == meta_before
+
+
+# ---------------------------------------------------------------------------- refresh-on-timeout
+
+
+def test_refresh_on_timeout_fails_the_op_then_next_op_uses_new_primary(cluster, connect):
+    table, rec = connect("refresh-on-timeout")
+    _, b = cluster.replica_addrs
+    job, _ = crash_during_put(cluster, table)
+    assert isinstance(job.exception, OpTimeout)
+    (op,) = rec.ops()
+    assert op.duration_s >= 0.9 * OP_TIMEOUT_S and op.attempt == 1 and op.refreshed
+    assert wait_for(lambda: table._routing.route(op.partition).primary == b)
+    table.put("h", "s", "v2")
+    last = rec.ops()[-1]
+    assert (last.node, last.outcome, last.attempt) == (b, "ok", 1)
+
+
+def test_refresh_on_timeout_refreshes_at_most_once_per_second(cluster, connect):
+    table, rec = connect("refresh-on-timeout", op_timeout_ms=300)
+    meta = cluster.meta_addrs[0]
+    cluster.set_mode(cluster.replica_addrs[0], "hang")
+    meta_before = cluster.requests(meta)
+    for _ in range(2):  # both within one second
+        with pytest.raises(OpTimeout):
+            table.put("h", "s", "v1")
+    gevent.sleep(0.05)
+    assert [op.refreshed for op in rec.ops()] == [True, False]
+    assert cluster.requests(meta) == meta_before + 1
+
+
+# ---------------------------------------------------------------------------- failover
+
+
+def test_failover_crash_fails_attempt_at_once_and_retry_succeeds_on_new_primary(cluster, connect):
+    table, rec = connect("failover")
+    a, b = cluster.replica_addrs
+    job, crashed_at = crash_during_put(cluster, table)
+    assert job.successful(), job.exception
+    first, second = rec.attempts()
+    (op,) = rec.ops()
+    assert (first.node, first.error, first.outcome, first.refreshed) == \
+        (a, "ERR_SESSION_RESET", "unknown", True)
+    assert first.end - crashed_at < 0.1 * OP_TIMEOUT_S
+    assert (second.node, second.outcome) == (b, "ok")
+    assert (op.outcome, op.attempt, op.refreshed, op.node) == ("ok", 2, True, b)
+    assert op.duration_s < 0.5 * OP_TIMEOUT_S
+    assert cluster.data[b"h"][b"s"][0] == b"v1"
+
+
+def test_failover_repolls_meta_while_dead_primary_is_still_listed(cluster, connect):
+    table, rec = connect("failover", op_timeout_ms=1000)
+    a, b = cluster.replica_addrs
+    meta = cluster.meta_addrs[0]
+    cluster.set_mode(a, "down")  # the meta has not noticed yet: it still names a
+    meta_before = cluster.requests(meta)
+    gevent.spawn_later(0.2, fail_over, cluster, b)
+    table.put("h", "s", "v1")
+    (op,) = rec.ops()
+    assert 0.19 <= op.duration_s < 0.6
+    assert [(x.node, x.error) for x in rec.attempts()] == [(a, "ERR_SESSION_RESET"), (b, None)]
+    polls = cluster.requests(meta) - meta_before
+    assert polls >= 5, f"only {polls} meta queries in 200 ms with repoll_ms=10"
+
+
+def test_failover_gives_up_at_the_deadline_if_the_meta_never_changes(cluster, connect):
+    table, rec = connect("failover")
+    cluster.set_mode(cluster.replica_addrs[0], "down")
+    gevent.sleep(0.05)  # the client sees its connection reset
+    meta_before = cluster.requests(cluster.meta_addrs[0])
+    with pytest.raises(OpTimeout) as info:
+        table.put("h", "s", "v1")
+    (op,) = rec.ops()
+    assert 0.9 * OP_TIMEOUT_S <= op.duration_s < 1.5 * OP_TIMEOUT_S
+    assert isinstance(info.value.last_error, SessionReset)
+    assert op.outcome == "fail"  # connects were refused: the write never left the client
+    assert cluster.requests(cluster.meta_addrs[0]) - meta_before >= 10
+
+
+def test_failover_abandons_hung_primary_after_attempt_timeout(cluster, connect):
+    table, rec = connect("failover", op_timeout_ms=600)
+    a, b = cluster.replica_addrs
+    attempt_timeout_s = 0.6 / 3
+    cluster.set_mode(a, "hang")
+    fail_over(cluster, b)  # the client's cache still names a
+    table.put("h", "s", "v1")
+    first, second = rec.attempts()
+    (op,) = rec.ops()
+    assert (first.node, first.error, first.outcome, first.refreshed) == (a, "ERR_TIMEOUT", "unknown", True)
+    assert 0.9 * attempt_timeout_s <= first.duration_s < 1.5 * attempt_timeout_s
+    assert (second.node, second.outcome) == (b, "ok")
+    assert op.duration_s < 0.6
+
+
+def test_failover_attempt_timeout_param(cluster, connect):
+    table, rec = connect("failover", op_timeout_ms=600, attempt_timeout_ms=100)
+    cluster.set_mode(cluster.replica_addrs[0], "hang")
+    fail_over(cluster, cluster.replica_addrs[1])
+    table.put("h", "s", "v1")
+    assert 0.09 <= rec.attempts()[0].duration_s < 0.18
+
+
+# ---------------------------------------------------------------------------- error replies
+
+
+@pytest.mark.parametrize("policy", ["legacy", "refresh-on-timeout"])
+def test_invalid_state_refreshes_without_retry(cluster, connect, policy):
+    table, rec = connect(policy)
+    a, b = cluster.replica_addrs
+    cluster.set_mode(a, "invalid_state")
+    fail_over(cluster, b)
+    with pytest.raises(ServerError) as info:
+        table.put("h", "s", "v1")
+    assert info.value.code == "ERR_INVALID_STATE"
+    (op,) = rec.ops()
+    assert (op.attempt, op.outcome, op.refreshed) == (1, "fail", True)
+    assert op.duration_s < 0.25 * OP_TIMEOUT_S
+    assert wait_for(lambda: table._routing.route(op.partition).primary == b)
+    table.put("h", "s", "v2")
+    assert rec.ops()[-1].node == b
+
+
+def test_failover_invalid_state_refreshes_and_retries_in_the_same_op(cluster, connect):
+    table, rec = connect("failover")
+    a, b = cluster.replica_addrs
+    cluster.set_mode(a, "invalid_state")
+    fail_over(cluster, b)
+    table.put("h", "s", "v1")
+    assert [(x.node, x.error, x.refreshed) for x in rec.attempts()] == \
+        [(a, "ERR_INVALID_STATE", True), (b, None, False)]
+    assert rec.ops()[0].duration_s < 0.5 * OP_TIMEOUT_S
+
+
+# ---------------------------------------------------------------------------- policy units
+
+
+def test_failover_reactions_follow_the_error_table():
+    p = Failover()
+    assert p.on_error("ERR_INVALID_STATE", CTX) == Reaction(refresh="now", retry=True)
+    assert p.on_error("ERR_OBJECT_NOT_FOUND", CTX) == Reaction(refresh="now", retry=True)
+    for busy in ("ERR_BUSY", "ERR_CAPACITY_EXCEEDED", "ERR_NOT_ENOUGH_MEMBER"):
+        assert p.on_error(busy, CTX) == Reaction(refresh="none", retry=True)
+    assert p.on_error("ERR_INVALID_PARAMETERS", CTX).retry is False
+    assert p.on_connection_lost(CTX) == Reaction(refresh="now", retry=True, repoll_s=0.01)
+    assert p.on_no_primary(CTX).repoll_s == 0.01
+    assert p.on_timeout(CTX) == Reaction(refresh="now", retry=True)
+
+
+def test_legacy_and_refresh_on_timeout_reactions():
+    for p in (Legacy(), RefreshOnTimeout()):
+        assert not p.fail_pending_on_loss and p.reconnect_interval_s == 60.0
+        assert p.on_connection_lost(CTX).retry is False
+        assert p.on_error("ERR_OBJECT_NOT_FOUND", CTX) == \
+            Reaction(refresh="background", refresh_min_interval_s=1.0)
+        assert p.on_error("ERR_BUSY", CTX) == Reaction()
+    assert Legacy().on_timeout(CTX) == Reaction()
+    assert RefreshOnTimeout().on_timeout(CTX) == Reaction(refresh="background", refresh_min_interval_s=1.0)
+
+
+def test_failover_attempt_timeout_defaults_to_a_third():
+    assert Failover().attempt_timeout_s(0.9) == pytest.approx(0.3)
+    assert Failover(attempt_timeout_ms=100).attempt_timeout_s(0.9) == pytest.approx(0.1)
+    assert Failover(attempt_timeout_ms=5000).attempt_timeout_s(0.9) == pytest.approx(0.9)
+    assert Legacy().attempt_timeout_s(0.9) == 0.9
+
+
+def test_failover_backoff_is_capped_exponential_with_full_jitter():
+    p = Failover()
+    for retry, ceiling_ms in [(1, 10), (2, 20), (3, 40), (5, 160), (6, 200), (50, 200), (10_000, 200)]:
+        samples = [p.backoff_s(retry) * 1000 for _ in range(400)]
+        assert 0 <= min(samples) < 0.1 * ceiling_ms
+        assert 0.85 * ceiling_ms < max(samples) <= ceiling_ms
+
+
+# ---------------------------------------------------------------------------- contract
+
+
+@dataclass(frozen=True)
+class RetryAnything(Policy):
+    """A user policy: refresh and retry on every failure, 5 ms apart."""
+
+    name = "retry-anything"
+    pause_ms: float = 5.0
+
+    def _again(self, *_args) -> Reaction:
+        return Reaction(refresh="now", retry=True)
+
+    on_connection_lost = on_timeout = on_error = on_no_primary = _again
+
+    def backoff_s(self, retry: int) -> float:
+        return self.pause_ms / 1000
+
+
+def test_user_policy_by_dotted_path(cluster, connect):
+    table, rec = connect(f"{__name__}:RetryAnything", pause_ms=1)
+    assert rec is not None and isinstance(table._client.policy, RetryAnything)
+    cluster.set_mode(cluster.replica_addrs[0], "invalid_state")
+    fail_over(cluster, cluster.replica_addrs[1])
+    table.put("h", "s", "v1")
+    assert [x.outcome for x in rec.attempts()] == ["fail", "ok"]
+
+
+REGISTERED = [info.name for info in policies.available()]
+
+
+def test_builtins_are_registered_with_summaries_and_params():
+    infos = {i.name: i for i in policies.available()}
+    assert {"legacy", "refresh-on-timeout", "failover"} <= set(infos)
+    assert infos["failover"].params == {"attempt_timeout_ms": None, "backoff_base_ms": 10.0,
+                                        "backoff_multiplier": 2.0, "backoff_cap_ms": 200.0,
+                                        "repoll_ms": 10.0}
+    assert infos["legacy"].params == {"reconnect_interval_s": 60.0, "refresh_interval_s": 1.0}
+
+
+@pytest.mark.parametrize("name", REGISTERED)
+def test_contract_policy_object(name):
+    policy = policies.create(name)
+    assert isinstance(policy, Policy) and policy.name == name
+    info = next(i for i in policies.available() if i.name == name)
+    assert info.summary
+    if dataclasses.is_dataclass(policy):
+        assert set(info.params) == {f.name for f in dataclasses.fields(policy)}
+    assert 0 < policy.attempt_timeout_s(1.0) <= 1.0
+    for hook in (policy.on_connection_lost, policy.on_timeout, policy.on_no_primary):
+        assert isinstance(hook(CTX), Reaction)
+    assert isinstance(policy.on_error("ERR_INVALID_STATE", CTX), Reaction)
+    assert all(0 <= policy.backoff_s(n) < math.inf for n in (1, 2, 100))
+    assert policy.reconnect_interval_s >= 0
+
+
+@pytest.mark.parametrize("name", REGISTERED)
+def test_contract_ops_outcomes_and_deadline(cluster, connect, name):
+    table, rec = connect(name)
+    table.put("h", "s", "v1")
+    assert table.get("h", "s") == b"v1"
+    # A hung primary: every policy ends the op at its deadline, not before, not much after.
+    cluster.set_mode(cluster.replica_addrs[0], "hang")
+    started = time.monotonic()
+    with pytest.raises(OpTimeout) as info:
+        table.put("h", "s", "v2")
+    elapsed = time.monotonic() - started
+    assert 0.9 * OP_TIMEOUT_S <= elapsed < 1.5 * OP_TIMEOUT_S
+    assert info.value.code == "ERR_TIMEOUT"
+    # Healed: the next op succeeds, nothing is stuck.
+    cluster.set_mode(cluster.replica_addrs[0], "ok")
+    table.put("h", "s", "v3")
+    assert table.get("h", "s") == b"v3"
+    # Every op's attempts are reported first, numbered 1..n, inside the op's time span.
+    pending: list = []
+    for o in rec.outcomes:
+        assert o.policy == name
+        if o.level == "attempt":
+            pending.append(o)
+            continue
+        assert [a.attempt for a in pending] == list(range(1, o.attempt + 1))
+        assert all(o.start <= a.start <= a.end <= o.end for a in pending)
+        assert o.outcome == ("ok" if o.error is None else o.outcome)
+        pending = []
+    assert not pending
+    assert [o.outcome for o in rec.ops()] == ["ok", "ok", "unknown", "ok", "ok"]
