@@ -77,7 +77,7 @@ class Caller:
                     reply = codec.decode_response(frame)
                     if reply.seqid == self._seq:
                         return reply.error, reply.result
-        except socket.timeout:
+        except TimeoutError:
             self._drop(addr)
             return "ERR_TIMEOUT", None
         except (OSError, ProtocolError):
@@ -131,7 +131,7 @@ class Writer:
         if self._cfg is None:
             try:
                 self._cfg = self.box.config()
-            except Exception:
+            except (PegasusError, ProtocolError):
                 return ""
         return str(self._cfg.partitions[pidx].primary)
 

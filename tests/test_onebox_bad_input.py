@@ -9,8 +9,8 @@ import threading
 import time
 
 import pytest
-
 from onebox_tools import Caller, make_box, pidx_of, put_args
+
 from loadgen.pegasus import codec
 
 pytestmark = pytest.mark.onebox

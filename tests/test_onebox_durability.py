@@ -6,9 +6,9 @@ import threading
 import time
 
 import pytest
-
 from conftest import free_port
 from onebox_tools import Writer, node_of, pidx_of
+
 from loadgen.onebox.spec import FAST_FD, OneboxSpec
 from loadgen.onebox.supervisor import Onebox
 
@@ -56,7 +56,7 @@ def test_no_acked_write_lost_across_kills_and_restarts(tmp_path, checkpoint_ever
             t.join(10)
         box.wait_healthy(15)
         cfg = box.config()
-        every = set(box.spec.nodes[n] for n in box.spec.replica_names)
+        every = {box.spec.nodes[n] for n in box.spec.replica_names}
         for p in cfg.partitions:
             assert {str(p.primary), *map(str, p.secondaries)} == every
         assert sum(w.ok for w in writers) > 100

@@ -8,8 +8,8 @@ import threading
 import time
 
 import pytest
+from onebox_tools import Writer, call, make_box, node_of, pidx_of, put_args, wait_for
 
-from onebox_tools import (Writer, call, make_box, node_of, pidx_of, put_args, wait_for)
 from loadgen.onebox.spec import CONFIG_LOG, META_NODE
 from loadgen.pegasus import codec
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from onebox_tools import call, make_box, pidx_of, put_args
 
-from onebox_tools import TABLE, call, make_box, pidx_of, put_args
+from loadgen.onebox.kv_store import now_ts
 from loadgen.pegasus import blocking, codec
 from loadgen.pegasus.gen.rrdb import ttypes as rrdb
 from loadgen.pegasus.keys import make_key
 from loadgen.pegasus.rdsn.ttypes import blob
-from loadgen.onebox.kv_store import now_ts
 
 pytestmark = pytest.mark.onebox
 
@@ -46,7 +46,7 @@ def test_every_op_on_every_partition(box):
         primary = str(cfg.partitions[pidx].primary)
         key = blob(make_key(hk, b"s"))
 
-        def ok(rpc, args):
+        def ok(rpc, args, primary=primary, pidx=pidx):
             reply = call(primary, rpc, args, pidx)
             assert reply.error == "ERR_OK", (rpc, pidx, reply.error)
             assert reply.result.server == primary

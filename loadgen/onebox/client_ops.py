@@ -7,7 +7,8 @@ status codes are RocksDB's (0 ok, 1 not found, 4 invalid argument, 7 incomplete)
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ..pegasus import codec
 from ..pegasus.gen.rrdb import ttypes as rrdb
@@ -26,7 +27,7 @@ READ_RPCS = frozenset({codec.RPC_GET, codec.RPC_MULTI_GET, codec.RPC_TTL, codec.
 
 
 class Ops:
-    """Client op handlers for one replica server (``where`` = app_id, pidx, server address)."""
+    """Client op handlers of one replica server; responses name it as ``server``."""
 
     def __init__(self, app_id: int, server: str):
         self.app_id = app_id
@@ -65,7 +66,7 @@ class Ops:
 
     # ------------------------------------------------------------------ reads
     def read(self, rpc: str, args: Any, pidx: int, store: KVStore) -> Any:
-        common = dict(app_id=self.app_id, partition_index=pidx, server=self.server)
+        common = {"app_id": self.app_id, "partition_index": pidx, "server": self.server}
         if rpc == codec.RPC_GET:
             cell = store.get(args.data)
             return rrdb.read_response(error=OK if cell else NOT_FOUND,
@@ -111,9 +112,7 @@ def _in_range(req: rrdb.multi_get_request, sk: bytes) -> bool:
     stop_incl = False if req.stop_inclusive is None else req.stop_inclusive
     if start and (sk < start or (sk == start and not start_incl)):
         return False
-    if stop and (sk > stop or (sk == stop and not stop_incl)):
-        return False
-    return True
+    return not (stop and (sk > stop or (sk == stop and not stop_incl)))
 
 
 def _matches(req: rrdb.multi_get_request, sk: bytes) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import struct
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 from ..pegasus.keys import make_key, split_key
 
@@ -106,7 +106,7 @@ class KVStore:
         return encode_mutation(items)
 
     @classmethod
-    def from_snapshot(cls, data: bytes) -> "KVStore":
+    def from_snapshot(cls, data: bytes) -> KVStore:
         store = cls()
         if data:
             store.apply(data)

@@ -70,7 +70,7 @@ class MetaServer:
         self.assigned = False
         self.peers = PeerPool()
         self._changed: set[int] = set()
-        self._log_file = open(data_dir / CONFIG_LOG, "a")
+        self._log_file = open(data_dir / CONFIG_LOG, "a")  # noqa: SIM115 - open for the server's life
         self.server = FrameServer(spec.host, spec.meta_port, self.handle, "meta1")
         self._checker: gevent.Greenlet | None = None
 
@@ -176,9 +176,9 @@ class MetaServer:
     def _change(self, p: PartitionState, reason: str) -> None:
         p.ballot += 1
         self._changed.add(p.pidx)
-        record = dict(t_wall=time.time(), t_mono=time.monotonic(), pidx=p.pidx, ballot=p.ballot,
-                      primary=p.primary, secondaries=list(p.secondaries), learners=list(p.learners),
-                      reason=reason)
+        record = {"t_wall": time.time(), "t_mono": time.monotonic(), "pidx": p.pidx,
+                  "ballot": p.ballot, "primary": p.primary, "secondaries": list(p.secondaries),
+                  "learners": list(p.learners), "reason": reason}
         self._log_file.write(json.dumps(record) + "\n")
         self._log_file.flush()
         log.info("config change: %s", record)

@@ -10,15 +10,15 @@ from gevent import monkey
 
 monkey.patch_all()
 
-import argparse  # noqa: E402  (after monkey-patching, as gevent requires)
-import logging  # noqa: E402
-import signal  # noqa: E402
-import sys  # noqa: E402
+import argparse
+import logging
+import signal
+import sys
 
-import gevent  # noqa: E402
-from gevent.event import Event  # noqa: E402
+import gevent
+from gevent.event import Event
 
-from .spec import META_NODE, OneboxSpec  # noqa: E402
+from .spec import META_NODE, OneboxSpec
 
 
 def main(argv: list[str] | None = None) -> int:

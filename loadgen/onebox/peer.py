@@ -10,10 +10,11 @@ from __future__ import annotations
 import logging
 import socket
 import time
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 import gevent
-from gevent.event import AsyncResult, Event
+from gevent.event import Event
 from gevent.lock import Semaphore
 
 from ..errors import PegasusError, ProtocolError, SessionReset
@@ -22,7 +23,7 @@ from ..pegasus import codec
 log = logging.getLogger(__name__)
 
 #: Reply callback: (reply or None, error or None).
-Callback = Callable[[Optional[codec.ResponseFrame], Optional[PegasusError]], None]
+Callback = Callable[[codec.ResponseFrame | None, PegasusError | None], None]
 CONNECT_TIMEOUT_S = 1.0
 SWEEP_INTERVAL_S = 0.02
 
@@ -59,15 +60,6 @@ class Peer:
                                               partition_index=partition_index,
                                               client_timeout_ms=int(timeout_s * 1000)))
         self._wake.set()
-
-    def call(self, rpc_name: str, args: Any, timeout_s: float) -> codec.ResponseFrame:
-        """Blocking form of :meth:`call_async`; raises the error instead of returning it."""
-        result = AsyncResult()
-        self.call_async(rpc_name, args, lambda r, e: result.set((r, e)), timeout_s)
-        reply, err = result.get()
-        if err is not None:
-            raise err
-        return reply
 
     def _connect(self) -> bool:
         with self._dialing:  # concurrent callers share one dial

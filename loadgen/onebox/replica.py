@@ -17,8 +17,9 @@ unacknowledged tails are ever dropped. Learning is this same stream.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Optional, Protocol
+from typing import Protocol
 
 import gevent
 
@@ -27,7 +28,14 @@ from .gen.onebox import ttypes as ob
 from .internal_rpc import RPC_PREPARE
 from .kv_store import KVStore
 from .peer import PeerPool
-from .storage import ENTRY, Entry, PartitionLog, commit_record, entry_record, parse_records
+from .storage import (
+    ENTRY,
+    Entry,
+    PartitionLog,
+    commit_record,
+    entry_record,
+    parse_records,
+)
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +152,7 @@ class PartitionReplica:
         self._advance_commit()
 
     # ------------------------------------------------------------------ primary: writes
-    def can_write(self) -> Optional[str]:
+    def can_write(self) -> str | None:
         """None if a new write may start, else the error name to answer."""
         if self.role != PRIMARY:
             return "ERR_INVALID_STATE"
@@ -212,7 +220,7 @@ class PartitionReplica:
             self.host.prepare_timeout_s, app_id=self.host.app_id, partition_index=self.pidx)
 
     def _on_prepared(self, addr: str, m: Member, stream: int, ballot: int, batch_last: int,
-                     reply: Optional[codec.ResponseFrame], err) -> None:
+                     reply: codec.ResponseFrame | None, err) -> None:
         m.inflight -= 1
         if self.role != PRIMARY or self.members.get(addr) is not m:
             return

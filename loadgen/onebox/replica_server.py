@@ -18,7 +18,12 @@ import gevent
 from ..pegasus import codec
 from .client_ops import READ_RPCS, WRITE_RPCS, Ops
 from .gen.onebox import ttypes as ob
-from .internal_rpc import RPC_BEACON, RPC_CONFIG_PROPOSAL, RPC_MEMBER_CHANGE, RPC_PREPARE
+from .internal_rpc import (
+    RPC_BEACON,
+    RPC_CONFIG_PROPOSAL,
+    RPC_MEMBER_CHANGE,
+    RPC_PREPARE,
+)
 from .peer import PeerPool
 from .replica import PRIMARY, PartitionReplica
 from .rpc_server import Connection, FrameServer

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import socket
-from typing import Callable, Optional
+from collections.abc import Callable
 
 import gevent
 from gevent.event import Event
@@ -23,13 +23,13 @@ log = logging.getLogger(__name__)
 
 RECV_BYTES = 256 * 1024
 #: Handler: (connection, request) -> reply frame now, or None if it replies later itself.
-Handler = Callable[["Connection", codec.RequestFrame], Optional[bytes]]
+Handler = Callable[["Connection", codec.RequestFrame], bytes | None]
 
 
 class Connection:
     """One client connection's outbound side: replies are queued and sent in batches."""
 
-    __slots__ = ("sock", "peer", "closed", "_out", "_wake", "_writer")
+    __slots__ = ("_out", "_wake", "_writer", "closed", "peer", "sock")
 
     def __init__(self, sock: socket.socket, peer: str):
         self.sock = sock
