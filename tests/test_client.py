@@ -12,7 +12,7 @@ import gevent
 import pytest
 
 from loadgen.errors import ConfigError, OpTimeout, SessionReset
-from loadgen.pegasus import Client, Outcome, PegasusError, ServerError, keys, ttl
+from loadgen.pegasus import Client, Outcome, ServerError, keys, ttl
 from loadgen.pegasus.testing import Recorder, TestCluster
 
 pytestmark = [pytest.mark.unit, pytest.mark.timeout(60)]
@@ -188,9 +188,22 @@ def test_ops_after_close_fail_with_session_reset(cluster):
     table = client.open_table("temp")
     table.put("h", "s", "v")
     client.close()
-    with pytest.raises(PegasusError) as info:
+    started = time.monotonic()
+    with pytest.raises(SessionReset):
         table.put("h", "s", "v")
-    assert isinstance(info.value, (SessionReset, OpTimeout))
+    assert time.monotonic() - started < 0.1 * OP_TIMEOUT_MS / 1000
+
+
+def test_close_fails_ops_in_flight_without_retrying(cluster, recorder):
+    client = Client(cluster.meta_addrs, op_timeout_ms=OP_TIMEOUT_MS, observer=recorder)
+    table = client.open_table("temp")
+    cluster.set_mode(cluster.replica_addrs[0], "hang")
+    job = gevent.spawn(table.put, "h", "s", "v")
+    gevent.sleep(0.05)
+    client.close()
+    job.join()
+    assert isinstance(job.exception, SessionReset)
+    assert [o.error for o in recorder.attempts()] == ["ERR_SESSION_RESET"]
 
 
 def test_many_greenlets_share_the_client(cluster, table):

@@ -163,8 +163,8 @@ class Client:
             reaction = _react(policy, kind, error,
                               AttemptContext(op, table.name, pidx, node, attempt, deadline - end))
             last_error = (error.last_error or last_error) if isinstance(error, OpTimeout) else error
-            retry = reaction.retry and end < deadline
-            out_of_time = reaction.retry and not retry
+            retry = reaction.retry and end < deadline and not self._closed
+            out_of_time = reaction.retry and end >= deadline
             refreshed = _refresh(routing, reaction, deadline, generation, wait=retry)
             any_refresh |= refreshed
             result = classify(error.code, write=write, sent=sent)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 
-from ..errors import OpTimeout, PegasusError, ServerError
+from ..errors import OpTimeout, PegasusError, ServerError, SessionReset
 from . import codec
 from .gen.replication import ttypes as replication
 from .session import Session
@@ -31,6 +31,7 @@ class MetaSession:
         self._attempt_timeout_s = attempt_timeout_s
         self._leader = 0  # index in addrs of the meta that answered last
         self._sessions: dict[str, Session] = {}
+        self._closed = False
 
     @property
     def leader(self) -> str:
@@ -73,6 +74,7 @@ class MetaSession:
 
     def close(self) -> None:
         """Close every meta connection."""
+        self._closed = True
         for session in self._sessions.values():
             session.close()
         self._sessions.clear()
@@ -80,6 +82,8 @@ class MetaSession:
     def _session(self, addr: str) -> Session:
         session = self._sessions.get(addr)
         if session is None:
+            if self._closed:
+                raise SessionReset("meta session closed")
             session = self._sessions[addr] = Session(addr)
         return session
 

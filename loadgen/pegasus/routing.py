@@ -70,8 +70,6 @@ class TableRouting:
         self._last_start = float("-inf")
         #: Successful refreshes so far (pass it to :meth:`refresh` as ``newer_than``).
         self.generation = 0
-        #: Refreshes started so far, including failed ones.
-        self.refreshes = 0
         #: Why the last refresh failed, if it did.
         self.last_error: PegasusError | ProtocolError | None = None
 
@@ -123,7 +121,6 @@ class TableRouting:
 
     def _start(self) -> gevent.Greenlet:
         self._last_start = time.monotonic()
-        self.refreshes += 1
         self._refresher = gevent.spawn(self._run_refresh)
         return self._refresher
 

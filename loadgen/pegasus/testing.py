@@ -306,7 +306,7 @@ _REPLICA_HANDLERS = {
 }
 
 
-def main(argv: list[str] | None = None) -> int:  # pragma: no cover - runs in a subprocess
+def main(argv: list[str] | None = None) -> int:
     """Serve a cluster until killed; print the meta address, then each replica's, one a line."""
     import argparse
 
@@ -320,5 +320,5 @@ def main(argv: list[str] | None = None) -> int:  # pragma: no cover - runs in a 
     return 0
 
 
-if __name__ == "__main__":  # pragma: no cover
+if __name__ == "__main__":
     raise SystemExit(main())
