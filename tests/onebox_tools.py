@@ -32,6 +32,17 @@ def pidx_of(hash_key: bytes, partitions: int = 8) -> int:
     return partition_index(crc64(hash_key), partitions)
 
 
+def hash_keys_per_partition(partitions: int = 8) -> dict[int, bytes]:
+    """One hash key for each partition index."""
+    found: dict[int, bytes] = {}
+    i = 0
+    while len(found) < partitions:
+        hk = f"hk{i}".encode()
+        found.setdefault(pidx_of(hk, partitions), hk)
+        i += 1
+    return found
+
+
 def primary_of(box: Onebox, pidx: int) -> str:
     return str(box.config().partitions[pidx].primary)
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import gevent
 import pytest
-from onebox_tools import make_box, node_of, pidx_of
+from onebox_tools import hash_keys_per_partition, make_box, node_of
 
 from loadgen.errors import PegasusError
 from loadgen.pegasus import Client
@@ -17,21 +17,10 @@ pytestmark = pytest.mark.onebox
 OP_TIMEOUT_MS = 400
 
 
-def keys_per_partition(partitions: int = 8) -> dict[int, bytes]:
-    """One hash key for each partition."""
-    found: dict[int, bytes] = {}
-    i = 0
-    while len(found) < partitions:
-        key = f"k{i}".encode()
-        found.setdefault(pidx_of(key, partitions), key)
-        i += 1
-    return found
-
-
 def test_every_op_on_every_partition(tmp_path):
     with make_box(tmp_path / "box") as box, Client(box.meta_addrs, op_timeout_ms=2000) as client:
         table = client.open_table("temp")
-        for pidx, hk in keys_per_partition().items():
+        for pidx, hk in hash_keys_per_partition().items():
             assert table.partition_of(hk) == pidx
             table.put(hk, "s", b"v%d" % pidx)
             assert table.get(hk, "s") == b"v%d" % pidx
@@ -85,7 +74,7 @@ def _wait_new_primary(box, pidx: int, old: str, timeout_s: float) -> float:
 def test_kill_primary_failover_recovers_legacy_waits_for_a_server_reply(tmp_path):
     with make_box(tmp_path / "box") as box:
         fd = box.spec.fd
-        hk = keys_per_partition()[0]
+        hk = hash_keys_per_partition()[0]
         victim_addr = str(box.config().partitions[0].primary)
         victim = node_of(box, victim_addr)
         # A short redial throttle so the restarted node can answer legacy within the test.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from onebox_tools import call, make_box, pidx_of, put_args
+from onebox_tools import call, hash_keys_per_partition, make_box, put_args
 
 from loadgen.onebox.kv_store import now_ts
 from loadgen.pegasus import blocking, codec
@@ -18,16 +18,6 @@ pytestmark = pytest.mark.onebox
 def box(tmp_path_factory):
     with make_box(tmp_path_factory.mktemp("ops") / "box") as ob:
         yield ob
-
-
-def hash_keys_per_partition(partitions: int = 8) -> dict[int, bytes]:
-    found: dict[int, bytes] = {}
-    i = 0
-    while len(found) < partitions:
-        hk = f"hk{i}".encode()
-        found.setdefault(pidx_of(hk, partitions), hk)
-        i += 1
-    return found
 
 
 def test_query_config_is_complete(box):
