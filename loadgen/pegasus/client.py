@@ -108,6 +108,31 @@ class Client:
         except Exception:  # an observer bug must not fail the op it observes
             log.exception("observer failed on %s", outcome)
 
+    def _attempt(self, node: str | None, rpc: str, args: Any, app_id: int, pidx: int, phash: int,
+                 parse: Callable[[Any], Any], t_attempt: float, deadline: float,
+                 ) -> tuple[Any, PegasusError | None, str, bool]:
+        """One try at the primary: ``(value, error, kind of failure, whether it was sent)``."""
+        if node is None:
+            return None, ServerError("ERR_NO_PRIMARY", f"no primary for partition {pidx}"), _NO_PRIMARY, False
+        sent = False
+        try:
+            call = self._session(node).send(
+                rpc, args, deadline=min(deadline, t_attempt + self._attempt_timeout_s),
+                app_id=app_id, partition_index=pidx, partition_hash=phash,
+                client_timeout_ms=max(0, int((deadline - t_attempt) * 1000)))
+            sent = True
+            reply = call.wait()
+        except SessionReset as exc:
+            return None, exc, _LOST, sent
+        except OpTimeout as exc:
+            return None, exc, _TIMEOUT, sent
+        if reply.error != "ERR_OK":
+            return None, ServerError(reply.error, f"from {node}, partition {pidx}"), _REPLY, True
+        try:
+            return parse(reply.result), None, "", True
+        except ServerError as exc:  # a storage status: a result, never retried
+            return None, exc, _STORAGE, True
+
     def _execute(self, table: "Table", op: str, write: bool, rpc: str, args: Any,
                  phash: int, parse: Callable[[Any], Any], intended_start: float | None) -> Any:
         """Run one op to success, a final error or its deadline; report its outcomes."""
@@ -126,39 +151,16 @@ class Client:
             generation = routing.generation
             node = route.primary
             t_attempt = time.monotonic()
-            sent = False
-            if node is None:
-                error, kind = ServerError("ERR_NO_PRIMARY", f"no primary for partition {pidx}"), _NO_PRIMARY
-            else:
-                try:
-                    call = self._session(node).send(
-                        rpc, args, deadline=min(deadline, t_attempt + self._attempt_timeout_s),
-                        app_id=config.app_id, partition_index=pidx, partition_hash=phash,
-                        client_timeout_ms=max(0, int((deadline - t_attempt) * 1000)))
-                    sent = True
-                    reply = call.wait()
-                except SessionReset as exc:
-                    error, kind = exc, _LOST
-                except OpTimeout as exc:
-                    error, kind = exc, _TIMEOUT
-                else:
-                    if reply.error != "ERR_OK":
-                        error, kind = ServerError(reply.error, f"from {node}, partition {pidx}"), _REPLY
-                    else:
-                        try:
-                            value = parse(reply.result)
-                        except ServerError as exc:  # a storage status: a result, never retried
-                            error, kind = exc, _STORAGE
-                        else:
-                            if observer is not None:
-                                end = time.monotonic()
-                                self._emit(Outcome(ATTEMPT, op, table.name, pidx, node, t_attempt,
-                                                   end, OK, None, attempt, False, policy.name,
-                                                   intended_start))
-                                self._emit(Outcome(OP, op, table.name, pidx, node, start, end, OK,
-                                                   None, attempt, any_refresh, policy.name,
-                                                   intended_start))
-                            return value
+            value, error, kind, sent = self._attempt(node, rpc, args, config.app_id, pidx, phash,
+                                                     parse, t_attempt, deadline)
+            if error is None:
+                if observer is not None:
+                    end = time.monotonic()
+                    self._emit(Outcome(ATTEMPT, op, table.name, pidx, node, t_attempt, end, OK,
+                                       None, attempt, False, policy.name, intended_start))
+                    self._emit(Outcome(OP, op, table.name, pidx, node, start, end, OK, None,
+                                       attempt, any_refresh, policy.name, intended_start))
+                return value
             end = time.monotonic()
             reaction = _react(policy, kind, error,
                               AttemptContext(op, table.name, pidx, node, attempt, deadline - end))
