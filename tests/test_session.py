@@ -70,36 +70,30 @@ def test_pipelined_calls_share_one_connection_and_match_replies(cluster, session
     assert session.in_flight == 0
 
 
-def test_writes_queued_together_are_coalesced():
-    chunks: list[int] = []
+class CountingSocket:
+    """Wraps a connected socket to count the writer's ``sendall`` calls."""
 
-    def handle(sock, _peer):
-        splitter = codec.FrameSplitter("request")
-        for _ in range(1000):  # bounded: the test sends 200 frames
-            data = sock.recv(1 << 20)
-            if not data:
-                return
-            chunks.append(len(splitter.feed(data)))
-            if sum(chunks) >= 200:
-                gevent.sleep(1)  # keep the connection open while the test checks
-                return
+    def __init__(self, sock):
+        self._sock, self.sendalls = sock, 0
 
-    server = StreamServer(("127.0.0.1", 0), handle)
-    server.start()
-    session = Session(f"127.0.0.1:{server.server_port}")
-    try:
-        deadline = time.monotonic() + 0.3
-        calls = [session.send(codec.RPC_GET, get_args(b"k"), deadline=deadline) for _ in range(200)]
-        gevent.sleep(0.1)
-        assert sum(chunks) == 200
-        assert len(chunks) <= 10, f"200 frames arrived in {len(chunks)} reads: writes not coalesced"
-        session.close()
-        for c in calls:
-            with pytest.raises(SessionReset):
-                c.wait()
-    finally:
-        session.close()
-        server.stop(timeout=1)
+    def sendall(self, data: bytes) -> None:
+        self.sendalls += 1
+        self._sock.sendall(data)
+
+    def __getattr__(self, name: str):
+        return getattr(self._sock, name)
+
+
+def test_writes_queued_together_are_coalesced(cluster, sessions):
+    replica = cluster.replica_addrs[0]
+    session = sessions(replica)
+    call(session, codec.RPC_PUT, put_args(b"h", b"v"))  # connect
+    counting = session._conn.sock = CountingSocket(session._conn.sock)
+    calls = [session.send(codec.RPC_GET, get_args(b"h"), deadline=time.monotonic() + 1, app_id=1)
+             for _ in range(200)]
+    replies = [c.wait() for c in calls]
+    assert all(r.result.value.data == b"v" for r in replies)
+    assert counting.sendalls == 1, f"200 queued frames took {counting.sendalls} writes"
 
 
 def test_no_reply_times_out_at_the_deadline(cluster, sessions):
