@@ -153,6 +153,7 @@ class Session:
         if self._conn is not None:
             self._lose(self._conn, f"{self.addr}: session closed")
         self._fail_pending(f"{self.addr}: session closed")
+        self._connected.set()  # wakes callers waiting to send; they find the session closed
 
     # ------------------------------------------------------------------ connecting
 
@@ -168,12 +169,14 @@ class Session:
             reason = self._dial_error if finished else "connect did not finish before the deadline"
         if self._conn is not None:
             return self._conn
-        if self._fail_fast:
+        if self._fail_fast or self._closed:
             raise SessionReset(f"{self.addr}: {reason or 'not connected'}")
         # Like Go's waitUntilSessionReady: the call waits for a connection until its deadline.
         self._connected.wait(max(0.0, deadline - time.monotonic()))
         if self._conn is not None:
             return self._conn
+        if self._closed:
+            raise SessionReset(f"{self.addr}: session closed")
         raise OpTimeout(f"could not send to {self.addr} before the deadline",
                         last_error=SessionReset(f"{self.addr}: {reason or 'not connected'}"))
 
