@@ -237,3 +237,11 @@ def test_works_under_gevent_monkey_patching():
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "ok b'v'"
+
+
+def test_public_names_resolve():
+    import loadgen.pegasus as pegasus
+
+    for name in pegasus.__all__:
+        assert getattr(pegasus, name) is not None, name
+    assert pegasus.policies.create("legacy").name == "legacy"
