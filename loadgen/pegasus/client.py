@@ -254,6 +254,7 @@ class Table:
 
     @property
     def name(self) -> str:
+        """The table's name."""
         return self._routing.table
 
     def partition_of(self, hash_key: "bytes | str") -> int:

@@ -75,6 +75,7 @@ class TableRouting:
 
     @property
     def config(self) -> TableConfig:
+        """The config from the last successful query."""
         if self._config is None:
             raise RuntimeError(f"table {self.table!r}: config not loaded yet")
         return self._config
@@ -89,6 +90,7 @@ class TableRouting:
         return keys.partition_index(hash_value, self.config.partition_count)
 
     def route(self, index: int) -> PartitionRoute:
+        """Where partition ``index`` is served, as far as the cache knows."""
         return self.config.partitions[index]
 
     def refresh(self, deadline: float, *, newer_than: int | None = None) -> bool:
@@ -116,6 +118,7 @@ class TableRouting:
         return True
 
     def close(self) -> None:
+        """Stop a refresh in flight."""
         if self._refresher is not None:
             self._refresher.kill(block=False)
 

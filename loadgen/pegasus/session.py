@@ -110,6 +110,7 @@ class Session:
 
     @property
     def connected(self) -> bool:
+        """Whether a live connection exists right now."""
         return self._conn is not None
 
     @property

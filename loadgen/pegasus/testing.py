@@ -129,6 +129,7 @@ class TestCluster:
         self._ballots[pidx] += 1
 
     def primary_of(self, pidx: int) -> str | None:
+        """The address the meta names as primary of ``pidx`` (None: nobody)."""
         return self._primaries[pidx] or None
 
     def set_leader(self, addr: str) -> None:
@@ -287,12 +288,15 @@ class Recorder:
         self.outcomes.append(outcome)
 
     def ops(self) -> list[Outcome]:
+        """The op-level outcomes, in order."""
         return [o for o in self.outcomes if o.level == OP]
 
     def attempts(self) -> list[Outcome]:
+        """The attempt-level outcomes, in order."""
         return [o for o in self.outcomes if o.level == ATTEMPT]
 
     def clear(self) -> None:
+        """Forget everything recorded so far."""
         self.outcomes.clear()
 
 
