@@ -177,6 +177,8 @@ def test_policy_by_name_dotted_path_or_instance_with_params(cluster):
     {"policy": "failover", "no_such_param": 1},
     {"policy": "failover", "repoll_ms": 0},
     {"policy": "no.such.module:Policy"},
+    {"policy": "loadgen.pegasus.client:Client"},  # importable, but not a policy
+    {"policy": dict},
 ])
 def test_bad_policy_specs_are_config_errors(cluster, kwargs):
     with pytest.raises(ConfigError):

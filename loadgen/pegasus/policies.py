@@ -218,6 +218,8 @@ def create(spec: "str | Policy", **params: Any) -> Policy:
         if params:
             raise ConfigError("", "policies.params", "no parameters when passing a policy instance")
         return spec
+    if not isinstance(spec, str):
+        raise ConfigError("", "policy", f"a policy name, dotted path or instance, got {spec!r}")
     factory = _REGISTRY.get(spec) or _import(spec)
     try:
         policy = factory(**params)
