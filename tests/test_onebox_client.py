@@ -36,29 +36,32 @@ def test_every_op_on_every_partition(tmp_path):
 
 @dataclass
 class Probe:
-    """A writer on one key: (monotonic reply time, error code or None) for every put."""
+    """A writer on one key: (start, end, error code or None) for every put, monotonic times."""
 
     table: object
     hash_key: bytes
-    results: list[tuple[float, str | None]] = field(default_factory=list)
+    results: list[tuple[float, float, str | None]] = field(default_factory=list)
     running: bool = True
 
     def run(self, period_s: float = 0.02, max_ops: int = 5000) -> None:
         for n in range(max_ops):
             if not self.running:
                 return
+            start = time.monotonic()
             try:
                 self.table.put(self.hash_key, b"s", b"%d" % n)
-                self.results.append((time.monotonic(), None))
+                self.results.append((start, time.monotonic(), None))
             except PegasusError as exc:
-                self.results.append((time.monotonic(), exc.code))
+                self.results.append((start, time.monotonic(), exc.code))
             gevent.sleep(period_s)
 
     def first_ok_after(self, t: float) -> float | None:
-        return next((end for end, err in self.results if end > t and err is None), None)
+        """Reply time of the first successful put that started after ``t``."""
+        return next((end for start, end, err in self.results if start > t and err is None), None)
 
     def errors_between(self, t0: float, t1: float) -> list[str]:
-        return [err for end, err in self.results if t0 < end <= t1 and err is not None]
+        """Errors of the puts that started after ``t0`` and ended by ``t1``."""
+        return [err for start, end, err in self.results if start > t0 and end <= t1 and err is not None]
 
 
 def _wait_new_primary(box, pidx: int, old: str, timeout_s: float) -> float:
