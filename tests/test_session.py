@@ -211,3 +211,118 @@ def test_close_fails_waiting_calls(cluster, sessions):
     assert time.monotonic() - started < 0.5 * DEADLINE_S
     with pytest.raises(SessionReset):
         call(session, codec.RPC_PUT, put_args(b"h", b"v"))
+
+
+def test_a_reader_bug_drops_the_connection_instead_of_leaving_it_unread(cluster, sessions, monkeypatch):
+    # Without a last-resort catch the reader greenlet dies, the connection stays "connected"
+    # and every later call on it times out: the session would never recover.
+    replica = cluster.replica_addrs[0]
+    session = sessions(replica, fail_pending_on_loss=True)
+    call(session, codec.RPC_PUT, put_args(b"h", b"v"))  # connect
+    real = codec.decode_response
+
+    def broken_once(frame):
+        monkeypatch.setattr(codec, "decode_response", real)
+        raise RuntimeError("decoder bug")
+
+    monkeypatch.setattr(codec, "decode_response", broken_once)
+    started = time.monotonic()
+    with pytest.raises(SessionReset, match="reader failed"):
+        call(session, codec.RPC_PUT, put_args(b"h", b"v"))
+    assert time.monotonic() - started < 0.5 * DEADLINE_S
+    assert call(session, codec.RPC_PUT, put_args(b"h", b"v")).error == "ERR_OK"
+    assert session.dials == 2
+
+
+def serve(handle) -> StreamServer:
+    """A one-off socket-seam server running ``handle(sock, peer)``; stop it after use."""
+    server = StreamServer(("127.0.0.1", 0), handle)
+    server.start()
+    return server
+
+
+def test_legacy_unreadable_reply_drops_connection_and_call_waits_for_its_deadline():
+    # PROTOCOL.md: a reply the Go client cannot parse drops the connection, and calls in
+    # flight then only time out. The next call dials again at once.
+    connections = []
+
+    def handle(sock, _peer):
+        connections.append(sock)
+        request = sock.recv(65536)
+        if len(connections) == 1:
+            sock.sendall(b"\x00\x00\x00\x10" + b"\xff" * 12)
+        else:
+            frame = codec.decode_request(request)
+            sock.sendall(codec.encode_response(frame.rpc_name, frame.seqid, "ERR_INVALID_STATE"))
+        gevent.sleep(2)
+
+    server = serve(handle)
+    session = Session(f"127.0.0.1:{server.server_port}", fail_pending_on_loss=False,
+                      reconnect_interval_s=60)
+    try:
+        started = time.monotonic()
+        with pytest.raises(OpTimeout) as info:
+            call(session, codec.RPC_PUT, put_args(b"h", b"v"))
+        assert time.monotonic() - started >= 0.9 * DEADLINE_S
+        assert "unreadable" in str(info.value.last_error)
+        assert call(session, codec.RPC_PUT, put_args(b"h", b"v")).error == "ERR_INVALID_STATE"
+        assert session.dials == 2
+    finally:
+        session.close()
+        server.stop(timeout=1)
+
+
+def test_late_reply_for_a_timed_out_call_is_ignored_and_the_connection_kept():
+    # The server answers the first request only after the caller gave up, then answers
+    # the second at once: the late reply must neither crash the reader nor be taken for
+    # the second call's reply.
+    def handle(sock, _peer):
+        splitter = codec.FrameSplitter("request")
+        n = 0
+        while True:
+            data = sock.recv(65536)
+            if not data:
+                return
+            for raw in splitter.feed(data):
+                n += 1
+                frame = codec.decode_request(raw)
+                if n == 1:
+                    gevent.sleep(1.5 * DEADLINE_S)
+                error = "ERR_OBJECT_NOT_FOUND" if n == 1 else "ERR_INVALID_STATE"
+                sock.sendall(codec.encode_response(frame.rpc_name, frame.seqid, error))
+
+    server = serve(handle)
+    session = Session(f"127.0.0.1:{server.server_port}")
+    try:
+        with pytest.raises(OpTimeout):
+            call(session, codec.RPC_PUT, put_args(b"h", b"v"))
+        assert session.in_flight == 0  # the timed-out call left the pending table
+        second = call(session, codec.RPC_PUT, put_args(b"h", b"v"), 4 * DEADLINE_S)
+        assert second.error == "ERR_INVALID_STATE"
+        assert session.connected and session.dials == 1 and session.in_flight == 0
+    finally:
+        session.close()
+        server.stop(timeout=1)
+
+
+def test_seqid_wraps_to_one_after_the_largest_i32(cluster, sessions):
+    from loadgen.pegasus import session as session_module
+
+    replica = cluster.replica_addrs[0]
+    session = sessions(replica)
+    session._seqid = session_module._MAX_SEQID - 1
+    for _ in range(3):  # MAX-0, then 1, 2: all encodable as thrift i32 and matched
+        assert call(session, codec.RPC_PUT, put_args(b"h", b"v")).error == "ERR_OK"
+    assert cluster.last_request(replica).seqid == 2
+
+
+def test_close_releases_greenlets_and_socket(cluster, sessions):
+    replica = cluster.replica_addrs[0]
+    session = sessions(replica)
+    call(session, codec.RPC_PUT, put_args(b"h", b"v"))
+    conn = session._conn
+    session.close()
+    gevent.sleep(0.05)
+    assert conn.reader.dead and conn.writer.dead
+    assert conn.sock.fileno() == -1
+    assert session.in_flight == 0

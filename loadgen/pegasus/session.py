@@ -22,6 +22,7 @@ One session belongs to one gevent hub (thread).
 
 from __future__ import annotations
 
+import logging
 import socket
 import time
 from typing import Any
@@ -33,6 +34,8 @@ from gevent.hub import Waiter
 
 from ..errors import OpTimeout, PegasusError, ProtocolError, SessionReset
 from . import codec
+
+log = logging.getLogger(__name__)
 
 #: Longest a dial may take; callers stop waiting for it at their own deadline anyway.
 CONNECT_TIMEOUT_S = 3.0
@@ -234,6 +237,9 @@ class Session:
         except ProtocolError as exc:
             # A reply we cannot parse leaves the stream unusable: drop the connection.
             reason = f"unreadable reply, connection dropped: {exc}"
+        except Exception as exc:  # a bug here must not leave a connection nobody reads
+            log.exception("%s: reader failed", self.addr)
+            reason = f"reader failed, connection dropped: {exc!r}"
         self._lose(conn, f"{self.addr}: {reason}")
 
     def _write_loop(self, conn: _Connection) -> None:
@@ -248,6 +254,9 @@ class Session:
                 conn.sock.sendall(out[0] if len(out) == 1 else b"".join(out))
         except OSError as exc:
             self._lose(conn, f"{self.addr}: send failed: {exc}")
+        except Exception as exc:  # as in the reader: never leave a half-dead connection
+            log.exception("%s: writer failed", self.addr)
+            self._lose(conn, f"{self.addr}: writer failed, connection dropped: {exc!r}")
 
     def _lose(self, conn: _Connection, reason: str) -> None:
         """Forget a dead connection (once) and apply the loss setting to waiting calls."""
