@@ -241,9 +241,20 @@ def test_works_under_gevent_monkey_patching():
     assert proc.stdout.strip() == "ok b'v'"
 
 
-def test_public_names_resolve():
-    import loadgen.pegasus as pegasus
+def test_concurrent_open_table_shares_one_query_and_one_table(cluster):
+    # Locust users start together and each opens the table on a shared client.
+    meta = cluster.meta_addrs[0]
+    with Client(cluster.meta_addrs, op_timeout_ms=OP_TIMEOUT_MS) as client:
+        before = cluster.requests(meta)
+        jobs = [gevent.spawn(client.open_table, "temp") for _ in range(20)]
+        gevent.joinall(jobs, raise_error=True)
+        assert len({id(j.value) for j in jobs}) == 1
+        assert cluster.requests(meta) - before == 1
 
-    for name in pegasus.__all__:
-        assert getattr(pegasus, name) is not None, name
-    assert pegasus.policies.create("legacy").name == "legacy"
+
+def test_concurrent_open_of_a_missing_table_fails_every_opener(cluster):
+    with Client(cluster.meta_addrs, op_timeout_ms=OP_TIMEOUT_MS) as client:
+        jobs = [gevent.spawn(client.open_table, "no_such_table") for _ in range(5)]
+        gevent.joinall(jobs)
+        assert all(isinstance(j.exception, ServerError) for j in jobs)
+        assert client.open_table("temp").name == "temp"  # nothing left half-open

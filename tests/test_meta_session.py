@@ -113,6 +113,29 @@ def test_unknown_table_is_final(cluster, metas):
     assert cluster.requests(m2) == 0
 
 
+def test_answer_without_error_code_skips_to_the_next_meta(cluster, metas, monkeypatch):
+    # An ERR_OK frame whose query_cfg_response lacks its err field used to escape as an
+    # AttributeError, outside the error tree, and stop the search for a meta.
+    m1, m2, _ = cluster.meta_addrs
+    cluster.set_leader(m2)
+    real = TestCluster._config
+
+    def no_err_from_m1(self, ep, args):
+        resp = real(self, ep, args)
+        if ep.addr == m1:
+            resp.err = None
+        return resp
+
+    monkeypatch.setattr(TestCluster, "_config", no_err_from_m1)
+    meta = metas([m1, m2])
+    assert meta.query_config("temp", soon()).partition_count == 4
+    assert meta.leader == m2
+    cluster.set_leader(m1)
+    with pytest.raises(ServerError) as info:
+        metas([m1]).query_config("temp", soon(0.5))
+    assert info.value.code == "ERR_INVALID_DATA" and m1 in str(info.value)
+
+
 # ---------------------------------------------------------------------------- routing
 
 
@@ -134,6 +157,13 @@ def test_table_config_from_a_good_answer():
 def test_table_config_rejects_unusable_answers(count, indexes):
     with pytest.raises(ProtocolError):
         TableConfig.from_response("t", config_response(count, indexes))
+
+
+def test_table_config_rejects_an_answer_without_app_id():
+    resp = config_response(2, [0, 1])
+    resp.app_id = None
+    with pytest.raises(ProtocolError, match="app_id"):
+        TableConfig.from_response("t", resp)
 
 
 def test_missing_primary_is_kept_as_none(cluster, metas):

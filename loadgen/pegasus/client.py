@@ -20,6 +20,7 @@ import time
 from typing import Any, Callable, Iterable, Mapping
 
 import gevent
+from gevent.event import AsyncResult
 
 from ..errors import OpTimeout, PegasusError, ServerError, SessionReset
 from . import codec, keys, policies, ttl as ttl_clock
@@ -63,17 +64,38 @@ class Client:
         self._meta = MetaSession(addrs)
         self._sessions: dict[str, Session] = {}
         self._tables: dict[str, Table] = {}
+        self._opening: dict[str, AsyncResult] = {}
         self._closed = False
 
     def open_table(self, name: str) -> "Table":
-        """The table ``name``, its config fetched from the metas on first open."""
+        """The table ``name``, its config fetched from the metas on first open.
+
+        Greenlets opening the same table at once (Locust users starting together) share
+        one meta query and get the same :class:`Table`.
+        """
         table = self._tables.get(name)
-        if table is None:
-            if self._closed:
-                raise SessionReset("client closed")
+        if table is not None:
+            return table
+        if self._closed:
+            raise SessionReset("client closed")
+        opening = self._opening.get(name)
+        if opening is not None:
+            return opening.get()  # raises what the first opener met
+        opening = self._opening[name] = AsyncResult()
+        try:
             routing = TableRouting(name, self._meta)
             routing.load(time.monotonic() + max(OPEN_TIMEOUT_S, self._op_timeout_s))
             table = self._tables[name] = Table(self, routing)
+        except Exception as exc:
+            opening.set_exception(exc)
+            raise
+        except BaseException:  # the opener was killed: the others must not hang or die with it
+            opening.set_exception(SessionReset(f"opening table {name!r} was interrupted"))
+            raise
+        else:
+            opening.set(table)
+        finally:
+            del self._opening[name]
         return table
 
     def close(self) -> None:

@@ -61,7 +61,7 @@ class MetaSession:
             except PegasusError as exc:
                 last, index = exc, (index + 1) % len(self.addrs)
                 continue
-            error = reply.error if reply.error != "ERR_OK" else reply.result.err.name
+            error = reply.error if reply.error != "ERR_OK" else _answer_error(reply.result)
             if error == "ERR_OK":
                 self._leader = index
                 return reply.result
@@ -91,6 +91,11 @@ class MetaSession:
         if addr not in self.addrs:
             self.addrs.append(addr)
         return self.addrs.index(addr)
+
+
+def _answer_error(resp: "replication.query_cfg_response") -> str:
+    """The error name inside an ``ERR_OK`` reply; a reply without one is invalid data."""
+    return resp.err.name if resp.err is not None and resp.err.name else "ERR_INVALID_DATA"
 
 
 def _forward_target(reply: codec.ResponseFrame) -> str:

@@ -42,6 +42,8 @@ class TableConfig:
     @classmethod
     def from_response(cls, table: str, resp: "replication.query_cfg_response") -> "TableConfig":
         """Validate a query-config answer; raises :class:`ProtocolError` if it is unusable."""
+        if resp.app_id is None:
+            raise ProtocolError(f"table {table!r}: the meta's answer has no app_id")
         count = resp.partition_count or 0
         if count < 1 or count & (count - 1):
             raise ProtocolError(f"table {table!r}: partition_count {count} is not a power of two")
