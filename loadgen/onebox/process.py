@@ -3,20 +3,29 @@ cleanup at exit.
 
 Linux only (``/proc``, ``prctl``). A pid file holds ``pid starttime``: the kernel's start time
 tells a live process of ours from an unrelated one that reused the pid.
+
+``PR_SET_PDEATHSIG`` fires when the *thread* that forked the child exits, not the process. So
+every child is forked by one long-lived daemon thread (:func:`spawn` hands it the work): a node
+started from a short-lived thread (a test's helper thread, a fault controller's worker) must not
+die when that thread ends. Daemon threads outlive ``atexit`` handlers, so nodes are still there
+to be stopped gracefully at interpreter exit.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import ctypes
 import os
+import queue
 import signal
 import socket
 import subprocess
 import threading
 import time
+from concurrent.futures import Future
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 PR_SET_PDEATHSIG = 1
 _LIBC = ctypes.CDLL(None, use_errno=True)  # loaded before fork: no dlopen in the child
@@ -59,7 +68,7 @@ def live_pid(path: Path) -> int | None:
 
 def spawn(argv: list[str], log: Path) -> subprocess.Popen:
     """Start ``argv`` leading its own session and process group, stdout+stderr appended to
-    ``log``, killed (PR_SET_PDEATHSIG=SIGKILL) when the calling thread dies."""
+    ``log``, killed (PR_SET_PDEATHSIG=SIGKILL) when this process dies."""
     parent = os.getpid()
 
     def bind_to_parent() -> None:
@@ -68,10 +77,55 @@ def spawn(argv: list[str], log: Path) -> subprocess.Popen:
         if os.getppid() != parent:  # the parent died before prctl took effect
             os._exit(125)
 
-    with log.open("ab") as out:
-        return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
-                                start_new_session=True, preexec_fn=bind_to_parent,
-                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    def fork() -> subprocess.Popen:
+        with log.open("ab") as out:
+            return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                                    start_new_session=True, preexec_fn=bind_to_parent,
+                                    env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+    done = _spawner.submit(fork)
+    try:
+        return done.result()
+    except BaseException:
+        # interrupted (Ctrl-C) while the spawner forked: kill the child nobody will track
+        with contextlib.suppress(BaseException):
+            orphan = done.result(timeout=5)
+            signal_group(orphan.pid, signal.SIGKILL)
+            orphan.wait()
+        raise
+
+
+class _Spawner:
+    """The one long-lived thread that forks every child (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self._work: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+
+    def submit(self, fn: Callable[[], Any]) -> Future:
+        with self._lock:
+            if self._thread is None or self._pid != os.getpid():  # none yet, or we forked
+                self._work, self._pid = queue.SimpleQueue(), os.getpid()
+                self._thread = threading.Thread(target=self._run, args=(self._work,),
+                                                name="onebox-spawner", daemon=True)
+                self._thread.start()
+        done: Future = Future()
+        self._work.put((fn, done))
+        return done
+
+    @staticmethod
+    def _run(work: queue.SimpleQueue) -> None:
+        while True:
+            fn, done = work.get()
+            try:
+                done.set_result(fn())
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                done.set_exception(exc)
+
+
+_spawner = _Spawner()
 
 
 def signal_group(pgid: int, sig: int) -> None:

@@ -12,8 +12,9 @@ benchmark that leaks servers poisons the next run:
   supervisor off the same dir; pid files record ``pid starttime`` so a reused pid is never
   mistaken for ours.
 
-PR_SET_PDEATHSIG fires when the *thread* that spawned a node exits, so call ``start`` and
-``restart`` from a long-lived thread (the control server uses its main thread).
+Any thread may call ``start`` and ``restart``: :mod:`.process` forks every node from one
+long-lived thread, so a node does not die with a short-lived caller thread. Health rules and
+the status document live in :mod:`.health`.
 """
 
 from __future__ import annotations
@@ -22,43 +23,29 @@ import fcntl
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..errors import ClusterError, ConfigError, NodeCrashed, PegbenchError
+from ..errors import ClusterError, ConfigError, PegbenchError
 from ..pegasus.blocking import query_config
-from .process import (await_gone, await_stopped, live_pid, port_in_use, register_cleanup,
-                      signal_group, spawn, unregister_cleanup, write_pid_file)
+from . import health
+from .health import DEAD, PAUSED, RUNNING, NodeInfo
+from .node_process import NodeProcess, STOP_TIMEOUT_S
+from .process import (await_gone, live_pid, port_in_use, register_cleanup, signal_group,
+                      unregister_cleanup, write_pid_file)
 from .spec import DEFAULT_META_PORT, DEFAULT_TABLE, META_NODE, FDConfig, OneboxSpec
 
-#: a node not READY within this many seconds of its spawn is a failed start
-READY_TIMEOUT_S = 20.0
-#: grace between SIGTERM and SIGKILL when stopping a node
-STOP_TIMEOUT_S = 5.0
+__all__ = ["Onebox", "NodeInfo", "RUNNING", "PAUSED", "DEAD"]
+
 POLL_S = 0.02
-LAST_LINES = 20
+#: a client probing the dir lock holds it for an instant: a claim retries this long
 CLAIM_RETRY_S = 0.5
-NODE_LOG = "node.log"
-NODE_PID = "node.pid"
 SUPERVISOR_PID = "supervisor.pid"
 SUPERVISOR_LOCK = "supervisor.lock"
-
-RUNNING, PAUSED, DEAD = "running", "paused", "dead"
-
-
-@dataclass(frozen=True)
-class NodeInfo:
-    """A snapshot of one node: ``state`` is running, paused or dead; ``pid`` None if never run."""
-
-    name: str
-    addr: str
-    pid: int | None
-    state: str
 
 
 def _try_flock(fd: int) -> bool:
@@ -68,46 +55,6 @@ def _try_flock(fd: int) -> bool:
         return False
     return True
 
-
-# ----------------------------------------------------------------------- nodes
-
-class _Node:
-    """One node's process and bookkeeping; ``expected_exit`` tells injected deaths apart."""
-
-    def __init__(self, name: str, addr: str, node_dir: Path):
-        self.name, self.addr, self.dir = name, addr, node_dir
-        self.proc: subprocess.Popen | None = None
-        self.paused = False
-        self.expected_exit = True  # nothing to report before the first spawn
-        self.crash_reported = False
-
-    @property
-    def log(self) -> Path:
-        return self.dir / NODE_LOG
-
-    def state(self) -> str:
-        if self.proc is None or self.proc.poll() is not None:
-            return DEAD
-        return PAUSED if self.paused else RUNNING
-
-    def info(self) -> NodeInfo:
-        return NodeInfo(self.name, self.addr, self.proc.pid if self.proc else None, self.state())
-
-    def last_lines(self) -> list[str]:
-        try:
-            with self.log.open("rb") as f:
-                f.seek(max(0, f.seek(0, os.SEEK_END) - 16384))
-                text = f.read().decode(errors="replace")
-        except OSError:
-            return []
-        return text.splitlines()[-LAST_LINES:]
-
-    def signal_group(self, sig: int) -> None:
-        if self.proc is not None:
-            signal_group(self.proc.pid, sig)
-
-
-# ----------------------------------------------------------------------- the supervisor
 
 class Onebox:
     """An embedded cluster of real node processes on 127.0.0.1; a context manager.
@@ -140,7 +87,7 @@ class Onebox:
         self.dir = Path(self.spec.dir)
         self.start_timeout_s = start_timeout_s
         self.node_command = list(node_command or [sys.executable, "-m", "loadgen.onebox.node"])
-        self._nodes = {name: _Node(name, addr, self.spec.node_dir(name))
+        self._nodes = {name: NodeProcess(name, addr, self.spec.node_dir(name))
                        for name, addr in self.spec.nodes.items()}
         self._lock_fd: int | None = None
         self._mutex = threading.RLock()
@@ -151,8 +98,6 @@ class Onebox:
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
-
-    # ------------------------------------------------------------------- properties
 
     @property
     def meta_addrs(self) -> list[str]:
@@ -191,9 +136,12 @@ class Onebox:
 
     def _claim_dir(self) -> None:
         """Take the dir's lock or fail naming the live owner; clear a stale pid file."""
-        self.dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.dir / SUPERVISOR_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-        # a client probing ownership holds the lock for an instant: retry briefly
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.dir / SUPERVISOR_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise ConfigError("", "dir", f"a writable directory; {self.dir}: "
+                                         f"{exc.strerror or exc}") from None
         deadline = time.monotonic() + CLAIM_RETRY_S
         while not _try_flock(fd) and time.monotonic() < deadline:
             time.sleep(POLL_S)
@@ -212,141 +160,108 @@ class Onebox:
         """SIGKILL nodes a dead supervisor left behind (we hold the lock, so any live node
         recorded in a pid file is an orphan); PR_SET_PDEATHSIG makes this rare."""
         for node in self._nodes.values():
-            orphan = live_pid(node.dir / NODE_PID)
+            orphan = live_pid(node.pid_file)
             if orphan is not None:
                 signal_group(orphan, signal.SIGKILL)
                 await_gone(orphan)
 
+    def _argv(self, node: NodeProcess) -> list[str]:
+        return [*self.node_command, "--spec", str(self.dir / "spec.json"), "--name", node.name]
+
     def _launch(self, names: list[str], deadline: float) -> None:
         """Spawn ``names`` together, then wait for each one's READY line."""
-        offsets = {name: self._spawn_node(self._nodes[name]) for name in names}
+        offsets = {name: self._nodes[name].spawn(self._argv(self._nodes[name])) for name in names}
         for name in names:
-            self._wait_ready(self._nodes[name], offsets[name], deadline)
-
-    def _spawn_node(self, node: _Node) -> int:
-        node.dir.mkdir(parents=True, exist_ok=True)
-        offset = node.log.stat().st_size if node.log.exists() else 0
-        argv = [*self.node_command, "--spec", str(self.dir / "spec.json"), "--name", node.name]
-        node.proc = spawn(argv, node.log)
-        node.paused, node.expected_exit, node.crash_reported = False, False, False
-        write_pid_file(node.dir / NODE_PID, node.proc.pid)
-        return offset
-
-    def _wait_ready(self, node: _Node, offset: int, deadline: float) -> None:
-        deadline = min(deadline, time.monotonic() + READY_TIMEOUT_S)
-        while True:
-            with node.log.open("rb") as f:
-                f.seek(offset)
-                if any(line.startswith(b"READY ") for line in f.read().splitlines()):
-                    return
-            if node.proc.poll() is not None:
-                node.crash_reported = True
-                raise NodeCrashed(node.name, node.proc.returncode, node.last_lines())
-            if time.monotonic() > deadline:
-                raise ClusterError(f"{node.name} did not print READY in time; last output:\n"
-                                   + "\n".join(node.last_lines()))
-            time.sleep(POLL_S)
+            self._nodes[name].wait_ready(offsets[name], deadline)
 
     def stop(self) -> None:
-        """SIGTERM every node (SIGKILL after a grace), release the dir. Idempotent."""
+        """SIGTERM every node (SIGKILL after a grace), release the dir. Idempotent.
+
+        A node that survives even SIGKILL (stuck in the kernel) keeps its pid file, so the next
+        start finds and kills it; the dir is released either way and ClusterError names it.
+        """
         with self._mutex:
-            running = [n for n in self._nodes.values() if n.state() != DEAD]
-            for node in running:
-                node.expected_exit = True
-                node.signal_group(signal.SIGTERM)
-                node.signal_group(signal.SIGCONT)  # a stopped node only sees SIGTERM once continued
+            stopping = [node for node in self._nodes.values() if node.begin_stop()]
             deadline = time.monotonic() + STOP_TIMEOUT_S
-            for node in running:
-                self._reap(node, deadline)
+            stuck = []
+            for node in stopping:
+                try:
+                    node.reap(deadline)
+                except ClusterError as exc:
+                    stuck.append(str(exc))
             for node in self._nodes.values():
-                (node.dir / NODE_PID).unlink(missing_ok=True)
+                if node.state() == DEAD:
+                    node.pid_file.unlink(missing_ok=True)
             if self._lock_fd is not None:
                 (self.dir / SUPERVISOR_PID).unlink(missing_ok=True)
                 os.close(self._lock_fd)
                 self._lock_fd = None
             unregister_cleanup(self)
-
-    @staticmethod
-    def _reap(node: _Node, deadline: float) -> None:
-        try:
-            node.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            node.signal_group(signal.SIGKILL)
-            node.proc.wait(timeout=STOP_TIMEOUT_S)
-        node.signal_group(signal.SIGKILL)  # whatever the node itself left in its group
+            if stuck:
+                raise ClusterError("; ".join(stuck))
 
     # ------------------------------------------------------------------- faults
 
-    def _node(self, name: str) -> _Node:
+    def _node(self, name: str) -> NodeProcess:
         if name not in self._nodes:
             raise ConfigError("", "node", f"one of {', '.join(self._nodes)}; got {name!r}")
         return self._nodes[name]
+
+    def _fault_target(self, name: str) -> NodeProcess:
+        """The node to inject into, once its name is valid and every crash has been reported:
+        a fault call that raises has done nothing."""
+        node = self._node(name)
+        self.check()
+        return node
 
     def check(self) -> None:
         """Raise NodeCrashed for a node that died without being told to (once per death)."""
         with self._mutex:
             for node in self._nodes.values():
-                if (node.proc is not None and not node.expected_exit and not node.crash_reported
-                        and node.proc.poll() is not None):
-                    node.crash_reported = True
-                    raise NodeCrashed(node.name, node.proc.returncode, node.last_lines())
+                crash = node.unreported_crash()
+                if crash is not None:
+                    raise crash
 
     def kill(self, name: str) -> None:
         """SIGKILL the node's group: the "core dump". A dead node stays dead."""
         with self._mutex:
-            self.check()
-            node = self._node(name)
-            if node.state() == DEAD:
-                return
-            node.expected_exit = True
-            node.signal_group(signal.SIGKILL)
-            node.proc.wait(timeout=STOP_TIMEOUT_S)
+            self._fault_target(name).kill()
 
     def pause(self, name: str) -> None:
         """SIGSTOP the node's group: a hang with its TCP connections still open."""
         with self._mutex:
-            self.check()
-            node = self._require_alive(name, "pause")
-            node.signal_group(signal.SIGSTOP)
-            node.paused = True
-            await_stopped(node.proc.pid, True)
+            self._fault_target(name).set_paused(True)
 
     def resume(self, name: str) -> None:
         """SIGCONT a paused node."""
         with self._mutex:
-            self.check()
-            node = self._require_alive(name, "resume")
-            node.signal_group(signal.SIGCONT)
-            node.paused = False
-            await_stopped(node.proc.pid, False)
-
-    def _require_alive(self, name: str, verb: str) -> _Node:
-        node = self._node(name)
-        if node.state() == DEAD:
-            raise ClusterError(f"cannot {verb} {name}: it is dead (restart it instead)")
-        return node
+            self._fault_target(name).set_paused(False)
 
     def terminate(self, name: str) -> None:
         """SIGTERM the node and wait for it to exit (SIGKILL after a grace)."""
         with self._mutex:
             node = self._node(name)
-            if node.state() == DEAD:
-                return
-            node.expected_exit = True
-            node.signal_group(signal.SIGTERM)
-            node.signal_group(signal.SIGCONT)
-            self._reap(node, time.monotonic() + STOP_TIMEOUT_S)
+            if node.begin_stop():
+                node.reap(time.monotonic() + STOP_TIMEOUT_S)
 
     def restart(self, name: str) -> None:
-        """Stop the node if alive, then start it again with its data dir intact; wait READY."""
+        """Stop the node if alive, then start it again with its data dir intact; wait READY.
+
+        A new life that crashes or hangs before READY is killed (nothing half-started stays
+        running) and the error raised.
+        """
         with self._mutex:
             node = self._node(name)
             if self._lock_fd is None:
                 raise ClusterError(f"cannot restart {name}: the onebox is not started")
             self.terminate(name)
             node.crash_reported = True  # restarting a crashed node is the answer to the crash
-            offset = self._spawn_node(node)
-            self._wait_ready(node, offset, time.monotonic() + READY_TIMEOUT_S)
+            offset = node.spawn(self._argv(node))
+            try:
+                node.wait_ready(offset, float("inf"))
+            except BaseException:
+                node.kill()
+                raise
 
     # ------------------------------------------------------------------- health
 
@@ -361,27 +276,20 @@ class Onebox:
         except PegbenchError as exc:
             raise ClusterError(f"meta {self.spec.meta_addr} unreachable: {exc}") from exc
 
-    def _problems(self, timeout_s: float = 1.0) -> tuple[list[str], Any]:
-        """What keeps the cluster from being healthy (empty if healthy), and the config."""
-        states = {n: node.state() for n, node in self._nodes.items()}
-        problems = [f"{n} {s}" for n, s in states.items() if s != RUNNING]
-        if states[META_NODE] != RUNNING:
-            return problems, None
-        try:
-            cfg = self._query(timeout_s)
-        except ClusterError as exc:
-            return problems + [str(exc)], None
-        alive = {node.addr for node in self._nodes.values() if node.state() == RUNNING}
-        want = self.spec.replicas - 1
-        for p in cfg.partitions:
-            primary, secs = str(p.primary), [str(s) for s in p.secondaries or []]
-            idx = p.pid.partition_index
-            if primary not in alive:
-                problems.append(f"partition {idx}: no alive primary ({primary or 'none'})")
-            live_secs = [s for s in secs if s in alive]
-            if len(live_secs) < want:
-                problems.append(f"partition {idx}: {len(live_secs)} of {want} secondaries alive")
-        return problems, cfg
+    def _health(self, timeout_s: float = 1.0) -> tuple[list[NodeInfo], Any, list[str]]:
+        """Node snapshots, the meta's config (None if unavailable) and the health problems.
+
+        Takes no lock, so a slow meta query never blocks fault injection; a stopped or dead meta
+        is not asked at all (the query would only time out).
+        """
+        infos = [node.info() for node in self._nodes.values()]
+        cfg, meta_error = None, None
+        if infos[0].state == RUNNING:  # the meta comes first
+            try:
+                cfg = self._query(timeout_s)
+            except ClusterError as exc:
+                meta_error = str(exc)
+        return infos, cfg, health.problems(infos, self.spec.replicas, cfg, meta_error)
 
     def wait_healthy(self, timeout_s: float = 30.0) -> None:
         """Wait until every node runs and every partition has a primary and replicas-1
@@ -389,7 +297,7 @@ class Onebox:
         deadline = time.monotonic() + timeout_s
         while True:
             self.check()
-            problems, _ = self._problems()  # no lock held: a fault may land meanwhile
+            _, _, problems = self._health()
             if not problems:
                 return
             if time.monotonic() >= deadline:
@@ -398,16 +306,10 @@ class Onebox:
             time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
 
     def status(self) -> dict:
-        """The status document of DESIGN.md ("Outputs"); never raises for a dead node."""
-        problems, cfg = self._problems()
-        nodes = [{"name": i.name, "addr": i.addr, "pid": i.pid, "state": i.state}
-                 for i in self.nodes.values()]
-        partitions = [{"pidx": p.pid.partition_index, "ballot": p.ballot,
-                       "primary": str(p.primary),
-                       "secondaries": [str(s) for s in p.secondaries or []],
-                       "last_committed_decree": p.last_committed_decree}
-                      for p in (cfg.partitions if cfg else [])]
-        return {"dir": str(self.dir), "supervisor_pid": os.getpid(), "meta": self.spec.meta_addr,
-                "app_id": cfg.app_id if cfg else None,
-                "partition_count": cfg.partition_count if cfg else None,
-                "healthy": not problems, "nodes": nodes, "partitions": partitions}
+        """The status document of DESIGN.md ("Outputs"); never raises for a dead node or meta
+        (then ``partitions`` is empty and ``app_id``/``partition_count`` are None)."""
+        infos, cfg, problems = self._health()
+        return health.status_document(dir=str(self.dir), supervisor_pid=os.getpid(),
+                                      meta=self.spec.meta_addr, nodes=infos, cfg=cfg,
+                                      healthy=not problems)
+
