@@ -41,6 +41,9 @@ class FDConfig:
                               "stops serving before the meta replaces it")
         if self.beacon_s >= self.lease_s:
             raise ConfigError("", "fd.beacon_s", f"smaller than fd.lease_s ({self.lease_s})")
+        if self.check_s >= self.grace_s:
+            raise ConfigError("", "fd.check_s", f"smaller than fd.grace_s ({self.grace_s}) "
+                                                "so a death is noticed within the grace period")
 
 
 #: Short timings for tests: a dead node is replaced in about a second.
@@ -80,6 +83,14 @@ class OneboxSpec:
             object.__setattr__(self, "replica_ports", ports)
         if len(self.replica_ports) != self.replica_nodes:
             raise ConfigError("", "replica_ports", f"{self.replica_nodes} ports")
+        ports = (self.meta_port, *self.replica_ports)
+        for key, port in zip(("meta_port", *["replica_ports"] * self.replica_nodes), ports):
+            if not 0 < port < 65536:
+                raise ConfigError("", key, f"ports within 1-65535, got {port}")
+        if len(set(ports)) != len(ports):
+            # two nodes on one port: the second would die at bind with a less clear error
+            raise ConfigError("", "replica_ports", f"ports distinct from each other and from "
+                                                   f"meta_port {self.meta_port}, got {ports[1:]}")
 
     @property
     def meta_addr(self) -> str:
