@@ -258,3 +258,22 @@ def test_concurrent_open_of_a_missing_table_fails_every_opener(cluster):
         gevent.joinall(jobs)
         assert all(isinstance(j.exception, ServerError) for j in jobs)
         assert client.open_table("temp").name == "temp"  # nothing left half-open
+
+
+@pytest.mark.parametrize("fault", ["down", "invalid_state"])  # re-polling / backing off
+def test_close_ends_ops_pausing_between_attempts_at_once(cluster, recorder, fault):
+    client = Client(cluster.meta_addrs, op_timeout_ms=5 * OP_TIMEOUT_MS, observer=recorder,
+                    backoff_base_ms=1000, backoff_cap_ms=1000)
+    table = client.open_table("temp")
+    table.put("h", "s", "v")
+    # The meta keeps naming the failed primary: failover re-polls ("down") or backs off
+    # ("invalid_state") until the op deadline, unless the client is closed.
+    cluster.set_mode(cluster.replica_addrs[0], fault)
+    job = gevent.spawn(table.put, "h", "s", "v")
+    gevent.sleep(0.1)
+    closed_at = time.monotonic()
+    client.close()
+    job.join()
+    assert isinstance(job.exception, SessionReset) and "closed" in str(job.exception)
+    assert time.monotonic() - closed_at < 0.1 * 5 * OP_TIMEOUT_MS / 1000
+    assert recorder.ops()[-1].error == "ERR_SESSION_RESET"

@@ -19,8 +19,7 @@ import logging
 import time
 from typing import Any, Callable, Iterable, Mapping
 
-import gevent
-from gevent.event import AsyncResult
+from gevent.event import AsyncResult, Event
 
 from ..errors import OpTimeout, PegasusError, ServerError, SessionReset
 from . import codec, keys, policies, ttl as ttl_clock
@@ -66,6 +65,7 @@ class Client:
         self._tables: dict[str, Table] = {}
         self._opening: dict[str, AsyncResult] = {}
         self._closed = False
+        self._closing = Event()  # wakes ops pausing between attempts
 
     def open_table(self, name: str) -> "Table":
         """The table ``name``, its config fetched from the metas on first open.
@@ -99,8 +99,9 @@ class Client:
         return table
 
     def close(self) -> None:
-        """Close every connection; calls still waiting fail with ERR_SESSION_RESET."""
+        """Close every connection; ops in flight fail at once with ERR_SESSION_RESET."""
         self._closed = True
+        self._closing.set()
         for table in self._tables.values():
             table._routing.close()
         for session in self._sessions.values():
@@ -198,8 +199,13 @@ class Client:
                                    error.code, attempt, refreshed, policy.name, intended_start))
             if not retry:
                 break
-            if not _pause_before_retry(routing, pidx, route, reaction, policy, attempt, deadline):
-                out_of_time = True
+            if not _pause_before_retry(routing, pidx, route, reaction, policy, attempt, deadline,
+                                       self._closing):
+                if self._closed:
+                    error = SessionReset(f"{op} on {table.name!r} partition {pidx}: client closed "
+                                         f"between attempts (last error: {error.code})")
+                else:
+                    out_of_time = True
                 break
         if out_of_time or isinstance(error, OpTimeout):
             error = OpTimeout(f"{op} on {table.name!r} partition {pidx}: no success within "
@@ -243,8 +249,12 @@ def _refresh(routing: TableRouting, reaction: Reaction, deadline: float, generat
 
 
 def _pause_before_retry(routing: TableRouting, pidx: int, gone: PartitionRoute,
-                        reaction: Reaction, policy: Policy, attempt: int, deadline: float) -> bool:
-    """Back off, or re-poll the meta until the primary changes; False if the deadline came first."""
+                        reaction: Reaction, policy: Policy, attempt: int, deadline: float,
+                        closing: Event) -> bool:
+    """Back off, or re-poll the meta until the primary changes.
+
+    False if the deadline came first or the client was closed (``closing`` is set).
+    """
     if reaction.repoll_s > 0:
         # The primary counts as gone: wait for the meta to name another one. No backoff
         # afterwards, since the thing we waited for has happened.
@@ -255,11 +265,13 @@ def _pause_before_retry(routing: TableRouting, pidx: int, gone: PartitionRoute,
             left = deadline - time.monotonic()
             if left <= 0:
                 return False
-            gevent.sleep(min(reaction.repoll_s, left))
+            if closing.wait(min(reaction.repoll_s, left)):
+                return False
             routing.refresh(deadline, newer_than=routing.generation)
         return False
     left = deadline - time.monotonic()
-    gevent.sleep(max(0.0, min(policy.backoff_s(attempt), left)))
+    if closing.wait(max(0.0, min(policy.backoff_s(attempt), left))):
+        return False
     return time.monotonic() < deadline
 
 
