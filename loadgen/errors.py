@@ -3,8 +3,8 @@
     PegbenchError                     root: catch this to catch everything pegbench raises
     ├── ProtocolError                 bytes on the wire that are not a valid Pegasus frame
     ├── PegasusError (.code)          an operation failed; .code is a Pegasus error name
-    │   ├── OpTimeout                 ERR_TIMEOUT at the op deadline; .last_error is what
-    │   │                             the last attempt saw (None if it simply got no reply)
+    │   ├── OpTimeout                 ERR_TIMEOUT at the op deadline; .last_error is the last
+    │   │                             failure other than a timer (None: no reply, ever)
     │   ├── SessionReset              ERR_SESSION_RESET: the connection was lost or refused
     │   └── ServerError               any other error name a server replied with
     ├── ConfigError(file, key, expected)   a bad profile key, flag or argument
@@ -13,8 +13,12 @@
     └── (future branches go here, never beside the root)
 
 Lower-level exceptions (socket.error, gevent.Timeout, thrift errors) are translated into
-this tree at exactly one boundary each: the session layer for the network, the codec for
-bytes.
+this tree at exactly one boundary each: the session layer for the network (and, for one-shot
+tool RPCs, ``loadgen.pegasus.blocking``), the codec for bytes.
+
+STYLE.md calls the client branch ``ClientError``; it is named ``PegasusError`` here because
+that is the client's public API (issue 2). A lost connection and a refused one are both
+``SessionReset``: the client cannot tell them apart any better than the Pegasus clients do.
 """
 
 from __future__ import annotations

@@ -388,3 +388,16 @@ def test_contract_ops_outcomes_and_deadline(cluster, connect, name):
         pending = []
     assert not pending
     assert [o.outcome for o in rec.ops()] == ["ok", "ok", "unknown", "ok", "ok"]
+
+
+def test_failover_retry_header_carries_the_ms_left_not_the_op_timeout(cluster, connect):
+    table, rec = connect("failover", op_timeout_ms=600)
+    a, b = cluster.replica_addrs
+    cluster.set_mode(a, "hang")
+    fail_over(cluster, b)
+    table.put("h", "s", "v1")
+    first, second = rec.attempts()
+    req = cluster.last_request(b)
+    left_ms = (first.start + 0.6 - second.start) * 1000  # op deadline - retry start
+    assert req.client_timeout_ms <= left_ms + 1
+    assert req.client_timeout_ms <= 600 * (1 - 1 / 3) + 1  # the first attempt used a third

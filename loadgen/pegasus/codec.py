@@ -270,13 +270,17 @@ def response_frame_size(prefix: bytes) -> int | None:
     return total
 
 
+def _check_whole(frame: bytes, total: int | None, kind: str) -> None:
+    """Raise unless ``frame`` is exactly one frame of ``total`` bytes."""
+    if total is None or len(frame) < total:
+        raise ProtocolError(f"truncated {kind} frame ({len(frame)} bytes)")
+    if len(frame) != total:
+        raise ProtocolError(f"{kind} frame has {len(frame) - total} trailing bytes")
+
+
 def decode_request(frame: bytes) -> RequestFrame:
     """Decode one whole request frame."""
-    total = request_frame_size(frame)
-    if total is None or len(frame) < total:
-        raise ProtocolError(f"truncated request frame ({len(frame)} bytes)")
-    if len(frame) != total:
-        raise ProtocolError(f"request frame has {len(frame) - total} trailing bytes")
+    _check_whole(frame, request_frame_size(frame), "request")
     version = _U32.unpack_from(frame, 4)[0]
     if version == 0:
         (_, _, _, _, _, _, app_id, pidx, client_timeout, _, phash) = _HEADER_V0.unpack_from(frame)
@@ -304,11 +308,7 @@ def decode_request(frame: bytes) -> RequestFrame:
 
 def decode_response(frame: bytes) -> ResponseFrame:
     """Decode one whole response frame."""
-    total = response_frame_size(frame)
-    if total is None or len(frame) < total:
-        raise ProtocolError(f"truncated response frame ({len(frame)} bytes)")
-    if len(frame) != total:
-        raise ProtocolError(f"response frame has {len(frame) - total} trailing bytes")
+    _check_whole(frame, response_frame_size(frame), "response")
     reader = _Reader(frame, 4)
     error = reader.string("response error name")
     if not error_codes.is_known(error) and error not in SERVER_ONLY_ERRORS:
