@@ -190,7 +190,8 @@ class Onebox:
                 except ClusterError as exc:
                     stuck.append(str(exc))
             for node in self._nodes.values():
-                if node.state() == DEAD:
+                # only files we wrote: after a refused start they belong to the dir's owner
+                if node.proc is not None and node.state() == DEAD:
                     node.pid_file.unlink(missing_ok=True)
             if self._lock_fd is not None:
                 (self.dir / SUPERVISOR_PID).unlink(missing_ok=True)
