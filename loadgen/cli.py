@@ -14,6 +14,7 @@ import importlib
 import json
 import platform
 import sys
+import traceback
 from importlib import metadata
 from typing import Callable
 
@@ -21,6 +22,8 @@ from . import __version__
 from .errors import ConfigError, PegbenchError
 
 EXIT_OK, EXIT_VERDICT, EXIT_USAGE, EXIT_RUNTIME, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+EXIT_CODES_HELP = ("exit codes: 0 ok, 1 verdict failed, 2 usage/profile/input error, "
+                   "3 runtime failure, 130 interrupted (after cleanup)")
 #: libraries whose versions ``pegbench version`` reports
 KEY_LIBRARIES = ("locust", "gevent", "thrift", "hdrhistogram", "plotly", "rich")
 
@@ -44,30 +47,62 @@ def _version(args: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------- onebox
 
+#: onebox spec keys -> the ``onebox start`` flag that sets them, for errors that name the flag
+START_FLAGS = {"dir": "--dir", "replica_nodes": "--replica-nodes", "partitions": "--partitions",
+               "meta_port": "--meta-port", "replica_ports": "--replica-port",
+               "fd.beacon_s": "--fd-beacon", "fd.check_s": "--fd-check",
+               "fd.lease_s": "--fd-lease", "fd.grace_s": "--fd-grace"}
+
+
+def _as_flag_error(exc: ConfigError) -> ConfigError:
+    """The same complaint, naming the command-line flag instead of the spec key."""
+    flag = START_FLAGS.get(exc.key)
+    if flag is None:
+        return exc
+    expected = exc.expected
+    for key, other in START_FLAGS.items():  # "greater than fd.lease_s" -> "... --fd-lease"
+        if key != "dir":  # a plain word: only the compound keys are unambiguous in prose
+            expected = expected.replace(key, other)
+    return ConfigError("command line", flag, expected)
+
+
 def _onebox_start(args: argparse.Namespace) -> int:
+    import time
+
     from .onebox import control
     from .onebox.spec import FDConfig, OneboxSpec
 
     base = args.replica_port
-    for flag, port in (("--meta-port", args.meta_port),
-                       ("--replica-port", base + args.replica_nodes - 1)):
-        if not 0 < port < 65536:
-            raise ConfigError("command line", flag, f"ports within 1-65535, got {port}")
-    fd = FDConfig(beacon_s=args.fd_beacon, check_s=args.fd_check, lease_s=args.fd_lease,
-                  grace_s=args.fd_grace)
-    spec = OneboxSpec(dir=args.dir, replica_nodes=args.replica_nodes,
-                      partitions=args.partitions, meta_port=args.meta_port,
-                      replica_ports=tuple(range(base, base + args.replica_nodes)), fd=fd)
-    _err(f"starting onebox in {args.dir} (meta {spec.meta_addr}, "
-         f"{spec.replica_nodes} replica nodes); waiting until healthy ...")
-    print(control.start_background(spec, start_timeout_s=args.start_timeout), flush=True)
+    try:
+        fd = FDConfig(beacon_s=args.fd_beacon, check_s=args.fd_check, lease_s=args.fd_lease,
+                      grace_s=args.fd_grace)
+        spec = OneboxSpec(dir=args.dir, replica_nodes=args.replica_nodes,
+                          partitions=args.partitions, meta_port=args.meta_port,
+                          replica_ports=tuple(range(base, base + max(args.replica_nodes, 0))),
+                          fd=fd)
+        _err(f"starting onebox in {args.dir}: meta {spec.meta_addr}, {spec.replica_nodes} "
+             f"replica nodes on ports {base}-{base + spec.replica_nodes - 1}, "
+             f"{spec.partitions} partitions; waiting until healthy ...")
+        t0 = time.monotonic()
+        meta = control.start_background(spec, start_timeout_s=args.start_timeout)
+    except ConfigError as exc:
+        raise _as_flag_error(exc) from None
+    _err(f"onebox healthy after {time.monotonic() - t0:.1f}s (supervisor pid "
+         f"{control.owner_pid(args.dir)}, log {args.dir}/{control.SUPERVISOR_LOG})")
+    print(meta, flush=True)
     return EXIT_OK
 
 
 def _onebox_status(args: argparse.Namespace) -> int:
     from .onebox import control
 
-    print(json.dumps(control.request(args.dir, "status"), indent=2))
+    status = control.request(args.dir, "status")
+    print(json.dumps(status, indent=2), flush=True)
+    if status["partition_count"] is None:  # the nodes are known; the partitions are not
+        meta = next(n for n in status["nodes"] if n["addr"] == status["meta"])
+        _err(f"error: meta {status['meta']} ({meta['name']}, {meta['state']}) did not answer "
+             "the config query: partitions unknown")
+        return EXIT_RUNTIME
     return EXIT_OK
 
 
@@ -82,9 +117,14 @@ def _onebox_stop(args: argparse.Namespace) -> int:
 
 
 def _onebox_node_command(args: argparse.Namespace) -> int:
+    from .errors import NodeCrashed
     from .onebox import control
 
-    node = control.request(args.dir, args.command, args.node)
+    try:
+        node = control.request(args.dir, args.command, args.node)
+    except NodeCrashed as exc:  # reported before acting: the command was not carried out
+        _err(f"error: {args.command} {args.node} not done: {exc}")
+        return EXIT_RUNTIME
     _err(f"{args.command} {args.node}: now {node['state']} (pid {node['pid']})")
     return EXIT_OK
 
@@ -92,41 +132,72 @@ def _onebox_node_command(args: argparse.Namespace) -> int:
 def _add_onebox(sub: argparse._SubParsersAction) -> None:
     from .onebox.spec import DEFAULT_META_PORT, DEFAULT_REPLICA_BASE_PORT, FDConfig
 
-    onebox = sub.add_parser("onebox", help="run the embedded cluster in the background")
+    onebox = sub.add_parser(
+        "onebox", help="run the embedded cluster (real processes on 127.0.0.1) in the background",
+        description="An embedded Pegasus cluster: one meta and N replica servers on "
+                    "127.0.0.1, owned by a background supervisor that the other commands "
+                    "reach through <dir>/control.sock.", epilog=EXIT_CODES_HELP)
     cmds = onebox.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    dir_help = "onebox directory (default: ./onebox)"
+    dir_help = "onebox directory: node data, logs, control socket (default: ./onebox)"
 
-    start = cmds.add_parser("start", help="start a supervisor in the background; prints the "
-                                          "meta host:port once healthy")
+    start = cmds.add_parser(
+        "start", help="start a supervisor in the background; prints the meta host:port",
+        description="Start a supervisor and its nodes in the background, wait until every "
+                    "partition has a primary and all its secondaries, then print only the "
+                    "meta host:port on stdout (progress goes to stderr). Old node data in "
+                    "--dir is wiped; the supervisor logs to <dir>/supervisor.log.",
+        epilog=EXIT_CODES_HELP)
     start.add_argument("--dir", default="onebox", help=dir_help)
-    start.add_argument("--replica-nodes", type=int, default=3, metavar="N")
+    start.add_argument("--replica-nodes", type=int, default=3, metavar="N",
+                       help="replica server processes (default 3)")
     start.add_argument("--partitions", type=int, default=8, metavar="P",
-                       help="partitions of the table (a power of two)")
-    start.add_argument("--meta-port", type=int, default=DEFAULT_META_PORT, metavar="M")
+                       help="partitions of table 'temp', a power of two (default 8)")
+    start.add_argument("--meta-port", type=int, default=DEFAULT_META_PORT, metavar="M",
+                       help=f"meta server port (default {DEFAULT_META_PORT})")
     start.add_argument("--replica-port", type=int, default=DEFAULT_REPLICA_BASE_PORT,
-                       metavar="R", help="first replica port; the others follow")
+                       metavar="R", help="first replica port; replica i listens on R+i-1 "
+                                         f"(default {DEFAULT_REPLICA_BASE_PORT})")
     defaults = FDConfig()
-    for name, value in (("beacon", defaults.beacon_s), ("check", defaults.check_s),
-                        ("lease", defaults.lease_s), ("grace", defaults.grace_s)):
+    for name, value, what in (
+            ("beacon", defaults.beacon_s, "interval between a replica's beacons"),
+            ("check", defaults.check_s, "interval of the meta's liveness check"),
+            ("lease", defaults.lease_s, "a primary stops serving this long after its last "
+                                        "acknowledged beacon"),
+            ("grace", defaults.grace_s, "the meta declares a node dead after this long "
+                                        "without beacons; must exceed the lease")):
         start.add_argument(f"--fd-{name}", type=float, default=value, metavar="S",
-                           help=f"failure detector {name}, seconds (default {value})")
+                           help=f"failure detector: {what}, seconds (default {value}, "
+                                "Pegasus's own)")
     start.add_argument("--start-timeout", type=float, default=60.0, metavar="S",
-                       help="seconds to become healthy (default 60)")
+                       help="seconds to become healthy before giving up (default 60)")
     start.set_defaults(func=_onebox_start)
 
-    status = cmds.add_parser("status", help="print the cluster status as JSON")
+    status = cmds.add_parser(
+        "status", help="print the cluster status as JSON",
+        description="Print {dir, supervisor_pid, meta, app_id, partition_count, healthy, "
+                    "nodes: [{name, addr, pid, state}], partitions: [{pidx, ballot, primary, "
+                    "secondaries, last_committed_decree}]} on stdout. If the meta is dead, "
+                    "paused or not answering, the JSON still shows the nodes (partitions "
+                    "empty, app_id and partition_count null) and the exit code is 3.",
+        epilog=EXIT_CODES_HELP)
     status.add_argument("--dir", default="onebox", help=dir_help)
     status.set_defaults(func=_onebox_status)
 
-    stop = cmds.add_parser("stop", help="stop the supervisor and every node")
+    stop = cmds.add_parser(
+        "stop", help="stop the supervisor and every node",
+        description="Stop the supervisor and every node. A supervisor that does not answer "
+                    "(hung, paused) is signalled: SIGTERM, then SIGKILL. Stopping a dir with "
+                    "no supervisor is not an error.", epilog=EXIT_CODES_HELP)
     stop.add_argument("--dir", default="onebox", help=dir_help)
     stop.set_defaults(func=_onebox_stop)
 
-    verbs = {"kill": "SIGKILL a node (a crash)", "pause": "SIGSTOP a node (a hang)",
+    verbs = {"kill": "SIGKILL a node's process group (a crash)",
+             "pause": "SIGSTOP a node's process group (a hang, connections stay open)",
              "resume": "SIGCONT a paused node",
-             "restart": "stop a node if alive and start it again with its data"}
+             "restart": "stop a node if alive (SIGTERM) and start it again with its data"}
     for verb, help in verbs.items():
-        p = cmds.add_parser(verb, help=help)
+        p = cmds.add_parser(verb, help=help, description=help + ", through the supervisor.",
+                            epilog=EXIT_CODES_HELP)
         p.add_argument("node", metavar="NODE", help="meta1, replica1, replica2, ...")
         p.add_argument("--dir", default="onebox", help=dir_help)
         p.set_defaults(func=_onebox_node_command)
@@ -167,7 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pegbench",
         description="Measure how fast Apache Pegasus clients recover when replica servers "
-                    "crash or hang.")
+                    "crash or hang.", epilog=EXIT_CODES_HELP)
     sub = parser.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
     version = sub.add_parser("version", help="print versions of pegbench, python, libraries")
     version.set_defaults(func=_version)
@@ -196,6 +267,10 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     except PegbenchError as exc:  # ClusterError, NodeCrashed, ...
         _err(f"error: {exc}")
+        return EXIT_RUNTIME
+    except Exception:  # a bug: say so, and never exit 1, which means "verdict failed"
+        traceback.print_exc()
+        _err("error: internal error (the traceback above is a bug in pegbench)")
         return EXIT_RUNTIME
 
 
