@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -22,6 +23,7 @@ import pytest
 from conftest import free_port
 from loadgen.errors import ClusterError, ConfigError, NodeCrashed
 from loadgen.onebox.spec import FAST_FD
+from loadgen.onebox import node_process
 from loadgen.onebox.process import live_pid, process_starttime, write_pid_file
 from loadgen.onebox.supervisor import Onebox
 
@@ -282,7 +284,10 @@ def test_second_supervisor_on_same_dir_is_refused(boxes):
         owned = f"owned by a live supervisor \\(pid {os.getpid()}\\)"
         with pytest.raises(ClusterError, match=owned):
             second.start()
+        second.stop()  # what a failed supervisor does on its way out
         first.wait_healthy(2)  # the refused start touched nothing
+        for name, info in first.nodes.items():
+            assert live_pid(first.dir / name / "node.pid") == info.pid
     with boxes("shared"):  # free again once the first stopped
         pass
 
@@ -325,40 +330,100 @@ SUPERVISOR_SCRIPT = textwrap.dedent('''
 ''')
 
 
-def test_sigkill_of_supervisor_leaves_no_node(tmp_path, fake_node):
+@pytest.fixture
+def supervisor_script(tmp_path, fake_node):
+    """A separate supervisor process (SUPERVISOR_SCRIPT) and its node pids; cleaned up."""
     cfg = {"dir": str(tmp_path / "box"), "meta": free_port(),
            "replicas": [free_port() for _ in range(3)], "cmd": fake_node}
     sup = subprocess.Popen([sys.executable, "-c", SUPERVISOR_SCRIPT, json.dumps(cfg)],
                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     pids: list[int] = []
     try:
-        pids = json.loads(sup.stdout.readline())
-        assert len(pids) == 4 and all(alive(p) for p in pids)
-        assert proc_state(pids[1]) == "T"  # even a stopped node must die
-        sup.kill()
-        sup.wait(5)
-        assert wait_until(lambda: not any(alive(p) for p in pids), 5), \
-            [p for p in pids if alive(p)]
+        pids.extend(json.loads(sup.stdout.readline()))
+        yield sup, pids
     finally:
         sup.kill()
+        sup.wait()
         kill_groups(pids)
 
 
-def test_sigterm_of_supervisor_stops_nodes_gracefully(tmp_path, fake_node):
-    cfg = {"dir": str(tmp_path / "box"), "meta": free_port(),
-           "replicas": [free_port() for _ in range(3)], "cmd": fake_node}
-    sup = subprocess.Popen([sys.executable, "-c", SUPERVISOR_SCRIPT, json.dumps(cfg)],
-                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    pids: list[int] = []
-    try:
-        pids = json.loads(sup.stdout.readline())
-        sup.terminate()
-        assert sup.wait(10) == 128 + signal.SIGTERM
-        assert not any(alive(p) for p in pids)
-        assert not (tmp_path / "box" / "supervisor.pid").exists()
-    finally:
-        sup.kill()
-        kill_groups(pids)
+def test_sigkill_of_supervisor_leaves_no_node(supervisor_script):
+    sup, pids = supervisor_script
+    assert len(pids) == 4 and all(alive(p) for p in pids)
+    assert proc_state(pids[1]) == "T"  # even a stopped node must die
+    sup.kill()
+    sup.wait(5)
+    assert wait_until(lambda: not any(alive(p) for p in pids), 5), [p for p in pids if alive(p)]
+
+
+def test_sigterm_of_supervisor_stops_nodes_gracefully(supervisor_script, tmp_path):
+    sup, pids = supervisor_script
+    sup.terminate()
+    assert sup.wait(10) == 128 + signal.SIGTERM
+    assert not any(alive(p) for p in pids)
+    assert not (tmp_path / "box" / "supervisor.pid").exists()
+
+
+def test_nodes_outlive_the_thread_that_restarted_them(boxes):
+    # PR_SET_PDEATHSIG fires when the forking *thread* exits: a node restarted from a
+    # short-lived thread must not die with that thread
+    with boxes() as box:
+        for name in ("replica1", "replica2"):
+            worker = threading.Thread(target=box.restart, args=(name,))
+            worker.start()
+            worker.join()
+        pids = [box.nodes[n].pid for n in ("replica1", "replica2")]
+        time.sleep(0.3)
+        assert all(alive(p) for p in pids)
+        box.check()  # no crash to report either
+        box.wait_healthy(5)
+
+
+HANG_ON_SECOND_LIFE = textwrap.dedent('''
+    import argparse, pathlib, runpy, sys, time
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--spec"); ap.add_argument("--name")
+    args, _ = ap.parse_known_args()
+    marker = pathlib.Path(args.spec).parent / (args.name + ".lived")
+    if args.name == "replica1" and marker.exists():
+        print("second life: stuck before READY", flush=True)
+        time.sleep(60)
+    marker.touch()
+    sys.argv = [FAKE] + sys.argv[1:]
+    runpy.run_path(FAKE, run_name="__main__")
+''')
+
+
+def test_restart_that_never_gets_ready_leaves_nothing_running(boxes, fake_node, tmp_path,
+                                                               monkeypatch):
+    script = tmp_path / "hang_second.py"
+    script.write_text(f"FAKE = {fake_node[1]!r}\n" + HANG_ON_SECOND_LIFE)
+    monkeypatch.setattr(node_process, "READY_TIMEOUT_S", 1.0)
+    with boxes(node_command=[sys.executable, str(script)]) as box:
+        t0 = time.monotonic()
+        with pytest.raises(ClusterError, match="(?s)replica1 did not print READY.*stuck before"):
+            box.restart("replica1")
+        assert time.monotonic() - t0 < 1.0 + node_process.STOP_TIMEOUT_S
+        info = box.nodes["replica1"]
+        assert info.state == "dead" and not alive(info.pid)
+        box.check()  # the supervisor killed it: not a crash
+
+
+def test_status_when_the_meta_is_paused_or_dead(boxes):
+    with boxes() as box:
+        box.pause("meta1")
+        t0 = time.monotonic()
+        status = box.status()
+        assert time.monotonic() - t0 < 0.5  # a stopped meta is not queried (no timeout wait)
+        check_status_shape(status, box)
+        assert status["nodes"][0]["state"] == "paused" and not status["healthy"]
+        assert (status["app_id"], status["partition_count"], status["partitions"]) == \
+            (None, None, [])
+        box.kill("meta1")
+        status = box.status()
+        assert status["nodes"][0]["state"] == "dead" and status["partitions"] == []
+        with pytest.raises(ClusterError, match="meta1 dead"):
+            box.wait_healthy(0.2)
 
 
 def test_real_nodes_lifecycle(real_boxes):
