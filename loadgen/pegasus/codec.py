@@ -76,10 +76,6 @@ def register_rpc(name: str, args: type, result: type | None) -> RpcSpec:
     return spec
 
 
-def rpc_spec(name: str) -> RpcSpec | None:
-    return _RPCS.get(name)
-
-
 RPC_PUT = register_rpc("RPC_RRDB_RRDB_PUT", rrdb.update_request, rrdb.update_response).name
 RPC_MULTI_PUT = register_rpc("RPC_RRDB_RRDB_MULTI_PUT", rrdb.multi_put_request, rrdb.update_response).name
 RPC_REMOVE = register_rpc("RPC_RRDB_RRDB_REMOVE", rdsn.blob, rrdb.update_response).name
@@ -345,6 +341,7 @@ class FrameSplitter:
         self._size = request_frame_size if kind == "request" else response_frame_size
 
     def feed(self, data: bytes) -> list[bytes]:
+        """Add ``data``; return every frame it completed, oldest first."""
         buf = self._buf
         buf += data
         frames = []
@@ -362,4 +359,5 @@ class FrameSplitter:
 
     @property
     def pending_bytes(self) -> int:
+        """Bytes held back waiting for the rest of their frame."""
         return len(self._buf)

@@ -74,4 +74,5 @@ def info(name: str) -> ErrorInfo:
 
 
 def is_known(name: str) -> bool:
+    """Whether the official Python client knows ``name`` (a server may send it)."""
     return name in KNOWN

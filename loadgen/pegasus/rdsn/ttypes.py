@@ -80,6 +80,7 @@ class gpid:
         self.partition_index = partition_index
 
     def to_i64(self) -> int:
+        """The wire value: partition index in the high 32 bits, app id in the low."""
         return _to_i64(((self.partition_index & 0xFFFFFFFF) << 32) | (self.app_id & 0xFFFFFFFF))
 
     def read(self, iprot) -> None:
@@ -115,13 +116,16 @@ class rpc_address:
 
     @classmethod
     def from_string(cls, addr: str) -> "rpc_address":
+        """Parse ``"a.b.c.d:port"``."""
         host, _, port = addr.rpartition(":")
         return cls(host, int(port))
 
     def is_invalid(self) -> bool:
+        """The empty address (wire value 0), e.g. "no primary"."""
         return not self.host and not self.port
 
     def to_u64(self) -> int:
+        """The wire value: IPv4 << 32 | port << 16 | type 1 (0 when invalid)."""
         if self.is_invalid():
             return 0
         ip = struct.unpack(">I", socket.inet_aton(self.host))[0]
@@ -129,6 +133,7 @@ class rpc_address:
 
     @classmethod
     def from_u64(cls, v: int) -> "rpc_address":
+        """Inverse of :meth:`to_u64`; any type other than IPv4 reads as invalid."""
         v %= _U64
         if v & 0xFFFF != 1:  # type bits: only IPv4 (1) names a usable address
             return cls()
