@@ -185,6 +185,17 @@ def test_bad_policy_specs_are_config_errors(cluster, kwargs):
         Client(cluster.meta_addrs, **kwargs)
 
 
+@pytest.mark.parametrize("meta, op_timeout_ms", [
+    ([], 1000), ("", 1000), (["127.0.0.1"], 1000), (["127.0.0.1:x"], 1000), ([34601], 1000),
+    (["127.0.0.1:34601"], 0), (["127.0.0.1:34601"], -5),
+])
+def test_bad_meta_addresses_and_timeouts_are_config_errors(meta, op_timeout_ms):
+    # Caught at construction, naming the key, not later as a socket error in a greenlet.
+    with pytest.raises(ConfigError) as info:
+        Client(meta, op_timeout_ms=op_timeout_ms)
+    assert info.value.key in ("cluster.meta", "workload.op_timeout_ms")
+
+
 def test_ops_after_close_fail_with_session_reset(cluster):
     client = Client(cluster.meta_addrs, op_timeout_ms=OP_TIMEOUT_MS)
     table = client.open_table("temp")

@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 from gevent.event import AsyncResult, Event
 
-from ..errors import OpTimeout, PegasusError, ServerError, SessionReset
+from ..errors import ConfigError, OpTimeout, PegasusError, ServerError, SessionReset
 from . import codec, keys, policies, ttl as ttl_clock
 from .gen.rrdb import ttypes as rrdb
 from .meta import MetaSession
@@ -53,8 +53,11 @@ class Client:
     def __init__(self, meta: "list[str] | str", policy: "str | Policy" = "failover",
                  op_timeout_ms: int = 1000, observer: Observer | None = None, **policy_params: Any):
         addrs = [a.strip() for a in meta.split(",")] if isinstance(meta, str) else list(meta)
-        if op_timeout_ms <= 0:
-            raise ValueError(f"op_timeout_ms must be positive, got {op_timeout_ms}")
+        if not addrs or not all(isinstance(a, str) and a.rpartition(":")[2].isdigit() for a in addrs):
+            raise ConfigError("", "cluster.meta", f"meta addresses as 'host:port', got {meta!r}")
+        if not op_timeout_ms > 0:
+            raise ConfigError("", "workload.op_timeout_ms",
+                              f"a positive number of ms, got {op_timeout_ms!r}")
         self.policy: Policy = policies.create(policy, **policy_params)
         self.op_timeout_ms = op_timeout_ms
         self.observer = observer
