@@ -12,6 +12,9 @@ import signal
 import socket
 import subprocess
 import sys
+import textwrap
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -19,6 +22,7 @@ import pytest
 from conftest import free_port
 from loadgen.cli import main
 from loadgen.onebox import control
+from loadgen.onebox.process import live_pid
 from loadgen.onebox.spec import FAST_FD, OneboxSpec
 from test_supervisor import FAKE_NODE, REAL_NODE, alive, kill_groups, proc_state, wait_until
 
@@ -62,9 +66,14 @@ def test_version():
     (["nosuch"], "invalid choice"),
     (["onebox", "kill"], "required"),
     (["onebox", "status", "--bogus"], "unrecognized arguments: --bogus"),
-    (["onebox", "start", "--partitions", "3", "--dir", "unused"], "partitions: a power of two"),
-    (["onebox", "start", "--fd-lease", "5", "--fd-grace", "4", "--dir", "unused"], "fd.grace_s"),
+    (["onebox", "start", "--partitions", "3", "--dir", "unused"], "--partitions: a power of two"),
+    (["onebox", "start", "--fd-lease", "5", "--fd-grace", "4", "--dir", "unused"],
+     "--fd-grace: greater than --fd-lease"),
+    (["onebox", "start", "--fd-check", "30", "--dir", "unused"], "--fd-check: smaller than"),
     (["onebox", "start", "--meta-port", "70000", "--dir", "unused"], "--meta-port"),
+    (["onebox", "start", "--replica-nodes", "0", "--dir", "unused"], "--replica-nodes"),
+    (["onebox", "start", "--meta-port", "40001", "--replica-port", "40000", "--dir", "unused"],
+     "--replica-port: ports distinct"),
 ])
 def test_usage_errors_exit_2(argv, message, tmp_path):
     out = subprocess.run([*PEGBENCH, *argv], capture_output=True, text=True, cwd=tmp_path,
@@ -79,7 +88,26 @@ def test_main_returns_exit_codes_in_process(capsys):
     assert main(["--help"]) == 0
     assert main(["nosuch"]) == 2
     assert main(["onebox", "start", "--partitions", "6", "--dir", "unused"]) == 2
-    assert "partitions: a power of two" in capsys.readouterr().err
+    assert "--partitions: a power of two" in capsys.readouterr().err
+
+
+@pytest.mark.unit
+def test_unexpected_errors_exit_3_not_1(monkeypatch, capsys):
+    # exit 1 means "verdict failed": a bug must never look like one
+    import loadgen.cli as cli
+    monkeypatch.setattr(cli.platform, "python_version", lambda: 1 / 0)
+    assert main(["version"]) == 3
+    assert "internal error" in capsys.readouterr().err
+
+
+@pytest.mark.unit
+def test_dir_not_writable_is_a_usage_error(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    out = pegbench("onebox", "start", "--dir", str(blocker / "box"), "--meta-port",
+                   str(free_port()), "--replica-port", str(free_port()))
+    assert out.returncode == 2 and out.stdout == ""
+    assert f"--dir: a writable directory; {blocker / 'box'}" in out.stderr
 
 
 @pytest.mark.unit
@@ -315,3 +343,122 @@ def _free_run(n: int) -> int:
         base = free_port()
         if base + n < 65536 and all(_free(p) for p in range(base, base + n)):
             return base
+
+
+# ----------------------------------------------------------------------- robustness
+
+@pytest.mark.onebox
+def test_status_exit_codes_with_paused_node_and_dead_meta(background):
+    spec = background.start()
+    d = spec.dir
+    assert pegbench("onebox", "pause", "replica2", "--dir", d).returncode == 0
+    out = pegbench("onebox", "status", "--dir", d)
+    status = json.loads(out.stdout)
+    assert out.returncode == 0  # the meta answered: a full, if unhealthy, status
+    assert status["nodes"][2]["state"] == "paused" and not status["healthy"]
+    assert len(status["partitions"]) == 8
+    assert pegbench("onebox", "kill", "meta1", "--dir", d).returncode == 0
+    out = pegbench("onebox", "status", "--dir", d)
+    status = json.loads(out.stdout)  # what is known: the nodes
+    assert out.returncode == 3 and f"meta {spec.meta_addr} (meta1, dead)" in out.stderr
+    assert [n["state"] for n in status["nodes"]] == ["dead", "running", "paused", "running"]
+    assert status["partitions"] == [] and status["partition_count"] is None
+
+
+@pytest.mark.onebox
+def test_concurrent_commands_are_all_answered(background):
+    spec = background.start()
+    results: dict[str, object] = {}
+
+    def run(key: str, cmd: str, node: str | None = None) -> None:
+        try:
+            results[key] = control.request(spec.dir, cmd, node)
+        except Exception as exc:  # noqa: BLE001 - recorded for the assertion
+            results[key] = exc
+
+    jobs = [("kill", "kill", "replica1"), ("restart", "restart", "replica1"),
+            ("pause", "pause", "replica2"), ("resume", "resume", "replica2"),
+            *((f"status{i}", "status", None) for i in range(6))]
+    threads = [threading.Thread(target=run, args=job) for job in jobs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    # any order is fine; every command got an answer and none was an internal failure
+    assert set(results) == {job[0] for job in jobs}
+    for key, value in results.items():
+        assert not isinstance(value, Exception) or "cannot" in str(value), (key, value)
+    control.request(spec.dir, "restart", "replica1")
+    control.request(spec.dir, "resume", "replica2")
+    assert wait_until(lambda: background.status(spec.dir)["healthy"], 10)
+
+
+@pytest.mark.onebox
+def test_stop_of_a_paused_supervisor(background):
+    spec = background.start()
+    status = background.status(spec.dir)
+    sup = status["supervisor_pid"]
+    os.kill(sup, signal.SIGSTOP)
+    t0 = time.monotonic()
+    out = pegbench("onebox", "stop", "--dir", spec.dir)
+    assert out.returncode == 0 and "stopped" in out.stderr, out.stderr
+    assert time.monotonic() - t0 < control.KILL_GRACE_S  # no request timeout waited out
+    assert not any(alive(p) for p in background.pids)
+    assert control.owner_pid(spec.dir) is None
+
+
+HUNG_SUPERVISOR = textwrap.dedent('''
+    import fcntl, json, os, signal, sys, time
+    from pathlib import Path
+    from loadgen.onebox.process import spawn, write_pid_file
+    d = Path(sys.argv[1])
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # hung: never acts on a polite stop
+    fd = os.open(d / "supervisor.lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    write_pid_file(d / "supervisor.pid", os.getpid())
+    (d / "replica1").mkdir()
+    node = spawn(["sleep", "60"], d / "replica1" / "node.log")
+    write_pid_file(d / "replica1" / "node.pid", node.pid)
+    print(node.pid, flush=True)
+    time.sleep(60)
+''')
+
+
+@pytest.mark.onebox
+def test_stop_escalates_to_sigkill_for_a_hung_supervisor(tmp_path, monkeypatch):
+    d = tmp_path / "box"
+    d.mkdir()
+    sup = subprocess.Popen([sys.executable, "-c", HUNG_SUPERVISOR, str(d)],
+                           stdout=subprocess.PIPE, text=True, start_new_session=True)
+    node = 0
+    try:
+        node = int(sup.stdout.readline())
+        # holding the dir but serving no socket: "still starting", not "not running"
+        out = pegbench("onebox", "status", "--dir", str(d))
+        assert out.returncode == 3 and f"(pid {sup.pid}) is not serving yet" in out.stderr
+        monkeypatch.setattr(control, "KILL_GRACE_S", 1.0)
+        t0 = time.monotonic()
+        assert control.stop(d, timeout_s=5)
+        assert time.monotonic() - t0 < 5
+        assert sup.wait(5) == -signal.SIGKILL
+        assert wait_until(lambda: not alive(node), 5)
+        assert control.owner_pid(d) is None
+    finally:
+        sup.kill()
+        kill_groups([node])
+
+
+@pytest.mark.onebox
+def test_refused_supervisor_leaves_the_owner_intact(background):
+    spec = background.start()
+    before = background.status(spec.dir)
+    # a second supervisor started directly (racing past the CLI's owner check)
+    out = subprocess.run([sys.executable, "-m", "loadgen.onebox.control", "--spec-json",
+                          spec.to_json(), "--start-timeout", "10"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 3 and "owned by a live supervisor" in out.stderr
+    assert (Path(spec.dir) / "control.sock").exists()
+    after = background.status(spec.dir)  # still reachable
+    assert after["supervisor_pid"] == before["supervisor_pid"] and after["healthy"]
+    for n in after["nodes"]:
+        assert live_pid(Path(spec.dir) / n["name"] / "node.pid") == n["pid"]
