@@ -242,6 +242,7 @@ def test_invalid_state_refreshes_without_retry(cluster, connect, policy):
     with pytest.raises(ServerError) as info:
         table.put("h", "s", "v1")
     assert info.value.code == "ERR_INVALID_STATE"
+    assert a in str(info.value) and "'temp'" in str(info.value)  # names node and table
     (op,) = rec.ops()
     assert (op.attempt, op.outcome, op.refreshed) == (1, "fail", True)
     assert op.duration_s < 0.25 * OP_TIMEOUT_S

@@ -134,12 +134,13 @@ class Client:
         except Exception:  # an observer bug must not fail the op it observes
             log.exception("observer failed on %s", outcome)
 
-    def _attempt(self, node: str | None, rpc: str, args: Any, app_id: int, pidx: int, phash: int,
-                 parse: Callable[[Any], Any], t_attempt: float, deadline: float,
+    def _attempt(self, table: str, node: str | None, rpc: str, args: Any, app_id: int, pidx: int,
+                 phash: int, parse: Callable[[Any], Any], t_attempt: float, deadline: float,
                  ) -> tuple[Any, PegasusError | None, str, bool]:
         """One try at the primary: ``(value, error, kind of failure, whether it was sent)``."""
         if node is None:
-            return None, ServerError("ERR_NO_PRIMARY", f"no primary for partition {pidx}"), _NO_PRIMARY, False
+            return (None, ServerError("ERR_NO_PRIMARY", f"table {table!r} partition {pidx}: the meta "
+                                                        "names no primary"), _NO_PRIMARY, False)
         sent = False
         try:
             call = self._session(node).send(
@@ -153,7 +154,8 @@ class Client:
         except OpTimeout as exc:
             return None, exc, _TIMEOUT, sent
         if reply.error != "ERR_OK":
-            return None, ServerError(reply.error, f"from {node}, partition {pidx}"), _REPLY, True
+            return (None, ServerError(reply.error, f"from {node}, table {table!r} partition {pidx}"),
+                    _REPLY, True)
         try:
             return parse(reply.result), None, "", True
         except ServerError as exc:  # a storage status: a result, never retried
@@ -177,8 +179,8 @@ class Client:
             generation = routing.generation
             node = route.primary
             t_attempt = time.monotonic()
-            value, error, kind, sent = self._attempt(node, rpc, args, config.app_id, pidx, phash,
-                                                     parse, t_attempt, deadline)
+            value, error, kind, sent = self._attempt(table.name, node, rpc, args, config.app_id,
+                                                     pidx, phash, parse, t_attempt, deadline)
             if error is None:
                 if observer is not None:
                     end = time.monotonic()
