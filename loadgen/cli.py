@@ -268,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     except PegbenchError as exc:  # ClusterError, NodeCrashed, ...
         _err(f"error: {exc}")
         return EXIT_RUNTIME
-    except Exception:  # a bug: say so, and never exit 1, which means "verdict failed"
+    except Exception:  # noqa: BLE001 - a bug: say so, never exit 1 ("verdict failed")
         traceback.print_exc()
         _err("error: internal error (the traceback above is a bug in pegbench)")
         return EXIT_RUNTIME

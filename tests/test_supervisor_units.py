@@ -160,12 +160,23 @@ def test_failures_are_replied_structured_and_unexpected_ones_too():
     # a bug inside a command must not take the supervisor (and its nodes) down
     _, reply = exchange(StubBox(fail=RuntimeError("oops")), b'{"cmd": "kill", "node": "replica1"}\n')
     assert reply["ok"] is False and "oops" in reply["error"]["message"]
+    # nor may an OS error of a command (a node binary gone) pass for a client hanging up
+    _, reply = exchange(StubBox(fail=FileNotFoundError(2, "no such node binary")),
+                        b'{"cmd": "kill", "node": "replica1"}\n')
+    assert reply["ok"] is False and "no such node binary" in reply["error"]["message"]
+
+
+def test_a_client_that_never_sends_is_dropped(monkeypatch):
+    monkeypatch.setattr(control, "REQUEST_READ_TIMEOUT_S", 0.1)
+    server, client = socket.socketpair()
+    with server, client:
+        assert control._handle(StubBox(), server) is False
 
 
 def test_commands_and_stop():
     box = StubBox()
     assert exchange(box, b'{"cmd": "status"}\n') == (False, {"ok": True, "result": {"healthy": True}})
-    stopping, reply = exchange(box, b'{"cmd": "kill", "node": "replica1"}\n')
+    _stopping, reply = exchange(box, b'{"cmd": "kill", "node": "replica1"}\n')
     assert reply["result"]["state"] == "dead" and box.calls == [("kill", "replica1")]
     assert exchange(box, b'{"cmd": "stop"}\n') == (True, {"ok": True, "result": None})
     assert box.stopped

@@ -101,9 +101,13 @@ def _execute(box: Onebox, req: Any) -> Any:
 def _handle(box: Onebox, conn: socket.socket) -> bool:
     """Answer one connection; True if it asked the supervisor to stop."""
     conn.settimeout(REQUEST_READ_TIMEOUT_S)
-    stopping = False
     try:
         line = conn.makefile("rb").readline(MAX_REQUEST_BYTES + 1)
+    except OSError as exc:  # the client never sent its line
+        print(f"control: dropped a client: {exc}", file=sys.stderr, flush=True)
+        return False
+    stopping = False
+    try:
         if not line.endswith(b"\n"):  # hung up mid-request, or an endless line
             raise ConfigError("control request", "request",
                               f"one JSON line of at most {MAX_REQUEST_BYTES} bytes")
@@ -118,9 +122,6 @@ def _handle(box: Onebox, conn: socket.socket) -> bool:
         reply = {"ok": True, "result": None if stopping else _execute(box, req)}
     except PegbenchError as exc:
         reply = {"ok": False, "error": _error_reply(exc)}
-    except OSError as exc:  # the client hung up or never sent a line
-        print(f"control: dropped a client: {exc}", file=sys.stderr, flush=True)
-        return False
     except Exception as exc:  # noqa: BLE001 - a bug must not take the nodes down with it
         traceback.print_exc(file=sys.stderr)
         reply = {"ok": False, "error": {"kind": "ClusterError",

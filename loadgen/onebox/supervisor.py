@@ -34,7 +34,7 @@ from ..errors import ClusterError, ConfigError, PegbenchError
 from ..pegasus.blocking import query_config
 from . import health
 from .health import DEAD, PAUSED, RUNNING, NodeInfo
-from .node_process import NodeProcess, STOP_TIMEOUT_S
+from .node_process import STOP_TIMEOUT_S, NodeProcess
 from .process import (await_gone, live_pid, port_in_use, register_cleanup, signal_group,
                       unregister_cleanup, write_pid_file)
 from .spec import DEFAULT_META_PORT, DEFAULT_TABLE, META_NODE, FDConfig, OneboxSpec
