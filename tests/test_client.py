@@ -288,3 +288,40 @@ def test_close_ends_ops_pausing_between_attempts_at_once(cluster, recorder, faul
     assert isinstance(job.exception, SessionReset) and "closed" in str(job.exception)
     assert time.monotonic() - closed_at < 0.1 * 5 * OP_TIMEOUT_MS / 1000
     assert recorder.ops()[-1].error == "ERR_SESSION_RESET"
+
+
+def client_greenlets() -> list:
+    """Live greenlets running session or routing code (readers, writers, dialers, refreshers)."""
+    import gc
+
+    from loadgen.pegasus.routing import TableRouting
+    from loadgen.pegasus.session import Session
+
+    return [g for g in gc.get_objects()
+            if isinstance(g, gevent.Greenlet) and not g.dead
+            and isinstance(getattr(g._run, "__self__", None), (Session, TableRouting))]
+
+
+def test_close_releases_every_greenlet_and_socket(cluster):
+    assert client_greenlets() == []
+    client = Client(cluster.meta_addrs, op_timeout_ms=OP_TIMEOUT_MS)
+    table = client.open_table("temp")
+    for pidx in range(cluster.partition_count):  # a session to every replica
+        cluster.move_primary(pidx, cluster.replica_addrs[pidx % 3])
+    table._routing.refresh(time.monotonic() + 1)
+    jobs = [gevent.spawn(table.put, f"k{i}", "s", "v") for i in range(64)]
+    gevent.joinall(jobs, raise_error=True)
+    cluster.set_mode(cluster.replica_addrs[0], "hang")
+    cluster.set_mode(cluster.replica_addrs[1], "down")
+    pending = [gevent.spawn(table.put, f"k{i}", "s", "v") for i in range(64)]
+    gevent.sleep(0.05)
+    assert client_greenlets()
+    sessions = list(client._sessions.values()) + list(client._meta._sessions.values())
+    socks = [s._conn.sock for s in sessions if s._conn is not None]
+    client.close()
+    gevent.joinall(pending, timeout=0.5 * OP_TIMEOUT_MS / 1000)
+    assert all(j.dead for j in pending)
+    gevent.sleep(0.01)
+    assert client_greenlets() == []
+    assert socks and all(sock.fileno() == -1 for sock in socks)
+    assert all(s.in_flight == 0 for s in sessions)
