@@ -73,6 +73,9 @@ def echo_ceiling(replica: str, seconds: float, window: int, value: bytes) -> flo
             if not data:
                 raise PegasusError("ERR_SESSION_RESET", "the server closed the echo connection")
             replies = [codec.decode_response(f) for f in splitter.feed(data)]
+            failed = [r.error for r in replies if r.error != "ERR_OK"]
+            if failed:  # an error reply is cheaper than a put: it must not count
+                raise PegasusError(failed[0], "the echo phase got an error reply")
             done += len(replies)
             more = []
             for _ in replies:
