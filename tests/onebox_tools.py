@@ -8,7 +8,7 @@ import time
 from conftest import free_port
 
 from loadgen.errors import PegasusError, ProtocolError
-from loadgen.onebox.spec import FAST_FD
+from loadgen.onebox.spec import FAST_FD, OneboxSpec
 from loadgen.onebox.supervisor import Onebox
 from loadgen.pegasus import blocking, codec
 from loadgen.pegasus.gen.rrdb import ttypes as rrdb
@@ -20,12 +20,13 @@ APP_ID = 1
 
 
 def make_box(path, **kw) -> Onebox:
-    """A onebox on free ports with short FD timings (not started)."""
+    """A onebox on free ports with short FD timings (not started); ``kw`` are spec fields."""
     kw.setdefault("replica_nodes", 3)
     kw.setdefault("fd", FAST_FD)
     kw.setdefault("meta_port", free_port())
-    kw.setdefault("replica_ports", [free_port() for _ in range(kw["replica_nodes"])])
-    return Onebox(path, **kw)
+    kw["replica_ports"] = tuple(kw.get("replica_ports") or
+                                (free_port() for _ in range(kw["replica_nodes"])))
+    return Onebox.from_spec(OneboxSpec(dir=str(path), **kw))
 
 
 def pidx_of(hash_key: bytes, partitions: int = 8) -> int:

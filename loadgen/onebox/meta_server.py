@@ -198,6 +198,9 @@ class MetaServer:
             if p.primary == node:
                 p.primary = ""
                 p.last_drops = [d for d in p.last_drops if d != node] + [node]
+                # Learners stream from the primary only: without one they can never catch up,
+                # and a new primary adds learners of its own.
+                p.learners = []
                 self._change(p, f"downgrade: primary {node} dead ({why})")
             elif node in p.secondaries:
                 p.secondaries.remove(node)
@@ -224,9 +227,12 @@ class MetaServer:
             if not p.primary:
                 candidates = [s for s in p.secondaries if self._alive(s)]
                 reason = "promote the most up-to-date secondary"
-                if not candidates and not p.learners:
-                    candidates = [d for d in p.last_drops if self._alive(d)]
-                    reason = "no secondary left: recover from the most up-to-date last drop"
+                if not candidates and not p.secondaries and p.last_drops:
+                    # Only the member dropped last holds every acknowledged write: the others
+                    # left while the rest went on committing. Wait for it to come back.
+                    last = p.last_drops[-1]
+                    candidates = [last] if self._alive(last) else []
+                    reason = "no secondary left: recover from the last member dropped"
                 if candidates:
                     counts = self._primary_counts()
                     best = max(candidates, key=lambda a: (p.last_prepared.get(a, 0), -counts[a]))
