@@ -17,7 +17,7 @@ from typing import Any
 from ..errors import OpTimeout, PegasusError, ProtocolError, ServerError, SessionReset
 
 _LAZY = {
-    "Client": ".client", "Table": ".client", "Outcome": ".outcome",
+    "Client": ".client", "Table": ".table", "Outcome": ".outcome",
     "Policy": ".policies", "PolicyInfo": ".policies", "Reaction": ".policies",
     "AttemptContext": ".policies",
 }

@@ -1,0 +1,136 @@
+"""Table: one table's operations, how each builds its request and how each reply is read.
+
+A reply's RocksDB status (the response struct's ``error``) is a result, not a failure: a
+missing key reads as None (``get``, ``ttl``) or is left out (``multi_get``); any other
+non-zero status raises :class:`~loadgen.errors.ServerError` and is never retried.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Iterable, Mapping
+
+from ..errors import ServerError
+from . import codec, keys, ttl as ttl_clock
+from .gen.rrdb import ttypes as rrdb
+from .rdsn.ttypes import blob
+from .routing import TableRouting
+
+if TYPE_CHECKING:
+    from .client import Client
+
+# RocksDB statuses in a response struct's ``error``.
+_STATUS_OK, _STATUS_NOT_FOUND, _STATUS_INCOMPLETE = 0, 1, 7
+
+
+class Table:
+    """One table's operations. ``str`` keys and values are encoded as UTF-8.
+
+    Every op takes an optional keyword ``intended_start`` (the monotonic time the op was due
+    on an open-loop schedule), copied into its outcomes.
+    """
+
+    def __init__(self, client: Client, routing: TableRouting):
+        self._client = client
+        self._routing = routing
+
+    @property
+    def name(self) -> str:
+        """The table's name."""
+        return self._routing.table
+
+    def partition_of(self, hash_key: "bytes | str") -> int:
+        """The partition index ``hash_key`` maps to."""
+        return self._routing.partition_of(keys.crc64(keys.to_bytes(hash_key)))
+
+    def put(self, hash_key: "bytes | str", sort_key: "bytes | str", value: "bytes | str",
+            ttl: int = 0, *, intended_start: float | None = None) -> None:
+        """Write one value; ``ttl`` in seconds, 0 = never expires."""
+        key = keys.make_key(keys.to_bytes(hash_key), keys.to_bytes(sort_key))
+        args = rrdb.update_request(key=blob(key), value=blob(keys.to_bytes(value)),
+                                   expire_ts_seconds=ttl_clock.expire_ts(ttl))
+        self._client._execute(self, "put", True, codec.RPC_PUT, args, keys.key_hash(key),
+                              _written, intended_start)
+
+    def get(self, hash_key: "bytes | str", sort_key: "bytes | str", *,
+            intended_start: float | None = None) -> bytes | None:
+        """The value, or None if the key is missing or expired."""
+        key = keys.make_key(keys.to_bytes(hash_key), keys.to_bytes(sort_key))
+        return self._client._execute(self, "get", False, codec.RPC_GET, blob(key),
+                                     keys.key_hash(key), _read_value, intended_start)
+
+    def multi_put(self, hash_key: "bytes | str", values: Mapping["bytes | str", "bytes | str"],
+                  ttl: int = 0, *, intended_start: float | None = None) -> None:
+        """Write several sort keys of one hash key atomically."""
+        h = _hash_key(hash_key)
+        if not values:
+            raise ValueError("multi_put needs at least one sort key")
+        args = rrdb.multi_put_request(
+            hash_key=blob(h), expire_ts_seconds=ttl_clock.expire_ts(ttl),
+            kvs=[rrdb.key_value(key=blob(keys.to_bytes(s)), value=blob(keys.to_bytes(v)))
+                 for s, v in values.items()])
+        self._client._execute(self, "multi_put", True, codec.RPC_MULTI_PUT, args, keys.crc64(h),
+                              _written, intended_start)
+
+    def multi_get(self, hash_key: "bytes | str", sort_keys: Iterable["bytes | str"], *,
+                  intended_start: float | None = None) -> dict[bytes, bytes]:
+        """``{sort_key: value}`` for the sort keys that exist (no sort keys: all of them)."""
+        h = _hash_key(hash_key)
+        args = rrdb.multi_get_request(
+            hash_key=blob(h), sort_keys=[blob(keys.to_bytes(s)) for s in sort_keys],
+            max_kv_count=-1, max_kv_size=-1, no_value=False)  # -1: the server's own limits
+        return self._client._execute(self, "multi_get", False, codec.RPC_MULTI_GET, args,
+                                     keys.crc64(h), _read_kvs, intended_start)
+
+    def remove(self, hash_key: "bytes | str", sort_key: "bytes | str", *,
+               intended_start: float | None = None) -> None:
+        """Delete one key (deleting a missing key succeeds)."""
+        key = keys.make_key(keys.to_bytes(hash_key), keys.to_bytes(sort_key))
+        self._client._execute(self, "remove", True, codec.RPC_REMOVE, blob(key),
+                              keys.key_hash(key), _written, intended_start)
+
+    def ttl(self, hash_key: "bytes | str", sort_key: "bytes | str", *,
+            intended_start: float | None = None) -> int | None:
+        """Seconds left to live: None if the key is missing, -1 if it never expires."""
+        key = keys.make_key(keys.to_bytes(hash_key), keys.to_bytes(sort_key))
+        return self._client._execute(self, "ttl", False, codec.RPC_TTL, blob(key),
+                                     keys.key_hash(key), _read_ttl, intended_start)
+
+
+def _hash_key(hash_key: "bytes | str") -> bytes:
+    h = keys.to_bytes(hash_key)
+    if not h:
+        raise ValueError("hash_key must not be empty for multi-key operations")
+    return h
+
+
+def _storage_error(status: int) -> ServerError:
+    return ServerError("ERR_UNKNOWN", f"storage status {status}")
+
+
+def _written(resp: "rrdb.update_response") -> None:
+    if resp.error != _STATUS_OK:
+        raise _storage_error(resp.error)
+
+
+def _read_value(resp: "rrdb.read_response") -> bytes | None:
+    if resp.error == _STATUS_NOT_FOUND:
+        return None
+    if resp.error != _STATUS_OK:
+        raise _storage_error(resp.error)
+    return resp.value.data if resp.value is not None else b""
+
+
+def _read_kvs(resp: "rrdb.multi_get_response") -> dict[bytes, bytes]:
+    if resp.error == _STATUS_NOT_FOUND:
+        return {}
+    if resp.error not in (_STATUS_OK, _STATUS_INCOMPLETE):  # incomplete: hit the server's limits
+        raise _storage_error(resp.error)
+    return {kv.key.data: kv.value.data for kv in resp.kvs or []}
+
+
+def _read_ttl(resp: "rrdb.ttl_response") -> int | None:
+    if resp.error == _STATUS_NOT_FOUND:
+        return None
+    if resp.error != _STATUS_OK:
+        raise _storage_error(resp.error)
+    return resp.ttl_seconds
