@@ -15,69 +15,16 @@ from dataclasses import dataclass
 import gevent
 import pytest
 
-from loadgen.errors import OpTimeout, ServerError, SessionReset
-from loadgen.pegasus import Client, policies
+from policy_tools import (  # noqa: F401 (the fixtures are used by name)
+    OP_TIMEOUT_S, crash_during_put, fail_over, wait_for, cluster_fixture, connect_fixture)
+
+from loadgen.errors import OpTimeout, SessionReset
+from loadgen.pegasus import policies
 from loadgen.pegasus.policies import AttemptContext, Failover, Legacy, Policy, Reaction, RefreshOnTimeout
-from loadgen.pegasus.testing import Recorder, TestCluster
 
 pytestmark = [pytest.mark.unit, pytest.mark.timeout(60)]
 
-OP_TIMEOUT_MS = 400
-OP_TIMEOUT_S = OP_TIMEOUT_MS / 1000
 CTX = AttemptContext("put", "temp", 0, "127.0.0.1:1", 1, 0.2)
-
-
-@pytest.fixture
-def cluster():
-    with TestCluster(replicas=2, partitions=4) as c:
-        yield c
-
-
-@pytest.fixture
-def connect(cluster):
-    """``connect(policy, **params) -> (table, recorder)``: a connected client, closed after."""
-    clients: list[Client] = []
-
-    def make(policy, op_timeout_ms: int = OP_TIMEOUT_MS, **params):
-        recorder = Recorder()
-        clients.append(Client(cluster.meta_addrs, policy=policy, op_timeout_ms=op_timeout_ms,
-                              observer=recorder, **params))
-        table = clients[-1].open_table("temp")
-        table.put("h", "s", "v0")  # dial the primary so later faults hit a live connection
-        recorder.clear()
-        return table, recorder
-
-    yield make
-    for client in clients:
-        client.close()
-
-
-def fail_over(cluster, to: str) -> None:
-    """What the meta does once it notices: every partition gets a new primary."""
-    for pidx in range(cluster.partition_count):
-        cluster.move_primary(pidx, to)
-
-
-def crash_during_put(cluster, table):
-    """Start a put, crash the primary under it, fail over; returns (greenlet, crash time)."""
-    a, b = cluster.replica_addrs
-    cluster.set_mode(a, "hang")  # keeps the put pending until the crash
-    job = gevent.spawn(table.put, "h", "s", "v1")
-    gevent.sleep(0.05)
-    crashed_at = time.monotonic()
-    cluster.set_mode(a, "down")
-    fail_over(cluster, b)
-    job.join()
-    return job, crashed_at
-
-
-def wait_for(predicate, timeout_s: float = 2.0) -> bool:
-    end = time.monotonic() + timeout_s
-    while time.monotonic() < end:  # bounded by the clock
-        if predicate():
-            return True
-        gevent.sleep(0.01)
-    return False
 
 
 # ---------------------------------------------------------------------------- legacy
@@ -228,38 +175,6 @@ def test_failover_attempt_timeout_param(cluster, connect):
     fail_over(cluster, cluster.replica_addrs[1])
     table.put("h", "s", "v1")
     assert 0.09 <= rec.attempts()[0].duration_s < 0.18
-
-
-# ---------------------------------------------------------------------------- error replies
-
-
-@pytest.mark.parametrize("policy", ["legacy", "refresh-on-timeout"])
-def test_invalid_state_refreshes_without_retry(cluster, connect, policy):
-    table, rec = connect(policy)
-    a, b = cluster.replica_addrs
-    cluster.set_mode(a, "invalid_state")
-    fail_over(cluster, b)
-    with pytest.raises(ServerError) as info:
-        table.put("h", "s", "v1")
-    assert info.value.code == "ERR_INVALID_STATE"
-    assert a in str(info.value) and "'temp'" in str(info.value)  # names node and table
-    (op,) = rec.ops()
-    assert (op.attempt, op.outcome, op.refreshed) == (1, "fail", True)
-    assert op.duration_s < 0.25 * OP_TIMEOUT_S
-    assert wait_for(lambda: table._routing.route(op.partition).primary == b)
-    table.put("h", "s", "v2")
-    assert rec.ops()[-1].node == b
-
-
-def test_failover_invalid_state_refreshes_and_retries_in_the_same_op(cluster, connect):
-    table, rec = connect("failover")
-    a, b = cluster.replica_addrs
-    cluster.set_mode(a, "invalid_state")
-    fail_over(cluster, b)
-    table.put("h", "s", "v1")
-    assert [(x.node, x.error, x.refreshed) for x in rec.attempts()] == \
-        [(a, "ERR_INVALID_STATE", True), (b, None, False)]
-    assert rec.ops()[0].duration_s < 0.5 * OP_TIMEOUT_S
 
 
 # ---------------------------------------------------------------------------- policy units

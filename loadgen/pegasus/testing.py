@@ -8,6 +8,7 @@ told how to behave (:data:`MODES`):
 * ``close``         — drop every connection abruptly (RST), now and at each new request;
 * ``hang``          — keep connections open and read requests, but never answer;
 * ``invalid_state`` — answer every request with ``ERR_INVALID_STATE``;
+* ``reply:<NAME>``  — answer every request with error name NAME (e.g. ``reply:ERR_BUSY``);
 * ``down``          — a crashed node: connections reset, new connects refused.
 
 The meta serves the partition config; non-leader metas answer ``ERR_FORWARD_TO_OTHERS`` naming
@@ -24,7 +25,7 @@ import gevent
 from gevent.server import StreamServer
 
 from ..errors import ProtocolError
-from . import codec, keys, ttl
+from . import codec, error_codes, keys, ttl
 from .outcome import ATTEMPT, OP, Outcome
 from .gen.replication import ttypes as replication
 from .gen.rrdb import ttypes as rrdb
@@ -47,6 +48,15 @@ class _Endpoint:
     requests: int = 0
     connections: int = 0
     last_request: codec.RequestFrame | None = None
+
+
+def _reply_error(mode: str) -> str | None:
+    """The error name of a ``reply:<NAME>`` mode, or None for any other mode."""
+    prefix, _, name = mode.partition(":")
+    if prefix == "reply" and name != "ERR_OK" and (error_codes.is_known(name)
+                                                  or name in codec.SERVER_ONLY_ERRORS):
+        return name
+    return None
 
 
 def _abort(sock) -> None:
@@ -110,8 +120,9 @@ class TestCluster:
 
     def set_mode(self, addr: str, mode: str) -> None:
         """Change how ``addr`` behaves (see :data:`MODES`); takes effect at once."""
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        if mode not in MODES and _reply_error(mode) is None:
+            raise ValueError(f"mode must be one of {MODES} or 'reply:<known error name>', "
+                             f"got {mode!r}")
         ep = self._endpoints[addr]
         was_down, ep.mode = ep.mode == "down", mode
         if mode in ("close", "down"):
@@ -193,8 +204,9 @@ class TestCluster:
             sock.close()
 
     def _answer(self, ep: _Endpoint, req: codec.RequestFrame) -> bytes:
-        if ep.mode == "invalid_state":
-            return codec.encode_response(req.rpc_name, req.seqid, "ERR_INVALID_STATE")
+        error = "ERR_INVALID_STATE" if ep.mode == "invalid_state" else _reply_error(ep.mode)
+        if error is not None:
+            return codec.encode_response(req.rpc_name, req.seqid, error)
         if ep.role == "meta":
             if req.rpc_name != codec.RPC_QUERY_CONFIG:
                 return codec.encode_response(req.rpc_name, req.seqid, "ERR_HANDLER_NOT_FOUND")

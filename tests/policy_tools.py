@@ -1,0 +1,72 @@
+"""Shared fixtures and fault helpers for the policy tests (a test cluster and clients on it).
+
+Test modules import ``cluster_fixture`` and ``connect_fixture``; pytest knows them by their
+``name=`` (``cluster``, ``connect``).
+"""
+
+from __future__ import annotations
+
+import time
+
+import gevent
+import pytest
+
+from loadgen.pegasus import Client
+from loadgen.pegasus.testing import Recorder, TestCluster
+
+OP_TIMEOUT_MS = 400
+OP_TIMEOUT_S = OP_TIMEOUT_MS / 1000
+
+
+@pytest.fixture(name="cluster")
+def cluster_fixture():
+    with TestCluster(replicas=2, partitions=4) as c:
+        yield c
+
+
+@pytest.fixture(name="connect")
+def connect_fixture(cluster):
+    """``connect(policy, **params) -> (table, recorder)``: a connected client, closed after."""
+    clients: list[Client] = []
+
+    def make(policy, op_timeout_ms: int = OP_TIMEOUT_MS, **params):
+        recorder = Recorder()
+        clients.append(Client(cluster.meta_addrs, policy=policy, op_timeout_ms=op_timeout_ms,
+                              observer=recorder, **params))
+        table = clients[-1].open_table("temp")
+        table.put("h", "s", "v0")  # dial the primary so later faults hit a live connection
+        recorder.clear()
+        return table, recorder
+
+    yield make
+    for client in clients:
+        client.close()
+
+
+def fail_over(cluster, to: str) -> None:
+    """What the meta does once it notices: every partition gets a new primary."""
+    for pidx in range(cluster.partition_count):
+        cluster.move_primary(pidx, to)
+
+
+def crash_during_put(cluster, table):
+    """Start a put, crash the primary under it, fail over; returns (greenlet, crash time)."""
+    a, b = cluster.replica_addrs
+    cluster.set_mode(a, "hang")  # keeps the put pending until the crash
+    job = gevent.spawn(table.put, "h", "s", "v1")
+    gevent.sleep(0.05)
+    crashed_at = time.monotonic()
+    cluster.set_mode(a, "down")
+    fail_over(cluster, b)
+    job.join()
+    return job, crashed_at
+
+
+def wait_for(predicate, timeout_s: float = 2.0) -> bool:
+    """Poll ``predicate`` every 10 ms until it holds (True) or ``timeout_s`` passes (False)."""
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:  # bounded by the clock
+        if predicate():
+            return True
+        gevent.sleep(0.01)
+    return False
