@@ -7,12 +7,13 @@ status codes are RocksDB's (0 ok, 1 not found, 4 invalid argument, 7 incomplete)
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable
 from typing import Any
 
 from ..pegasus import codec
 from ..pegasus.gen.rrdb import ttypes as rrdb
-from ..pegasus.keys import make_key
+from ..pegasus.keys import make_key, split_key
 from ..pegasus.rdsn.ttypes import blob
 from .kv_store import DELETE, PUT, KVStore, encode_mutation, now_ts
 
@@ -26,6 +27,14 @@ WRITE_RPCS = frozenset({codec.RPC_PUT, codec.RPC_MULTI_PUT, codec.RPC_REMOVE, co
 READ_RPCS = frozenset({codec.RPC_GET, codec.RPC_MULTI_GET, codec.RPC_TTL, codec.RPC_SORTKEY_COUNT})
 
 
+#: What a request with missing fields or an unsplittable key blob raises while it is handled.
+_MALFORMED = (AttributeError, TypeError, ValueError, struct.error)
+
+
+class MalformedRequest(Exception):
+    """A client request the replica cannot act on: a missing field or a bad key blob."""
+
+
 class Ops:
     """Client op handlers of one replica server; responses name it as ``server``."""
 
@@ -35,11 +44,21 @@ class Ops:
 
     # ------------------------------------------------------------------ writes
     def plan_write(self, rpc: str, args: Any, pidx: int, store: KVStore) -> WritePlan:
+        """The mutation of a write op and its response builder; MalformedRequest if the
+        request could not be applied (checked here, before anything is logged)."""
+        try:
+            return self._plan_write(rpc, args, pidx, store)
+        except _MALFORMED as exc:
+            raise MalformedRequest(str(exc) or type(exc).__name__) from exc
+
+    def _plan_write(self, rpc: str, args: Any, pidx: int, store: KVStore) -> WritePlan:
         if rpc == codec.RPC_PUT:
-            mutation = encode_mutation([(PUT, args.expire_ts_seconds or 0, args.key.data, args.value.data)])
+            key = _checked_key(args.key.data)
+            mutation = encode_mutation([(PUT, args.expire_ts_seconds or 0, key, args.value.data)])
             return mutation, lambda d: self._update(OK, pidx, d)
         if rpc == codec.RPC_REMOVE:
-            return encode_mutation([(DELETE, 0, args.data, b"")]), lambda d: self._update(OK, pidx, d)
+            key = _checked_key(args.data)
+            return encode_mutation([(DELETE, 0, key, b"")]), lambda d: self._update(OK, pidx, d)
         if rpc == codec.RPC_MULTI_PUT:
             if not args.kvs:
                 return None, lambda d: self._update(INVALID_ARGUMENT, pidx, 0)
@@ -66,6 +85,13 @@ class Ops:
 
     # ------------------------------------------------------------------ reads
     def read(self, rpc: str, args: Any, pidx: int, store: KVStore) -> Any:
+        """The response struct of a read op; MalformedRequest for a request with holes."""
+        try:
+            return self._read(rpc, args, pidx, store)
+        except _MALFORMED as exc:
+            raise MalformedRequest(str(exc) or type(exc).__name__) from exc
+
+    def _read(self, rpc: str, args: Any, pidx: int, store: KVStore) -> Any:
         common = {"app_id": self.app_id, "partition_index": pidx, "server": self.server}
         if rpc == codec.RPC_GET:
             cell = store.get(args.data)
@@ -103,6 +129,12 @@ class Ops:
             kvs.append(rrdb.key_value(key=blob(sk), value=blob(b"" if req.no_value else value),
                                       expire_ts_seconds=expire_ts or None))
         return error, kvs
+
+
+def _checked_key(key: bytes) -> bytes:
+    """``key`` if it is a key blob the store can split (ValueError otherwise)."""
+    split_key(key)
+    return key
 
 
 def _in_range(req: rrdb.multi_get_request, sk: bytes) -> bool:

@@ -22,7 +22,7 @@ from ..pegasus import codec
 from ..pegasus.gen.replication import ttypes as replication
 from ..pegasus.rdsn.ttypes import error_code, gpid, rpc_address
 from .gen.onebox import ttypes as ob
-from .internal_rpc import RPC_BEACON, RPC_CONFIG_PROPOSAL, RPC_MEMBER_CHANGE
+from .internal_rpc import RPC_BEACON, RPC_CONFIG_PROPOSAL, RPC_MEMBER_CHANGE, well_formed
 from .peer import PeerPool
 from .rpc_server import Connection, FrameServer
 from .spec import CONFIG_LOG, OneboxSpec
@@ -91,12 +91,15 @@ class MetaServer:
         rpc = req.rpc_name
         if rpc == codec.RPC_QUERY_CONFIG:
             result = self._query_config(req.args)
+        elif rpc not in (RPC_BEACON, RPC_MEMBER_CHANGE):
+            return codec.encode_response(rpc, req.seqid, "ERR_HANDLER_NOT_FOUND")
+        elif not well_formed(req.args, len(self.partitions)):
+            conn.complain("meta1", f"incomplete or out-of-range {rpc}")
+            return codec.encode_response(rpc, req.seqid, "ERR_INVALID_PARAMETERS")
         elif rpc == RPC_BEACON:
             result = self._on_beacon(req.args)
-        elif rpc == RPC_MEMBER_CHANGE:
-            result = self._on_member_change(req.args)
         else:
-            return codec.encode_response(rpc, req.seqid, "ERR_HANDLER_NOT_FOUND")
+            result = self._on_member_change(req.args)
         self._publish()
         return codec.encode_response(rpc, req.seqid, "ERR_OK", result)
 
@@ -107,7 +110,8 @@ class MetaServer:
         if not self.assigned:
             return replication.query_cfg_response(err=error_code("ERR_SERVICE_NOT_ACTIVE"), app_id=0,
                                                   partition_count=0, is_stateful=False, partitions=[])
-        wanted = [i for i in (req.partition_indices or []) if 0 <= i < len(self.partitions)]
+        wanted = [i for i in (req.partition_indices or []) if isinstance(i, int)
+                  and 0 <= i < len(self.partitions)]
         chosen = [self.partitions[i] for i in wanted] or self.partitions
         app_id = self.spec.app_id
         configs = [replication.partition_configuration(

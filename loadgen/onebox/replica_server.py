@@ -16,13 +16,14 @@ from pathlib import Path
 import gevent
 
 from ..pegasus import codec
-from .client_ops import READ_RPCS, WRITE_RPCS, Ops
+from .client_ops import READ_RPCS, WRITE_RPCS, MalformedRequest, Ops
 from .gen.onebox import ttypes as ob
 from .internal_rpc import (
     RPC_BEACON,
     RPC_CONFIG_PROPOSAL,
     RPC_MEMBER_CHANGE,
     RPC_PREPARE,
+    well_formed,
 )
 from .peer import PeerPool
 from .replica import PRIMARY, PartitionReplica
@@ -90,6 +91,9 @@ class ReplicaServer:
         handler = self._handlers.get(rpc)
         if handler is None:
             return codec.encode_response(rpc, req.seqid, "ERR_HANDLER_NOT_FOUND")
+        if not well_formed(req.args, self.spec.partitions):
+            conn.complain(self.name, f"incomplete or out-of-range {rpc}")
+            return codec.encode_response(rpc, req.seqid, "ERR_INVALID_PARAMETERS")
         return codec.encode_response(rpc, req.seqid, "ERR_OK", handler(req.args))
 
     def _client_op(self, conn: Connection, req: codec.RequestFrame) -> bytes | None:
@@ -102,11 +106,22 @@ class ReplicaServer:
         if rpc in READ_RPCS:
             if not replica.can_read():
                 return codec.encode_response(rpc, seqid, "ERR_INVALID_STATE")
-            return codec.encode_response(rpc, seqid, "ERR_OK", self.ops.read(rpc, req.args, pidx, replica.store))
+            try:
+                result = self.ops.read(rpc, req.args, pidx, replica.store)
+            except MalformedRequest as exc:
+                conn.complain(self.name, f"malformed {rpc} ({exc})")
+                return codec.encode_response(rpc, seqid, "ERR_INVALID_PARAMETERS")
+            return codec.encode_response(rpc, seqid, "ERR_OK", result)
         refusal = replica.can_write()
         if refusal is not None:
             return codec.encode_response(rpc, seqid, refusal)
-        mutation, finish = self.ops.plan_write(rpc, req.args, pidx, replica.store)
+        try:
+            mutation, finish = self.ops.plan_write(rpc, req.args, pidx, replica.store)
+        except MalformedRequest as exc:
+            # Refused before it is logged: a mutation that cannot be applied would wedge the
+            # partition on every member, and again at every replay.
+            conn.complain(self.name, f"malformed {rpc} ({exc})")
+            return codec.encode_response(rpc, seqid, "ERR_INVALID_PARAMETERS")
         if mutation is None:
             return codec.encode_response(rpc, seqid, "ERR_OK", finish(0))
 

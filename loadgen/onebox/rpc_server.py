@@ -29,12 +29,13 @@ Handler = Callable[["Connection", codec.RequestFrame], bytes | None]
 class Connection:
     """One client connection's outbound side: replies are queued and sent in batches."""
 
-    __slots__ = ("_out", "_wake", "_writer", "closed", "peer", "sock")
+    __slots__ = ("_complained", "_out", "_wake", "_writer", "closed", "peer", "sock")
 
     def __init__(self, sock: socket.socket, peer: str):
         self.sock = sock
         self.peer = peer
         self.closed = False
+        self._complained = False
         self._out: list[bytes] = []
         self._wake = Event()
         self._writer = gevent.spawn(self._write_loop)
@@ -45,6 +46,14 @@ class Connection:
             return
         self._out.append(frame)
         self._wake.set()
+
+    def complain(self, server: str, what: str) -> None:
+        """Log a rejected request: the first one of this connection only, so a client that
+        pipelines bad requests cannot flood the node's log."""
+        if not self._complained:
+            self._complained = True
+            log.warning("%s: %s from %s (further ones on this connection not logged)", server,
+                        what, self.peer)
 
     def _write_loop(self) -> None:
         while not self.closed:
