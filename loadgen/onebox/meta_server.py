@@ -166,7 +166,10 @@ class MetaServer:
                 st.removed_at[p.pidx] = time.monotonic()
             self._change(p, f"primary removed {req.node}: its prepare failed")
             self._guard()
-        elif req.action == "upgrade" and req.node in p.learners:
+        elif req.action == "upgrade" and req.node in p.learners and req.ballot == p.ballot:
+            # Only for the current ballot: a learner removed and re-added since the primary
+            # saw it catch up is a new life, and as a secondary it could be promoted while
+            # still missing writes the primary commits without it.
             p.learners.remove(req.node)
             p.secondaries.append(req.node)
             self._change(p, f"learner {req.node} caught up: now a secondary")

@@ -107,6 +107,9 @@ class Peer:
                         self._run(entry[1], reply, None)
         except (OSError, ProtocolError) as exc:
             self._broken(sock, str(exc))
+        except Exception as exc:  # an undecodable reply: fail the calls rather than hang them
+            log.warning("peer %s: bad reply (%r); reconnecting", self.addr, exc)
+            self._broken(sock, f"bad reply: {exc!r}")
 
     def _sweep_loop(self, sock: socket.socket) -> None:
         while self._sock is sock:

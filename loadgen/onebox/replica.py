@@ -42,6 +42,9 @@ log = logging.getLogger(__name__)
 PRIMARY, SECONDARY, LEARNER, INACTIVE = "primary", "secondary", "learner", "inactive"
 #: Prepare batches in flight per member: enough to keep the pipe full, bounded for memory.
 MAX_INFLIGHT = 4
+#: Log bytes per prepare: a far-behind learner gets its catch-up in pieces, well under the
+#: codec's 64 MiB frame limit (one oversized frame would be refused every time, forever).
+MAX_BATCH_BYTES = 4 * 1024 * 1024
 #: Reply to a pending write: (error name, decree).
 WriteReply = Callable[[str, int], None]
 
@@ -210,7 +213,14 @@ class PartitionReplica:
         if first <= self.ckpt_decree:
             req.checkpoint_decree, req.checkpoint = self.log.read_checkpoint()
             first = req.checkpoint_decree + 1
-        req.entries = b"".join(e[3] for e in self.entries[first - self.ckpt_decree - 1:])
+        chunks, size = [], 0
+        for e in self.entries[first - self.ckpt_decree - 1:]:
+            if chunks and size + len(e[3]) > MAX_BATCH_BYTES:
+                last = e[1] - 1
+                break
+            chunks.append(e[3])
+            size += len(e[3])
+        req.entries = b"".join(chunks)
         m.next = last + 1
         m.sent_committed = self.committed
         m.inflight += 1

@@ -126,6 +126,10 @@ class ReplicaServer:
             return codec.encode_response(rpc, seqid, "ERR_OK", finish(0))
 
         def reply(error: str, decree: int) -> None:
+            if error == "ERR_OK" and time.monotonic() >= self.lease_until:
+                # Committed, but this primary may have been replaced while it waited (e.g. it
+                # was SIGSTOPped with the acks in its socket): a stale primary never acks.
+                error = "ERR_TIMEOUT"
             result = finish(decree) if error == "ERR_OK" else None
             conn.send(codec.encode_response(rpc, seqid, error, result))
 

@@ -1,0 +1,82 @@
+"""Onebox server logic in-process: a primary whose lease ran out never acks, and the meta
+upgrades a learner only for the ballot at which the primary saw it catch up."""
+
+from __future__ import annotations
+
+import time
+
+import gevent
+import pytest
+from conftest import free_port
+from onebox_tools import put_args
+
+from loadgen.onebox.gen.onebox import ttypes as ob
+from loadgen.onebox.meta_server import MetaServer, NodeState
+from loadgen.onebox.replica_server import ReplicaServer
+from loadgen.onebox.spec import FAST_FD, OneboxSpec
+from loadgen.pegasus import codec
+
+pytestmark = pytest.mark.unit
+
+
+class FakeConnection:
+    """Collects the replies a handler sends later."""
+
+    peer = "test"
+
+    def __init__(self):
+        self.sent: list[codec.ResponseFrame] = []
+
+    def send(self, frame: bytes) -> None:
+        self.sent.append(codec.decode_response(frame))
+
+    def complain(self, server: str, what: str) -> None:
+        raise AssertionError(what)
+
+
+def _lone_primary(tmp_path) -> ReplicaServer:
+    spec = OneboxSpec(dir=str(tmp_path), replica_nodes=1, replicas=1, min_replicas=1,
+                      meta_port=free_port(), replica_ports=(free_port(),), fd=FAST_FD)
+    server = ReplicaServer(spec, "replica1", tmp_path / "replica1")
+    server.lease_until = time.monotonic() + 60
+    server._host(0).apply_config(ob.partition_membership(pidx=0, ballot=1, primary=server.me,
+                                                         secondaries=[], learners=[]))
+    return server
+
+
+@pytest.mark.parametrize("lease_runs_out", [False, True])
+def test_no_ack_once_the_lease_ran_out_while_the_write_waited(tmp_path, lease_runs_out):
+    server = _lone_primary(tmp_path)
+    conn = FakeConnection()
+    frame = codec.encode_request(codec.RPC_PUT, 1, put_args(b"h", b"", b"v"), app_id=1,
+                                 partition_index=0)
+    assert server._client_op(conn, codec.decode_request(frame)) is None  # replies after commit
+    if lease_runs_out:
+        server.lease_until = time.monotonic()  # e.g. SIGSTOPped with the prepare acks queued
+    gevent.sleep(0.05)
+    assert [r.error for r in conn.sent] == ["ERR_TIMEOUT" if lease_runs_out else "ERR_OK"]
+    for replica in server.partitions.values():
+        replica.log.close()
+
+
+def test_meta_upgrades_a_learner_only_at_the_current_ballot(tmp_path):
+    spec = OneboxSpec(dir=str(tmp_path), meta_port=free_port(),
+                      replica_ports=tuple(free_port() for _ in range(3)), fd=FAST_FD)
+    meta = MetaServer(spec, tmp_path)
+    a, b, c = (spec.nodes[n] for n in spec.replica_names)
+    now = time.monotonic()
+    for addr in (a, b, c):
+        meta.nodes[addr] = NodeState(incarnation=1, last_beacon=now)
+    meta.assigned = True
+    p = meta.partitions[0]
+    p.ballot, p.primary, p.secondaries, p.learners = 10, a, [b], [c]
+
+    def upgrade(ballot: int) -> None:
+        meta._on_member_change(ob.member_change_request(pidx=0, ballot=ballot, requester=a,
+                                                        node=c, action="upgrade"))
+
+    upgrade(8)   # c caught up at ballot 8, then was removed and re-added: a new life
+    assert (p.learners, p.ballot) == ([c], 10)
+    upgrade(10)
+    assert (p.secondaries, p.learners, p.ballot) == ([b, c], [], 11)
+    meta._log_file.close()
