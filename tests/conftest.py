@@ -1,9 +1,13 @@
-"""Shared fixtures: golden vectors, free ports."""
+"""Shared fixtures (golden vectors, free ports) and the end-of-run check that no process is left."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -25,3 +29,50 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def _leftover_processes(marker: str) -> list[tuple[int, str]]:
+    """Processes (other than this one) whose command line mentions ``marker``."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:
+            continue
+        if marker in cmd:
+            found.append((int(entry), cmd))
+    return found
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Fail the run if any process started under this run's temp dirs is still alive.
+
+    Every onebox node and supervisor gets a spec path under pytest's base temp dir, so its
+    command line names it; processes of other, concurrent runs are left alone.
+    """
+    factory = getattr(session.config, "_tmp_path_factory", None)
+    if factory is None:
+        return
+    try:
+        basetemp = str(factory.getbasetemp())
+    except Exception:  # no test asked for a temp dir: nothing could have been started there
+        return
+    deadline = time.monotonic() + 5
+    leftovers = _leftover_processes(basetemp)
+    while leftovers and time.monotonic() < deadline:  # let just-stopped processes finish dying
+        time.sleep(0.1)
+        leftovers = _leftover_processes(basetemp)
+    if not leftovers:
+        return
+    for pid, _ in leftovers:
+        for kill in (os.killpg, os.kill):  # nodes lead their own process group
+            try:
+                kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+    lines = "\n".join(f"  pid {pid}: {cmd}" for pid, cmd in leftovers)
+    print(f"\nERROR: tests left processes running (now killed):\n{lines}", file=sys.stderr)
+    session.exitstatus = 1
