@@ -42,6 +42,7 @@ def _send_and_close(addr: str, payload: bytes) -> None:
     host, _, port = addr.rpartition(":")
     with socket.create_connection((host, int(port)), timeout=2) as sock:
         sock.sendall(payload)
+        sock.shutdown(socket.SHUT_WR)  # a half frame then EOF: the server must not wait on it
         sock.settimeout(2)
         try:
             while sock.recv(65536):
