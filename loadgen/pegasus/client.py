@@ -10,7 +10,8 @@ Every op has a deadline ``op_timeout_ms`` after it is handed to the client. Each
 to the partition's primary in the cached config; what a failure leads to (refresh, retry,
 re-poll) is the policy's answer (:mod:`loadgen.pegasus.policies`). The ``observer`` gets an
 :class:`~loadgen.pegasus.outcome.Outcome` per attempt and one per op; a failing observer is
-logged, never fatal. Safe for any number of greenlets of one gevent hub.
+logged, never fatal. Safe for any number of greenlets of one gevent hub. The ops themselves
+(request building, reply reading) are :class:`~loadgen.pegasus.table.Table`'s.
 """
 
 from __future__ import annotations
