@@ -36,14 +36,16 @@ def test_invalid_state_refreshes_without_retry(cluster, connect, policy):
     assert rec.ops()[-1].node == b
 
 
-def test_failover_invalid_state_refreshes_and_retries_in_the_same_op(cluster, connect):
+@pytest.mark.parametrize("error", ["ERR_INVALID_STATE", "ERR_OBJECT_NOT_FOUND",
+                                   "ERR_PARENT_PARTITION_MISUSED"])
+def test_failover_refreshes_and_retries_in_the_same_op(cluster, connect, error):
     table, rec = connect("failover")
     a, b = cluster.replica_addrs
-    cluster.set_mode(a, "invalid_state")
+    cluster.set_mode(a, f"reply:{error}")
     fail_over(cluster, b)
     table.put("h", "s", "v1")
     assert [(x.node, x.error, x.refreshed) for x in rec.attempts()] == \
-        [(a, "ERR_INVALID_STATE", True), (b, None, False)]
+        [(a, error, True), (b, None, False)]
     assert rec.ops()[0].duration_s < 0.5 * OP_TIMEOUT_S
 
 
@@ -76,16 +78,6 @@ def test_legacy_policies_fail_busy_errors_at_once_without_refresh(cluster, conne
     assert op.duration_s < 0.25 * OP_TIMEOUT_S
     gevent.sleep(0.05)
     assert cluster.requests(cluster.meta_addrs[0]) == meta_before
-
-
-def test_failover_parent_partition_misused_refreshes_and_retries(cluster, connect):
-    table, rec = connect("failover")
-    a, b = cluster.replica_addrs
-    cluster.set_mode(a, "reply:ERR_PARENT_PARTITION_MISUSED")
-    fail_over(cluster, b)
-    table.put("h", "s", "v1")
-    assert [(x.node, x.error, x.refreshed) for x in rec.attempts()] == \
-        [(a, "ERR_PARENT_PARTITION_MISUSED", True), (b, None, False)]
 
 
 def test_failover_does_not_retry_a_non_retriable_error(cluster, connect):
