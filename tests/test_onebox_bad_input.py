@@ -12,7 +12,12 @@ import pytest
 from onebox_tools import Caller, make_box, pidx_of, put_args
 
 from loadgen.onebox.gen.onebox import ttypes as ob
-from loadgen.onebox.internal_rpc import RPC_BEACON, RPC_CONFIG_PROPOSAL, RPC_MEMBER_CHANGE, RPC_PREPARE
+from loadgen.onebox.internal_rpc import (
+    RPC_BEACON,
+    RPC_CONFIG_PROPOSAL,
+    RPC_MEMBER_CHANGE,
+    RPC_PREPARE,
+)
 from loadgen.pegasus import codec
 from loadgen.pegasus.gen.rrdb import ttypes as rrdb
 from loadgen.pegasus.keys import make_key

@@ -40,7 +40,7 @@ def test_learner_catches_up_on_more_than_a_frame_of_log(tmp_path):
         box.kill(other)
         box.kill(node_of(box, primary))
         wait_for(lambda: str(box.config().partitions[pidx].primary) == box.spec.nodes[absent],
-                 2 * (fd.grace_s + fd.check_s) + 3)
+                 2 * (fd.grace_s + fd.check_s) + 10)
         err, got = caller.call(box.spec.nodes[absent], codec.RPC_GET,
                                blob(make_key(hk, b"%d" % (n - 1))), pidx)
         caller.close()

@@ -32,7 +32,7 @@ def well_formed(request: Any, partitions: int) -> bool:
             return False
         if name == "pidx" and not 0 <= value < partitions:
             return False
-        if ttype == TType.LIST and inner[0] == TType.STRUCT:
-            if not all(well_formed(item, partitions) for item in value):
-                return False
+        if (ttype == TType.LIST and inner[0] == TType.STRUCT
+                and not all(well_formed(item, partitions) for item in value)):
+            return False
     return True

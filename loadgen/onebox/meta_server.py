@@ -22,7 +22,12 @@ from ..pegasus import codec
 from ..pegasus.gen.replication import ttypes as replication
 from ..pegasus.rdsn.ttypes import error_code, gpid, rpc_address
 from .gen.onebox import ttypes as ob
-from .internal_rpc import RPC_BEACON, RPC_CONFIG_PROPOSAL, RPC_MEMBER_CHANGE, well_formed
+from .internal_rpc import (
+    RPC_BEACON,
+    RPC_CONFIG_PROPOSAL,
+    RPC_MEMBER_CHANGE,
+    well_formed,
+)
 from .peer import PeerPool
 from .rpc_server import Connection, FrameServer
 from .spec import CONFIG_LOG, OneboxSpec

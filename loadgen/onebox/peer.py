@@ -107,7 +107,7 @@ class Peer:
                         self._run(entry[1], reply, None)
         except (OSError, ProtocolError) as exc:
             self._broken(sock, str(exc))
-        except Exception as exc:  # an undecodable reply: fail the calls rather than hang them
+        except Exception as exc:  # noqa: BLE001 - an undecodable reply: fail the calls, not hang them
             log.warning("peer %s: bad reply (%r); reconnecting", self.addr, exc)
             self._broken(sock, f"bad reply: {exc!r}")
 
