@@ -88,7 +88,7 @@ def test_writes_queued_together_are_coalesced(cluster, sessions):
     replica = cluster.replica_addrs[0]
     session = sessions(replica)
     call(session, codec.RPC_PUT, put_args(b"h", b"v"))  # connect
-    counting = session._conn.sock = CountingSocket(session._conn.sock)
+    counting = session._conn.writer._sock = CountingSocket(session._conn.sock)
     calls = [session.send(codec.RPC_GET, get_args(b"h"), deadline=time.monotonic() + 1, app_id=1)
              for _ in range(200)]
     replies = [c.wait() for c in calls]

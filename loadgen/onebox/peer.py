@@ -1,6 +1,6 @@
 """Pipelined node-to-node RPC client: one connection per peer, coalesced sends, callback replies.
 
-Calls are queued and written by one writer greenlet in batches; a reader greenlet matches
+Calls are queued on a :class:`FrameWriter` that sends them in batches; a reader greenlet matches
 replies by seqid. A broken connection fails every pending call at once and the next call
 dials again. Timeouts are enforced by one sweeper greenlet per peer, not a timer per call.
 """
@@ -14,11 +14,11 @@ from collections.abc import Callable
 from typing import Any
 
 import gevent
-from gevent.event import Event
 from gevent.lock import Semaphore
 
 from ..errors import PegasusError, ProtocolError, SessionReset
 from ..pegasus import codec
+from ..pegasus.writer import FrameWriter
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +38,7 @@ class Peer:
         self._sock: socket.socket | None = None
         self._seq = 0
         self._pending: dict[int, tuple[float, Callback]] = {}
-        self._out: list[bytes] = []
-        self._wake = Event()
+        self._writer: FrameWriter | None = None
         self._greenlets: list[gevent.Greenlet] = []
         self._closed = False
         self._dialing = Semaphore()
@@ -56,10 +55,9 @@ class Peer:
         self._seq = (self._seq + 1) & 0x7FFFFFFF
         seq = self._seq
         self._pending[seq] = (time.monotonic() + timeout_s, callback)
-        self._out.append(codec.encode_request(rpc_name, seq, args, app_id=app_id,
-                                              partition_index=partition_index,
-                                              client_timeout_ms=int(timeout_s * 1000)))
-        self._wake.set()
+        self._writer.send(codec.encode_request(rpc_name, seq, args, app_id=app_id,
+                                               partition_index=partition_index,
+                                               client_timeout_ms=int(timeout_s * 1000)))
 
     def _connect(self) -> bool:
         with self._dialing:  # concurrent callers share one dial
@@ -76,21 +74,9 @@ class Peer:
         sock.settimeout(None)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._sock = sock
-        self._greenlets = [gevent.spawn(self._write_loop, sock), gevent.spawn(self._read_loop, sock),
-                           gevent.spawn(self._sweep_loop, sock)]
+        self._writer = FrameWriter(sock, lambda exc: self._broken(sock, f"send failed: {exc}"))
+        self._greenlets = [gevent.spawn(self._read_loop, sock), gevent.spawn(self._sweep_loop, sock)]
         return True
-
-    def _write_loop(self, sock: socket.socket) -> None:
-        while self._sock is sock:
-            self._wake.wait()
-            self._wake.clear()
-            if not self._out:
-                continue
-            data, self._out = b"".join(self._out), []
-            try:
-                sock.sendall(data)
-            except OSError as exc:
-                self._broken(sock, f"send failed: {exc}")
 
     def _read_loop(self, sock: socket.socket) -> None:
         splitter = codec.FrameSplitter("response")
@@ -124,8 +110,7 @@ class Peer:
         if self._sock is not sock:
             return
         self._sock = None
-        self._out = []
-        self._wake.set()
+        self._writer.close()
         sock.close()
         pending, self._pending = self._pending, {}
         err = SessionReset(f"{self.addr}: {why}")

@@ -1,7 +1,7 @@
 """Framed RPC server: a gevent StreamServer that cuts requests with the codec and pipelines replies.
 
-Each connection has a reader (this greenlet) and a writer greenlet that coalesces every reply
-queued since its last send into one ``sendall``. A handler either returns the reply frame at
+Each connection has a reader (the handler greenlet) and a :class:`FrameWriter` that coalesces
+every reply queued since its last send into one ``sendall``. A handler either returns the reply frame at
 once or keeps the :class:`Connection` and calls :meth:`Connection.send` later (2PC writes).
 Garbage, oversized or truncated input closes only that connection, with one log line.
 """
@@ -12,12 +12,11 @@ import logging
 import socket
 from collections.abc import Callable
 
-import gevent
-from gevent.event import Event
 from gevent.server import StreamServer
 
 from ..errors import ProtocolError
 from ..pegasus import codec
+from ..pegasus.writer import FrameWriter
 
 log = logging.getLogger(__name__)
 
@@ -29,23 +28,18 @@ Handler = Callable[["Connection", codec.RequestFrame], bytes | None]
 class Connection:
     """One client connection's outbound side: replies are queued and sent in batches."""
 
-    __slots__ = ("_complained", "_out", "_wake", "_writer", "closed", "peer", "sock")
+    __slots__ = ("_complained", "_writer", "closed", "peer", "sock")
 
     def __init__(self, sock: socket.socket, peer: str):
         self.sock = sock
         self.peer = peer
         self.closed = False
         self._complained = False
-        self._out: list[bytes] = []
-        self._wake = Event()
-        self._writer = gevent.spawn(self._write_loop)
+        self._writer = FrameWriter(sock, lambda exc: self.close())
 
     def send(self, frame: bytes) -> None:
         """Queue one reply frame; dropped silently once the connection is closed."""
-        if self.closed:
-            return
-        self._out.append(frame)
-        self._wake.set()
+        self._writer.send(frame)
 
     def complain(self, server: str, what: str) -> None:
         """Log a rejected request: the first one of this connection only, so a client that
@@ -55,23 +49,11 @@ class Connection:
             log.warning("%s: %s from %s (further ones on this connection not logged)", server,
                         what, self.peer)
 
-    def _write_loop(self) -> None:
-        while not self.closed:
-            self._wake.wait()
-            self._wake.clear()
-            if not self._out:
-                continue
-            data, self._out = b"".join(self._out), []
-            try:
-                self.sock.sendall(data)
-            except OSError:
-                self.close()
-
     def close(self) -> None:
         if self.closed:
             return
         self.closed = True
-        self._wake.set()
+        self._writer.close()
         try:
             self.sock.shutdown(socket.SHUT_RDWR)
         except OSError:

@@ -34,6 +34,7 @@ from gevent.hub import Waiter
 
 from ..errors import OpTimeout, PegasusError, ProtocolError, SessionReset
 from . import codec
+from .writer import FrameWriter
 
 log = logging.getLogger(__name__)
 
@@ -45,17 +46,15 @@ _TIMED_OUT = object()  # what a call's timer hands its waiter
 
 
 class _Connection:
-    """One TCP connection's socket, write queue and loop greenlets."""
+    """One TCP connection's socket, writer and reader greenlet."""
 
-    __slots__ = ("sock", "out", "wake", "lost", "reader", "writer")
+    __slots__ = ("lost", "reader", "sock", "writer")
 
     def __init__(self, sock):
         self.sock = sock
-        self.out: list[bytes] = []
-        self.wake = Event()
         self.lost: SessionReset | None = None
         self.reader: gevent.Greenlet | None = None
-        self.writer: gevent.Greenlet | None = None
+        self.writer: FrameWriter | None = None
 
 
 class Call:
@@ -143,10 +142,7 @@ class Session:
         self._pending[seqid] = waiter
         timer = self._loop.timer(max(0.0, deadline - time.monotonic()))
         timer.start(waiter.switch, _TIMED_OUT)
-        out = conn.out
-        out.append(frame)
-        if len(out) == 1:  # the writer is idle or about to swap in a fresh queue
-            conn.wake.set()
+        conn.writer.send(frame)
         return Call(self, conn, seqid, waiter, timer)
 
     def close(self) -> None:
@@ -210,7 +206,8 @@ class Session:
     def _attach(self, sock) -> None:
         conn = _Connection(sock)
         conn.reader = gevent.spawn(self._read_loop, conn)
-        conn.writer = gevent.spawn(self._write_loop, conn)
+        conn.writer = FrameWriter(
+            sock, lambda exc: self._lose(conn, f"{self.addr}: send failed, connection dropped: {exc!r}"))
         self._conn, self._dial_error = conn, ""
         self._connected.set()
 
@@ -242,22 +239,6 @@ class Session:
             reason = f"reader failed, connection dropped: {exc!r}"
         self._lose(conn, f"{self.addr}: {reason}")
 
-    def _write_loop(self, conn: _Connection) -> None:
-        try:
-            while conn.lost is None:  # runs for the life of the connection
-                conn.wake.wait()
-                conn.wake.clear()
-                out = conn.out
-                if conn.lost is not None or not out:
-                    continue
-                conn.out = []
-                conn.sock.sendall(out[0] if len(out) == 1 else b"".join(out))
-        except OSError as exc:
-            self._lose(conn, f"{self.addr}: send failed: {exc}")
-        except Exception as exc:  # as in the reader: never leave a half-dead connection
-            log.exception("%s: writer failed", self.addr)
-            self._lose(conn, f"{self.addr}: writer failed, connection dropped: {exc!r}")
-
     def _lose(self, conn: _Connection, reason: str) -> None:
         """Forget a dead connection (once) and apply the loss setting to waiting calls."""
         if conn.lost is not None:
@@ -267,7 +248,7 @@ class Session:
             self._conn = None
             self._connected.clear()
             self._dial_allowed_at = 0.0  # the first dial after a lost connection is immediate
-        conn.wake.set()  # lets the writer see the loss and exit
+        conn.writer.close()
         try:
             conn.sock.close()  # also wakes a reader blocked in recv
         except OSError:
