@@ -22,7 +22,7 @@ from loadgen.errors import PegasusError
 from loadgen.pegasus import Client
 from loadgen.pegasus.outcome import OP, UNKNOWN, Outcome
 
-pytestmark = pytest.mark.onebox
+pytestmark = [pytest.mark.onebox, pytest.mark.slow]
 
 OP_TIMEOUT_MS = 500
 #: Nemesis schedules to run; ONEBOX_JEPSEN_SEEDS=3,4,5 explores more of them.
