@@ -125,7 +125,8 @@ class Writer:
     """A writer thread's logic: puts ``key_i -> counter`` in a loop and records every outcome.
 
     ``acked[key]`` is the last acknowledged value; ``unknown[key]`` the values written after it
-    whose outcome is indeterminate (timeouts, resets), which a read-back may also show.
+    whose outcome is indeterminate (timeouts, resets), which a read-back may also show;
+    ``acks`` is (monotonic time of the reply, pidx) of every acknowledged write.
     """
 
     def __init__(self, box: Onebox, prefix: str, keys: int = 32):
@@ -134,6 +135,7 @@ class Writer:
         self.acked: dict[bytes, bytes] = {}
         self.unknown: dict[bytes, set[bytes]] = {k: set() for k in self.keys}
         self.errors: dict[str, int] = {}
+        self.acks: list[tuple[float, int]] = []
         self.ok = 0
         self.stop = False
         self._cfg = None
@@ -160,6 +162,7 @@ class Writer:
                 continue
             err, _ = self._caller.call(addr, codec.RPC_PUT, put_args(key, b"", value), pidx)
             if err == "ERR_OK":
+                self.acks.append((time.monotonic(), pidx))
                 self.ok += 1
                 self.acked[key] = value
                 self.unknown[key].clear()

@@ -85,12 +85,12 @@ class PartitionReplica:
         state = plog.replay()
         self.store = KVStore.from_snapshot(state.snapshot)
         self.ckpt_decree = state.checkpoint_decree
+        self._ckpt_snapshot: bytes | None = state.snapshot
         self.entries: list[Entry] = state.entries
         self.committed = state.checkpoint_decree
         self._apply_upto(state.committed)
         self.ballot = max((e[0] for e in self.entries), default=0)
         self.role = INACTIVE
-        self.primary = ""
         self.members: dict[str, Member] = {}
         self.pending: dict[int, WriteReply] = {}
         self.reads_from = 0          # a new primary serves reads once its inherited tail commits
@@ -111,7 +111,7 @@ class PartitionReplica:
     # ------------------------------------------------------------------ roles
     def apply_config(self, cfg: ob.partition_membership) -> None:
         """Adopt the meta's membership if it is newer than what this replica knows."""
-        if cfg.ballot <= self.ballot:
+        if cfg.ballot < self.ballot:
             return
         me = self.host.me
         if cfg.primary == me:
@@ -122,12 +122,20 @@ class PartitionReplica:
             role = LEARNER
         else:
             role = INACTIVE
-        self._set_role(role, cfg.ballot, cfg.primary)
+        if cfg.ballot == self.ballot:
+            # Only a label fix: a prepare of this very config made us a member before the
+            # config arrived, without saying whether as a secondary or a learner.
+            if {role, self.role} <= {SECONDARY, LEARNER}:
+                self.role = role
+            return
+        self._set_role(role, cfg.ballot)
         if role == PRIMARY:
             self._set_members(cfg.secondaries, cfg.learners)
 
-    def _set_role(self, role: str, ballot: int, primary: str) -> None:
+    def _set_role(self, role: str, ballot: int) -> None:
         was = self.role
+        if was == PRIMARY:
+            self._write_log()  # entries we prepared may sit on members: never lose our own copy
         if was == PRIMARY and role != PRIMARY:
             # The outcome of these writes is unknown: a member may commit them later.
             pending, self.pending = self.pending, {}
@@ -139,7 +147,7 @@ class PartitionReplica:
             self.members = {}
         if role != was or ballot != self.ballot:
             log.info("gpid %d.%d: %s -> %s at ballot %d", self.host.app_id, self.pidx, was, role, ballot)
-        self.role, self.ballot, self.primary = role, ballot, primary
+        self.role, self.ballot = role, ballot
 
     def _set_members(self, secondaries: list[str], learners: list[str]) -> None:
         old, self.members = self.members, {}
@@ -155,12 +163,17 @@ class PartitionReplica:
         self._advance_commit()
 
     # ------------------------------------------------------------------ primary: writes
+    def _enough_members(self) -> bool:
+        """The primary plus its counting members reach ``min_replicas``: below that nothing
+        may start *or commit* (a write pending when members drop stays pending)."""
+        counting = sum(1 for m in self.members.values() if m.counting)
+        return 1 + counting >= self.host.min_replicas
+
     def can_write(self) -> str | None:
         """None if a new write may start, else the error name to answer."""
         if self.role != PRIMARY:
             return "ERR_INVALID_STATE"
-        secondaries = sum(1 for m in self.members.values() if m.counting)
-        if 1 + secondaries < self.host.min_replicas:
+        if not self._enough_members():
             return "ERR_NOT_ENOUGH_MEMBER"
         return None
 
@@ -201,7 +214,7 @@ class PartitionReplica:
         self._logged = self.last_prepared
 
     def _send(self, addr: str, m: Member) -> None:
-        last = self.last_prepared
+        last = self._logged  # never prepare what is not in our own log yet
         if m.failed or m.inflight >= MAX_INFLIGHT:
             return
         if m.next > last and m.sent_committed >= self.committed:
@@ -211,16 +224,18 @@ class PartitionReplica:
                                  checkpoint=b"")
         first = m.next
         if first <= self.ckpt_decree:
-            req.checkpoint_decree, req.checkpoint = self.log.read_checkpoint()
-            first = req.checkpoint_decree + 1
-        chunks, size = [], 0
-        for e in self.entries[first - self.ckpt_decree - 1:]:
-            if chunks and size + len(e[3]) > MAX_BATCH_BYTES:
-                last = e[1] - 1
-                break
-            chunks.append(e[3])
-            size += len(e[3])
-        req.entries = b"".join(chunks)
+            # The checkpoint travels alone: with entries it could exceed the frame limit.
+            req.checkpoint_decree, req.checkpoint = self.ckpt_decree, self._snapshot()
+            last = self.ckpt_decree
+        else:
+            chunks, size = [], 0
+            for e in self.entries[first - self.ckpt_decree - 1:last - self.ckpt_decree]:
+                if chunks and size + len(e[3]) > MAX_BATCH_BYTES:
+                    last = e[1] - 1
+                    break
+                chunks.append(e[3])
+                size += len(e[3])
+            req.entries = b"".join(chunks)
         m.next = last + 1
         m.sent_committed = self.committed
         m.inflight += 1
@@ -247,8 +262,8 @@ class PartitionReplica:
             self._send(addr, m)
             return
         if reply is not None and reply.error == "ERR_OK":
-            log.info("gpid %d.%d: %s has ballot %d > ours %d", self.host.app_id, self.pidx, addr,
-                     reply.result.ballot, ballot)
+            log.info("gpid %d.%d: %s refused our prepare at ballot %d (its ballot %d)",
+                     self.host.app_id, self.pidx, addr, ballot, reply.result.ballot)
             return
         if not m.failed:
             m.failed = True
@@ -257,7 +272,9 @@ class PartitionReplica:
             self.host.request_member_change(self.pidx, self.ballot, addr, "remove")
 
     def _advance_commit(self) -> None:
-        if self.role != PRIMARY:
+        if self.role != PRIMARY or not self._enough_members():
+            # Too few copies: the write waits for a learner to catch up, or its outcome
+            # becomes unknown (ERR_TIMEOUT) when this primary is demoted. Never a false ack.
             return
         target = self.last_prepared
         for m in self.members.values():
@@ -281,7 +298,8 @@ class PartitionReplica:
         if req.ballot < self.ballot or (req.ballot == self.ballot and self.role not in (SECONDARY, LEARNER)):
             return ob.prepare_response(err="stale", position=self.verified, ballot=self.ballot)
         if req.ballot > self.ballot:
-            self._set_role(SECONDARY if self.role != LEARNER else LEARNER, req.ballot, req.primary)
+            # A learner until the config says otherwise (apply_config fixes the label).
+            self._set_role(self.role if self.role in (SECONDARY, LEARNER) else LEARNER, req.ballot)
         if req.ballot != self.verified_ballot:
             self.verified, self.verified_ballot = self.committed, req.ballot
         if req.checkpoint and req.checkpoint_decree > self.verified:
@@ -320,6 +338,8 @@ class PartitionReplica:
         self.store = KVStore.from_snapshot(snapshot)
         self.entries = []
         self.ckpt_decree = self.committed = self.verified = self._logged_commit = decree
+        self._logged = decree
+        self._ckpt_snapshot = snapshot
         self.log.checkpoint(decree, snapshot, [])
 
     # ------------------------------------------------------------------ applying
@@ -338,3 +358,12 @@ class PartitionReplica:
         self.log.checkpoint(self.committed, self.store.snapshot(), tail)
         self.entries = tail
         self.ckpt_decree = self._logged_commit = self.committed
+        self._logged = self.last_prepared  # the tail is in the new segment now
+        self._ckpt_snapshot = None  # read back on the first catch-up that needs it
+
+    def _snapshot(self) -> bytes:
+        """The bytes of the current checkpoint, read from disk at most once per checkpoint."""
+        if self._ckpt_snapshot is None:
+            decree, self._ckpt_snapshot = self.log.read_checkpoint()
+            assert decree == self.ckpt_decree, (decree, self.ckpt_decree)
+        return self._ckpt_snapshot

@@ -1,0 +1,124 @@
+"""Onebox primary in-process with a fake peer pool: a write never commits below min_replicas,
+and a primary never prepares what it has not logged itself."""
+
+from __future__ import annotations
+
+import time
+from types import SimpleNamespace
+
+import gevent
+import pytest
+from conftest import free_port
+from onebox_tools import put_args
+
+from loadgen.errors import SessionReset
+from loadgen.onebox.gen.onebox import ttypes as ob
+from loadgen.onebox.internal_rpc import RPC_PREPARE
+from loadgen.onebox.replica_server import ReplicaServer
+from loadgen.onebox.spec import FAST_FD, OneboxSpec
+from loadgen.onebox.storage import parse_records
+from loadgen.pegasus import codec
+from test_onebox_lease import FakeConnection
+
+pytestmark = pytest.mark.unit
+
+
+class FakePeers:
+    """Records every call; the test answers them by hand."""
+
+    def __init__(self):
+        self.calls: list[tuple[str, str, object, object]] = []  # (addr, rpc, request, callback)
+
+    def get(self, addr: str):
+        def call_async(rpc, req, callback, timeout_s, **_header):
+            self.calls.append((addr, rpc, req, callback))
+        return SimpleNamespace(call_async=call_async)
+
+    def take(self, rpc: str) -> list[tuple[str, object, object]]:
+        """The calls of ``rpc`` made so far (removed from the record)."""
+        mine = [(a, q, cb) for a, r, q, cb in self.calls if r == rpc]
+        self.calls = [c for c in self.calls if c[1] != rpc]
+        return mine
+
+    def close(self) -> None:
+        pass
+
+
+def _primary_with_two_secondaries(tmp_path):
+    spec = OneboxSpec(dir=str(tmp_path), min_replicas=2, meta_port=free_port(),
+                      replica_ports=tuple(free_port() for _ in range(3)), fd=FAST_FD)
+    server = ReplicaServer(spec, "replica1", tmp_path / "replica1")
+    server.peers = FakePeers()
+    server.lease_until = time.monotonic() + 60
+    me, b, c = (spec.nodes[n] for n in spec.replica_names)
+    replica = server._host(0)
+    replica.apply_config(ob.partition_membership(pidx=0, ballot=1, primary=me,
+                                                 secondaries=[b, c], learners=[]))
+    return server, replica, me, b, c
+
+
+def _config(ballot, primary, secondaries=(), learners=()):
+    return ob.partition_membership(pidx=0, ballot=ballot, primary=primary,
+                                   secondaries=list(secondaries), learners=list(learners))
+
+
+def _put(server, conn, seq: int, value: bytes) -> None:
+    frame = codec.encode_request(codec.RPC_PUT, seq, put_args(b"h", b"", value), app_id=1,
+                                 partition_index=0)
+    assert server._client_op(conn, codec.decode_request(frame)) is None  # replies after commit
+
+
+@pytest.mark.parametrize("then", ["learner-catches-up", "demoted"])
+def test_pending_write_never_acked_on_the_primary_alone(tmp_path, then):
+    server, replica, me, b, c = _primary_with_two_secondaries(tmp_path)
+    conn = FakeConnection()
+    _put(server, conn, 1, b"v")
+    gevent.sleep(0.01)
+    prepares = server.peers.take(RPC_PREPARE)
+    assert sorted(a for a, _, _ in prepares) == sorted([b, c])
+    for _, _, callback in prepares:
+        callback(None, SessionReset("down"))
+    # The meta drops them one by one: no counting member is left, min_replicas is 2.
+    replica.apply_config(_config(2, me, [c]))
+    replica.apply_config(_config(3, me))
+    gevent.sleep(0.05)
+    assert conn.sent == [], "a write committed with fewer than min_replicas copies"
+    assert replica.can_write() == "ERR_NOT_ENOUGH_MEMBER"
+
+    if then == "demoted":
+        replica.apply_config(_config(4, b))
+        assert [r.error for r in conn.sent] == ["ERR_TIMEOUT"]  # outcome unknown, not ok
+    else:
+        replica.apply_config(_config(4, me, learners=[b]))
+        gevent.sleep(0.01)
+        (addr, req, callback), = server.peers.take(RPC_PREPARE)
+        assert addr == b and req.entries == b""  # a new learner starts at the end
+        callback(SimpleNamespace(error="ERR_OK", result=ob.prepare_response(
+            err="gap", position=0, ballot=4)), None)  # b lost everything: send from decree 1
+        (addr, req, callback), = server.peers.take(RPC_PREPARE)
+        assert addr == b and [r[2] for r in parse_records(req.entries)[0]] == [1]
+        callback(SimpleNamespace(error="ERR_OK", result=ob.prepare_response(
+            err="ok", position=1, ballot=4)), None)
+        gevent.sleep(0.01)
+        assert [r.error for r in conn.sent] == ["ERR_OK"]  # two copies now: primary + b
+    for r in server.partitions.values():
+        r.log.close()
+
+
+def test_primary_prepares_only_what_it_logged(tmp_path):
+    server, replica, me, b, c = _primary_with_two_secondaries(tmp_path)
+    conn = FakeConnection()
+    _put(server, conn, 1, b"v1")
+    gevent.sleep(0.01)
+    first = server.peers.take(RPC_PREPARE)
+    # A second write is taken (in memory, its flush not yet run) when b's ack arrives: the
+    # prepare that follows the ack must not carry it before it is in the primary's log.
+    _put(server, conn, 2, b"v2")
+    ack = SimpleNamespace(error="ERR_OK", result=ob.prepare_response(err="ok", position=1, ballot=1))
+    next(cb for a, _, cb in first if a == b)(ack, None)
+    logged = {r[2] for r in parse_records((replica.log.dir / "log.0").read_bytes())[0] if r[0] == 1}
+    for addr, req, _ in server.peers.take(RPC_PREPARE):
+        sent = {r[2] for r in parse_records(req.entries)[0]}
+        assert sent <= logged, (addr, sent, logged)
+    for r in server.partitions.values():
+        r.log.close()
