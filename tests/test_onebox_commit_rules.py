@@ -10,6 +10,7 @@ import gevent
 import pytest
 from conftest import free_port
 from onebox_tools import put_args
+from test_onebox_lease import FakeConnection
 
 from loadgen.errors import SessionReset
 from loadgen.onebox.gen.onebox import ttypes as ob
@@ -18,7 +19,6 @@ from loadgen.onebox.replica_server import ReplicaServer
 from loadgen.onebox.spec import FAST_FD, OneboxSpec
 from loadgen.onebox.storage import parse_records
 from loadgen.pegasus import codec
-from test_onebox_lease import FakeConnection
 
 pytestmark = pytest.mark.unit
 
@@ -106,7 +106,7 @@ def test_pending_write_never_acked_on_the_primary_alone(tmp_path, then):
 
 
 def test_primary_prepares_only_what_it_logged(tmp_path):
-    server, replica, me, b, c = _primary_with_two_secondaries(tmp_path)
+    server, replica, _, b, _ = _primary_with_two_secondaries(tmp_path)
     conn = FakeConnection()
     _put(server, conn, 1, b"v1")
     gevent.sleep(0.01)

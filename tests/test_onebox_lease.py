@@ -1,5 +1,5 @@
 """Onebox server logic in-process: a primary whose lease ran out never acks, and the meta
-upgrades a learner only for the ballot at which the primary saw it catch up."""
+changes a member (upgrade or remove) only at the current ballot."""
 
 from __future__ import annotations
 
@@ -59,7 +59,8 @@ def test_no_ack_once_the_lease_ran_out_while_the_write_waited(tmp_path, lease_ru
         replica.log.close()
 
 
-def test_meta_upgrades_a_learner_only_at_the_current_ballot(tmp_path):
+@pytest.mark.parametrize("action", ["upgrade", "remove"])
+def test_meta_changes_a_member_only_at_the_current_ballot(tmp_path, action):
     spec = OneboxSpec(dir=str(tmp_path), meta_port=free_port(),
                       replica_ports=tuple(free_port() for _ in range(3)), fd=FAST_FD)
     meta = MetaServer(spec, tmp_path)
@@ -71,12 +72,36 @@ def test_meta_upgrades_a_learner_only_at_the_current_ballot(tmp_path):
     p = meta.partitions[0]
     p.ballot, p.primary, p.secondaries, p.learners = 10, a, [b], [c]
 
-    def upgrade(ballot: int) -> None:
-        meta._on_member_change(ob.member_change_request(pidx=0, ballot=ballot, requester=a,
-                                                        node=c, action="upgrade"))
+    def change(ballot: int) -> ob.member_change_response:
+        return meta._on_member_change(ob.member_change_request(pidx=0, ballot=ballot, requester=a,
+                                                               node=c, action=action))
 
-    upgrade(8)   # c caught up at ballot 8, then was removed and re-added: a new life
-    assert (p.learners, p.ballot) == ([c], 10)
-    upgrade(10)
-    assert (p.secondaries, p.learners, p.ballot) == ([b, c], [], 11)
+    # c caught up (or failed) at ballot 8, then was removed and re-added: a new life
+    stale = change(8)
+    assert (p.secondaries, p.learners, p.ballot) == ([b], [c], 10)
+    assert stale.config.ballot == 10  # the primary learns the current config and asks again
+    assert meta.nodes[c].removed_at == {}  # not barred from re-joining either
+    change(10)
+    want = ([b, c], []) if action == "upgrade" else ([b], [])
+    assert (p.secondaries, p.learners, p.ballot) == (*want, 11)
     meta._log_file.close()
+
+
+def test_meta_failure_detector_survives_a_failing_round(tmp_path, caplog):
+    spec = OneboxSpec(dir=str(tmp_path), meta_port=free_port(),
+                      replica_ports=tuple(free_port() for _ in range(3)), fd=FAST_FD)
+    meta = MetaServer(spec, tmp_path)
+    rounds = []
+
+    def failing_round() -> None:
+        rounds.append(time.monotonic())
+        raise RuntimeError("a bug in one round")
+
+    meta._check = failing_round
+    checker = gevent.spawn(meta._check_loop)
+    gevent.sleep(FAST_FD.check_s * 4)
+    assert not checker.dead, "the failure detector died with its first failing round"
+    checker.kill()
+    meta._log_file.close()
+    assert len(rounds) >= 2
+    assert "failure-detector round failed" in caplog.text

@@ -145,23 +145,25 @@ class MetaServer:
             log.info("node %s is beaconing again", node)
             st.alive = True
         st.last_beacon = now
-        for r in req.reports:
-            if 0 <= r.pidx < len(self.partitions):
-                p = self.partitions[r.pidx]
-                p.last_prepared[node] = r.last_prepared
-                if node == p.primary and r.ballot == p.ballot:
-                    p.last_committed = max(p.last_committed, r.last_committed)
+        for r in req.reports:  # well_formed() checked every pidx
+            p = self.partitions[r.pidx]
+            p.last_prepared[node] = r.last_prepared
+            if node == p.primary and r.ballot == p.ballot:
+                p.last_committed = max(p.last_committed, r.last_committed)
         if not self.assigned and all(self._alive(a) for a in self.replica_addrs):
             self._assign()
         self._guard()
         return ob.beacon_response(accepted=True, configs=[p.membership() for p in self.partitions])
 
     def _on_member_change(self, req: ob.member_change_request) -> ob.member_change_response:
-        if not 0 <= req.pidx < len(self.partitions):
-            return ob.member_change_response(err="no_such_partition")
-        p = self.partitions[req.pidx]
+        p = self.partitions[req.pidx]  # well_formed() checked it
         if req.requester != p.primary or req.ballot > p.ballot:
             return ob.member_change_response(err="not_primary", config=p.membership())
+        # Both actions only for the current ballot. A stale remove could evict a node's new
+        # life (re-added as a learner since) and bar it for the grace period; the primary
+        # asks again at the new ballot, as it resets a member's failure on every config.
+        if req.ballot != p.ballot:
+            return ob.member_change_response(err="stale", config=p.membership())
         if req.action == "remove" and req.node in p.secondaries + p.learners:
             for group in (p.secondaries, p.learners):
                 if req.node in group:
@@ -171,10 +173,9 @@ class MetaServer:
                 st.removed_at[p.pidx] = time.monotonic()
             self._change(p, f"primary removed {req.node}: its prepare failed")
             self._guard()
-        elif req.action == "upgrade" and req.node in p.learners and req.ballot == p.ballot:
-            # Only for the current ballot: a learner removed and re-added since the primary
-            # saw it catch up is a new life, and as a secondary it could be promoted while
-            # still missing writes the primary commits without it.
+        elif req.action == "upgrade" and req.node in p.learners:
+            # A learner removed and re-added since the primary saw it catch up is a new life:
+            # as a secondary it could be promoted while still missing committed writes.
             p.learners.remove(req.node)
             p.secondaries.append(req.node)
             self._change(p, f"learner {req.node} caught up: now a secondary")
@@ -275,9 +276,15 @@ class MetaServer:
     def _check_loop(self) -> None:
         while True:
             gevent.sleep(self.fd.check_s)
-            now = time.monotonic()
-            for addr, st in list(self.nodes.items()):
-                if st.alive and now - st.last_beacon > self.fd.grace_s:
-                    self._node_dead(addr, "beacons stopped for the grace period")
-            self._guard()
-            self._publish()
+            try:
+                self._check()
+            except Exception:  # a bug in one round must not stop the failure detector
+                log.exception("meta: failure-detector round failed; continuing")
+
+    def _check(self) -> None:
+        now = time.monotonic()
+        for addr, st in list(self.nodes.items()):
+            if st.alive and now - st.last_beacon > self.fd.grace_s:
+                self._node_dead(addr, "beacons stopped for the grace period")
+        self._guard()
+        self._publish()

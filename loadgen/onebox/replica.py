@@ -157,7 +157,12 @@ class PartitionReplica:
                 # A member re-added as a learner is a new life: its old stream state is void.
                 m = Member(counting=False, next=self.last_prepared + 1)
             m.counting = m.counting or addr in secondaries
-            m.failed = False
+            if m.failed:
+                # Prepare it again: if it is still down, the remove is asked at this ballot
+                # (the meta refuses one for an older ballot).
+                m.failed = False
+                m.stream += 1
+                m.next = m.acked + 1
             self.members[addr] = m
         self._schedule_flush()
         self._advance_commit()
