@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 
 from conftest import free_port
 
 from loadgen.errors import PegasusError, ProtocolError
-from loadgen.onebox.spec import FAST_FD, OneboxSpec
+from loadgen.onebox.spec import CONFIG_LOG, FAST_FD, META_NODE, OneboxSpec
 from loadgen.onebox.supervisor import Onebox
 from loadgen.pegasus import blocking, codec
 from loadgen.pegasus.gen.rrdb import ttypes as rrdb
@@ -17,6 +18,9 @@ from loadgen.pegasus.rdsn.ttypes import blob
 
 TABLE = "temp"
 APP_ID = 1
+#: Slack for relative timing bounds: loaded CI machines stall processes for hundreds of ms.
+#: Each bound that uses it must still fail on the bug it guards (state how in the test).
+TIMING_SLACK_S = 1.0
 
 
 def make_box(path, **kw) -> Onebox:
@@ -27,6 +31,19 @@ def make_box(path, **kw) -> Onebox:
     kw["replica_ports"] = tuple(kw.get("replica_ports") or
                                 (free_port() for _ in range(kw["replica_nodes"])))
     return Onebox.from_spec(OneboxSpec(dir=str(path), **kw))
+
+
+def config_log(box: Onebox) -> list[dict]:
+    """The meta's config-change records, oldest first."""
+    path = box.spec.node_dir(META_NODE) / CONFIG_LOG
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def first_new_primary(box: Onebox, pidx: int, old: str, after: float) -> float | None:
+    """Monotonic time the meta first named a primary other than ``old`` for ``pidx`` after
+    ``after`` (the server failover instant), None if it has not yet."""
+    return min((r["t_mono"] for r in config_log(box) if r["pidx"] == pidx and r["t_mono"] > after
+                and r["primary"] not in ("", old)), default=None)
 
 
 def pidx_of(hash_key: bytes, partitions: int = 8) -> int:

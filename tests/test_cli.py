@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -18,13 +19,14 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import free_port
+from test_supervisor import FAKE_NODE, alive, kill_groups, proc_state, wait_until
+
 from loadgen.cli import main
+from loadgen.errors import ClusterError
 from loadgen.onebox import control
 from loadgen.onebox.process import live_pid
 from loadgen.onebox.spec import FAST_FD, OneboxSpec
-from test_supervisor import FAKE_NODE, REAL_NODE, alive, kill_groups, proc_state, wait_until
 
 PEGBENCH = [sys.executable, "-m", "loadgen.cli"]
 
@@ -70,6 +72,11 @@ def test_version():
     (["onebox", "start", "--fd-lease", "5", "--fd-grace", "4", "--dir", "unused"],
      "--fd-grace: greater than --fd-lease"),
     (["onebox", "start", "--fd-check", "30", "--dir", "unused"], "--fd-check: smaller than"),
+    # nan passes "<= 0" checks, and a sleep of nan or inf never ends
+    (["onebox", "start", "--fd-beacon", "nan", "--dir", "unused"],
+     "--fd-beacon: a positive number of seconds, got nan"),
+    (["onebox", "start", "--fd-grace", "inf", "--dir", "unused"],
+     "--fd-grace: a positive number of seconds, got inf"),
     (["onebox", "start", "--meta-port", "70000", "--dir", "unused"], "--meta-port"),
     (["onebox", "start", "--replica-nodes", "0", "--dir", "unused"], "--replica-nodes"),
     (["onebox", "start", "--meta-port", "40001", "--replica-port", "40000", "--dir", "unused"],
@@ -94,7 +101,7 @@ def test_main_returns_exit_codes_in_process(capsys):
 @pytest.mark.unit
 def test_unexpected_errors_exit_3_not_1(monkeypatch, capsys):
     # exit 1 means "verdict failed": a bug must never look like one
-    import loadgen.cli as cli
+    from loadgen import cli
     monkeypatch.setattr(cli.platform, "python_version", lambda: 1 / 0)
     assert main(["version"]) == 3
     assert "internal error" in capsys.readouterr().err
@@ -112,12 +119,11 @@ def test_dir_not_writable_is_a_usage_error(tmp_path):
 
 @pytest.mark.unit
 def test_bench_delegates_all_arguments():
-    for kind, module in (("client", "loadgen.pegasus.bench"), ("onebox", "loadgen.onebox.bench")):
+    for kind in ("client", "onebox"):
         out = pegbench("bench", kind, "--help")
-        if "not part of this build" in out.stderr:
-            assert out.returncode == 2 and module in out.stderr
-        else:  # the delegate's own --help (ours has add_help=False there)
-            assert out.returncode == 0 and "usage:" in out.stdout, out.stderr
+        # the delegate's own --help (ours has add_help=False there)
+        assert out.returncode == 0, out.stderr
+        assert "usage:" in out.stdout, out.stdout
 
 
 @pytest.mark.onebox
@@ -193,7 +199,7 @@ def test_node_commands_through_the_socket(background):
     assert pegbench("onebox", "pause", "replica1", "--dir", d).returncode == 0
     assert proc_state(pid1) == "T"
     assert pegbench("onebox", "resume", "replica1", "--dir", d).returncode == 0
-    assert proc_state(pid1) != "T"
+    assert proc_state(pid1) not in (None, "T")
     out = pegbench("onebox", "kill", "replica1", "--dir", d)
     assert out.returncode == 0 and "now dead" in out.stderr and not alive(pid1)
     assert not background.status(d)["healthy"]
@@ -275,8 +281,6 @@ def test_sigterm_of_background_supervisor_stops_nodes(background):
 
 @pytest.mark.onebox
 def test_real_onebox_via_cli(tmp_path):
-    if not REAL_NODE.exists():
-        pytest.skip("loadgen/onebox/node.py not there yet")
     d = str(tmp_path / "box")
     meta, base = free_port(), _free_run(3)
     pids: list[int] = []
@@ -313,8 +317,6 @@ def _free(port: int) -> bool:
 
 @pytest.mark.onebox
 def test_ctrl_c_during_start_leaves_nothing(tmp_path):
-    if not REAL_NODE.exists():
-        pytest.skip("loadgen/onebox/node.py not there yet")
     d = tmp_path / "box"
     # Pegasus's own FD timings: becoming healthy takes a few beacons, time enough to interrupt
     cli = subprocess.Popen([*PEGBENCH, "onebox", "start", "--dir", str(d), "--meta-port",
@@ -387,7 +389,11 @@ def test_concurrent_commands_are_all_answered(background):
     # any order is fine; every command got an answer and none was an internal failure
     assert set(results) == {job[0] for job in jobs}
     for key, value in results.items():
-        assert not isinstance(value, Exception) or "cannot" in str(value), (key, value)
+        # a pause or resume may only find its node dead; anything else is a failure
+        assert not isinstance(value, Exception) or (
+            isinstance(value, ClusterError) and re.fullmatch(
+                r"cannot (pause|resume) replica\d: it is dead \(restart it instead\)",
+                str(value))), (key, value)
     control.request(spec.dir, "restart", "replica1")
     control.request(spec.dir, "resume", "replica2")
     assert wait_until(lambda: background.status(spec.dir)["healthy"], 10)

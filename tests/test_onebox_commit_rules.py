@@ -14,11 +14,13 @@ from test_onebox_lease import FakeConnection
 
 from loadgen.errors import SessionReset
 from loadgen.onebox.gen.onebox import ttypes as ob
-from loadgen.onebox.internal_rpc import RPC_PREPARE
+from loadgen.onebox.internal_rpc import RPC_PREPARE, well_formed
+from loadgen.onebox.kv_store import KVStore
 from loadgen.onebox.replica_server import ReplicaServer
 from loadgen.onebox.spec import FAST_FD, OneboxSpec
 from loadgen.onebox.storage import parse_records
 from loadgen.pegasus import codec
+from loadgen.pegasus.keys import make_key
 
 pytestmark = pytest.mark.unit
 
@@ -120,5 +122,41 @@ def test_primary_prepares_only_what_it_logged(tmp_path):
     for addr, req, _ in server.peers.take(RPC_PREPARE):
         sent = {r[2] for r in parse_records(req.entries)[0]}
         assert sent <= logged, (addr, sent, logged)
+    for r in server.partitions.values():
+        r.log.close()
+
+
+def _ack(position: int, ballot: int):
+    return SimpleNamespace(error="ERR_OK", result=ob.prepare_response(err="ok", position=position,
+                                                                      ballot=ballot))
+
+
+def test_a_learner_behind_the_checkpoint_gets_it_alone_then_the_log(tmp_path):
+    server, replica, me, b, c = _primary_with_two_secondaries(tmp_path)
+    server.checkpoint_every = 2
+    conn = FakeConnection()
+    for seq in (1, 2, 3):
+        _put(server, conn, seq, b"v%d" % seq)
+        gevent.sleep(0.01)
+        for _, req, callback in server.peers.take(RPC_PREPARE):
+            records = parse_records(req.entries)[0]
+            callback(_ack(records[-1][2] if records else seq - 1, 1), None)
+        gevent.sleep(0.01)
+    assert [r.error for r in conn.sent] == ["ERR_OK"] * 3 and replica.ckpt_decree >= 2
+    server.peers.take(RPC_PREPARE)  # commit-point notices: no answer needed
+    replica.apply_config(_config(2, me, [c], [b]))  # b re-added: a new life, starting empty
+    gevent.sleep(0.01)
+    (_, req, callback), = [x for x in server.peers.take(RPC_PREPARE) if x[0] == b]
+    callback(SimpleNamespace(error="ERR_OK", result=ob.prepare_response(
+        err="gap", position=0, ballot=2)), None)
+    (_, req, callback), = [x for x in server.peers.take(RPC_PREPARE) if x[0] == b]
+    assert well_formed(req, server.spec.partitions)
+    assert (req.checkpoint_decree, req.entries) == (replica.ckpt_decree, b"")
+    assert KVStore.from_snapshot(req.checkpoint).get(make_key(b"h", b""))[0] == b"v%d" % replica.ckpt_decree
+    callback(_ack(replica.ckpt_decree, 2), None)
+    (_, req, _), = [x for x in server.peers.take(RPC_PREPARE) if x[0] == b]
+    assert req.checkpoint == b""
+    assert [r[2] for r in parse_records(req.entries)[0]] == list(
+        range(replica.ckpt_decree + 1, replica.last_prepared + 1))
     for r in server.partitions.values():
         r.log.close()

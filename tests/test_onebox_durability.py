@@ -7,24 +7,28 @@ import time
 
 import pytest
 from conftest import free_port
-from onebox_tools import Writer, node_of, pidx_of
+from onebox_tools import Writer, config_log, node_of, pidx_of
 
-from loadgen.onebox.spec import FAST_FD, OneboxSpec
+from loadgen.onebox.spec import FAST_FD, FDConfig, OneboxSpec
 from loadgen.onebox.supervisor import Onebox
 
 pytestmark = pytest.mark.onebox
 
+#: A grace period long enough that a killed node restarts within it even on a loaded machine
+#: (a restart takes well under a second), so the meta sees a new incarnation, not a silence.
+RESTART_FD = FDConfig(beacon_s=0.1, check_s=0.05, lease_s=2.5, grace_s=3.0)
 
-def _box(path, checkpoint_every: int) -> Onebox:
+
+def _box(path, checkpoint_every: int, fd: FDConfig = FAST_FD) -> Onebox:
     spec = OneboxSpec(dir=str(path), meta_port=free_port(),
-                      replica_ports=tuple(free_port() for _ in range(3)), fd=FAST_FD,
+                      replica_ports=tuple(free_port() for _ in range(3)), fd=fd,
                       checkpoint_every=checkpoint_every)
     return Onebox.from_spec(spec)
 
 
 @pytest.mark.parametrize("checkpoint_every", [10000, 40], ids=["log-only", "checkpoints"])
 def test_no_acked_write_lost_across_kills_and_restarts(tmp_path, checkpoint_every):
-    with _box(tmp_path / "box", checkpoint_every) as box:
+    with _box(tmp_path / "box", checkpoint_every, RESTART_FD) as box:
         writers = [Writer(box, f"d{i}", keys=24) for i in range(3)]
         threads = [threading.Thread(target=w.run, daemon=True) for w in writers]
         for t in threads:
@@ -37,14 +41,19 @@ def test_no_acked_write_lost_across_kills_and_restarts(tmp_path, checkpoint_ever
         time.sleep(0.5)
         victim = primary_of_hot()
         box.kill(victim)                  # the primary being written, restarted after failover
-        time.sleep(1.5)
+        time.sleep(box.spec.fd.grace_s + 0.7)  # declared dead, failed over
         box.restart(victim)
         box.wait_healthy(15)
         time.sleep(0.3)
         victim = primary_of_hot()
+        t_kill = time.monotonic()
         box.kill(victim)                  # restarted before the grace period ends: new incarnation
         box.restart(victim)
         box.wait_healthy(15)
+        addr = box.spec.nodes[victim]
+        deaths = [r["reason"] for r in config_log(box)
+                  if r["t_mono"] > t_kill and f"{addr} dead" in r["reason"]]
+        assert deaths and all("restarted with a new incarnation" in why for why in deaths), deaths
         time.sleep(0.3)
         other = next(n for n in box.spec.replica_names if n != primary_of_hot())
         box.restart(other)                # graceful restart of a secondary

@@ -226,7 +226,7 @@ class PartitionReplica:
             return
         req = ob.prepare_request(pidx=self.pidx, ballot=self.ballot, primary=self.host.me,
                                  last_committed=self.committed, checkpoint_decree=0,
-                                 checkpoint=b"")
+                                 checkpoint=b"", entries=b"")
         first = m.next
         if first <= self.ckpt_decree:
             # The checkpoint travels alone: with entries it could exceed the frame limit.

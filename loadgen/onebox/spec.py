@@ -7,6 +7,7 @@ The supervisor writes it once per start; every node reads it (``python -m loadge
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -33,8 +34,10 @@ class FDConfig:
 
     def __post_init__(self):
         for f in fields(self):
-            if getattr(self, f.name) <= 0:
-                raise ConfigError("", f"fd.{f.name}", "a positive number of seconds")
+            value = getattr(self, f.name)
+            # nan and inf pass a plain "> 0" test; gevent.sleep(nan) never returns
+            if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+                raise ConfigError("", f"fd.{f.name}", f"a positive number of seconds, got {value!r}")
         if self.grace_s <= self.lease_s:
             raise ConfigError("", "fd.grace_s",
                               f"greater than fd.lease_s ({self.lease_s}) so a cut-off primary "
@@ -78,6 +81,8 @@ class OneboxSpec:
             raise ConfigError("", "replicas", f"between 1 and replica_nodes ({self.replica_nodes})")
         if not 1 <= self.min_replicas <= self.replicas:
             raise ConfigError("", "min_replicas", f"between 1 and replicas ({self.replicas})")
+        if self.checkpoint_every < 1:
+            raise ConfigError("", "checkpoint_every", f"at least 1, got {self.checkpoint_every}")
         if not self.replica_ports:
             ports = tuple(DEFAULT_REPLICA_BASE_PORT + i for i in range(self.replica_nodes))
             object.__setattr__(self, "replica_ports", ports)
