@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+import json
+
 import pytest
 
 from loadgen.pegasus import codec, keys
@@ -79,12 +82,15 @@ def _ids(items):
     return [v["name"] for v in items]
 
 
-def pytest_generate_tests(metafunc):
-    import json
-
+@functools.cache
+def _vectors() -> dict:
+    """The golden vectors, read once for parametrizing (fixtures use conftest's ``vectors``)."""
     from conftest import VECTORS_CANDIDATES
-    path = next(p for p in VECTORS_CANDIDATES if p.exists())
-    data = json.loads(path.read_text())
+    return json.loads(next(p for p in VECTORS_CANDIDATES if p.exists()).read_text())
+
+
+def pytest_generate_tests(metafunc):
+    data = _vectors()
     if "request_vector" in metafunc.fixturenames:
         metafunc.parametrize("request_vector", data["requests"], ids=_ids(data["requests"]))
     if "response_vector" in metafunc.fixturenames:
@@ -186,5 +192,26 @@ def test_rpc_address_and_gpid_examples(vectors):
 
 
 def test_partition_count_must_be_power_of_two():
-    with pytest.raises(ValueError, match="power of two"):
-        keys.partition_index(123, 6)
+    for bad in (0, -4, 6, 12):
+        with pytest.raises(ValueError, match="power of two"):
+            keys.check_partition_count(bad)
+    for good in (1, 2, 8, 1024):
+        keys.check_partition_count(good)
+    assert keys.partition_index(123, 8) == 123 % 8 == 3
+
+
+def test_partition_hash_of_key_parts_matches_the_key_blob(vectors):
+    for case in vectors["key_blobs"]:
+        h, s = bytes.fromhex(case["hash_key_hex"]), bytes.fromhex(case["sort_key_hex"])
+        assert keys.partition_hash(h, s) == keys.key_hash(keys.make_key(h, s))
+    case = vectors["crc_empty_hash_key"]
+    assert keys.partition_hash(b"", bytes.fromhex(case["sort_key_hex"])) == \
+        int(case["hash_unsigned_hex"], 16)
+
+
+def test_signed64_is_the_thrift_i64_of_an_unsigned_value():
+    from loadgen.pegasus.rdsn.ttypes import signed64
+
+    assert signed64(0) == 0 and signed64(2**63 - 1) == 2**63 - 1
+    assert signed64(2**63) == -(2**63) and signed64(2**64 - 1) == -1
+    assert signed64(2**64 + 5) == 5  # only the low 64 bits count

@@ -65,14 +65,26 @@ def split_key(key: bytes) -> tuple[bytes, bytes]:
     return key[2:2 + n], key[2 + n:]
 
 
-def key_hash(key: bytes) -> int:
-    """Partition hash of a stored key blob: crc64 of its hash_key, or of the rest if empty."""
-    hash_key, sort_key = split_key(key)
+def partition_hash(hash_key: bytes, sort_key: bytes) -> int:
+    """Partition hash of a key: crc64 of its hash_key, or of its sort_key if that is empty."""
     return crc64(hash_key if hash_key else sort_key)
 
 
-def partition_index(hash_value: int, partition_count: int) -> int:
-    """Partition of an (unsigned) hash; ``partition_count`` must be a power of two."""
+def key_hash(key: bytes) -> int:
+    """Partition hash of a stored key blob (see :func:`partition_hash`)."""
+    return partition_hash(*split_key(key))
+
+
+def check_partition_count(partition_count: int) -> None:
+    """Raise ValueError unless ``partition_count`` is a power of two (as Pegasus requires)."""
     if partition_count < 1 or partition_count & (partition_count - 1):
         raise ValueError(f"partition_count must be a power of two, got {partition_count}")
-    return (hash_value & _MASK) % partition_count
+
+
+def partition_index(hash_value: int, partition_count: int) -> int:
+    """Partition of an unsigned hash, the one way every part of pegbench computes it.
+
+    ``partition_count`` is checked once, where a config is accepted
+    (:func:`check_partition_count`), not on every op.
+    """
+    return hash_value % partition_count

@@ -11,11 +11,15 @@ from __future__ import annotations
 import socket
 import struct
 
+from ..addr import parse_addr
+
 _I64_SIGN = 1 << 63
 _U64 = 1 << 64
 
 
-def _to_i64(u: int) -> int:
+def signed64(u: int) -> int:
+    """The thrift i64 holding the low 64 bits of ``u`` (an unsigned value) as two's complement."""
+    u &= _U64 - 1
     return u - _U64 if u & _I64_SIGN else u
 
 
@@ -81,7 +85,7 @@ class gpid:
 
     def to_i64(self) -> int:
         """The wire value: partition index in the high 32 bits, app id in the low."""
-        return _to_i64(((self.partition_index & 0xFFFFFFFF) << 32) | (self.app_id & 0xFFFFFFFF))
+        return signed64(((self.partition_index & 0xFFFFFFFF) << 32) | (self.app_id & 0xFFFFFFFF))
 
     def read(self, iprot) -> None:
         v = iprot.readI64() % _U64
@@ -117,8 +121,7 @@ class rpc_address:
     @classmethod
     def from_string(cls, addr: str) -> "rpc_address":
         """Parse ``"a.b.c.d:port"``."""
-        host, _, port = addr.rpartition(":")
-        return cls(host, int(port))
+        return cls(*parse_addr(addr))
 
     def is_invalid(self) -> bool:
         """The empty address (wire value 0), e.g. "no primary"."""
@@ -144,7 +147,7 @@ class rpc_address:
         self.host, self.port = other.host, other.port
 
     def write(self, oprot) -> None:
-        oprot.writeI64(_to_i64(self.to_u64()))
+        oprot.writeI64(signed64(self.to_u64()))
 
     def __str__(self) -> str:
         return f"{self.host}:{self.port}" if not self.is_invalid() else ""
