@@ -3,10 +3,13 @@
     PegbenchError                     root: catch this to catch everything pegbench raises
     ├── ProtocolError                 bytes on the wire that are not a valid Pegasus frame
     ├── PegasusError (.code)          an operation failed; .code is a Pegasus error name
-    │   ├── OpTimeout                 ERR_TIMEOUT at the op deadline; .last_error is the last
-    │   │                             failure other than a timer (None: no reply, ever)
+    │   ├── OpTimeout                 ERR_TIMEOUT: a deadline passed (an op's, an attempt's or a
+    │   │                             meta query's); .last_error is the last failure other than
+    │   │                             a timer (None: no reply, ever)
     │   ├── SessionReset              ERR_SESSION_RESET: the connection was lost or refused
     │   └── ServerError               any other error name a server replied with
+    │       └── StorageError (.status)  an ERR_OK reply whose storage (RocksDB) status is an
+    │                                   error; .code is ``STORAGE_<status>``
     ├── ConfigError(file, key, expected)   a bad profile key, flag or argument
     ├── ClusterError                  a cluster could not be started, reached or controlled
     │   └── NodeCrashed(node, exit, last_lines)   a node died without being told to
@@ -39,13 +42,16 @@ class PegasusError(PegbenchError):
         self.code = code
         self.last_error = last_error
         detail = f"{code}: {message}" if message else code
-        if last_error is not None and last_error is not self:
+        if last_error is not None:
             detail += f" (last error: {last_error.code})"
         super().__init__(detail)
 
 
 class OpTimeout(PegasusError):
-    """The op deadline passed; ``last_error`` carries the last underlying failure, if any."""
+    """A deadline passed (the op's, an attempt's or a meta query's) before a reply came.
+
+    ``last_error`` carries the last underlying failure, if any.
+    """
 
     def __init__(self, message: str = "", *, last_error: PegasusError | None = None):
         super().__init__("ERR_TIMEOUT", message, last_error=last_error)
@@ -60,6 +66,21 @@ class SessionReset(PegasusError):
 
 class ServerError(PegasusError):
     """A server answered with a non-OK error name."""
+
+
+class StorageError(ServerError):
+    """A server answered ERR_OK, but the storage engine reported ``status`` (not "not found").
+
+    The server applied nothing and said so: a definite failure, never retried. Its code,
+    ``STORAGE_<status>``, keeps it apart from a real ``ERR_UNKNOWN`` in errors-by-kind.
+    """
+
+    #: Every storage error's code starts with this (the error registry relies on it).
+    CODE_PREFIX = "STORAGE_"
+
+    def __init__(self, status: int, message: str = ""):
+        self.status = status
+        super().__init__(f"{self.CODE_PREFIX}{status}", message)
 
 
 class ConfigError(PegbenchError):

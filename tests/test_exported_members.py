@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 import pytest
 
 import loadgen.errors as errors
@@ -12,7 +14,7 @@ pytestmark = pytest.mark.unit
 PUBLIC = {
     "Client", "Table", "Outcome",
     "policies", "Policy", "PolicyInfo", "Reaction", "AttemptContext",
-    "PegasusError", "OpTimeout", "SessionReset", "ServerError", "ProtocolError",
+    "PegasusError", "OpTimeout", "SessionReset", "ServerError", "StorageError", "ProtocolError",
 }
 
 
@@ -23,7 +25,12 @@ def test_all_is_pinned():
 
 def test_every_exported_name_resolves_and_is_listed_by_dir():
     for name in pegasus.__all__:
-        assert getattr(pegasus, name) is not None, name
+        obj = getattr(pegasus, name)
+        if inspect.ismodule(obj):
+            assert obj.__name__ == f"loadgen.pegasus.{name}"
+        else:  # the class itself, not a stand-in: its own name, from inside the package
+            assert inspect.isclass(obj) and obj.__name__ == name, name
+            assert obj.__module__.startswith("loadgen."), obj.__module__
     assert PUBLIC <= set(dir(pegasus))
     assert pegasus.policies.create("legacy").name == "legacy"
     with pytest.raises(AttributeError):
@@ -31,7 +38,7 @@ def test_every_exported_name_resolves_and_is_listed_by_dir():
 
 
 def test_exported_errors_are_the_one_tree():
-    for name in ("PegasusError", "OpTimeout", "SessionReset", "ServerError",
+    for name in ("PegasusError", "OpTimeout", "SessionReset", "ServerError", "StorageError",
                  "ProtocolError"):
         cls = getattr(pegasus, name)
         assert cls is getattr(errors, name) and issubclass(cls, errors.PegbenchError)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from ..errors import OpTimeout, PegasusError, ProtocolError, ServerError, SessionReset
+from ..errors import OpTimeout, PegasusError, ProtocolError, ServerError, SessionReset, StorageError
 
 _LAZY = {
     "Client": ".client", "Table": ".table", "Outcome": ".outcome",
@@ -25,7 +25,7 @@ _LAZY = {
 __all__ = [
     "Client", "Table", "Outcome",
     "policies", "Policy", "PolicyInfo", "Reaction", "AttemptContext",
-    "PegasusError", "OpTimeout", "SessionReset", "ServerError", "ProtocolError",
+    "PegasusError", "OpTimeout", "SessionReset", "ServerError", "StorageError", "ProtocolError",
 ]
 
 

@@ -24,6 +24,7 @@ from gevent import subprocess
 
 from ..errors import PegasusError
 from . import codec, keys
+from .addr import parse_addr
 from .client import Client
 from .gen.rrdb import ttypes as rrdb
 from .rdsn.ttypes import blob
@@ -51,7 +52,6 @@ def _start_server(partitions: int) -> tuple[subprocess.Popen, str, str]:
 
 def echo_ceiling(replica: str, seconds: float, window: int, value: bytes) -> float:
     """Ops/s of pipelined put frames on one socket, with nothing but the codec."""
-    host, _, port = replica.rpartition(":")
     key = keys.make_key(b"bench", b"s")
     args = rrdb.update_request(key=blob(key), value=blob(value), expire_ts_seconds=0)
     # Every partition's primary is the one replica; the partition must match the hash.
@@ -61,7 +61,7 @@ def echo_ceiling(replica: str, seconds: float, window: int, value: bytes) -> flo
         return codec.encode_request(codec.RPC_PUT, seqid, args, app_id=1, partition_index=pidx,
                                     client_timeout_ms=1000, partition_hash=phash)
 
-    sock = gsocket.create_connection((host, int(port)))
+    sock = gsocket.create_connection(parse_addr(replica))
     try:
         splitter = codec.FrameSplitter("response")
         seqid, done = window, 0
@@ -69,7 +69,7 @@ def echo_ceiling(replica: str, seconds: float, window: int, value: bytes) -> flo
         start = time.monotonic()
         end = start + seconds
         while time.monotonic() < end:  # bounded by the clock
-            data = sock.recv(256 * 1024)
+            data = sock.recv(codec.RECV_BYTES)
             if not data:
                 raise PegasusError("ERR_SESSION_RESET", "the server closed the echo connection")
             replies = [codec.decode_response(f) for f in splitter.feed(data)]

@@ -33,6 +33,8 @@ HEADER_V0_BYTES = 48
 HEADER_V1_FIXED_BYTES = 16
 #: Frames claiming more than this are rejected before any buffer is sized for them.
 MAX_FRAME_BYTES = 64 * 1024 * 1024
+#: How much a frame stream's reader asks ``recv`` for at once.
+RECV_BYTES = 256 * 1024
 
 _CALL_BEGIN = struct.pack(">I", 0x80010001)
 _REPLY_BEGIN = struct.pack(">I", 0x80010002)
@@ -45,13 +47,6 @@ _I32 = struct.Struct(">i")
 _ARGS_FIELD = bytes([TType.STRUCT, 0, 1])
 _RESULT_FIELD = bytes([TType.STRUCT, 0, 0])
 _STOP = b"\x00"
-
-#: Error names real servers may send that the official Python client does not know.
-#: We decode them, but the onebox never sends them.
-SERVER_ONLY_ERRORS = frozenset({
-    "ERR_PARENT_PARTITION_MISUSED", "ERR_SPLITTING", "ERR_DISK_INSUFFICIENT", "ERR_APP_DROPPED",
-    "ERR_CHILD_NOT_READY", "ERR_RDB_CORRUPTION", "ERR_DIR_NOT_EMPTY",
-})
 
 
 @dataclass(frozen=True)
@@ -142,7 +137,7 @@ def encode_request(rpc_name: str, seqid: int, args: Any, *, app_id: int = 0,
     if hdr_version == 1:
         meta = encode_struct(rpc_meta.request_meta_v1(
             app_id=app_id, partition_index=partition_index, client_timeout=client_timeout_ms,
-            client_partition_hash=_signed64(partition_hash), is_backup_request=False))
+            client_partition_hash=rdsn.signed64(partition_hash), is_backup_request=False))
         return _HEADER_V1.pack(MAGIC, 1, len(meta), len(body)) + meta + body
     raise ValueError(f"header version must be 0 or 1, got {hdr_version}")
 
@@ -221,11 +216,6 @@ class _Reader:
         except Exception as exc:  # thrift, struct and EOF errors from a malformed body
             raise ProtocolError(f"{what}: malformed body ({type(exc).__name__}: {exc})") from exc
         return value
-
-
-def _signed64(u: int) -> int:
-    u &= 0xFFFFFFFFFFFFFFFF
-    return u - (1 << 64) if u >> 63 else u
 
 
 def request_frame_size(prefix: bytes) -> int | None:
@@ -307,7 +297,7 @@ def decode_response(frame: bytes) -> ResponseFrame:
     _check_whole(frame, response_frame_size(frame), "response")
     reader = _Reader(frame, 4)
     error = reader.string("response error name")
-    if not error_codes.is_known(error) and error not in SERVER_ONLY_ERRORS:
+    if not error_codes.is_decodable(error):
         raise ProtocolError(f"unknown error name {error!r}")
     ack, seqid = reader.message_begin(2, "response")
     if not ack.endswith("_ACK"):

@@ -1,8 +1,11 @@
 """Registry of Pegasus error names: what each means to a client.
 
 Error names travel as strings. ``KNOWN`` is the table the official Python client knows (value =
-its enum number); a server must send only these names. ``ERR_SESSION_RESET`` is client-only.
-Each name carries three facts the policies, recorders and reports share:
+its enum number); ``SERVER_ONLY`` are names real servers may send that it does not know. Both
+decode (:func:`is_decodable`); the onebox sends only ``KNOWN`` names. ``ERR_SESSION_RESET`` is
+client-only, and ``STORAGE_<status>`` names a storage status in an ERR_OK reply
+(:class:`~loadgen.errors.StorageError`). Each name carries three facts the policies, recorders
+and reports share:
 
 * ``definite``  — the op certainly did not apply (``fail``); otherwise a write is ``unknown``;
 * ``retriable`` — the failover policy retries it within the op deadline;
@@ -12,6 +15,8 @@ Each name carries three facts the policies, recorders and reports share:
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from ..errors import StorageError
 
 _NAMES = (
     "ERR_OK ERR_UNKNOWN ERR_REPLICATION_FAILURE ERR_APP_EXIST ERR_APP_NOT_EXIST ERR_BUSY_CREATING "
@@ -38,6 +43,12 @@ _NAMES = (
 #: Every error name the official Python client understands, with its enum value.
 KNOWN: dict[str, int] = {name: i for i, name in enumerate(_NAMES)}
 
+#: Error names real servers may send that the official Python client does not know.
+SERVER_ONLY = frozenset({
+    "ERR_PARENT_PARTITION_MISUSED", "ERR_SPLITTING", "ERR_DISK_INSUFFICIENT", "ERR_APP_DROPPED",
+    "ERR_CHILD_NOT_READY", "ERR_RDB_CORRUPTION", "ERR_DIR_NOT_EMPTY",
+})
+
 
 @dataclass(frozen=True)
 class ErrorInfo:
@@ -49,10 +60,12 @@ class ErrorInfo:
     refresh: bool
 
 
-# Replies that prove the request was rejected before it was applied.
+# Replies that prove the request was rejected before it was applied. ERR_SESSION_RESET is not
+# one: a write in flight when the connection died may have been applied (one that was never
+# sent is a ``fail`` anyway, see outcome.classify).
 _DEFINITE_REJECTIONS = {
     "ERR_OBJECT_NOT_FOUND", "ERR_INVALID_STATE", "ERR_INACTIVE_STATE", "ERR_NOT_ENOUGH_MEMBER",
-    "ERR_BUSY", "ERR_CAPACITY_EXCEEDED", "ERR_PARENT_PARTITION_MISUSED", "ERR_SESSION_RESET",
+    "ERR_BUSY", "ERR_CAPACITY_EXCEEDED", "ERR_PARENT_PARTITION_MISUSED",
     "ERR_FORWARD_TO_OTHERS", "ERR_SERVICE_NOT_ACTIVE", "ERR_INVALID_PARAMETERS",
     "ERR_HANDLER_NOT_FOUND",
 }
@@ -63,8 +76,9 @@ _RETRY_WITH_REFRESH = {
 _RETRY_WITHOUT_REFRESH = {"ERR_NOT_ENOUGH_MEMBER", "ERR_BUSY", "ERR_CAPACITY_EXCEEDED"}
 
 
-def info(name: str) -> ErrorInfo:
-    """Classify an error name (unknown names are indefinite and not retried)."""
+def _classify(name: str) -> ErrorInfo:
+    if name.startswith(StorageError.CODE_PREFIX):  # the server answered: nothing was applied
+        return ErrorInfo(name, definite=True, retriable=False, refresh=False)
     return ErrorInfo(
         name=name,
         definite=name in _DEFINITE_REJECTIONS,
@@ -73,6 +87,21 @@ def info(name: str) -> ErrorInfo:
     )
 
 
+# Built once: the client asks on every failed attempt.
+_INFO = {name: _classify(name) for name in (*KNOWN, *SERVER_ONLY)}
+
+
+def info(name: str) -> ErrorInfo:
+    """Classify an error name (names outside the registry are indefinite and not retried)."""
+    found = _INFO.get(name)
+    return found if found is not None else _classify(name)
+
+
 def is_known(name: str) -> bool:
-    """Whether the official Python client knows ``name`` (a server may send it)."""
+    """Whether the official Python client knows ``name`` (the onebox may send it)."""
     return name in KNOWN
+
+
+def is_decodable(name: str) -> bool:
+    """Whether a reply may carry error name ``name`` (known, or sent only by real servers)."""
+    return name in KNOWN or name in SERVER_ONLY

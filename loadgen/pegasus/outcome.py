@@ -5,7 +5,8 @@ Observers (metrics recorders, the Locust adapter, tests) receive one ``Outcome``
 ``time.monotonic()`` seconds. ``outcome`` follows Jepsen's split of failures:
 
 * ``ok``      — the operation succeeded;
-* ``fail``    — it certainly did not apply (a definite rejection, or nothing reached a server);
+* ``fail``    — it certainly did not apply (a definite rejection, a storage error, or nothing
+  reached a server);
 * ``unknown`` — a write that may or may not have applied (timed out, connection lost, ...).
 
 Reads never end ``unknown``: whether a failed read "applied" changes nothing.
@@ -33,9 +34,12 @@ class Outcome:
     start: float                # monotonic: the op was handed to the client / the attempt began
     end: float                  # monotonic: reply or failure
     outcome: str                # "ok" | "fail" | "unknown"
-    error: str | None           # Pegasus error name, None when ok
+    error: str | None           # Pegasus error name or STORAGE_<status>; None when ok
     attempt: int                # attempt number (op level: attempts made)
-    refreshed: bool             # this attempt's failure (op: any attempt) refreshed the config
+    #: A config refresh was started or joined because of this attempt's failure (op level: any
+    #: attempt's); True does not mean the refresh succeeded, or that it finished before the
+    #: next attempt. A background refresh skipped by its throttle does not count.
+    refreshed: bool
     policy: str = ""
     intended_start: float | None = None   # open-loop schedule time, when the caller gave one
 
@@ -52,10 +56,6 @@ def classify(error: str | None, *, write: bool, sent: bool) -> str:
     """
     if error is None:
         return OK
-    if not write or not sent:
+    if not write or not sent:  # a read changes nothing; an unsent write cannot have applied
         return FAIL
-    # A lost connection is a definite rejection only before the request was sent: a write
-    # in flight when the server died may have been applied.
-    if error == "ERR_SESSION_RESET" or not error_codes.info(error).definite:
-        return UNKNOWN
-    return FAIL
+    return FAIL if error_codes.info(error).definite else UNKNOWN

@@ -26,13 +26,13 @@ from gevent.server import StreamServer
 
 from ..errors import ProtocolError
 from . import codec, error_codes, keys, ttl
+from .addr import parse_addr
 from .outcome import ATTEMPT, OP, Outcome
 from .gen.replication import ttypes as replication
 from .gen.rrdb import ttypes as rrdb
 from .rdsn.ttypes import blob, error_code, gpid, rpc_address
 
 MODES = ("ok", "close", "hang", "invalid_state", "down")
-_RECV_BYTES = 256 * 1024
 _STORAGE_NOT_FOUND = 1  # RocksDB kNotFound, carried in the response struct's ``error``
 
 
@@ -53,8 +53,7 @@ class _Endpoint:
 def _reply_error(mode: str) -> str | None:
     """The error name of a ``reply:<NAME>`` mode, or None for any other mode."""
     prefix, _, name = mode.partition(":")
-    if prefix == "reply" and name != "ERR_OK" and (error_codes.is_known(name)
-                                                  or name in codec.SERVER_ONLY_ERRORS):
+    if prefix == "reply" and name != "ERR_OK" and error_codes.is_decodable(name):
         return name
     return None
 
@@ -75,7 +74,7 @@ class TestCluster:
 
     def __init__(self, *, replicas: int = 2, metas: int = 1, partitions: int = 4,
                  table: str = "temp", app_id: int = 1):
-        keys.partition_index(0, partitions)  # validates the power of two
+        keys.check_partition_count(partitions)
         self.table, self.app_id, self.partition_count = table, app_id, partitions
         self._endpoints: dict[str, _Endpoint] = {}
         self._roles = ["meta"] * metas + ["replica"] * replicas
@@ -131,8 +130,7 @@ class TestCluster:
             ep.server.stop(timeout=1)
             ep.server = None
         if was_down and mode != "down":
-            host, _, port = addr.rpartition(":")
-            ep.server = self._listen(ep, (host, int(port)))
+            ep.server = self._listen(ep, parse_addr(addr))
 
     def move_primary(self, pidx: int, addr: str | None) -> None:
         """Make ``addr`` (None: nobody) the primary of partition ``pidx``; the ballot goes up."""
@@ -182,7 +180,7 @@ class TestCluster:
         try:
             # Ends when the peer closes, a mode change resets the socket, or the bytes are bad.
             while True:
-                data = sock.recv(_RECV_BYTES)
+                data = sock.recv(codec.RECV_BYTES)
                 if not data:
                     return
                 replies = []
