@@ -18,6 +18,10 @@ from loadgen.pegasus.testing import TestCluster
 pytestmark = [pytest.mark.unit, pytest.mark.timeout(60)]
 
 DEADLINE_S = 0.4
+#: For calls that should end at once: a bug that makes them wait shows as a deadline reached.
+LONG_DEADLINE_S = 2.0
+#: For tests about throughput or matching, not deadlines.
+GENEROUS_DEADLINE_S = 5.0
 
 
 @pytest.fixture
@@ -63,7 +67,8 @@ def test_pipelined_calls_share_one_connection_and_match_replies(cluster, session
     session = sessions(replica)
     for i in range(100):
         cluster.data.setdefault(b"k%d" % i, {})[b"s"] = (b"v%d" % i, 0)
-    jobs = [gevent.spawn(call, session, codec.RPC_GET, get_args(b"k%d" % i)) for i in range(100)]
+    jobs = [gevent.spawn(call, session, codec.RPC_GET, get_args(b"k%d" % i), GENEROUS_DEADLINE_S)
+            for i in range(100)]
     gevent.joinall(jobs, raise_error=True)
     assert [j.value.result.value.data for j in jobs] == [b"v%d" % i for i in range(100)]
     assert cluster.connections(replica) == 1
@@ -89,7 +94,8 @@ def test_writes_queued_together_are_coalesced(cluster, sessions):
     session = sessions(replica)
     call(session, codec.RPC_PUT, put_args(b"h", b"v"))  # connect
     counting = session._conn.writer._sock = CountingSocket(session._conn.sock)
-    calls = [session.send(codec.RPC_GET, get_args(b"h"), deadline=time.monotonic() + 1, app_id=1)
+    calls = [session.send(codec.RPC_GET, get_args(b"h"), deadline=time.monotonic() + GENEROUS_DEADLINE_S,
+                          app_id=1)
              for _ in range(200)]
     replies = [c.wait() for c in calls]
     assert all(r.result.value.data == b"v" for r in replies)
@@ -113,13 +119,13 @@ def test_fail_fast_session_fails_pending_calls_at_once_on_loss(cluster, sessions
     replica = cluster.replica_addrs[0]
     session = sessions(replica, fail_pending_on_loss=True)
     cluster.set_mode(replica, "hang")
-    jobs = [spawn_pending_put(session)[0] for _ in range(5)]
+    jobs = [spawn_pending_put(session, LONG_DEADLINE_S)[0] for _ in range(5)]
     gevent.sleep(0.05)
     lost_at = time.monotonic()
     cluster.set_mode(replica, "down")
     gevent.joinall(jobs)
     assert all(isinstance(j.exception, SessionReset) for j in jobs)
-    assert time.monotonic() - lost_at < 0.25 * DEADLINE_S
+    assert time.monotonic() - lost_at < 0.25 * LONG_DEADLINE_S
 
 
 def test_legacy_session_leaves_pending_calls_waiting_for_their_deadline(cluster, sessions):
@@ -175,8 +181,8 @@ def test_fail_fast_session_reports_refused_connect_at_once(cluster, sessions):
     cluster.set_mode(replica, "down")
     started = time.monotonic()
     with pytest.raises(SessionReset):
-        call(session, codec.RPC_PUT, put_args(b"h", b"v"))
-    assert time.monotonic() - started < 0.25 * DEADLINE_S
+        call(session, codec.RPC_PUT, put_args(b"h", b"v"), LONG_DEADLINE_S)
+    assert time.monotonic() - started < 0.25 * LONG_DEADLINE_S
     cluster.set_mode(replica, "ok")
     assert call(session, codec.RPC_PUT, put_args(b"h", b"v")).error == "ERR_OK"
 
@@ -203,14 +209,56 @@ def test_close_fails_waiting_calls(cluster, sessions):
     replica = cluster.replica_addrs[0]
     session = sessions(replica, fail_pending_on_loss=False)
     cluster.set_mode(replica, "hang")
-    job, started = spawn_pending_put(session)
+    job, started = spawn_pending_put(session, LONG_DEADLINE_S)
     gevent.sleep(0.05)
     session.close()
     job.join()
     assert isinstance(job.exception, SessionReset)
-    assert time.monotonic() - started < 0.5 * DEADLINE_S
+    assert time.monotonic() - started < 0.25 * LONG_DEADLINE_S
     with pytest.raises(SessionReset):
         call(session, codec.RPC_PUT, put_args(b"h", b"v"))
+
+
+@pytest.mark.parametrize("fail_pending_on_loss", [True, False])
+def test_close_before_the_dial_started_wakes_the_caller_at_once(cluster, sessions,
+                                                                fail_pending_on_loss):
+    # The call spawns the dialer and waits for it; close() kills the dialer before it ever
+    # ran, so the dialer's own cleanup never signals the waiting call.
+    session = sessions(cluster.replica_addrs[0], fail_pending_on_loss=fail_pending_on_loss)
+    job, started = spawn_pending_put(session, LONG_DEADLINE_S)
+    gevent.sleep(0)  # the call runs up to its wait for the dial
+    assert session.dials == 1 and not session.connected
+    session.close()
+    job.join()
+    assert isinstance(job.exception, SessionReset) and "closed" in str(job.exception)
+    assert time.monotonic() - started < 0.25 * LONG_DEADLINE_S
+    gevent.sleep(0.05)
+    assert not session.connected and cluster.connections(cluster.replica_addrs[0]) == 0
+
+
+def test_numeric_address_is_dialed_without_the_resolver(cluster, sessions, monkeypatch):
+    from gevent import socket as gsocket
+
+    def no_resolver(*_args, **_kwargs):
+        raise AssertionError("the resolver was asked for an IP literal")
+
+    monkeypatch.setattr(gsocket, "getaddrinfo", no_resolver)
+    monkeypatch.setattr(gsocket, "create_connection", no_resolver)
+    session = sessions(cluster.replica_addrs[0])
+    assert call(session, codec.RPC_PUT, put_args(b"h", b"v")).error == "ERR_OK"
+    assert session.dials == 1
+
+
+def test_host_name_address_still_connects(cluster, sessions):
+    port = cluster.replica_addrs[0].rpartition(":")[2]
+    session = sessions(f"localhost:{port}")
+    assert call(session, codec.RPC_PUT, put_args(b"h", b"v"), GENEROUS_DEADLINE_S).error == "ERR_OK"
+
+
+@pytest.mark.parametrize("addr", ["127.0.0.1", "127.0.0.1:", ":34801", "host:port", "h:70000"])
+def test_a_malformed_address_is_rejected_at_construction(addr):
+    with pytest.raises(ValueError, match="host:port"):
+        Session(addr)
 
 
 def test_a_reader_bug_drops_the_connection_instead_of_leaving_it_unread(cluster, sessions, monkeypatch):
@@ -228,8 +276,8 @@ def test_a_reader_bug_drops_the_connection_instead_of_leaving_it_unread(cluster,
     monkeypatch.setattr(codec, "decode_response", broken_once)
     started = time.monotonic()
     with pytest.raises(SessionReset, match="reader failed"):
-        call(session, codec.RPC_PUT, put_args(b"h", b"v"))
-    assert time.monotonic() - started < 0.5 * DEADLINE_S
+        call(session, codec.RPC_PUT, put_args(b"h", b"v"), LONG_DEADLINE_S)
+    assert time.monotonic() - started < 0.25 * LONG_DEADLINE_S
     assert call(session, codec.RPC_PUT, put_args(b"h", b"v")).error == "ERR_OK"
     assert session.dials == 2
 

@@ -34,13 +34,13 @@ from gevent.hub import Waiter
 
 from ..errors import OpTimeout, PegasusError, ProtocolError, SessionReset
 from . import codec
+from .addr import ip_family, parse_addr
 from .writer import FrameWriter
 
 log = logging.getLogger(__name__)
 
 #: Longest a dial may take; callers stop waiting for it at their own deadline anyway.
 CONNECT_TIMEOUT_S = 3.0
-_RECV_BYTES = 256 * 1024
 _MAX_SEQID = 0x7FFFFFFF
 _TIMED_OUT = object()  # what a call's timer hands its waiter
 
@@ -90,9 +90,10 @@ class Session:
 
     def __init__(self, addr: str, *, fail_pending_on_loss: bool = True,
                  reconnect_interval_s: float = 0.0, connect_timeout_s: float = CONNECT_TIMEOUT_S):
-        host, _, port = addr.rpartition(":")
         self.addr = addr
-        self._target = (host, int(port))
+        self._target = parse_addr(addr)
+        # An IP literal is dialed directly: no trip through the resolver's thread pool per dial.
+        self._family = ip_family(self._target[0])
         self._fail_fast = fail_pending_on_loss
         self._reconnect_interval_s = reconnect_interval_s
         self._connect_timeout_s = connect_timeout_s
@@ -148,8 +149,12 @@ class Session:
     def close(self) -> None:
         """Drop the connection and fail every waiting call with ``ERR_SESSION_RESET``."""
         self._closed = True
-        if self._dialer is not None:
-            self._dialer.kill(block=False)
+        dialer, done = self._dialer, self._dial_done
+        if dialer is not None:
+            dialer.kill(block=False)
+        if done is not None:  # a dialer killed before it ran never reaches its own finally
+            self._dial_done = self._dialer = None
+            done.set()
         if self._conn is not None:
             self._lose(self._conn, f"{self.addr}: session closed")
         self._fail_pending(f"{self.addr}: session closed")
@@ -167,16 +172,15 @@ class Session:
         if done is not None:
             finished = done.wait(max(0.0, deadline - time.monotonic()))
             reason = self._dial_error if finished else "connect did not finish before the deadline"
-        if self._conn is not None:
-            return self._conn
-        if self._fail_fast or self._closed:
-            raise SessionReset(f"{self.addr}: {reason or 'not connected'}")
-        # Like Go's waitUntilSessionReady: the call waits for a connection until its deadline.
-        self._connected.wait(max(0.0, deadline - time.monotonic()))
+        if self._conn is None and not self._fail_fast and not self._closed:
+            # Like Go's waitUntilSessionReady: the call waits for a connection until its deadline.
+            self._connected.wait(max(0.0, deadline - time.monotonic()))
         if self._conn is not None:
             return self._conn
         if self._closed:
             raise SessionReset(f"{self.addr}: session closed")
+        if self._fail_fast:
+            raise SessionReset(f"{self.addr}: {reason or 'not connected'}")
         raise OpTimeout(f"could not send to {self.addr} before the deadline",
                         last_error=SessionReset(f"{self.addr}: {reason or 'not connected'}"))
 
@@ -189,9 +193,7 @@ class Session:
 
     def _dial(self, done: Event) -> None:
         try:
-            sock = gsocket.create_connection(self._target, timeout=self._connect_timeout_s)
-            sock.settimeout(None)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock = self._open_socket()
         except OSError as exc:
             self._dial_error = f"connect failed: {exc}"
         else:
@@ -202,6 +204,21 @@ class Session:
         finally:
             self._dial_done = self._dialer = None
             done.set()
+
+    def _open_socket(self):
+        if self._family is None:  # a host name: resolve it on every dial, as it may move
+            sock = gsocket.create_connection(self._target, timeout=self._connect_timeout_s)
+        else:
+            sock = gsocket.socket(self._family, socket.SOCK_STREAM)
+            try:
+                sock.settimeout(self._connect_timeout_s)
+                sock.connect(self._target)
+            except BaseException:
+                sock.close()
+                raise
+        sock.settimeout(None)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
 
     def _attach(self, sock) -> None:
         conn = _Connection(sock)
@@ -220,7 +237,7 @@ class Session:
         try:
             # Runs for the life of the connection: EOF and socket errors end it.
             while True:
-                data = recv(_RECV_BYTES)
+                data = recv(codec.RECV_BYTES)
                 if not data:
                     reason = "connection closed by the server"
                     break
@@ -261,3 +278,4 @@ class Session:
         self._pending.clear()  # in place: the reader loop holds this dict
         for waiter in waiters:
             self._loop.run_callback(waiter.switch, SessionReset(reason))
+
