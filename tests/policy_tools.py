@@ -16,6 +16,10 @@ from loadgen.pegasus.testing import Recorder, TestCluster
 
 OP_TIMEOUT_MS = 400
 OP_TIMEOUT_S = OP_TIMEOUT_MS / 1000
+#: For checks that something happens at once: relative to this, a bug that makes the op wait
+#: for a deadline still fails, and a loaded machine's scheduling delays do not.
+LONG_OP_TIMEOUT_MS = 2000
+LONG_OP_TIMEOUT_S = LONG_OP_TIMEOUT_MS / 1000
 
 
 @pytest.fixture(name="cluster")

@@ -69,10 +69,13 @@ def test_hanging_meta_is_skipped_after_the_attempt_timeout(cluster, metas):
     m1, m2, _ = cluster.meta_addrs
     cluster.set_mode(m1, "hang")
     cluster.set_leader(m2)
-    meta = metas([m1, m2], attempt_timeout_s=0.1)
+    attempt_timeout_s, query_timeout_s = 0.2, 4.0
+    meta = metas([m1, m2], attempt_timeout_s=attempt_timeout_s)
     started = time.monotonic()
-    assert meta.query_config("temp", soon()).partition_count == 4
-    assert 0.09 <= time.monotonic() - started < 0.5
+    assert meta.query_config("temp", soon(query_timeout_s)).partition_count == 4
+    # m2 was asked once m1's attempt timed out: well before the query's own deadline.
+    assert 0.9 * attempt_timeout_s <= time.monotonic() - started < 0.5 * query_timeout_s
+    assert meta.leader == m2 and cluster.requests(m2) == 1
 
 
 def test_all_metas_down_fails_fast_with_the_last_error(cluster, metas):
@@ -180,12 +183,11 @@ def test_concurrent_refreshes_coalesce_into_one_meta_query(cluster, metas):
     before, generation = cluster.requests(leader), routing.generation
     jobs = [gevent.spawn(routing.refresh, soon(), newer_than=generation) for _ in range(30)]
     gevent.joinall(jobs, raise_error=True)
-    assert all(j.value for j in jobs)
     assert cluster.requests(leader) == before + 1
     assert routing.generation == generation + 1
     # Already newer than what these callers saw: no query at all.
-    assert routing.refresh(soon(), newer_than=generation)
-    assert cluster.requests(leader) == before + 1
+    routing.refresh(soon(), newer_than=generation)
+    assert cluster.requests(leader) == before + 1 and routing.generation == generation + 1
 
 
 def test_background_refresh_is_throttled(cluster, metas):
@@ -205,5 +207,39 @@ def test_failed_refresh_keeps_the_old_config(cluster, metas):
     routing = TableRouting("temp", metas(cluster.meta_addrs[:1]))
     old = routing.load(soon())
     cluster.set_mode(cluster.meta_addrs[0], "down")
-    assert routing.refresh(soon())
+    generation = routing.generation
+    routing.refresh(soon())
     assert routing.config is old and isinstance(routing.last_error, SessionReset)
+    assert routing.generation == generation
+
+
+def test_closed_routing_starts_no_refresh(cluster, metas):
+    # A closed client's ops still fail and ask their policy; its routing must not go on
+    # querying the metas (or leave greenlets behind) on their behalf.
+    leader = cluster.meta_addrs[0]
+    routing = TableRouting("temp", metas(cluster.meta_addrs))
+    routing.load(soon())
+    routing.close()
+    before, generation = cluster.requests(leader), routing.generation
+    assert routing.refresh_in_background() is False
+    assert routing._refresher is None
+    routing.refresh(soon())
+    assert routing._refresher is None
+    gevent.sleep(0.05)
+    assert cluster.requests(leader) == before and routing.generation == generation
+
+
+def test_routes_without_primary_are_kept_only_when_asked(cluster, metas):
+    # PROTOCOL.md §6: the Go client keeps its old routing when a config lacks a primary.
+    meta = metas(cluster.meta_addrs)
+    keep = TableRouting("temp", meta, keep_routes_without_primary=True)
+    drop = TableRouting("temp", meta)
+    for routing in (keep, drop):
+        routing.load(soon())
+    old = keep.route(2)
+    cluster.move_primary(2, None)
+    cluster.move_primary(1, cluster.replica_addrs[1])
+    for routing in (keep, drop):
+        routing.refresh(soon())
+    assert keep.route(2) == old and drop.route(2).primary is None
+    assert keep.route(1).primary == drop.route(1).primary == cluster.replica_addrs[1]

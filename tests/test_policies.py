@@ -16,7 +16,8 @@ import gevent
 import pytest
 
 from policy_tools import (  # noqa: F401 (the fixtures are used by name)
-    OP_TIMEOUT_S, crash_during_put, fail_over, wait_for, cluster_fixture, connect_fixture)
+    LONG_OP_TIMEOUT_MS, LONG_OP_TIMEOUT_S, OP_TIMEOUT_S, crash_during_put, fail_over, wait_for,
+    cluster_fixture, connect_fixture)
 
 from loadgen.errors import OpTimeout, SessionReset
 from loadgen.pegasus import policies
@@ -65,6 +66,37 @@ def test_legacy_does_not_redial_a_restarted_node_within_the_interval(cluster, co
     assert cluster.connections(a) == accepted
 
 
+@pytest.mark.parametrize("policy", ["legacy", "refresh-on-timeout"])
+def test_legacy_keeps_the_old_primary_when_the_meta_names_none(cluster, connect, policy):
+    # Go's handleQueryConfigResp keeps the old routing for a config without a primary
+    # (PROTOCOL.md §6): the op waits on the old primary until its deadline instead of
+    # failing at once with ERR_NO_PRIMARY.
+    table, rec = connect(policy)
+    a, _ = cluster.replica_addrs
+    pidx = table.partition_of("h")
+    cluster.set_mode(a, "hang")
+    cluster.move_primary(pidx, None)
+    table._routing.refresh(time.monotonic() + 2)
+    assert table._routing.route(pidx).primary == a
+    with pytest.raises(OpTimeout):
+        table.put("h", "s", "v1")
+    (op,) = rec.ops()
+    assert (op.node, op.error, op.attempt) == (a, "ERR_TIMEOUT", 1)
+    assert op.duration_s >= 0.9 * OP_TIMEOUT_S
+
+
+def test_failover_treats_a_config_without_primary_as_no_primary(cluster, connect):
+    table, rec = connect("failover", op_timeout_ms=1000)
+    b = cluster.replica_addrs[1]
+    pidx = table.partition_of("h")
+    cluster.move_primary(pidx, None)
+    table._routing.refresh(time.monotonic() + 2)
+    assert table._routing.route(pidx).primary is None
+    gevent.spawn_later(0.1, cluster.move_primary, pidx, b)
+    table.put("h", "s", "v1")  # re-polls the meta until it names b
+    assert [(x.node, x.error) for x in rec.attempts()] == [(None, "ERR_NO_PRIMARY"), (b, None)]
+
+
 def test_legacy_hang_neither_refreshes_nor_retries(cluster, connect):
     table, rec = connect("legacy")
     cluster.set_mode(cluster.replica_addrs[0], "hang")
@@ -110,18 +142,20 @@ def test_refresh_on_timeout_refreshes_at_most_once_per_second(cluster, connect):
 
 
 def test_failover_crash_fails_attempt_at_once_and_retry_succeeds_on_new_primary(cluster, connect):
-    table, rec = connect("failover")
+    table, rec = connect("failover", op_timeout_ms=LONG_OP_TIMEOUT_MS)
     a, b = cluster.replica_addrs
+    attempt_timeout_s = LONG_OP_TIMEOUT_S / 3
     job, crashed_at = crash_during_put(cluster, table)
     assert job.successful(), job.exception
     first, second = rec.attempts()
     (op,) = rec.ops()
     assert (first.node, first.error, first.outcome, first.refreshed) == \
         (a, "ERR_SESSION_RESET", "unknown", True)
-    assert first.end - crashed_at < 0.1 * OP_TIMEOUT_S
+    # At once: not at the attempt timeout, which a missed connection loss would wait for.
+    assert first.end - crashed_at < 0.5 * attempt_timeout_s
     assert (second.node, second.outcome) == (b, "ok")
     assert (op.outcome, op.attempt, op.refreshed, op.node) == ("ok", 2, True, b)
-    assert op.duration_s < 0.5 * OP_TIMEOUT_S
+    assert op.duration_s < 0.5 * LONG_OP_TIMEOUT_S
     assert cluster.data[b"h"][b"s"][0] == b"v1"
 
 
@@ -155,26 +189,29 @@ def test_failover_gives_up_at_the_deadline_if_the_meta_never_changes(cluster, co
 
 
 def test_failover_abandons_hung_primary_after_attempt_timeout(cluster, connect):
-    table, rec = connect("failover", op_timeout_ms=600)
+    op_timeout_s = 1.5
+    table, rec = connect("failover", op_timeout_ms=int(op_timeout_s * 1000))
     a, b = cluster.replica_addrs
-    attempt_timeout_s = 0.6 / 3
+    attempt_timeout_s = op_timeout_s / 3
     cluster.set_mode(a, "hang")
     fail_over(cluster, b)  # the client's cache still names a
     table.put("h", "s", "v1")
     first, second = rec.attempts()
     (op,) = rec.ops()
     assert (first.node, first.error, first.outcome, first.refreshed) == (a, "ERR_TIMEOUT", "unknown", True)
-    assert 0.9 * attempt_timeout_s <= first.duration_s < 1.5 * attempt_timeout_s
+    # Abandoned at its own timeout, not kept until the op deadline.
+    assert 0.9 * attempt_timeout_s <= first.duration_s < 0.5 * op_timeout_s
     assert (second.node, second.outcome) == (b, "ok")
-    assert op.duration_s < 0.6
+    assert op.duration_s < 0.9 * op_timeout_s
 
 
 def test_failover_attempt_timeout_param(cluster, connect):
-    table, rec = connect("failover", op_timeout_ms=600, attempt_timeout_ms=100)
+    # The default would be a third of the op timeout (1 s): the parameter must win.
+    table, rec = connect("failover", op_timeout_ms=3000, attempt_timeout_ms=200)
     cluster.set_mode(cluster.replica_addrs[0], "hang")
     fail_over(cluster, cluster.replica_addrs[1])
     table.put("h", "s", "v1")
-    assert 0.09 <= rec.attempts()[0].duration_s < 0.18
+    assert 0.9 * 0.2 <= rec.attempts()[0].duration_s < 0.5 * 1.0
 
 
 # ---------------------------------------------------------------------------- policy units
@@ -201,6 +238,20 @@ def test_legacy_and_refresh_on_timeout_reactions():
         assert p.on_error("ERR_BUSY", CTX) == Reaction()
     assert Legacy().on_timeout(CTX) == Reaction()
     assert RefreshOnTimeout().on_timeout(CTX) == Reaction(refresh="background", refresh_min_interval_s=1.0)
+
+
+def test_legacy_reconnect_interval_zero_means_whenever_needed():
+    from loadgen.errors import ConfigError
+
+    assert Legacy(reconnect_interval_s=0).reconnect_interval_s == 0
+    assert RefreshOnTimeout(reconnect_interval_s=0.0).reconnect_interval_s == 0
+    for bad in ({"reconnect_interval_s": -1}, {"refresh_interval_s": 0}):
+        with pytest.raises(ConfigError) as info:
+            Legacy(**bad)
+        assert info.value.key == f"policies.params.legacy.{next(iter(bad))}"
+    with pytest.raises(ConfigError, match="attempt_timeout_ms"):
+        Failover(attempt_timeout_ms=0)
+    assert Failover(attempt_timeout_ms=None).attempt_timeout_ms is None
 
 
 def test_failover_attempt_timeout_defaults_to_a_third():
@@ -272,6 +323,8 @@ def test_contract_policy_object(name):
     assert isinstance(policy.on_error("ERR_INVALID_STATE", CTX), Reaction)
     assert all(0 <= policy.backoff_s(n) < math.inf for n in (1, 2, 100))
     assert policy.reconnect_interval_s >= 0
+    assert isinstance(policy.fail_pending_on_loss, bool)
+    assert isinstance(policy.keep_routes_without_primary, bool)
 
 
 @pytest.mark.parametrize("name", REGISTERED)
@@ -312,8 +365,9 @@ def test_failover_retry_header_carries_the_ms_left_not_the_op_timeout(cluster, c
     cluster.set_mode(a, "hang")
     fail_over(cluster, b)
     table.put("h", "s", "v1")
-    first, second = rec.attempts()
+    _, second = rec.attempts()
+    (op,) = rec.ops()
     req = cluster.last_request(b)
-    left_ms = (first.start + 0.6 - second.start) * 1000  # op deadline - retry start
-    assert req.client_timeout_ms <= left_ms + 1
+    left_ms = (op.start + 0.6 - second.start) * 1000  # op deadline - retry start, exactly
+    assert left_ms - 1 <= req.client_timeout_ms <= left_ms + 1
     assert req.client_timeout_ms <= 600 * (1 - 1 / 3) + 1  # the first attempt used a third

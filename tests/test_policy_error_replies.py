@@ -11,7 +11,7 @@ from __future__ import annotations
 import gevent
 import pytest
 from policy_tools import (  # noqa: F401 (the fixtures are used by name)
-    OP_TIMEOUT_S, fail_over, wait_for, cluster_fixture, connect_fixture)
+    LONG_OP_TIMEOUT_MS, LONG_OP_TIMEOUT_S, fail_over, wait_for, cluster_fixture, connect_fixture)
 
 from loadgen.errors import ServerError
 
@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.unit, pytest.mark.timeout(60)]
 
 @pytest.mark.parametrize("policy", ["legacy", "refresh-on-timeout"])
 def test_invalid_state_refreshes_without_retry(cluster, connect, policy):
-    table, rec = connect(policy)
+    table, rec = connect(policy, op_timeout_ms=LONG_OP_TIMEOUT_MS)
     a, b = cluster.replica_addrs
     cluster.set_mode(a, "invalid_state")
     fail_over(cluster, b)
@@ -30,23 +30,26 @@ def test_invalid_state_refreshes_without_retry(cluster, connect, policy):
     assert a in str(info.value) and "'temp'" in str(info.value)  # names node and table
     (op,) = rec.ops()
     assert (op.attempt, op.outcome, op.refreshed) == (1, "fail", True)
-    assert op.duration_s < 0.25 * OP_TIMEOUT_S
+    assert op.duration_s < 0.25 * LONG_OP_TIMEOUT_S
     assert wait_for(lambda: table._routing.route(op.partition).primary == b)
     table.put("h", "s", "v2")
     assert rec.ops()[-1].node == b
 
 
-@pytest.mark.parametrize("error", ["ERR_INVALID_STATE", "ERR_OBJECT_NOT_FOUND",
-                                   "ERR_PARENT_PARTITION_MISUSED"])
-def test_failover_refreshes_and_retries_in_the_same_op(cluster, connect, error):
-    table, rec = connect("failover")
+@pytest.mark.parametrize("error, outcome", [
+    ("ERR_INVALID_STATE", "fail"), ("ERR_OBJECT_NOT_FOUND", "fail"),
+    ("ERR_PARENT_PARTITION_MISUSED", "fail"),
+    ("ERR_TIMEOUT", "unknown"),  # sent by the server: the write may have been applied
+])
+def test_failover_refreshes_and_retries_in_the_same_op(cluster, connect, error, outcome):
+    table, rec = connect("failover", op_timeout_ms=LONG_OP_TIMEOUT_MS)
     a, b = cluster.replica_addrs
     cluster.set_mode(a, f"reply:{error}")
     fail_over(cluster, b)
     table.put("h", "s", "v1")
-    assert [(x.node, x.error, x.refreshed) for x in rec.attempts()] == \
-        [(a, error, True), (b, None, False)]
-    assert rec.ops()[0].duration_s < 0.5 * OP_TIMEOUT_S
+    assert [(x.node, x.error, x.outcome, x.refreshed) for x in rec.attempts()] == \
+        [(a, error, outcome, True), (b, None, "ok", False)]
+    assert rec.ops()[0].duration_s < 0.5 * LONG_OP_TIMEOUT_S
 
 
 @pytest.mark.parametrize("error", ["ERR_BUSY", "ERR_CAPACITY_EXCEEDED", "ERR_NOT_ENOUGH_MEMBER"])
@@ -67,7 +70,7 @@ def test_failover_retries_busy_errors_with_backoff_and_no_refresh(cluster, conne
 
 @pytest.mark.parametrize("policy", ["legacy", "refresh-on-timeout"])
 def test_legacy_policies_fail_busy_errors_at_once_without_refresh(cluster, connect, policy):
-    table, rec = connect(policy)
+    table, rec = connect(policy, op_timeout_ms=LONG_OP_TIMEOUT_MS)
     cluster.set_mode(cluster.replica_addrs[0], "reply:ERR_BUSY")
     meta_before = cluster.requests(cluster.meta_addrs[0])
     with pytest.raises(ServerError) as info:
@@ -75,15 +78,16 @@ def test_legacy_policies_fail_busy_errors_at_once_without_refresh(cluster, conne
     assert info.value.code == "ERR_BUSY"
     (op,) = rec.ops()
     assert (op.attempt, op.refreshed, op.outcome) == (1, False, "fail")
-    assert op.duration_s < 0.25 * OP_TIMEOUT_S
+    assert op.duration_s < 0.25 * LONG_OP_TIMEOUT_S
     gevent.sleep(0.05)
     assert cluster.requests(cluster.meta_addrs[0]) == meta_before
 
 
-def test_failover_does_not_retry_a_non_retriable_error(cluster, connect):
+@pytest.mark.parametrize("error", ["ERR_INVALID_PARAMETERS", "ERR_INACTIVE_STATE"])
+def test_failover_does_not_retry_a_non_retriable_error(cluster, connect, error):
     table, rec = connect("failover")
-    cluster.set_mode(cluster.replica_addrs[0], "reply:ERR_INVALID_PARAMETERS")
+    cluster.set_mode(cluster.replica_addrs[0], f"reply:{error}")
     with pytest.raises(ServerError) as info:
         table.put("h", "s", "v1")
-    assert info.value.code == "ERR_INVALID_PARAMETERS"
-    assert [o.attempt for o in rec.ops()] == [1]
+    assert info.value.code == error
+    assert [(o.attempt, o.outcome) for o in rec.ops()] == [(1, "fail")]

@@ -22,8 +22,9 @@ from typing import Any, Callable
 
 from gevent.event import AsyncResult, Event
 
-from ..errors import ConfigError, OpTimeout, PegasusError, ServerError, SessionReset
-from . import policies
+from ..errors import ConfigError, OpTimeout, PegasusError, ServerError, SessionReset, StorageError
+from . import keys, policies
+from .addr import parse_addr
 from .meta import MetaSession
 from .outcome import ATTEMPT, FAIL, OK, OP, UNKNOWN, Outcome, classify
 from .policies import AttemptContext, Policy, Reaction
@@ -51,8 +52,11 @@ class Client:
     def __init__(self, meta: "list[str] | str", policy: "str | Policy" = "failover",
                  op_timeout_ms: int = 1000, observer: Observer | None = None, **policy_params: Any):
         addrs = [a.strip() for a in meta.split(",")] if isinstance(meta, str) else list(meta)
-        if not addrs or not all(isinstance(a, str) and a.rpartition(":")[2].isdigit() for a in addrs):
-            raise ConfigError("", "cluster.meta", f"meta addresses as 'host:port', got {meta!r}")
+        try:
+            for addr in addrs or [""]:  # no address at all is as bad as a malformed one
+                parse_addr(addr)
+        except ValueError:
+            raise ConfigError("", "cluster.meta", f"meta addresses as 'host:port', got {meta!r}") from None
         if not op_timeout_ms > 0:
             raise ConfigError("", "workload.op_timeout_ms",
                               f"a positive number of ms, got {op_timeout_ms!r}")
@@ -84,7 +88,9 @@ class Client:
             return opening.get()  # raises what the first opener met
         opening = self._opening[name] = AsyncResult()
         try:
-            routing = TableRouting(name, self._meta)
+            routing = TableRouting(
+                name, self._meta,
+                keep_routes_without_primary=self.policy.keep_routes_without_primary)
             routing.load(time.monotonic() + max(OPEN_TIMEOUT_S, self._op_timeout_s))
             table = self._tables[name] = Table(self, routing)
         except Exception as exc:
@@ -156,12 +162,16 @@ class Client:
                     _REPLY, True)
         try:
             return parse(reply.result), None, "", True
-        except ServerError as exc:  # a storage status: a result, never retried
+        except StorageError as exc:  # a storage status: a result, never retried
             return None, exc, _STORAGE, True
 
-    def _execute(self, table: "Table", op: str, write: bool, rpc: str, args: Any,
-                 phash: int, parse: Callable[[Any], Any], intended_start: float | None) -> Any:
-        """Run one op to success, a final error or its deadline; report its outcomes."""
+    def _execute(self, table: "Table", op: str, rpc: str, args: Any, phash: int,
+                 parse: Callable[[Any], Any], intended_start: float | None, *, write: bool) -> Any:
+        """Run one op to success, a final error or its deadline; report its outcomes.
+
+        ``parse`` turns an ERR_OK reply's result into the op's value, raising
+        :class:`StorageError` for a storage status that is an error.
+        """
         start = time.monotonic()
         deadline = start + self._op_timeout_s
         routing, policy, observer = table._routing, self.policy, self.observer
@@ -172,7 +182,7 @@ class Client:
         pidx = attempt = 0
         for attempt in range(1, MAX_ATTEMPTS_PER_OP + 1):
             config = routing.config
-            pidx = phash & (config.partition_count - 1)  # the count is a power of two
+            pidx = keys.partition_index(phash, config.partition_count)
             route = config.partitions[pidx]
             generation = routing.generation
             node = route.primary
@@ -239,7 +249,8 @@ def _react(policy: Policy, kind: str, error: PegasusError, ctx: AttemptContext) 
 
 def _refresh(routing: TableRouting, reaction: Reaction, deadline: float, generation: int, *,
              wait: bool) -> bool:
-    """Carry out the reaction's refresh; returns whether one ran or is under way."""
+    """Carry out the reaction's refresh; returns whether one was started or joined
+    (:attr:`Outcome.refreshed`)."""
     if reaction.refresh == policies.REFRESH_NOW:
         if wait:
             routing.refresh(deadline, newer_than=generation)
@@ -261,17 +272,14 @@ def _pause_before_retry(routing: TableRouting, pidx: int, gone: PartitionRoute,
     if reaction.repoll_s > 0:
         # The primary counts as gone: wait for the meta to name another one. No backoff
         # afterwards, since the thing we waited for has happened.
-        for _ in range(int((deadline - time.monotonic()) / reaction.repoll_s) + 2):
+        while True:  # bounded by the deadline: every round waits repoll_s or until it
             route = routing.route(pidx)
             if route.primary is not None and (route.primary, route.ballot) != (gone.primary, gone.ballot):
                 return True
             left = deadline - time.monotonic()
-            if left <= 0:
+            if left <= 0 or closing.wait(min(reaction.repoll_s, left)):
                 return False
-            if closing.wait(min(reaction.repoll_s, left)):
-                return False
-            routing.refresh(deadline, newer_than=routing.generation)
-        return False
+            routing.refresh(deadline)
     left = deadline - time.monotonic()
     if closing.wait(max(0.0, min(policy.backoff_s(attempt), left))):
         return False

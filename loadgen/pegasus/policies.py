@@ -14,7 +14,8 @@ name                   models                            behaviour
 ``legacy``             Go client before the fix          lost connection: pending calls wait for
                                                          their deadline; redial ≤ 1 per 60 s;
                                                          ERR_OBJECT_NOT_FOUND / ERR_INVALID_STATE
-                                                         refresh the config; never retries
+                                                         refresh the config; a config naming no
+                                                         primary keeps the old route; never retries
 ``refresh-on-timeout`` Go client after PR #1916          as legacy, plus a background refresh
                                                          (≤ 1 per s) when an op times out
 ``failover``           the new logic                     lost connection fails pending calls at
@@ -81,6 +82,9 @@ class Policy:
     fail_pending_on_loss: ClassVar[bool] = True
     #: A disconnected session dials at most once per this many seconds (0: whenever needed).
     reconnect_interval_s: float = 0.0
+    #: A refreshed config naming no primary for a partition: keep the old route (True, as the
+    #: Go client keeps its old routing) or record "no primary" (False, :meth:`on_no_primary`).
+    keep_routes_without_primary: ClassVar[bool] = False
 
     def attempt_timeout_s(self, op_timeout_s: float) -> float:
         """How long one attempt may wait for its reply."""
@@ -113,12 +117,14 @@ class Legacy(Policy):
 
     name: ClassVar[str] = "legacy"
     fail_pending_on_loss: ClassVar[bool] = False
+    keep_routes_without_primary: ClassVar[bool] = True
     reconnect_interval_s: float = 60.0
     #: Background refreshes start at most this often (Go's loopForAutoUpdate sleeps 1 s).
     refresh_interval_s: float = 1.0
 
     def __post_init__(self) -> None:
-        _check_positive(self, "reconnect_interval_s", "refresh_interval_s")
+        _check(self, "reconnect_interval_s", minimum=0.0)
+        _check(self, "refresh_interval_s")
 
     def on_error(self, code: str, ctx: AttemptContext) -> Reaction:
         if code in ("ERR_OBJECT_NOT_FOUND", "ERR_INVALID_STATE"):
@@ -155,8 +161,9 @@ class Failover(Policy):
     repoll_ms: float = 10.0
 
     def __post_init__(self) -> None:
-        _check_positive(self, "backoff_base_ms", "backoff_multiplier", "backoff_cap_ms",
-                        "repoll_ms", *(["attempt_timeout_ms"] if self.attempt_timeout_ms is not None else []))
+        _check(self, "backoff_base_ms", "backoff_multiplier", "backoff_cap_ms", "repoll_ms")
+        if self.attempt_timeout_ms is not None:  # None: the default third
+            _check(self, "attempt_timeout_ms")
 
     def attempt_timeout_s(self, op_timeout_s: float) -> float:
         if self.attempt_timeout_ms is None:
@@ -184,11 +191,15 @@ class Failover(Policy):
         return random.uniform(0.0, ceiling) / 1000
 
 
-def _check_positive(policy: Policy, *names: str) -> None:
+def _check(policy: Policy, *names: str, minimum: float | None = None) -> None:
+    """Raise ConfigError unless each field is a number > 0 (or >= ``minimum``, if given)."""
     for field in names:
-        if not getattr(policy, field) > 0:
+        value = getattr(policy, field)
+        ok = value > 0 if minimum is None else value >= minimum
+        if not ok:
+            expected = "a positive number" if minimum is None else f"a number >= {minimum:g}"
             raise ConfigError("", f"policies.params.{policy.name}.{field}",
-                              f"a positive number, got {getattr(policy, field)!r}")
+                              f"{expected}, got {value!r}")
 
 
 # ---------------------------------------------------------------------------- registry

@@ -3,10 +3,16 @@
 The cache answers "which node is primary for partition i" without a network round trip.
 Refreshes run in one greenlet per table at a time: a caller that needs fresh config joins the
 refresh in flight rather than asking the meta again, so a burst of failures costs one query.
+
+A partition the meta names no primary for is "no primary" (None) by default. With
+``keep_routes_without_primary`` the cache keeps its old route instead, as the Go client keeps
+its old routing when a config lacks a primary (PROTOCOL.md §6): calls then wait on the old
+primary until their deadline rather than failing at once.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 
@@ -45,8 +51,10 @@ class TableConfig:
         if resp.app_id is None:
             raise ProtocolError(f"table {table!r}: the meta's answer has no app_id")
         count = resp.partition_count or 0
-        if count < 1 or count & (count - 1):
-            raise ProtocolError(f"table {table!r}: partition_count {count} is not a power of two")
+        try:
+            keys.check_partition_count(count)
+        except ValueError as exc:
+            raise ProtocolError(f"table {table!r}: {exc}") from exc
         routes: list[PartitionRoute | None] = [None] * count
         for part in resp.partitions or []:
             index = part.pid.partition_index if part.pid is not None else -1
@@ -63,13 +71,16 @@ class TableConfig:
 class TableRouting:
     """The cached config of one table, refreshed on demand from the metas."""
 
-    def __init__(self, table: str, meta: MetaSession, *, refresh_timeout_s: float = REFRESH_TIMEOUT_S):
+    def __init__(self, table: str, meta: MetaSession, *, refresh_timeout_s: float = REFRESH_TIMEOUT_S,
+                 keep_routes_without_primary: bool = False):
         self.table = table
         self._meta = meta
         self._refresh_timeout_s = refresh_timeout_s
+        self._keep_routes_without_primary = keep_routes_without_primary
         self._config: TableConfig | None = None
         self._refresher: gevent.Greenlet | None = None
         self._last_start = float("-inf")
+        self._closed = False
         #: Successful refreshes so far (pass it to :meth:`refresh` as ``newer_than``).
         self.generation = 0
         #: Why the last refresh failed, if it did.
@@ -87,31 +98,28 @@ class TableRouting:
         self._apply(self._meta.query_config(self.table, deadline))
         return self.config
 
-    def partition_of(self, hash_value: int) -> int:
-        """Partition index of a key hash (``crc64`` of the hash key)."""
-        return keys.partition_index(hash_value, self.config.partition_count)
-
     def route(self, index: int) -> PartitionRoute:
         """Where partition ``index`` is served, as far as the cache knows."""
         return self.config.partitions[index]
 
-    def refresh(self, deadline: float, *, newer_than: int | None = None) -> bool:
-        """Refresh and wait for it until ``deadline``; True if a refresh completed.
+    def refresh(self, deadline: float, *, newer_than: int | None = None) -> None:
+        """Refresh (or join the refresh in flight) and wait for it until ``deadline``.
 
         With ``newer_than``, a refresh that already succeeded after that generation is
-        enough: nothing new is started.
+        enough: nothing new is started. Does nothing once closed.
         """
-        if newer_than is not None and self.generation > newer_than:
-            return True
+        if self._closed or (newer_than is not None and self.generation > newer_than):
+            return
         refresher = self._refresher or self._start()
         refresher.join(timeout=max(0.0, deadline - time.monotonic()))
-        return refresher.dead
 
     def refresh_in_background(self, min_interval_s: float = 0.0) -> bool:
         """Start a refresh unless one is running or one started less than ``min_interval_s`` ago.
 
-        Returns whether a refresh is now under way.
+        Returns whether a refresh is now under way (never, once closed).
         """
+        if self._closed:
+            return False
         if self._refresher is not None:
             return True
         if time.monotonic() - self._last_start < min_interval_s:
@@ -120,7 +128,8 @@ class TableRouting:
         return True
 
     def close(self) -> None:
-        """Stop a refresh in flight."""
+        """Stop a refresh in flight; no refresh starts from now on."""
+        self._closed = True
         if self._refresher is not None:
             self._refresher.kill(block=False)
 
@@ -138,6 +147,13 @@ class TableRouting:
             self._refresher = None
 
     def _apply(self, resp: "replication.query_cfg_response") -> None:
-        self._config = TableConfig.from_response(self.table, resp)
+        config = TableConfig.from_response(self.table, resp)
+        old = self._config
+        if (self._keep_routes_without_primary and old is not None and old.app_id == config.app_id
+                and old.partition_count == config.partition_count):
+            config = dataclasses.replace(config, partitions=tuple(
+                new if new.primary is not None else kept
+                for new, kept in zip(config.partitions, old.partitions)))
+        self._config = config
         self.generation += 1
         self.last_error = None

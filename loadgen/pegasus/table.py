@@ -1,15 +1,17 @@
 """Table: one table's operations, how each builds its request and how each reply is read.
 
 A reply's RocksDB status (the response struct's ``error``) is a result, not a failure: a
-missing key reads as None (``get``, ``ttl``) or is left out (``multi_get``); any other
-non-zero status raises :class:`~loadgen.errors.ServerError` and is never retried.
+missing key reads as None (``get``, ``ttl``) or is left out (``multi_get``, where "incomplete"
+means the server's limits cut the answer short); any other non-zero status raises
+:class:`~loadgen.errors.StorageError` (code ``STORAGE_<status>``, a definite failure) and is
+never retried.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Iterable, Mapping
 
-from ..errors import ServerError
+from ..errors import StorageError
 from . import codec, keys, ttl as ttl_clock
 from .gen.rrdb import ttypes as rrdb
 from .rdsn.ttypes import blob
@@ -40,23 +42,24 @@ class Table:
 
     def partition_of(self, hash_key: "bytes | str") -> int:
         """The partition index ``hash_key`` maps to."""
-        return self._routing.partition_of(keys.crc64(keys.to_bytes(hash_key)))
+        return keys.partition_index(keys.crc64(keys.to_bytes(hash_key)),
+                                    self._routing.config.partition_count)
 
     def put(self, hash_key: "bytes | str", sort_key: "bytes | str", value: "bytes | str",
             ttl: int = 0, *, intended_start: float | None = None) -> None:
         """Write one value; ``ttl`` in seconds, 0 = never expires."""
-        key = keys.make_key(keys.to_bytes(hash_key), keys.to_bytes(sort_key))
+        key, phash = _key(hash_key, sort_key)
         args = rrdb.update_request(key=blob(key), value=blob(keys.to_bytes(value)),
                                    expire_ts_seconds=ttl_clock.expire_ts(ttl))
-        self._client._execute(self, "put", True, codec.RPC_PUT, args, keys.key_hash(key),
-                              _written, intended_start)
+        self._client._execute(self, "put", codec.RPC_PUT, args, phash, _written, intended_start,
+                              write=True)
 
     def get(self, hash_key: "bytes | str", sort_key: "bytes | str", *,
             intended_start: float | None = None) -> bytes | None:
         """The value, or None if the key is missing or expired."""
-        key = keys.make_key(keys.to_bytes(hash_key), keys.to_bytes(sort_key))
-        return self._client._execute(self, "get", False, codec.RPC_GET, blob(key),
-                                     keys.key_hash(key), _read_value, intended_start)
+        key, phash = _key(hash_key, sort_key)
+        return self._client._execute(self, "get", codec.RPC_GET, blob(key), phash, _read_value,
+                                     intended_start, write=False)
 
     def multi_put(self, hash_key: "bytes | str", values: Mapping["bytes | str", "bytes | str"],
                   ttl: int = 0, *, intended_start: float | None = None) -> None:
@@ -68,8 +71,8 @@ class Table:
             hash_key=blob(h), expire_ts_seconds=ttl_clock.expire_ts(ttl),
             kvs=[rrdb.key_value(key=blob(keys.to_bytes(s)), value=blob(keys.to_bytes(v)))
                  for s, v in values.items()])
-        self._client._execute(self, "multi_put", True, codec.RPC_MULTI_PUT, args, keys.crc64(h),
-                              _written, intended_start)
+        self._client._execute(self, "multi_put", codec.RPC_MULTI_PUT, args, keys.crc64(h),
+                              _written, intended_start, write=True)
 
     def multi_get(self, hash_key: "bytes | str", sort_keys: Iterable["bytes | str"], *,
                   intended_start: float | None = None) -> dict[bytes, bytes]:
@@ -78,22 +81,28 @@ class Table:
         args = rrdb.multi_get_request(
             hash_key=blob(h), sort_keys=[blob(keys.to_bytes(s)) for s in sort_keys],
             max_kv_count=-1, max_kv_size=-1, no_value=False)  # -1: the server's own limits
-        return self._client._execute(self, "multi_get", False, codec.RPC_MULTI_GET, args,
-                                     keys.crc64(h), _read_kvs, intended_start)
+        return self._client._execute(self, "multi_get", codec.RPC_MULTI_GET, args, keys.crc64(h),
+                                     _read_kvs, intended_start, write=False)
 
     def remove(self, hash_key: "bytes | str", sort_key: "bytes | str", *,
                intended_start: float | None = None) -> None:
         """Delete one key (deleting a missing key succeeds)."""
-        key = keys.make_key(keys.to_bytes(hash_key), keys.to_bytes(sort_key))
-        self._client._execute(self, "remove", True, codec.RPC_REMOVE, blob(key),
-                              keys.key_hash(key), _written, intended_start)
+        key, phash = _key(hash_key, sort_key)
+        self._client._execute(self, "remove", codec.RPC_REMOVE, blob(key), phash, _written,
+                              intended_start, write=True)
 
     def ttl(self, hash_key: "bytes | str", sort_key: "bytes | str", *,
             intended_start: float | None = None) -> int | None:
         """Seconds left to live: None if the key is missing, -1 if it never expires."""
-        key = keys.make_key(keys.to_bytes(hash_key), keys.to_bytes(sort_key))
-        return self._client._execute(self, "ttl", False, codec.RPC_TTL, blob(key),
-                                     keys.key_hash(key), _read_ttl, intended_start)
+        key, phash = _key(hash_key, sort_key)
+        return self._client._execute(self, "ttl", codec.RPC_TTL, blob(key), phash, _read_ttl,
+                                     intended_start, write=False)
+
+
+def _key(hash_key: "bytes | str", sort_key: "bytes | str") -> tuple[bytes, int]:
+    """The stored key blob and its partition hash."""
+    h, s = keys.to_bytes(hash_key), keys.to_bytes(sort_key)
+    return keys.make_key(h, s), keys.partition_hash(h, s)
 
 
 def _hash_key(hash_key: "bytes | str") -> bytes:
@@ -103,8 +112,8 @@ def _hash_key(hash_key: "bytes | str") -> bytes:
     return h
 
 
-def _storage_error(status: int) -> ServerError:
-    return ServerError("ERR_UNKNOWN", f"storage status {status}")
+def _storage_error(status: int) -> StorageError:
+    return StorageError(status, f"storage status {status}")
 
 
 def _written(resp: "rrdb.update_response") -> None:
