@@ -48,6 +48,7 @@ def test_a_failed_send_is_reported_once_and_later_frames_are_dropped():
 def test_close_drops_unsent_frames_and_reports_nothing():
     sock, errors = FakeSocket(), []
     writer = FrameWriter(sock, errors.append)
+    writer.send(b"x")  # queued, and the writer woken, but it has not run yet
     writer.close()
     writer.send(b"late")
     gevent.sleep(0.05)
