@@ -4,6 +4,9 @@ Each connection has a reader (the handler greenlet) and a :class:`FrameWriter` t
 every reply queued since its last send into one ``sendall``. A handler either returns the reply frame at
 once or keeps the :class:`Connection` and calls :meth:`Connection.send` later (2PC writes).
 Garbage, oversized or truncated input closes only that connection, with one log line.
+Backpressure: while more than ``MAX_QUEUED_REPLY_BYTES`` of replies wait to be sent (a client
+that pipelines requests and does not read), the connection's reader stops reading, so the
+client's own socket buffers fill up instead of this server's memory.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import logging
 import socket
 from collections.abc import Callable
 
+from gevent.event import Event
 from gevent.server import StreamServer
 
 from ..errors import ProtocolError
@@ -21,25 +25,58 @@ from ..pegasus.writer import FrameWriter
 log = logging.getLogger(__name__)
 
 RECV_BYTES = 256 * 1024
+#: Reply bytes queued on one connection beyond which its requests are no longer read.
+MAX_QUEUED_REPLY_BYTES = 8 * 1024 * 1024
 #: Handler: (connection, request) -> reply frame now, or None if it replies later itself.
 Handler = Callable[["Connection", codec.RequestFrame], bytes | None]
+
+
+class _CountingSocket:
+    """What the FrameWriter sends through: counts each sent batch off the queued bytes."""
+
+    __slots__ = ("_conn", "_sock")
+
+    def __init__(self, sock: socket.socket, conn: Connection):
+        self._sock = sock
+        self._conn = conn
+
+    def sendall(self, data: bytes) -> None:
+        self._sock.sendall(data)
+        self._conn._sent(len(data))
 
 
 class Connection:
     """One client connection's outbound side: replies are queued and sent in batches."""
 
-    __slots__ = ("_complained", "_writer", "closed", "peer", "sock")
+    __slots__ = ("_complained", "_drained", "_writer", "closed", "peer", "queued_bytes", "sock")
 
     def __init__(self, sock: socket.socket, peer: str):
         self.sock = sock
         self.peer = peer
         self.closed = False
+        self.queued_bytes = 0  # reply bytes queued and not yet handed to the kernel
+        self._drained = Event()
+        self._drained.set()
         self._complained = False
-        self._writer = FrameWriter(sock, lambda exc: self.close())
+        self._writer = FrameWriter(_CountingSocket(sock, self), lambda exc: self.close())
 
     def send(self, frame: bytes) -> None:
         """Queue one reply frame; dropped silently once the connection is closed."""
+        if self.closed:
+            return
+        self.queued_bytes += len(frame)
+        if self.queued_bytes > MAX_QUEUED_REPLY_BYTES:
+            self._drained.clear()
         self._writer.send(frame)
+
+    def _sent(self, n: int) -> None:
+        self.queued_bytes -= n
+        if self.queued_bytes <= MAX_QUEUED_REPLY_BYTES:
+            self._drained.set()
+
+    def wait_drained(self) -> None:
+        """Block this connection's reader while too many reply bytes wait to be sent."""
+        self._drained.wait()
 
     def complain(self, server: str, what: str) -> None:
         """Log a rejected request: the first one of this connection only, so a client that
@@ -54,6 +91,8 @@ class Connection:
             return
         self.closed = True
         self._writer.close()
+        self.queued_bytes = 0
+        self._drained.set()
         try:
             self.sock.shutdown(socket.SHUT_RDWR)
         except OSError:
@@ -82,6 +121,10 @@ class FrameServer(StreamServer):
                                     conn.peer, splitter.pending_bytes)
                     return
                 for frame in splitter.feed(data):
+                    if conn.queued_bytes > MAX_QUEUED_REPLY_BYTES:
+                        conn.wait_drained()  # per frame: one recv may hold thousands of gets
+                        if conn.closed:
+                            return
                     reply = self.handler(conn, codec.decode_request(frame))
                     if reply is not None:
                         conn.send(reply)
