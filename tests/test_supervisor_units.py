@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import pytest
 
 from loadgen.errors import ConfigError, NodeCrashed
-from loadgen.onebox import control, health
+from loadgen.onebox import control, health, process
 from loadgen.onebox.health import NodeInfo
 from loadgen.onebox.spec import FDConfig, OneboxSpec
 
@@ -146,10 +146,36 @@ def test_half_a_request_then_hang_up_is_dropped_with_a_reply_attempt():
     assert not stopping and reply["ok"] is False and reply["error"]["key"] == "request"
 
 
-def test_oversized_request_is_refused_without_reading_it_all(monkeypatch):
+def test_oversized_request_is_refused(monkeypatch):
     monkeypatch.setattr(control, "MAX_REQUEST_BYTES", 64)
     stopping, reply = exchange(StubBox(), b"{" + b" " * 200 + b"}\n")
     assert not stopping and reply["error"]["key"] == "request"
+    assert reply["error"]["expected"] == "one JSON line of at most 64 bytes"
+
+
+def test_cleanup_at_exit_stops_every_owner_even_after_one_fails(caplog):
+    stopped = []
+
+    class Owner:
+        def __init__(self, fails: bool):
+            self.fails = fails
+
+        def stop(self) -> None:
+            stopped.append(self)
+            if self.fails:
+                raise RuntimeError("stuck node")
+
+    owners = [Owner(True), Owner(False), Owner(True)]
+    saved = set(process._to_stop)
+    process._to_stop.clear()
+    try:
+        process._to_stop.update(owners)
+        process._stop_all()
+    finally:
+        process._to_stop.clear()
+        process._to_stop.update(saved)
+    assert sorted(map(id, stopped)) == sorted(map(id, owners))
+    assert [r.exc_info[1].args for r in caplog.records] == [("stuck node",)] * 2
 
 
 def test_failures_are_replied_structured_and_unexpected_ones_too():

@@ -16,6 +16,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import ctypes
+import logging
 import os
 import queue
 import signal
@@ -26,6 +27,8 @@ import time
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, Callable, Protocol
+
+log = logging.getLogger(__name__)
 
 PR_SET_PDEATHSIG = 1
 _LIBC = ctypes.CDLL(None, use_errno=True)  # loaded before fork: no dlopen in the child
@@ -174,7 +177,10 @@ _hooks_installed = False
 
 def _stop_all() -> None:
     for owner in list(_to_stop):
-        owner.stop()
+        try:
+            owner.stop()
+        except Exception:  # one owner's failure must not spare the other owners' nodes
+            log.exception("cleanup at exit: stopping %r failed", owner)
 
 
 def _exit_on_signal(signum: int, _frame: Any) -> None:
