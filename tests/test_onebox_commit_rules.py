@@ -10,7 +10,7 @@ import gevent
 import pytest
 from conftest import free_port
 from onebox_tools import put_args
-from test_onebox_lease import FakeConnection
+from test_onebox_lease import FakeConnection, _lone_primary
 
 from loadgen.errors import SessionReset
 from loadgen.onebox.gen.onebox import ttypes as ob
@@ -20,7 +20,9 @@ from loadgen.onebox.replica_server import ReplicaServer
 from loadgen.onebox.spec import FAST_FD, OneboxSpec
 from loadgen.onebox.storage import parse_records
 from loadgen.pegasus import codec
+from loadgen.pegasus.gen.rrdb import ttypes as rrdb
 from loadgen.pegasus.keys import make_key
+from loadgen.pegasus.rdsn.ttypes import blob
 
 pytestmark = pytest.mark.unit
 
@@ -158,5 +160,19 @@ def test_a_learner_behind_the_checkpoint_gets_it_alone_then_the_log(tmp_path):
     assert req.checkpoint == b""
     assert [r[2] for r in parse_records(req.entries)[0]] == list(
         range(replica.ckpt_decree + 1, replica.last_prepared + 1))
+    for r in server.partitions.values():
+        r.log.close()
+
+
+def test_multi_remove_counts_what_earlier_writes_of_the_pipeline_put(tmp_path):
+    server = _lone_primary(tmp_path)
+    conn = FakeConnection()
+    _put(server, conn, 1, b"v")  # not applied yet when the multi_remove below is planned
+    remove = rrdb.multi_remove_request(hash_key=blob(b"h"), sort_keys=[blob(b""), blob(b"none")])
+    frame = codec.encode_request(codec.RPC_MULTI_REMOVE, 2, remove, app_id=1, partition_index=0)
+    assert server._client_op(conn, codec.decode_request(frame)) is None
+    gevent.sleep(0.05)
+    assert [(r.error, r.result.error) for r in conn.sent] == [("ERR_OK", 0)] * 2
+    assert conn.sent[1].result.count == 1
     for r in server.partitions.values():
         r.log.close()

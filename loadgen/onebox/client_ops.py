@@ -1,7 +1,7 @@
 """Pegasus client operations on a partition replica: requests to mutations, reads to responses.
 
 Write ops become a mutation (see :mod:`kv_store`) plus a function that turns the commit
-decree into the response struct; read ops are answered from the applied store. Storage
+decree and the live cells the mutation's deletes removed into the response struct; read ops are answered from the applied store. Storage
 status codes are RocksDB's (0 ok, 1 not found, 4 invalid argument, 7 incomplete).
 """
 
@@ -18,8 +18,9 @@ from ..pegasus.rdsn.ttypes import blob
 from .kv_store import DELETE, PUT, KVStore, encode_mutation, now_ts
 
 OK, NOT_FOUND, INVALID_ARGUMENT, INCOMPLETE = 0, 1, 4, 7
-#: Builds the response of an applied write from its decree.
-Finish = Callable[[int], Any]
+#: Builds the response of an applied write from its decree and the live cells it removed
+#: (counted when applied: earlier writes of the same pipeline may not be applied at plan time).
+Finish = Callable[[int, int], Any]
 #: (mutation or None when nothing needs replicating, finish)
 WritePlan = tuple[bytes | None, Finish]
 
@@ -43,37 +44,36 @@ class Ops:
         self.server = server
 
     # ------------------------------------------------------------------ writes
-    def plan_write(self, rpc: str, args: Any, pidx: int, store: KVStore) -> WritePlan:
+    def plan_write(self, rpc: str, args: Any, pidx: int) -> WritePlan:
         """The mutation of a write op and its response builder; MalformedRequest if the
         request could not be applied (checked here, before anything is logged)."""
         try:
-            return self._plan_write(rpc, args, pidx, store)
+            return self._plan_write(rpc, args, pidx)
         except _MALFORMED as exc:
             raise MalformedRequest(str(exc) or type(exc).__name__) from exc
 
-    def _plan_write(self, rpc: str, args: Any, pidx: int, store: KVStore) -> WritePlan:
+    def _plan_write(self, rpc: str, args: Any, pidx: int) -> WritePlan:
         if rpc == codec.RPC_PUT:
             key = _checked_key(args.key.data)
             mutation = encode_mutation([(PUT, args.expire_ts_seconds or 0, key, args.value.data)])
-            return mutation, lambda d: self._update(OK, pidx, d)
+            return mutation, lambda d, _: self._update(OK, pidx, d)
         if rpc == codec.RPC_REMOVE:
             key = _checked_key(args.data)
-            return encode_mutation([(DELETE, 0, key, b"")]), lambda d: self._update(OK, pidx, d)
+            return encode_mutation([(DELETE, 0, key, b"")]), lambda d, _: self._update(OK, pidx, d)
         if rpc == codec.RPC_MULTI_PUT:
             if not args.kvs:
-                return None, lambda d: self._update(INVALID_ARGUMENT, pidx, 0)
+                return None, lambda d, _: self._update(INVALID_ARGUMENT, pidx, 0)
             hk, default_ts = args.hash_key.data, args.expire_ts_seconds or 0
             items = [(PUT, kv.expire_ts_seconds or default_ts, make_key(hk, kv.key.data), kv.value.data)
                      for kv in args.kvs]
-            return encode_mutation(items), lambda d: self._update(OK, pidx, d)
+            return encode_mutation(items), lambda d, _: self._update(OK, pidx, d)
         # multi_remove
         if not args.sort_keys:
-            return None, lambda d: self._multi_remove(INVALID_ARGUMENT, 0, pidx, 0)
+            return None, lambda d, _: self._multi_remove(INVALID_ARGUMENT, 0, pidx, 0)
         hk = args.hash_key.data
         sort_keys = [b.data for b in args.sort_keys]
-        count = len(store.existing_sort_keys(hk, sort_keys))
         mutation = encode_mutation([(DELETE, 0, make_key(hk, sk), b"") for sk in sort_keys])
-        return mutation, lambda d: self._multi_remove(OK, count, pidx, d)
+        return mutation, lambda d, removed: self._multi_remove(OK, removed, pidx, d)
 
     def _update(self, error: int, pidx: int, decree: int) -> rrdb.update_response:
         return rrdb.update_response(error=error, app_id=self.app_id, partition_index=pidx,

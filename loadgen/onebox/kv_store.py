@@ -61,8 +61,9 @@ class KVStore:
         self.rows: dict[bytes, dict[bytes, tuple[bytes, int]]] = {}
 
     # ---------------------------------------------------------------- writes
-    def apply(self, mutation: bytes) -> None:
-        rows = self.rows
+    def apply(self, mutation: bytes) -> int:
+        """Apply ``mutation``; the number of live cells its deletes removed."""
+        rows, removed, now = self.rows, 0, None
         for kind, expire_ts, key, value in decode_mutation(mutation):
             hash_key, sort_key = split_key(key)
             if kind == PUT:
@@ -73,9 +74,13 @@ class KVStore:
             else:
                 row = rows.get(hash_key)
                 if row is not None:
-                    row.pop(sort_key, None)
+                    cell = row.pop(sort_key, None)
+                    if cell is not None:
+                        now = now_ts() if now is None else now
+                        removed += _alive(cell[1], now)
                     if not row:
                         del rows[hash_key]
+        return removed
 
     # ---------------------------------------------------------------- reads
     def get(self, key: bytes) -> tuple[bytes, int] | None:
@@ -91,11 +96,6 @@ class KVStore:
         now = now_ts()
         row = self.rows.get(hash_key, {})
         return [(sk, v, e) for sk, (v, e) in sorted(row.items()) if _alive(e, now)]
-
-    def existing_sort_keys(self, hash_key: bytes, sort_keys: list[bytes]) -> list[bytes]:
-        now = now_ts()
-        row = self.rows.get(hash_key, {})
-        return [sk for sk in sort_keys if sk in row and _alive(row[sk][1], now)]
 
     # ---------------------------------------------------------------- snapshots
     def snapshot(self) -> bytes:

@@ -45,8 +45,8 @@ MAX_INFLIGHT = 4
 #: Log bytes per prepare: a far-behind learner gets its catch-up in pieces, well under the
 #: codec's 64 MiB frame limit (one oversized frame would be refused every time, forever).
 MAX_BATCH_BYTES = 4 * 1024 * 1024
-#: Reply to a pending write: (error name, decree).
-WriteReply = Callable[[str, int], None]
+#: Reply to a pending write: (error name, decree, live cells its deletes removed).
+WriteReply = Callable[[str, int, int], None]
 
 
 class ReplicaHost(Protocol):
@@ -140,7 +140,7 @@ class PartitionReplica:
             # The outcome of these writes is unknown: a member may commit them later.
             pending, self.pending = self.pending, {}
             for reply in pending.values():
-                reply("ERR_TIMEOUT", 0)
+                reply("ERR_TIMEOUT", 0, 0)
             self.members = {}
         if role == PRIMARY and was != PRIMARY:
             self.reads_from = self.last_prepared
@@ -291,10 +291,10 @@ class PartitionReplica:
             self._write_log()  # never acknowledge what is not in our own log yet
         pending = self.pending
         for decree in range(self.committed + 1, target + 1):
-            self._apply(decree)
+            removed = self._apply(decree)
             reply = pending.pop(decree, None)
             if reply is not None:
-                reply("ERR_OK", decree)
+                reply("ERR_OK", decree, removed)
         self._maybe_checkpoint()
         self._schedule_flush()  # log the commit point and tell idle members
 
@@ -348,9 +348,11 @@ class PartitionReplica:
         self.log.checkpoint(decree, snapshot, [])
 
     # ------------------------------------------------------------------ applying
-    def _apply(self, decree: int) -> None:
-        self.store.apply(self.entries[decree - self.ckpt_decree - 1][2])
+    def _apply(self, decree: int) -> int:
+        """Apply one committed decree; the live cells it removed (multi_remove's count)."""
+        removed = self.store.apply(self.entries[decree - self.ckpt_decree - 1][2])
         self.committed = decree
+        return removed
 
     def _apply_upto(self, decree: int) -> None:
         for d in range(self.committed + 1, decree + 1):

@@ -116,21 +116,21 @@ class ReplicaServer:
         if refusal is not None:
             return codec.encode_response(rpc, seqid, refusal)
         try:
-            mutation, finish = self.ops.plan_write(rpc, req.args, pidx, replica.store)
+            mutation, finish = self.ops.plan_write(rpc, req.args, pidx)
         except MalformedRequest as exc:
             # Refused before it is logged: a mutation that cannot be applied would wedge the
             # partition on every member, and again at every replay.
             conn.complain(self.name, f"malformed {rpc} ({exc})")
             return codec.encode_response(rpc, seqid, "ERR_INVALID_PARAMETERS")
         if mutation is None:
-            return codec.encode_response(rpc, seqid, "ERR_OK", finish(0))
+            return codec.encode_response(rpc, seqid, "ERR_OK", finish(0, 0))
 
-        def reply(error: str, decree: int) -> None:
+        def reply(error: str, decree: int, removed: int) -> None:
             if error == "ERR_OK" and time.monotonic() >= self.lease_until:
                 # Committed, but this primary may have been replaced while it waited (e.g. it
                 # was SIGSTOPped with the acks in its socket): a stale primary never acks.
                 error = "ERR_TIMEOUT"
-            result = finish(decree) if error == "ERR_OK" else None
+            result = finish(decree, removed) if error == "ERR_OK" else None
             conn.send(codec.encode_response(rpc, seqid, error, result))
 
         replica.write(mutation, reply)
