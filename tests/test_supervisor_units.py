@@ -206,3 +206,15 @@ def test_commands_and_stop():
     assert reply["result"]["state"] == "dead" and box.calls == [("kill", "replica1")]
     assert exchange(box, b'{"cmd": "stop"}\n') == (True, {"ok": True, "result": None})
     assert box.stopped
+
+
+def test_onebox_takes_a_replica_base_port_or_explicit_ports(tmp_path):
+    from loadgen.onebox.supervisor import Onebox
+
+    box = Onebox(tmp_path, replica_nodes=3, meta_port=40000, replica_base_port=40010)
+    assert box.spec.replica_ports == (40010, 40011, 40012)
+    assert Onebox(tmp_path, meta_port=40000, replica_ports=[40005, 40007, 40009]).spec \
+        .replica_ports == (40005, 40007, 40009)
+    with pytest.raises(ConfigError) as err:
+        Onebox(tmp_path, replica_base_port=40010, replica_ports=[40005, 40007, 40009])
+    assert err.value.key == "replica_base_port"

@@ -10,6 +10,7 @@ acknowledged writes/s and p50/p99/p99.9 service time from an HDR histogram.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import socket
 import subprocess
@@ -49,8 +50,9 @@ def main(argv: list[str] | None = None) -> int:
         return _load(args)
     from .supervisor import Onebox
 
-    with tempfile.TemporaryDirectory(prefix="pegbench-bench-") as tmp:
-        box_dir = Path(args.dir or tmp) / "onebox"
+    with contextlib.ExitStack() as stack:
+        root = args.dir or stack.enter_context(tempfile.TemporaryDirectory(prefix="pegbench-bench-"))
+        box_dir = Path(root) / "onebox"
         with Onebox(box_dir, replica_nodes=args.replica_nodes, partitions=args.partitions,
                     replicas=args.replicas, meta_port=_free_port(),
                     replica_ports=[_free_port() for _ in range(args.replica_nodes)]) as box:

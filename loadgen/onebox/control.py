@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import fcntl
 import json
 import os
 import signal
@@ -39,7 +38,7 @@ from ..errors import ClusterError, ConfigError, NodeCrashed, PegbenchError
 from .node_process import NODE_PID
 from .process import await_gone, live_pid, proc_state, signal_group
 from .spec import OneboxSpec
-from .supervisor import SUPERVISOR_LOCK, SUPERVISOR_PID, Onebox
+from .supervisor import Onebox, owned_error, owner_pid
 
 CONTROL_SOCK = "control.sock"
 SUPERVISOR_LOG = "supervisor.log"
@@ -55,6 +54,9 @@ KILL_GRACE_S = 10.0
 MAX_REQUEST_BYTES = 65536
 _AF_UNIX_MAX = 107  # sun_path holds 108 bytes including the NUL
 NODE_COMMANDS = ("kill", "pause", "resume", "restart")
+#: Prefix of the JSON error line a supervisor that fails to start prints last in its log
+#: (an error reply, decoded like one by start_background).
+START_ERROR = "control: start failed: "
 
 
 @contextlib.contextmanager
@@ -146,6 +148,20 @@ def _serve(box: Onebox, listener: socket.socket) -> None:
                 return
 
 
+def _start_failed(exc: PegbenchError) -> None:
+    print(f"pegbench: error: {exc}", file=sys.stderr)
+    print(START_ERROR + json.dumps(_error_reply(exc)), file=sys.stderr, flush=True)
+
+
+def _raise_reply_error(err: dict) -> None:
+    """Raise the exception an error reply (or a START_ERROR line) describes."""
+    if err["kind"] == "ConfigError":
+        raise ConfigError(err["file"], err["key"], err["expected"])
+    if err["kind"] == "NodeCrashed":
+        raise NodeCrashed(err["node"], err["exit"], err["last_lines"])
+    raise ClusterError(err["message"])
+
+
 def _raise_exit(signum: int, _frame: Any) -> None:
     raise SystemExit(0)
 
@@ -168,15 +184,12 @@ def serve(spec: OneboxSpec, *, start_timeout_s: float, node_command: Sequence[st
                   file=sys.stderr, flush=True)
             _serve(box, listener)
         return 0
-    except ConfigError as exc:
-        print(f"pegbench: error: {exc}", file=sys.stderr, flush=True)
-        return 2
     except PegbenchError as exc:
-        print(f"pegbench: error: {exc}", file=sys.stderr, flush=True)
-        return 3
+        _start_failed(exc)
+        return 2 if isinstance(exc, ConfigError) else 3
     except Exception as exc:  # noqa: BLE001 - reported like any runtime failure
         traceback.print_exc(file=sys.stderr)
-        print(f"pegbench: error: supervisor failed: {exc!r}", file=sys.stderr, flush=True)
+        _start_failed(ClusterError(f"supervisor failed: {exc!r}"))
         return 3
     finally:
         # a second signal must not cut the cleanup short
@@ -200,21 +213,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 # ----------------------------------------------------------------------- client
-
-def owner_pid(dir: str | Path) -> int | None:
-    """The pid of the live supervisor owning ``dir``, None if none (stale files ignored)."""
-    lock = Path(dir) / SUPERVISOR_LOCK
-    if not lock.exists():
-        return None
-    fd = os.open(lock, os.O_RDWR)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return live_pid(Path(dir) / SUPERVISOR_PID) or -1  # locked, pid file not yet written
-    finally:
-        os.close(fd)  # closing drops a lock we may have just taken
-    return None
-
 
 def request(dir: str | Path, cmd: str, node: str | None = None, *,
             timeout_s: float = REPLY_TIMEOUT_S) -> Any:
@@ -243,11 +241,7 @@ def request(dir: str | Path, cmd: str, node: str | None = None, *,
                            f"(got {line[:80]!r}); see {dir / SUPERVISOR_LOG}") from None
     if ok:
         return result
-    if err["kind"] == "ConfigError":
-        raise ConfigError(err["file"], err["key"], err["expected"])
-    if err["kind"] == "NodeCrashed":
-        raise NodeCrashed(err["node"], err["exit"], err["last_lines"])
-    raise ClusterError(err["message"])
+    _raise_reply_error(err)
 
 
 def _log_since(path: Path, offset: int) -> str:
@@ -266,8 +260,7 @@ def start_background(spec: OneboxSpec, *, start_timeout_s: float = 60.0,
     dir = Path(spec.dir).resolve()
     owner = owner_pid(dir)
     if owner is not None:
-        raise ClusterError(f"onebox dir {dir} is owned by a live supervisor (pid {owner}); "
-                           f"stop it first: pegbench onebox stop --dir {dir}")
+        raise owned_error(dir, owner)
     log = dir / SUPERVISOR_LOG
     try:
         dir.mkdir(parents=True, exist_ok=True)
@@ -288,12 +281,10 @@ def start_background(spec: OneboxSpec, *, start_timeout_s: float = 60.0,
     try:
         while time.monotonic() < deadline:
             if proc.poll() is not None:
-                message = (_log_since(log, offset).rpartition("pegbench: error: ")[2]
-                           or f"supervisor exited with {proc.returncode}; see {log}")
-                if proc.returncode == 2 and ": " in message:  # it refused its input
-                    key, _, expected = message.partition(": ")
-                    raise ConfigError("", key, expected)
-                raise ClusterError(message)
+                failure = _log_since(log, offset).rpartition(START_ERROR)[2].split("\n", 1)[0]
+                if failure:
+                    _raise_reply_error(json.loads(failure))
+                raise ClusterError(f"supervisor exited with {proc.returncode}; see {log}")
             if (dir / CONTROL_SOCK).exists():
                 with contextlib.suppress(ClusterError):
                     request(dir, "status", timeout_s=5.0)

@@ -39,7 +39,7 @@ def problems(nodes: Iterable[NodeInfo], replicas: int, cfg: Any,
     alive = {n.addr for n in nodes if n.state == RUNNING}
     want = replicas - 1
     for p in cfg.partitions:
-        idx, primary = p.pid.partition_index, str(p.primary or "")
+        idx, primary = p.pid.partition_index, str(p.primary)
         if primary not in alive:
             found.append(f"partition {idx}: no alive primary ({primary or 'none'})")
         live_secs = [s for s in _secondaries(p) if s in alive]
@@ -53,7 +53,7 @@ def status_document(*, dir: str, supervisor_pid: int, meta: str, nodes: Iterable
     """The JSON document of DESIGN.md ("Outputs"). With no config (meta dead, paused or not
     answering) ``app_id`` and ``partition_count`` are None and ``partitions`` is empty."""
     partitions = [{"pidx": p.pid.partition_index, "ballot": p.ballot,
-                   "primary": str(p.primary or ""), "secondaries": _secondaries(p),
+                   "primary": str(p.primary), "secondaries": _secondaries(p),
                    "last_committed_decree": p.last_committed_decree}
                   for p in (cfg.partitions if cfg is not None else [])]
     return {"dir": dir, "supervisor_pid": supervisor_pid, "meta": meta,

@@ -45,7 +45,8 @@ class Peer:
 
     def call_async(self, rpc_name: str, args: Any, callback: Callback, timeout_s: float,
                    app_id: int = 0, partition_index: int = 0) -> None:
-        """Send one request; ``callback`` runs exactly once with the reply or the error."""
+        """Send one request; ``callback`` runs exactly once with the reply or the error,
+        possibly before this returns (a closed peer or a failed dial calls it at once)."""
         if self._closed:
             callback(None, SessionReset(f"peer {self.addr} closed"))
             return

@@ -56,18 +56,44 @@ def _try_flock(fd: int) -> bool:
     return True
 
 
+def owner_pid(dir: str | Path) -> int | None:
+    """The pid of the live supervisor owning ``dir``, None if none (stale files ignored);
+    -1 while the owner holds the lock but has not written its pid file yet."""
+    lock = Path(dir) / SUPERVISOR_LOCK
+    if not lock.exists():
+        return None
+    fd = os.open(lock, os.O_RDWR)
+    try:
+        if not _try_flock(fd):
+            return live_pid(Path(dir) / SUPERVISOR_PID) or -1
+    finally:
+        os.close(fd)  # closing drops a lock we may have just taken
+    return None
+
+
+def owned_error(dir: Path, pid: int | None) -> ClusterError:
+    """The error for a dir another live supervisor owns."""
+    return ClusterError(f"onebox dir {dir} is owned by a live supervisor (pid {pid}); "
+                        f"stop it first: pegbench onebox stop --dir {dir}")
+
+
 class Onebox:
     """An embedded cluster of real node processes on 127.0.0.1; a context manager.
 
-    ``replica_ports`` defaults to 34801, 34802, ...; tests pass free ports. ``node_command``
+    ``replica_ports`` defaults to 34801, 34802, ...; ``replica_base_port=B`` means B, B+1, ...
+    (give one or the other); tests pass free ports. ``node_command``
     is the argv prefix that runs a node (``--spec`` and ``--name`` are appended).
     """
 
     def __init__(self, dir: str | Path, *, replica_nodes: int = 3, partitions: int = 8,
                  replicas: int = 3, min_replicas: int = 2, table: str = DEFAULT_TABLE,
                  meta_port: int = DEFAULT_META_PORT, replica_ports: Sequence[int] | None = None,
-                 fd: FDConfig = FDConfig(), start_timeout_s: float = 60.0,
-                 node_command: Sequence[str] | None = None):
+                 replica_base_port: int | None = None, fd: FDConfig = FDConfig(),
+                 start_timeout_s: float = 60.0, node_command: Sequence[str] | None = None):
+        if replica_base_port is not None:
+            if replica_ports:
+                raise ConfigError("", "replica_base_port", "not given together with replica_ports")
+            replica_ports = range(replica_base_port, replica_base_port + replica_nodes)
         spec = OneboxSpec(dir=str(dir), replica_nodes=replica_nodes, partitions=partitions,
                           replicas=replicas, min_replicas=min_replicas, table=table,
                           meta_port=meta_port, replica_ports=tuple(replica_ports or ()), fd=fd)
@@ -147,10 +173,7 @@ class Onebox:
             time.sleep(POLL_S)
         if not _try_flock(fd):
             os.close(fd)
-            owner = live_pid(self.dir / SUPERVISOR_PID)
-            raise ClusterError(f"onebox dir {self.dir} is owned by a live supervisor "
-                               f"(pid {owner}); stop it first: pegbench onebox stop "
-                               f"--dir {self.dir}") from None
+            raise owned_error(self.dir, live_pid(self.dir / SUPERVISOR_PID)) from None
         self._lock_fd = fd
         # we hold the lock, so any recorded supervisor is dead or a reused pid: stale
         write_pid_file(self.dir / SUPERVISOR_PID, os.getpid())
