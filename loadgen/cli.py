@@ -16,7 +16,7 @@ import platform
 import sys
 import traceback
 from importlib import metadata
-from typing import Callable
+from collections.abc import Callable
 
 from . import __version__
 from .errors import ConfigError, PegbenchError

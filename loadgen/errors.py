@@ -38,7 +38,7 @@ class ProtocolError(PegbenchError):
 class PegasusError(PegbenchError):
     """An operation failed with a Pegasus error name (``.code``, e.g. ``"ERR_TIMEOUT"``)."""
 
-    def __init__(self, code: str, message: str = "", *, last_error: "PegasusError | None" = None):
+    def __init__(self, code: str, message: str = "", *, last_error: PegasusError | None = None):
         self.code = code
         self.last_error = last_error
         detail = f"{code}: {message}" if message else code

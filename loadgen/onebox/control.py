@@ -32,7 +32,8 @@ import time
 import traceback
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
+from collections.abc import Iterator, Sequence
 
 from ..errors import ClusterError, ConfigError, NodeCrashed, PegbenchError
 from .node_process import NODE_PID
@@ -141,7 +142,7 @@ def _serve(box: Onebox, listener: socket.socket) -> None:
     while True:
         try:
             conn, _ = listener.accept()
-        except socket.timeout:
+        except TimeoutError:
             continue
         with conn:
             if _handle(box, conn):

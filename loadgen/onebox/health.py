@@ -8,7 +8,8 @@ primary and ``replicas - 1`` alive secondaries (a paused node is not alive: it s
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
+from collections.abc import Iterable
 
 RUNNING, PAUSED, DEAD = "running", "paused", "dead"
 

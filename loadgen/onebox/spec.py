@@ -120,7 +120,7 @@ class OneboxSpec:
         return json.dumps(asdict(self), indent=2)
 
     @classmethod
-    def from_json(cls, text: str) -> "OneboxSpec":
+    def from_json(cls, text: str) -> OneboxSpec:
         raw = json.loads(text)
         raw["fd"] = FDConfig(**raw["fd"])
         raw["replica_ports"] = tuple(raw["replica_ports"])
@@ -133,5 +133,5 @@ class OneboxSpec:
         return path
 
     @classmethod
-    def read(cls, path: str | Path) -> "OneboxSpec":
+    def read(cls, path: str | Path) -> OneboxSpec:
         return cls.from_json(Path(path).read_text())

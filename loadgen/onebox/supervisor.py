@@ -28,7 +28,8 @@ import threading
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
+from collections.abc import Sequence
 
 from ..errors import ClusterError, ConfigError, PegbenchError
 from ..pegasus.blocking import query_config
@@ -101,7 +102,7 @@ class Onebox:
 
     @classmethod
     def from_spec(cls, spec: OneboxSpec, *, start_timeout_s: float = 60.0,
-                  node_command: Sequence[str] | None = None) -> "Onebox":
+                  node_command: Sequence[str] | None = None) -> Onebox:
         """An ``Onebox`` for an existing spec (its ``dir`` is where everything lives)."""
         box = cls.__new__(cls)
         box._setup(spec, start_timeout_s, node_command)
@@ -118,7 +119,7 @@ class Onebox:
         self._lock_fd: int | None = None
         self._mutex = threading.RLock()
 
-    def __enter__(self) -> "Onebox":
+    def __enter__(self) -> Onebox:
         self.start()
         return self
 

@@ -37,14 +37,14 @@ def call(addr: str, rpc_name: str, args: Any, *, app_id: int = 0, partition_inde
                 frames = splitter.feed(data)
                 if frames:
                     return codec.decode_response(frames[0])
-    except socket.timeout as exc:
+    except TimeoutError as exc:
         raise OpTimeout(f"no reply from {addr} within {timeout_s}s") from exc
     except OSError as exc:
         raise SessionReset(f"{addr}: {exc}") from exc
 
 
 def query_config(meta_addrs: list[str] | str, table: str, *,
-                 timeout_s: float = 2.0) -> "replication.query_cfg_response":
+                 timeout_s: float = 2.0) -> replication.query_cfg_response:
     """``table``'s partition config from the metas, found as the client finds it.
 
     Each meta gets ``timeout_s`` to answer, the whole search ``timeout_s`` per address given.
@@ -53,7 +53,7 @@ def query_config(meta_addrs: list[str] | str, table: str, *,
     """
     addrs = [meta_addrs] if isinstance(meta_addrs, str) else list(meta_addrs)
 
-    def ask(addr: str, request: "replication.query_cfg_request",
+    def ask(addr: str, request: replication.query_cfg_request,
             deadline: float) -> codec.ResponseFrame:
         return call(addr, codec.RPC_QUERY_CONFIG, request,
                     timeout_s=max(0.001, deadline - time.monotonic()))

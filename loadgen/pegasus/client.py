@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from gevent.event import AsyncResult, Event
 
@@ -49,7 +50,7 @@ class Client:
     :class:`~loadgen.pegasus.policies.Policy` instance; ``policy_params`` override its fields.
     """
 
-    def __init__(self, meta: "list[str] | str", policy: "str | Policy" = "failover",
+    def __init__(self, meta: list[str] | str, policy: str | Policy = "failover",
                  op_timeout_ms: int = 1000, observer: Observer | None = None, **policy_params: Any):
         addrs = [a.strip() for a in meta.split(",")] if isinstance(meta, str) else list(meta)
         try:
@@ -72,7 +73,7 @@ class Client:
         self._closed = False
         self._closing = Event()  # wakes ops pausing between attempts
 
-    def open_table(self, name: str) -> "Table":
+    def open_table(self, name: str) -> Table:
         """The table ``name``, its config fetched from the metas on first open.
 
         Greenlets opening the same table at once (Locust users starting together) share
@@ -116,7 +117,7 @@ class Client:
         self._sessions.clear()
         self._meta.close()
 
-    def __enter__(self) -> "Client":
+    def __enter__(self) -> Client:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -165,7 +166,7 @@ class Client:
         except StorageError as exc:  # a storage status: a result, never retried
             return None, exc, _STORAGE, True
 
-    def _execute(self, table: "Table", op: str, rpc: str, args: Any, phash: int,
+    def _execute(self, table: Table, op: str, rpc: str, args: Any, phash: int,
                  parse: Callable[[Any], Any], intended_start: float | None, *, write: bool) -> Any:
         """Run one op to success, a final error or its deadline; report its outcomes.
 

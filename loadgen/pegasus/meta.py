@@ -34,7 +34,7 @@ class MetaSession:
         """The meta asked first: the last one that answered."""
         return self.addrs[self._leader]
 
-    def query_config(self, table: str, deadline: float) -> "replication.query_cfg_response":
+    def query_config(self, table: str, deadline: float) -> replication.query_cfg_response:
         """The config of every partition of ``table``, from the first meta that has it.
 
         Raises :class:`~loadgen.errors.ServerError` when the leader says the table does not
@@ -53,7 +53,7 @@ class MetaSession:
             session.close()
         self._sessions.clear()
 
-    def _ask(self, addr: str, request: "replication.query_cfg_request",
+    def _ask(self, addr: str, request: replication.query_cfg_request,
              deadline: float) -> codec.ResponseFrame:
         return self._session(addr).call(codec.RPC_QUERY_CONFIG, request, deadline=deadline)
 

@@ -27,7 +27,7 @@ _FINAL_ERRORS = frozenset({"ERR_OBJECT_NOT_FOUND", "ERR_APP_NOT_EXIST"})
 
 def find_config(addrs: list[str], table: str, deadline: float, ask: Ask, *,
                 attempt_timeout_s: float, first: int = 0,
-                ) -> tuple["replication.query_cfg_response", int]:
+                ) -> tuple[replication.query_cfg_response, int]:
     """``table``'s config from the first meta that has it, and that meta's index in ``addrs``.
 
     A leader named by a forward that is not in ``addrs`` is appended to it. Raises
@@ -61,7 +61,7 @@ def find_config(addrs: list[str], table: str, deadline: float, ask: Ask, *,
     raise last or PegasusError("ERR_NO_META_SERVER", f"no meta answered for {table!r}")
 
 
-def answer_error(resp: "replication.query_cfg_response") -> str:
+def answer_error(resp: replication.query_cfg_response) -> str:
     """The error name inside an ``ERR_OK`` reply; a reply without one is invalid data."""
     return resp.err.name if resp.err is not None and resp.err.name else "ERR_INVALID_DATA"
 

@@ -36,7 +36,8 @@ import importlib
 import inspect
 import random
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
+from collections.abc import Callable
 
 from ..errors import ConfigError
 from . import error_codes
@@ -223,7 +224,7 @@ def register(name: str, factory: Callable[..., Policy]) -> None:
     _REGISTRY[name] = factory
 
 
-def create(spec: "str | Policy", **params: Any) -> Policy:
+def create(spec: str | Policy, **params: Any) -> Policy:
     """A policy from a registered name, a dotted path, or an instance (returned as is)."""
     if isinstance(spec, Policy):
         if params:

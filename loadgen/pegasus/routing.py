@@ -46,7 +46,7 @@ class TableConfig:
     partitions: tuple[PartitionRoute, ...]
 
     @classmethod
-    def from_response(cls, table: str, resp: "replication.query_cfg_response") -> "TableConfig":
+    def from_response(cls, table: str, resp: replication.query_cfg_response) -> TableConfig:
         """Validate a query-config answer; raises :class:`ProtocolError` if it is unusable."""
         if resp.app_id is None:
             raise ProtocolError(f"table {table!r}: the meta's answer has no app_id")
@@ -146,7 +146,7 @@ class TableRouting:
         finally:
             self._refresher = None
 
-    def _apply(self, resp: "replication.query_cfg_response") -> None:
+    def _apply(self, resp: replication.query_cfg_response) -> None:
         config = TableConfig.from_response(self.table, resp)
         old = self._config
         if (self._keep_routes_without_primary and old is not None and old.app_id == config.app_id

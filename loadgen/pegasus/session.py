@@ -62,7 +62,7 @@ class Call:
 
     __slots__ = ("_session", "_conn", "_seqid", "_waiter", "_timer")
 
-    def __init__(self, session: "Session", conn: _Connection, seqid: int, waiter: Waiter, timer):
+    def __init__(self, session: Session, conn: _Connection, seqid: int, waiter: Waiter, timer):
         self._session, self._conn, self._seqid = session, conn, seqid
         self._waiter, self._timer = waiter, timer
 

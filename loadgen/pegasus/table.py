@@ -9,7 +9,8 @@ never retried.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterable, Mapping
+from typing import TYPE_CHECKING
+from collections.abc import Iterable, Mapping
 
 from ..errors import StorageError
 from . import codec, keys, ttl as ttl_clock
@@ -40,12 +41,12 @@ class Table:
         """The table's name."""
         return self._routing.table
 
-    def partition_of(self, hash_key: "bytes | str") -> int:
+    def partition_of(self, hash_key: bytes | str) -> int:
         """The partition index ``hash_key`` maps to."""
         return keys.partition_index(keys.crc64(keys.to_bytes(hash_key)),
                                     self._routing.config.partition_count)
 
-    def put(self, hash_key: "bytes | str", sort_key: "bytes | str", value: "bytes | str",
+    def put(self, hash_key: bytes | str, sort_key: bytes | str, value: bytes | str,
             ttl: int = 0, *, intended_start: float | None = None) -> None:
         """Write one value; ``ttl`` in seconds, 0 = never expires."""
         key, phash = _key(hash_key, sort_key)
@@ -54,14 +55,14 @@ class Table:
         self._client._execute(self, "put", codec.RPC_PUT, args, phash, _written, intended_start,
                               write=True)
 
-    def get(self, hash_key: "bytes | str", sort_key: "bytes | str", *,
+    def get(self, hash_key: bytes | str, sort_key: bytes | str, *,
             intended_start: float | None = None) -> bytes | None:
         """The value, or None if the key is missing or expired."""
         key, phash = _key(hash_key, sort_key)
         return self._client._execute(self, "get", codec.RPC_GET, blob(key), phash, _read_value,
                                      intended_start, write=False)
 
-    def multi_put(self, hash_key: "bytes | str", values: Mapping["bytes | str", "bytes | str"],
+    def multi_put(self, hash_key: bytes | str, values: Mapping[bytes | str, bytes | str],
                   ttl: int = 0, *, intended_start: float | None = None) -> None:
         """Write several sort keys of one hash key atomically."""
         h = _hash_key(hash_key)
@@ -74,7 +75,7 @@ class Table:
         self._client._execute(self, "multi_put", codec.RPC_MULTI_PUT, args, keys.crc64(h),
                               _written, intended_start, write=True)
 
-    def multi_get(self, hash_key: "bytes | str", sort_keys: Iterable["bytes | str"], *,
+    def multi_get(self, hash_key: bytes | str, sort_keys: Iterable[bytes | str], *,
                   intended_start: float | None = None) -> dict[bytes, bytes]:
         """``{sort_key: value}`` for the sort keys that exist (no sort keys: all of them)."""
         h = _hash_key(hash_key)
@@ -84,14 +85,14 @@ class Table:
         return self._client._execute(self, "multi_get", codec.RPC_MULTI_GET, args, keys.crc64(h),
                                      _read_kvs, intended_start, write=False)
 
-    def remove(self, hash_key: "bytes | str", sort_key: "bytes | str", *,
+    def remove(self, hash_key: bytes | str, sort_key: bytes | str, *,
                intended_start: float | None = None) -> None:
         """Delete one key (deleting a missing key succeeds)."""
         key, phash = _key(hash_key, sort_key)
         self._client._execute(self, "remove", codec.RPC_REMOVE, blob(key), phash, _written,
                               intended_start, write=True)
 
-    def ttl(self, hash_key: "bytes | str", sort_key: "bytes | str", *,
+    def ttl(self, hash_key: bytes | str, sort_key: bytes | str, *,
             intended_start: float | None = None) -> int | None:
         """Seconds left to live: None if the key is missing, -1 if it never expires."""
         key, phash = _key(hash_key, sort_key)
@@ -99,13 +100,13 @@ class Table:
                                      intended_start, write=False)
 
 
-def _key(hash_key: "bytes | str", sort_key: "bytes | str") -> tuple[bytes, int]:
+def _key(hash_key: bytes | str, sort_key: bytes | str) -> tuple[bytes, int]:
     """The stored key blob and its partition hash."""
     h, s = keys.to_bytes(hash_key), keys.to_bytes(sort_key)
     return keys.make_key(h, s), keys.partition_hash(h, s)
 
 
-def _hash_key(hash_key: "bytes | str") -> bytes:
+def _hash_key(hash_key: bytes | str) -> bytes:
     h = keys.to_bytes(hash_key)
     if not h:
         raise ValueError("hash_key must not be empty for multi-key operations")
@@ -116,12 +117,12 @@ def _storage_error(status: int) -> StorageError:
     return StorageError(status, f"storage status {status}")
 
 
-def _written(resp: "rrdb.update_response") -> None:
+def _written(resp: rrdb.update_response) -> None:
     if resp.error != _STATUS_OK:
         raise _storage_error(resp.error)
 
 
-def _read_value(resp: "rrdb.read_response") -> bytes | None:
+def _read_value(resp: rrdb.read_response) -> bytes | None:
     if resp.error == _STATUS_NOT_FOUND:
         return None
     if resp.error != _STATUS_OK:
@@ -129,7 +130,7 @@ def _read_value(resp: "rrdb.read_response") -> bytes | None:
     return resp.value.data if resp.value is not None else b""
 
 
-def _read_kvs(resp: "rrdb.multi_get_response") -> dict[bytes, bytes]:
+def _read_kvs(resp: rrdb.multi_get_response) -> dict[bytes, bytes]:
     if resp.error == _STATUS_NOT_FOUND:
         return {}
     if resp.error not in (_STATUS_OK, _STATUS_INCOMPLETE):  # incomplete: hit the server's limits
@@ -137,7 +138,7 @@ def _read_kvs(resp: "rrdb.multi_get_response") -> dict[bytes, bytes]:
     return {kv.key.data: kv.value.data for kv in resp.kvs or []}
 
 
-def _read_ttl(resp: "rrdb.ttl_response") -> int | None:
+def _read_ttl(resp: rrdb.ttl_response) -> int | None:
     if resp.error == _STATUS_NOT_FOUND:
         return None
     if resp.error != _STATUS_OK:

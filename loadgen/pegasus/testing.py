@@ -89,7 +89,7 @@ class TestCluster:
 
     # ------------------------------------------------------------------ lifecycle
 
-    def start(self) -> "TestCluster":
+    def start(self) -> TestCluster:
         """Bind every address on a free port and start serving."""
         for role in self._roles:
             ep = _Endpoint("", role)
@@ -109,7 +109,7 @@ class TestCluster:
                 ep.server.stop(timeout=1)
                 ep.server = None
 
-    def __enter__(self) -> "TestCluster":
+    def __enter__(self) -> TestCluster:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -221,7 +221,7 @@ class TestCluster:
         result.app_id, result.partition_index, result.server = self.app_id, pidx, ep.addr
         return codec.encode_response(req.rpc_name, req.seqid, "ERR_OK", result)
 
-    def _config(self, ep: _Endpoint, args) -> "replication.query_cfg_response":
+    def _config(self, ep: _Endpoint, args) -> replication.query_cfg_response:
         if ep.addr != self.leader:
             leader = replication.partition_configuration(primary=rpc_address.from_string(self.leader))
             return replication.query_cfg_response(err=error_code("ERR_FORWARD_TO_OTHERS"),
@@ -245,7 +245,7 @@ class TestCluster:
             return None
         return item
 
-    def _write(self, pidx: int) -> "rrdb.update_response":
+    def _write(self, pidx: int) -> rrdb.update_response:
         self._decrees[pidx] += 1
         return rrdb.update_response(error=0, decree=self._decrees[pidx])
 

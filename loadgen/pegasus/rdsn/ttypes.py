@@ -119,7 +119,7 @@ class rpc_address:
         self.port = port
 
     @classmethod
-    def from_string(cls, addr: str) -> "rpc_address":
+    def from_string(cls, addr: str) -> rpc_address:
         """Parse ``"a.b.c.d:port"``."""
         return cls(*parse_addr(addr))
 
@@ -135,7 +135,7 @@ class rpc_address:
         return (ip << 32) | ((self.port & 0xFFFF) << 16) | 1
 
     @classmethod
-    def from_u64(cls, v: int) -> "rpc_address":
+    def from_u64(cls, v: int) -> rpc_address:
         """Inverse of :meth:`to_u64`; any type other than IPv4 reads as invalid."""
         v %= _U64
         if v & 0xFFFF != 1:  # type bits: only IPv4 (1) names a usable address
