@@ -11,7 +11,8 @@ decree it holds consistently with the current primary. A batch starting beyond i
 and the primary resends from there (from its log, or its checkpoint first if the log no
 longer reaches back). Entries that conflict by (ballot, decree) are replaced: the primary of
 the newer ballot is authoritative, and a committed entry is on every member, so only
-unacknowledged tails are ever dropped. Learning is this same stream.
+unacknowledged tails are ever dropped. Learning is this same stream; the checkpoint travels
+in pieces (see learning.py).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from ..pegasus import codec
 from .gen.onebox import ttypes as ob
 from .internal_rpc import RPC_PREPARE
 from .kv_store import KVStore
+from .learning import Assembly, fill_piece, piece_pending
 from .peer import PeerPool
 from .storage import (
     ENTRY,
@@ -58,6 +60,7 @@ class ReplicaHost(Protocol):
     min_replicas: int
     prepare_timeout_s: float
     checkpoint_every: int
+    learn_chunk_bytes: int
 
     def request_member_change(self, pidx: int, ballot: int, node: str, action: str) -> None: ...
 
@@ -73,6 +76,12 @@ class Member:
     stream: int = 0     # bumped on every rewind so stale gap replies are ignored
     sent_committed: int = -1
     failed: bool = False
+    ckpt_decree: int = 0   # checkpoint transfer (learning.py): which one, next byte to send
+    ckpt_offset: int = 0
+
+    def rewind(self, next_decree: int, ckpt_offset: int = 0) -> None:
+        """Send again from ``next_decree`` on a new stream (replies of the old one are void)."""
+        self.stream, self.next, self.ckpt_offset = self.stream + 1, next_decree, ckpt_offset
 
 
 class PartitionReplica:
@@ -99,6 +108,7 @@ class PartitionReplica:
         self._logged_commit = self.committed
         self._logged = self.last_prepared
         self._flush_scheduled = False
+        self._learning = Assembly()
 
     @property
     def last_prepared(self) -> int:
@@ -145,6 +155,8 @@ class PartitionReplica:
         if role == PRIMARY and was != PRIMARY:
             self.reads_from = self.last_prepared
             self.members = {}
+        if ballot != self.ballot:
+            self._learning.clear()  # pieces are only ever combined within one ballot
         if role != was or ballot != self.ballot:
             log.info("gpid %d.%d: %s -> %s at ballot %d", self.host.app_id, self.pidx, was, role, ballot)
         self.role, self.ballot = role, ballot
@@ -161,8 +173,7 @@ class PartitionReplica:
                 # Prepare it again: if it is still down, the remove is asked at this ballot
                 # (the meta refuses one for an older ballot).
                 m.failed = False
-                m.stream += 1
-                m.next = m.acked + 1
+                m.rewind(m.acked + 1)
             self.members[addr] = m
         self._schedule_flush()
         self._advance_commit()
@@ -226,12 +237,14 @@ class PartitionReplica:
             return
         req = ob.prepare_request(pidx=self.pidx, ballot=self.ballot, primary=self.host.me,
                                  last_committed=self.committed, checkpoint_decree=0,
-                                 checkpoint=b"", entries=b"")
+                                 checkpoint=b"", entries=b"", checkpoint_offset=0,
+                                 checkpoint_total=0)
         first = m.next
+        piece_end = None
         if first <= self.ckpt_decree:
-            # The checkpoint travels alone: with entries it could exceed the frame limit.
-            req.checkpoint_decree, req.checkpoint = self.ckpt_decree, self._snapshot()
+            # The checkpoint travels alone, a piece per prepare: one frame could not carry it.
             last = self.ckpt_decree
+            piece_end = fill_piece(req, m, last, self._snapshot(), self.host.learn_chunk_bytes)
         else:
             chunks, size = [], 0
             for e in self.entries[first - self.ckpt_decree - 1:last - self.ckpt_decree]:
@@ -241,25 +254,29 @@ class PartitionReplica:
                 chunks.append(e[3])
                 size += len(e[3])
             req.entries = b"".join(chunks)
-        m.next = last + 1
+        if piece_end is None or piece_end == req.checkpoint_total:
+            m.next = last + 1  # after a checkpoint's last piece: the log that follows it
         m.sent_committed = self.committed
         m.inflight += 1
         stream, ballot = m.stream, self.ballot
         self.host.peers.get(addr).call_async(
-            RPC_PREPARE, req, lambda r, e: self._on_prepared(addr, m, stream, ballot, last, r, e),
+            RPC_PREPARE, req,
+            lambda r, e: self._on_prepared(addr, m, stream, ballot, last, piece_end, r, e),
             self.host.prepare_timeout_s, app_id=self.host.app_id, partition_index=self.pidx)
 
     def _on_prepared(self, addr: str, m: Member, stream: int, ballot: int, batch_last: int,
-                     reply: codec.ResponseFrame | None, err) -> None:
+                     piece_end: int | None, reply: codec.ResponseFrame | None, err) -> None:
         m.inflight -= 1
         if self.role != PRIMARY or self.members.get(addr) is not m:
             return
         if err is None and reply.error == "ERR_OK" and reply.result.err != "stale":
             pos = reply.result.position
+            if piece_end is not None and piece_pending(m, stream, batch_last, piece_end, reply.result):
+                self._send(addr, m)  # the next piece
+                return
             m.acked = max(m.acked, min(pos, batch_last))
-            if pos < batch_last and stream == m.stream:
-                m.stream += 1
-                m.next = pos + 1
+            if stream == m.stream and (pos < batch_last or (piece_end is not None and m.next <= pos)):
+                m.rewind(pos + 1)  # a gap, or the member held that checkpoint already
             if not m.counting and m.acked >= self.last_prepared:
                 m.counting = True  # caught up: from now on commits wait for it
                 self.host.request_member_change(self.pidx, self.ballot, addr, "upgrade")
@@ -301,17 +318,20 @@ class PartitionReplica:
     # ------------------------------------------------------------------ member: prepares
     def on_prepare(self, req: ob.prepare_request) -> ob.prepare_response:
         if req.ballot < self.ballot or (req.ballot == self.ballot and self.role not in (SECONDARY, LEARNER)):
-            return ob.prepare_response(err="stale", position=self.verified, ballot=self.ballot)
+            return self._response("stale")
         if req.ballot > self.ballot:
             # A learner until the config says otherwise (apply_config fixes the label).
             self._set_role(self.role if self.role in (SECONDARY, LEARNER) else LEARNER, req.ballot)
         if req.ballot != self.verified_ballot:
             self.verified, self.verified_ballot = self.committed, req.ballot
-        if req.checkpoint and req.checkpoint_decree > self.verified:
-            self._install_checkpoint(req.checkpoint_decree, req.checkpoint)
+        if req.checkpoint_total and req.checkpoint_decree > self.verified:
+            snapshot = self._learning.take(req)
+            if snapshot is None:  # more pieces to come: our position stays before it
+                return self._response("ok", self._learning.received(req))
+            self._install_checkpoint(req.checkpoint_decree, snapshot)
         records, _ = parse_records(req.entries)
         if records and records[0][2] > self.verified + 1:
-            return ob.prepare_response(err="gap", position=self.verified, ballot=self.ballot)
+            return self._response("gap")
         chunks = []
         entries, base = self.entries, self.ckpt_decree
         for kind, ballot, decree, mutation, raw in records:
@@ -335,7 +355,11 @@ class PartitionReplica:
             self.log.write(b"".join(chunks))
         self._logged = self.last_prepared
         self._maybe_checkpoint()
-        return ob.prepare_response(err="ok", position=self.verified, ballot=self.ballot)
+        return self._response("ok")
+
+    def _response(self, err: str, checkpoint_received: int = 0) -> ob.prepare_response:
+        return ob.prepare_response(err=err, position=self.verified, ballot=self.ballot,
+                                   checkpoint_received=checkpoint_received)
 
     def _install_checkpoint(self, decree: int, snapshot: bytes) -> None:
         log.info("gpid %d.%d: installing the primary's checkpoint at decree %d",

@@ -47,6 +47,7 @@ class ReplicaServer:
         self.app_id = spec.app_id
         self.min_replicas = spec.min_replicas
         self.checkpoint_every = spec.checkpoint_every
+        self.learn_chunk_bytes = spec.learn_chunk_bytes
         self.prepare_timeout_s = min(PREPARE_TIMEOUT_S, spec.fd.grace_s)
         self.data_dir = data_dir
         self.incarnation = time.time_ns()

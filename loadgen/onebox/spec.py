@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..pegasus.codec import MAX_FRAME_BYTES
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_META_PORT = 34601
@@ -70,6 +71,8 @@ class OneboxSpec:
     fd: FDConfig = field(default_factory=FDConfig)
     #: decrees kept in a replica's log before it checkpoints and truncates
     checkpoint_every: int = 10000
+    #: checkpoint bytes per prepare when a learner copies it (the frame limit is 64 MiB)
+    learn_chunk_bytes: int = 4 * 1024 * 1024
 
     def __post_init__(self):
         p = self.partitions
@@ -83,6 +86,9 @@ class OneboxSpec:
             raise ConfigError("", "min_replicas", f"between 1 and replicas ({self.replicas})")
         if self.checkpoint_every < 1:
             raise ConfigError("", "checkpoint_every", f"at least 1, got {self.checkpoint_every}")
+        if not 1 <= self.learn_chunk_bytes <= MAX_FRAME_BYTES // 2:
+            raise ConfigError("", "learn_chunk_bytes", f"between 1 and {MAX_FRAME_BYTES // 2} "
+                                                       f"(half a frame), got {self.learn_chunk_bytes}")
         if not self.replica_ports:
             ports = tuple(DEFAULT_REPLICA_BASE_PORT + i for i in range(self.replica_nodes))
             object.__setattr__(self, "replica_ports", ports)

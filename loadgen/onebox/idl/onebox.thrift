@@ -54,8 +54,10 @@ struct member_change_response {
     2: partition_membership config;
 }
 
-// Primary -> member: a batch of log entries (packed), the primary's commit point and, for a
-// member too far behind the primary's log, the primary's checkpoint first.
+// Primary -> member: a batch of log entries (packed), the primary's commit point or, for a
+// member too far behind the primary's log, one piece of the primary's checkpoint: bytes
+// [checkpoint_offset, checkpoint_offset + len(checkpoint)) of a snapshot of checkpoint_total
+// bytes at checkpoint_decree (checkpoint_total = 0: no checkpoint in this prepare).
 struct prepare_request {
     1: i32 pidx;
     2: i64 ballot;
@@ -64,12 +66,16 @@ struct prepare_request {
     5: binary entries;
     6: i64 checkpoint_decree;
     7: binary checkpoint;
+    8: i64 checkpoint_offset;
+    9: i64 checkpoint_total;
 }
 
 // err: "ok", "gap" (resend after `position`), "stale" (the member has a newer ballot) or
-// "not_member". position = the last decree the member holds consistently with this primary.
+// "not_member". position = the last decree the member holds consistently with this primary;
+// checkpoint_received = the bytes of the prepared checkpoint it holds so far (0 otherwise).
 struct prepare_response {
     1: string err;
     2: i64 position;
     3: i64 ballot;
+    4: i64 checkpoint_received;
 }

@@ -776,6 +776,8 @@ class prepare_request(object):
      - entries
      - checkpoint_decree
      - checkpoint
+     - checkpoint_offset
+     - checkpoint_total
 
     """
 
@@ -787,10 +789,12 @@ class prepare_request(object):
         'entries',
         'checkpoint_decree',
         'checkpoint',
+        'checkpoint_offset',
+        'checkpoint_total',
     )
 
 
-    def __init__(self, pidx=None, ballot=None, primary=None, last_committed=None, entries=None, checkpoint_decree=None, checkpoint=None,):
+    def __init__(self, pidx=None, ballot=None, primary=None, last_committed=None, entries=None, checkpoint_decree=None, checkpoint=None, checkpoint_offset=None, checkpoint_total=None,):
         self.pidx = pidx
         self.ballot = ballot
         self.primary = primary
@@ -798,6 +802,8 @@ class prepare_request(object):
         self.entries = entries
         self.checkpoint_decree = checkpoint_decree
         self.checkpoint = checkpoint
+        self.checkpoint_offset = checkpoint_offset
+        self.checkpoint_total = checkpoint_total
 
     def read(self, iprot):
         if iprot._fast_decode is not None and isinstance(iprot.trans, TTransport.CReadableTransport) and self.thrift_spec is not None:
@@ -843,6 +849,16 @@ class prepare_request(object):
                     self.checkpoint = iprot.readBinary()
                 else:
                     iprot.skip(ftype)
+            elif fid == 8:
+                if ftype == TType.I64:
+                    self.checkpoint_offset = iprot.readI64()
+                else:
+                    iprot.skip(ftype)
+            elif fid == 9:
+                if ftype == TType.I64:
+                    self.checkpoint_total = iprot.readI64()
+                else:
+                    iprot.skip(ftype)
             else:
                 iprot.skip(ftype)
             iprot.readFieldEnd()
@@ -881,6 +897,14 @@ class prepare_request(object):
             oprot.writeFieldBegin('checkpoint', TType.STRING, 7)
             oprot.writeBinary(self.checkpoint)
             oprot.writeFieldEnd()
+        if self.checkpoint_offset is not None:
+            oprot.writeFieldBegin('checkpoint_offset', TType.I64, 8)
+            oprot.writeI64(self.checkpoint_offset)
+            oprot.writeFieldEnd()
+        if self.checkpoint_total is not None:
+            oprot.writeFieldBegin('checkpoint_total', TType.I64, 9)
+            oprot.writeI64(self.checkpoint_total)
+            oprot.writeFieldEnd()
         oprot.writeFieldStop()
         oprot.writeStructEnd()
 
@@ -912,6 +936,7 @@ class prepare_response(object):
      - err
      - position
      - ballot
+     - checkpoint_received
 
     """
 
@@ -919,13 +944,15 @@ class prepare_response(object):
         'err',
         'position',
         'ballot',
+        'checkpoint_received',
     )
 
 
-    def __init__(self, err=None, position=None, ballot=None,):
+    def __init__(self, err=None, position=None, ballot=None, checkpoint_received=None,):
         self.err = err
         self.position = position
         self.ballot = ballot
+        self.checkpoint_received = checkpoint_received
 
     def read(self, iprot):
         if iprot._fast_decode is not None and isinstance(iprot.trans, TTransport.CReadableTransport) and self.thrift_spec is not None:
@@ -951,6 +978,11 @@ class prepare_response(object):
                     self.ballot = iprot.readI64()
                 else:
                     iprot.skip(ftype)
+            elif fid == 4:
+                if ftype == TType.I64:
+                    self.checkpoint_received = iprot.readI64()
+                else:
+                    iprot.skip(ftype)
             else:
                 iprot.skip(ftype)
             iprot.readFieldEnd()
@@ -972,6 +1004,10 @@ class prepare_response(object):
         if self.ballot is not None:
             oprot.writeFieldBegin('ballot', TType.I64, 3)
             oprot.writeI64(self.ballot)
+            oprot.writeFieldEnd()
+        if self.checkpoint_received is not None:
+            oprot.writeFieldBegin('checkpoint_received', TType.I64, 4)
+            oprot.writeI64(self.checkpoint_received)
             oprot.writeFieldEnd()
         oprot.writeFieldStop()
         oprot.writeStructEnd()
@@ -1059,6 +1095,8 @@ prepare_request.thrift_spec = (
     (5, TType.STRING, 'entries', 'BINARY', None, ),  # 5
     (6, TType.I64, 'checkpoint_decree', None, None, ),  # 6
     (7, TType.STRING, 'checkpoint', 'BINARY', None, ),  # 7
+    (8, TType.I64, 'checkpoint_offset', None, None, ),  # 8
+    (9, TType.I64, 'checkpoint_total', None, None, ),  # 9
 )
 all_structs.append(prepare_response)
 prepare_response.thrift_spec = (
@@ -1066,6 +1104,7 @@ prepare_response.thrift_spec = (
     (1, TType.STRING, 'err', 'UTF8', None, ),  # 1
     (2, TType.I64, 'position', None, None, ),  # 2
     (3, TType.I64, 'ballot', None, None, ),  # 3
+    (4, TType.I64, 'checkpoint_received', None, None, ),  # 4
 )
 fix_spec(all_structs)
 del all_structs
