@@ -12,7 +12,6 @@ from onebox_tools import Caller, Writer, make_box, node_of, pidx_of, put_args, w
 
 from loadgen.pegasus import codec
 from loadgen.pegasus.codec import MAX_FRAME_BYTES
-from loadgen.pegasus.gen.rrdb import ttypes as rrdb
 from loadgen.pegasus.keys import make_key
 from loadgen.pegasus.rdsn.ttypes import blob
 
@@ -21,22 +20,28 @@ pytestmark = pytest.mark.onebox
 VALUE = b"x" * (1024 * 1024)
 
 
+def kill_a_secondary(box, hash_key: bytes) -> tuple[int, str, str]:
+    """Kill one secondary of ``hash_key``'s partition and wait until the meta drops it.
+
+    Returns ``(pidx, primary address, name of the killed node)``.
+    """
+    pidx = pidx_of(hash_key)
+    cfg = box.config().partitions[pidx]
+    absent = node_of(box, str(cfg.secondaries[0]))
+    box.kill(absent)
+    wait_for(lambda: len(box.config().partitions[pidx].secondaries) == 1, box.spec.fd.grace_s + 3)
+    return pidx, str(cfg.primary), absent
+
+
 def test_learner_catches_up_on_more_than_a_frame_of_log(tmp_path):
     with make_box(tmp_path / "box") as box:
         fd = box.spec.fd
         hk = b"bulky"
-        pidx = pidx_of(hk)
-        cfg = box.config().partitions[pidx]
-        primary = str(cfg.primary)
-        absent = node_of(box, str(cfg.secondaries[0]))
-        box.kill(absent)
-        wait_for(lambda: len(box.config().partitions[pidx].secondaries) == 1, fd.grace_s + 3)
+        pidx, primary, absent = kill_a_secondary(box, hk)
         caller = Caller(timeout_s=5.0)
         n = MAX_FRAME_BYTES // len(VALUE) + 8   # the learner misses more than one frame
         for i in range(n):
-            args = rrdb.update_request(key=blob(make_key(hk, b"%d" % i)), value=blob(VALUE),
-                                       expire_ts_seconds=0)
-            assert caller.call(primary, codec.RPC_PUT, args, pidx)[0] == "ERR_OK"
+            assert caller.call(primary, codec.RPC_PUT, put_args(hk, b"%d" % i, VALUE), pidx)[0] == "ERR_OK"
         box.restart(absent)
         box.wait_healthy(30)
         # The learner holds it all: with the other secondary gone it alone can carry on.
@@ -59,12 +64,7 @@ def test_restarted_node_learns_a_multi_piece_checkpoint_while_writes_go_on(tmp_p
     with make_box(tmp_path / "box", checkpoint_every=100, learn_chunk_bytes=CHUNK) as box:
         fd = box.spec.fd
         hk = b"pieces"
-        pidx = pidx_of(hk)
-        cfg = box.config().partitions[pidx]
-        primary = str(cfg.primary)
-        absent = node_of(box, str(cfg.secondaries[0]))
-        box.kill(absent)
-        wait_for(lambda: len(box.config().partitions[pidx].secondaries) == 1, fd.grace_s + 3)
+        pidx, primary, absent = kill_a_secondary(box, hk)
         caller = Caller(timeout_s=5.0)
         value = b"v" * 2048
         n = 400  # ~800 KiB of snapshot (~50 pieces), four checkpoints past what `absent` holds
