@@ -2,11 +2,15 @@
 
     PegbenchError                     root: catch this to catch everything pegbench raises
     ├── ProtocolError                 bytes on the wire that are not a valid Pegasus frame
-    ├── PegasusError (.code)          an operation failed; .code is a Pegasus error name
+    ├── PegasusError (.code, .outcome)  an operation failed; .code is a Pegasus error name;
+    │   │                             .outcome says whether the op may have applied
     │   ├── OpTimeout                 ERR_TIMEOUT: a deadline passed (an op's, an attempt's or a
     │   │                             meta query's); .last_error is the last failure other than
     │   │                             a timer (None: no reply, ever)
     │   ├── SessionReset              ERR_SESSION_RESET: the connection was lost or refused
+    │   │   └── NotConnected          no connection could be had in time: nothing was sent
+    │   ├── NoPrimary                 ERR_NO_PRIMARY: the cached config names no primary:
+    │   │                             nothing was sent
     │   └── ServerError               any other error name a server replied with
     │       └── StorageError (.status)  an ERR_OK reply whose storage (RocksDB) status is an
     │                                   error; .code is ``STORAGE_<status>``
@@ -36,11 +40,19 @@ class ProtocolError(PegbenchError):
 
 
 class PegasusError(PegbenchError):
-    """An operation failed with a Pegasus error name (``.code``, e.g. ``"ERR_TIMEOUT"``)."""
+    """An operation failed with a Pegasus error name (``.code``, e.g. ``"ERR_TIMEOUT"``).
+
+    ``outcome`` is set on the error an op raises: ``"fail"`` (it certainly did not apply) or
+    ``"unknown"`` (a write that may have applied); None on errors that end no op.
+    """
+
+    #: Whether a sent request never reached a server (the client knows it was not applied).
+    unsent: bool = False
 
     def __init__(self, code: str, message: str = "", *, last_error: PegasusError | None = None):
         self.code = code
         self.last_error = last_error
+        self.outcome: str | None = None
         detail = f"{code}: {message}" if message else code
         if last_error is not None:
             detail += f" (last error: {last_error.code})"
@@ -62,6 +74,22 @@ class SessionReset(PegasusError):
 
     def __init__(self, message: str = ""):
         super().__init__("ERR_SESSION_RESET", message)
+
+
+class NotConnected(SessionReset):
+    """No connection to the server could be had before the attempt's deadline (refused,
+    throttled, or unfinished): the request was never sent."""
+
+    unsent = True
+
+
+class NoPrimary(PegasusError):
+    """The cached partition config names no primary: the request was never sent."""
+
+    unsent = True
+
+    def __init__(self, message: str = ""):
+        super().__init__("ERR_NO_PRIMARY", message)
 
 
 class ServerError(PegasusError):

@@ -10,7 +10,7 @@ import time
 
 import gevent
 import pytest
-from policy_tools import LONG_OP_TIMEOUT_MS, wait_for
+from support.policy import LONG_OP_TIMEOUT_MS, wait_for
 
 from loadgen.errors import ConfigError, OpTimeout, SessionReset, StorageError
 from loadgen.pegasus import Client, Outcome, ServerError, codec, keys, ttl
@@ -36,9 +36,16 @@ def recorder():
 
 
 @pytest.fixture
-def table(cluster, recorder):
+def client(cluster, recorder):
     with Client(cluster.meta_addrs, op_timeout_ms=OP_TIMEOUT_MS, observer=recorder) as client:
-        yield client.open_table("temp")
+        yield client
+
+
+@pytest.fixture
+def table(client, recorder):
+    table = client.open_table("temp")
+    recorder.clear()  # the meta query that opened it
+    return table
 
 
 def test_put_get_round_trip_with_str_and_bytes(table):
@@ -96,12 +103,13 @@ def test_multi_ops_reject_empty_hash_key_and_empty_values(table):
         table.multi_get("", ["a"])
 
 
-def test_requests_reach_the_primary_of_their_partition(cluster, table, recorder):
+def test_requests_reach_the_primary_of_their_partition(cluster, client, table, recorder):
     # Spread primaries: a request routed to the wrong partition would meet a non-primary
     # and get ERR_INVALID_STATE, forcing a second attempt.
     for pidx in range(cluster.partition_count):
         cluster.move_primary(pidx, cluster.replica_addrs[pidx % 3])
-    table._routing.refresh(time.monotonic() + 1)
+    assert client.refresh("temp")
+    recorder.clear()
     for i in range(64):
         table.put(f"user{i}", "s", "v")
     ops = recorder.ops()
@@ -169,24 +177,28 @@ def test_policy_by_name_dotted_path_or_instance_with_params(cluster):
     from loadgen.pegasus.policies import Failover
 
     for spec in ("failover", "loadgen.pegasus.policies:Failover", "loadgen.pegasus.policies.Failover"):
-        with Client(cluster.meta_addrs, policy=spec, attempt_timeout_ms=50) as client:
+        with Client(cluster.meta_addrs, policy=spec, policy_params={"attempt_timeout_ms": 50}) as client:
             assert isinstance(client.policy, Failover) and client.policy.attempt_timeout_ms == 50
     instance = Failover(repoll_ms=5)
     with Client(cluster.meta_addrs, policy=instance) as client:
         assert client.policy is instance
 
 
-@pytest.mark.parametrize("kwargs", [
-    {"policy": "no-such-policy"},
-    {"policy": "failover", "no_such_param": 1},
-    {"policy": "failover", "repoll_ms": 0},
-    {"policy": "no.such.module:Policy"},
-    {"policy": "loadgen.pegasus.client:Client"},  # importable, but not a policy
-    {"policy": dict},
+@pytest.mark.parametrize("kwargs, key", [
+    ({"policy": "no-such-policy"}, "policy"),
+    ({"policy": "failover", "policy_params": {"no_such_param": 1}}, "policy_params.no_such_param"),
+    ({"policy": "failover", "policy_params": {"repoll_ms": 0}}, "policy_params.repoll_ms"),
+    ({"policy": "legacy", "policy_params": {"repoll_ms": 10}}, "policy_params.repoll_ms"),
+    ({"policy": "java", "policy_params": {"session_reset_window_s": -1}},
+     "policy_params.session_reset_window_s"),
+    ({"policy": "no.such.module:Policy"}, "policy"),
+    ({"policy": "loadgen.pegasus.client:Client"}, "policy"),  # importable, but not a policy
+    ({"policy": dict}, "policy"),
 ])
-def test_bad_policy_specs_are_config_errors(cluster, kwargs):
-    with pytest.raises(ConfigError):
+def test_bad_policy_specs_are_config_errors_naming_the_parameter(cluster, kwargs, key):
+    with pytest.raises(ConfigError) as info:
         Client(cluster.meta_addrs, **kwargs)
+    assert info.value.key == key
 
 
 @pytest.mark.parametrize("meta, op_timeout_ms", [
@@ -197,7 +209,7 @@ def test_bad_meta_addresses_and_timeouts_are_config_errors(meta, op_timeout_ms):
     # Caught at construction, naming the key, not later as a socket error in a greenlet.
     with pytest.raises(ConfigError) as info:
         Client(meta, op_timeout_ms=op_timeout_ms)
-    assert info.value.key in ("cluster.meta", "workload.op_timeout_ms")
+    assert info.value.key in ("meta", "op_timeout_ms")  # the library's names, not profile keys
 
 
 def test_ops_after_close_fail_with_session_reset(cluster):
@@ -211,15 +223,18 @@ def test_ops_after_close_fail_with_session_reset(cluster):
     assert time.monotonic() - started < 0.25 * LONG_OP_TIMEOUT_MS / 1000
 
 
-@pytest.mark.parametrize("policy", ["failover", "legacy", "refresh-on-timeout"])
+@pytest.mark.parametrize("policy", ["failover", "legacy", "refresh-on-timeout", "refresh-on-reset",
+                                    "java"])
 def test_ops_after_close_start_no_config_refresh(cluster, recorder, policy):
     client = Client(cluster.meta_addrs, policy=policy, op_timeout_ms=OP_TIMEOUT_MS,
                     observer=recorder)
     table = client.open_table("temp")
     client.close()
+    queries = client.meta_queries
     with pytest.raises(SessionReset):
         table.put("h", "s", "v")
-    assert table._routing._refresher is None  # none spawned on the closed client's behalf
+    gevent.sleep(0.05)
+    assert client.meta_queries == queries  # none sent on the closed client's behalf
     (op,) = recorder.ops()
     assert (op.error, op.refreshed) == ("ERR_SESSION_RESET", False)
 
@@ -314,7 +329,7 @@ def test_concurrent_open_of_a_missing_table_fails_every_opener(cluster):
 @pytest.mark.parametrize("fault", ["down", "invalid_state"])  # re-polling / backing off
 def test_close_ends_ops_pausing_between_attempts_at_once(cluster, recorder, fault):
     client = Client(cluster.meta_addrs, op_timeout_ms=5 * OP_TIMEOUT_MS, observer=recorder,
-                    backoff_base_ms=1000, backoff_cap_ms=1000)
+                    policy_params={"backoff_base_ms": 1000, "backoff_cap_ms": 1000})
     table = client.open_table("temp")
     table.put("h", "s", "v")
     # The meta keeps naming the failed primary: failover re-polls ("down") or backs off
@@ -348,7 +363,7 @@ def test_close_releases_every_greenlet_and_socket(cluster):
     table = client.open_table("temp")
     for pidx in range(cluster.partition_count):  # a session to every replica
         cluster.move_primary(pidx, cluster.replica_addrs[pidx % 3])
-    table._routing.refresh(time.monotonic() + 1)
+    assert client.refresh("temp")
     jobs = [gevent.spawn(table.put, f"k{i}", "s", "v") for i in range(64)]
     gevent.joinall(jobs, raise_error=True)
     cluster.set_mode(cluster.replica_addrs[0], "hang")

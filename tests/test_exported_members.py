@@ -14,7 +14,8 @@ pytestmark = pytest.mark.unit
 PUBLIC = {
     "Client", "Table", "Outcome",
     "policies", "Policy", "PolicyInfo", "Reaction", "AttemptContext",
-    "PegasusError", "OpTimeout", "SessionReset", "ServerError", "StorageError", "ProtocolError",
+    "PegasusError", "OpTimeout", "SessionReset", "NotConnected", "NoPrimary", "ServerError",
+    "StorageError", "ProtocolError",
 }
 
 
@@ -38,7 +39,7 @@ def test_every_exported_name_resolves_and_is_listed_by_dir():
 
 
 def test_exported_errors_are_the_one_tree():
-    for name in ("PegasusError", "OpTimeout", "SessionReset", "ServerError", "StorageError",
-                 "ProtocolError"):
+    for name in ("PegasusError", "OpTimeout", "SessionReset", "NotConnected", "NoPrimary",
+                 "ServerError", "StorageError", "ProtocolError"):
         cls = getattr(pegasus, name)
         assert cls is getattr(errors, name) and issubclass(cls, errors.PegbenchError)

@@ -12,7 +12,7 @@ from loadgen.pegasus import Client
 from loadgen.pegasus.gen.replication import ttypes as replication
 from loadgen.pegasus.meta import MetaSession
 from loadgen.pegasus.rdsn.ttypes import error_code, gpid, rpc_address
-from loadgen.pegasus.routing import TableConfig, TableRouting
+from loadgen.pegasus.routing import APPLY_GO, TableConfig, TableRouting
 from loadgen.pegasus.testing import TestCluster
 
 pytestmark = [pytest.mark.unit, pytest.mark.timeout(60)]
@@ -181,26 +181,33 @@ def test_concurrent_refreshes_coalesce_into_one_meta_query(cluster, metas):
     routing = TableRouting("temp", metas(cluster.meta_addrs))
     routing.load(soon())
     before, generation = cluster.requests(leader), routing.generation
-    jobs = [gevent.spawn(routing.refresh, soon(), newer_than=generation) for _ in range(30)]
+    jobs = [gevent.spawn(routing.wait, soon(), newer_than=generation) for _ in range(30)]
     gevent.joinall(jobs, raise_error=True)
+    assert all(job.value for job in jobs)
     assert cluster.requests(leader) == before + 1
     assert routing.generation == generation + 1
     # Already newer than what these callers saw: no query at all.
-    routing.refresh(soon(), newer_than=generation)
+    assert routing.wait(soon(), newer_than=generation)
     assert cluster.requests(leader) == before + 1 and routing.generation == generation + 1
 
 
-def test_background_refresh_is_throttled(cluster, metas):
+def test_one_refresh_in_flight_and_one_scheduled_at_most(cluster, metas):
     leader = cluster.meta_addrs[0]
     routing = TableRouting("temp", metas(cluster.meta_addrs))
     routing.load(soon())
     before = cluster.requests(leader)
-    assert routing.refresh_in_background(min_interval_s=1.0)
-    gevent.sleep(0.05)
-    assert not routing.refresh_in_background(min_interval_s=1.0)
-    assert routing.refresh_in_background(min_interval_s=0.0)
-    gevent.sleep(0.05)
-    assert cluster.requests(leader) == before + 2
+    assert routing.refresh_now() and routing.refresh_now() and routing.in_flight
+    routing.refresh_at(time.monotonic() + 0.2)  # one is in flight: not scheduled
+    assert not routing.scheduled
+    done = routing.next_result()
+    assert done.wait(2) and not routing.in_flight
+    routing.refresh_at(time.monotonic() + 0.1)
+    routing.refresh_at(time.monotonic() + 0.05)  # the first scheduled one stands
+    assert routing.scheduled and cluster.requests(leader) == before + 1
+    gevent.sleep(0.075)
+    assert cluster.requests(leader) == before + 1
+    assert routing.next_result().wait(2)
+    assert cluster.requests(leader) == before + 2 and not routing.scheduled
 
 
 def test_failed_refresh_keeps_the_old_config(cluster, metas):
@@ -208,7 +215,7 @@ def test_failed_refresh_keeps_the_old_config(cluster, metas):
     old = routing.load(soon())
     cluster.set_mode(cluster.meta_addrs[0], "down")
     generation = routing.generation
-    routing.refresh(soon())
+    assert routing.wait(soon(), newer_than=generation) is False
     assert routing.config is old and isinstance(routing.last_error, SessionReset)
     assert routing.generation == generation
 
@@ -221,25 +228,31 @@ def test_closed_routing_starts_no_refresh(cluster, metas):
     routing.load(soon())
     routing.close()
     before, generation = cluster.requests(leader), routing.generation
-    assert routing.refresh_in_background() is False
-    assert routing._refresher is None
-    routing.refresh(soon())
-    assert routing._refresher is None
+    assert routing.refresh_now() is False
+    routing.refresh_at(time.monotonic() + 0.01)
+    assert not routing.in_flight and not routing.scheduled
+    assert routing.wait(soon(), newer_than=generation) is False
     gevent.sleep(0.05)
     assert cluster.requests(leader) == before and routing.generation == generation
 
 
-def test_routes_without_primary_are_kept_only_when_asked(cluster, metas):
-    # PROTOCOL.md §6: the Go client keeps its old routing when a config lacks a primary.
+def test_go_apply_stops_at_the_first_partition_without_primary(cluster, metas):
+    """go-client/pegasus/table_connector.go handleQueryConfigResp: partitions are taken in
+    order until the first one without a primary; the rest keep their old routes. Taken whole,
+    the same answer names no primary for that partition."""
     meta = metas(cluster.meta_addrs)
-    keep = TableRouting("temp", meta, keep_routes_without_primary=True)
-    drop = TableRouting("temp", meta)
-    for routing in (keep, drop):
+    go = TableRouting("temp", meta, apply=APPLY_GO)
+    whole = TableRouting("temp", meta)
+    for routing in (go, whole):
         routing.load(soon())
-    old = keep.route(2)
+    old2, old3 = go.route(2), go.route(3)
+    b = cluster.replica_addrs[1]
+    cluster.move_primary(1, b)
     cluster.move_primary(2, None)
-    cluster.move_primary(1, cluster.replica_addrs[1])
-    for routing in (keep, drop):
-        routing.refresh(soon())
-    assert keep.route(2) == old and drop.route(2).primary is None
-    assert keep.route(1).primary == drop.route(1).primary == cluster.replica_addrs[1]
+    cluster.move_primary(3, b)
+    for routing in (go, whole):
+        assert routing.wait(soon(), newer_than=routing.generation)
+    assert go.route(1).primary == whole.route(1).primary == b
+    assert go.route(2) == old2 and whole.route(2).primary is None
+    assert go.route(3) == old3 and whole.route(3).primary == b
+    assert go.last_changed and whole.last_changed

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import gevent
 import pytest
-from onebox_tools import TIMING_SLACK_S, first_new_primary, hash_keys_per_partition, make_box, node_of
+from support.onebox import TIMING_SLACK_S, first_new_primary, hash_keys_per_partition, make_box, node_of
 
 from loadgen.errors import PegasusError
 from loadgen.pegasus import Client
@@ -86,7 +86,7 @@ def test_kill_primary_failover_recovers_legacy_waits_for_a_server_reply(tmp_path
         victim = node_of(box, victim_addr)
         # A short redial throttle so the restarted node can answer legacy within the test.
         legacy = Client(box.meta_addrs, policy="legacy", op_timeout_ms=OP_TIMEOUT_MS,
-                        reconnect_interval_s=1.0)
+                        policy_params={"dial_interval_s": 1.0})
         failover = Client(box.meta_addrs, policy="failover", op_timeout_ms=OP_TIMEOUT_MS)
         probes = {"legacy": Probe(legacy.open_table("temp"), hk),
                   "failover": Probe(failover.open_table("temp"), hk)}

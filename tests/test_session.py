@@ -8,11 +8,11 @@ import gevent
 import pytest
 from gevent.server import StreamServer
 
-from loadgen.errors import OpTimeout, SessionReset
+from loadgen.errors import NotConnected, OpTimeout, SessionReset
 from loadgen.pegasus import codec, keys
 from loadgen.pegasus.gen.rrdb import ttypes as rrdb
 from loadgen.pegasus.rdsn.ttypes import blob
-from loadgen.pegasus.session import Session
+from loadgen.pegasus.session import Inbox, Session, SessionRules
 from loadgen.pegasus.testing import TestCluster
 
 pytestmark = [pytest.mark.unit, pytest.mark.timeout(60)]
@@ -34,8 +34,8 @@ def cluster():
 def sessions():
     made: list[Session] = []
 
-    def make(addr: str, **kwargs) -> Session:
-        made.append(Session(addr, **kwargs))
+    def make(addr: str, **rules) -> Session:
+        made.append(Session(addr, SessionRules(**rules)))
         return made[-1]
 
     yield make
@@ -94,11 +94,13 @@ def test_writes_queued_together_are_coalesced(cluster, sessions):
     session = sessions(replica)
     call(session, codec.RPC_PUT, put_args(b"h", b"v"))  # connect
     counting = session._conn.writer._sock = CountingSocket(session._conn.sock)
-    calls = [session.send(codec.RPC_GET, get_args(b"h"), deadline=time.monotonic() + GENEROUS_DEADLINE_S,
-                          app_id=1)
+    inbox = Inbox()
+    calls = [session.send(codec.RPC_GET, get_args(b"h"), inbox=inbox,
+                          deadline=time.monotonic() + GENEROUS_DEADLINE_S, app_id=1)
              for _ in range(200)]
-    replies = [c.wait() for c in calls]
-    assert all(r.result.value.data == b"v" for r in replies)
+    replies = [inbox.get(GENEROUS_DEADLINE_S) for _ in calls]
+    assert {call.seqid for call, _ in replies} == {c.seqid for c in calls}
+    assert all(r.result.value.data == b"v" for _, r in replies)
     assert counting.sendalls == 1, f"200 queued frames took {counting.sendalls} writes"
 
 
@@ -129,8 +131,10 @@ def test_fail_fast_session_fails_pending_calls_at_once_on_loss(cluster, sessions
 
 
 def test_legacy_session_leaves_pending_calls_waiting_for_their_deadline(cluster, sessions):
+    """go-client/session/session.go loopForResponse: EOF returns without notifying callers."""
     replica = cluster.replica_addrs[0]
-    session = sessions(replica, fail_pending_on_loss=False, reconnect_interval_s=60)
+    session = sessions(replica, fail_pending_on_loss=False, dial_throttle_s=60,
+                       wait_for_connection=True)
     cluster.set_mode(replica, "hang")
     job, started = spawn_pending_put(session)
     gevent.sleep(0.05)
@@ -142,37 +146,55 @@ def test_legacy_session_leaves_pending_calls_waiting_for_their_deadline(cluster,
     assert isinstance(job.exception.last_error, SessionReset)
 
 
-def test_legacy_reconnect_first_dial_after_loss_is_immediate_then_throttled(cluster, sessions):
+def test_go_redial_within_the_interval_of_the_last_dial_waits_the_interval(cluster, sessions):
+    """go-client/session/session.go nodeSession.dial: a dial less than kDialInterval after the
+    last one sleeps kDialInterval first; waitUntilSessionReady waits until the deadline."""
     replica = cluster.replica_addrs[0]
-    session = sessions(replica, fail_pending_on_loss=False, reconnect_interval_s=60)
+    session = sessions(replica, fail_pending_on_loss=False, dial_throttle_s=60,
+                       wait_for_connection=True)
     assert call(session, codec.RPC_PUT, put_args(b"h", b"v")).error == "ERR_OK"
     assert session.dials == 1
-    cluster.set_mode(replica, "down")
+    cluster.set_mode(replica, "close")  # the connection is reset; the node stays up
+    cluster.set_mode(replica, "ok")
     gevent.sleep(0.05)
-    # First call after the loss dials at once; the node is down so it cannot send.
     started = time.monotonic()
-    with pytest.raises(OpTimeout) as info:
+    with pytest.raises(NotConnected):
         call(session, codec.RPC_PUT, put_args(b"h", b"v"))
     assert time.monotonic() - started >= 0.9 * DEADLINE_S
-    assert isinstance(info.value.last_error, SessionReset)
-    assert session.dials == 2
-    # The node is back, but the throttle forbids another dial for 60 s.
-    cluster.set_mode(replica, "ok")
-    with pytest.raises(OpTimeout):
-        call(session, codec.RPC_PUT, put_args(b"h", b"v"))
-    assert session.dials == 2
-    assert cluster.connections(replica) == 1
+    assert session.dials == 1 and cluster.connections(replica) == 1  # no dial yet
 
 
-def test_first_dial_after_eof_is_immediate_even_within_the_interval(cluster, sessions):
+def test_go_redial_long_after_the_last_dial_is_immediate(cluster, sessions):
+    """nodeSession.dial dials at once when the last dial is kDialInterval old."""
     replica = cluster.replica_addrs[0]
-    session = sessions(replica, fail_pending_on_loss=False, reconnect_interval_s=60)
+    throttle_s = 0.2
+    session = sessions(replica, fail_pending_on_loss=False, dial_throttle_s=throttle_s,
+                       wait_for_connection=True)
     call(session, codec.RPC_PUT, put_args(b"h", b"v"))
-    cluster.set_mode(replica, "close")  # resets the open connection
+    gevent.sleep(1.5 * throttle_s)
+    cluster.set_mode(replica, "close")
     cluster.set_mode(replica, "ok")
     gevent.sleep(0.05)
-    assert call(session, codec.RPC_PUT, put_args(b"h", b"v")).error == "ERR_OK"
+    started = time.monotonic()
+    assert call(session, codec.RPC_PUT, put_args(b"h", b"v"), LONG_DEADLINE_S).error == "ERR_OK"
+    assert time.monotonic() - started < 0.25 * LONG_DEADLINE_S
     assert session.dials == 2 and cluster.connections(replica) == 2
+
+
+def test_redial_backoff_spaces_failed_dials_and_a_send_does_not_wait_for_it(cluster, sessions):
+    replica = cluster.replica_addrs[0]
+    session = sessions(replica, redial_backoff=lambda n: 0.1 * n)
+    cluster.set_mode(replica, "down")
+    for _ in range(2):  # the first dial fails at once; the next one is 0.1 s away
+        started = time.monotonic()
+        with pytest.raises(NotConnected):
+            call(session, codec.RPC_PUT, put_args(b"h", b"v"), LONG_DEADLINE_S)
+        assert time.monotonic() - started < 0.25 * LONG_DEADLINE_S
+    assert session.dials == 1
+    cluster.set_mode(replica, "ok")
+    done = session.redial()
+    assert not done.is_set()
+    assert done.wait(LONG_DEADLINE_S) and session.connected and session.dials == 2
 
 
 def test_fail_fast_session_reports_refused_connect_at_once(cluster, sessions):
@@ -180,7 +202,7 @@ def test_fail_fast_session_reports_refused_connect_at_once(cluster, sessions):
     session = sessions(replica, fail_pending_on_loss=True)
     cluster.set_mode(replica, "down")
     started = time.monotonic()
-    with pytest.raises(SessionReset):
+    with pytest.raises(NotConnected):
         call(session, codec.RPC_PUT, put_args(b"h", b"v"), LONG_DEADLINE_S)
     assert time.monotonic() - started < 0.25 * LONG_DEADLINE_S
     cluster.set_mode(replica, "ok")
@@ -195,7 +217,7 @@ def test_unreadable_reply_drops_the_connection():
 
     server = StreamServer(("127.0.0.1", 0), handle)
     server.start()
-    session = Session(f"127.0.0.1:{server.server_port}", fail_pending_on_loss=True)
+    session = Session(f"127.0.0.1:{server.server_port}")
     try:
         with pytest.raises(SessionReset, match="unreadable"):
             call(session, codec.RPC_PUT, put_args(b"h", b"v"))
@@ -226,8 +248,8 @@ def test_close_before_the_dial_started_wakes_the_caller_at_once(cluster, session
     # ran, so the dialer's own cleanup never signals the waiting call.
     session = sessions(cluster.replica_addrs[0], fail_pending_on_loss=fail_pending_on_loss)
     job, started = spawn_pending_put(session, LONG_DEADLINE_S)
-    gevent.sleep(0)  # the call runs up to its wait for the dial
-    assert session.dials == 1 and not session.connected
+    gevent.sleep(0)  # the call runs up to its wait for the dial, which has not run yet
+    assert session.dials == 0 and not session.connected
     session.close()
     job.join()
     assert isinstance(job.exception, SessionReset) and "closed" in str(job.exception)
@@ -291,7 +313,8 @@ def serve(handle) -> StreamServer:
 
 def test_legacy_unreadable_reply_drops_connection_and_call_waits_for_its_deadline():
     # PROTOCOL.md: a reply the Go client cannot parse drops the connection, and calls in
-    # flight then only time out. The next call dials again at once.
+    # flight then only time out. The next call dials again at once (the last dial is older
+    # than the throttle by then).
     connections = []
 
     def handle(sock, _peer):
@@ -305,8 +328,9 @@ def test_legacy_unreadable_reply_drops_connection_and_call_waits_for_its_deadlin
         gevent.sleep(2)
 
     server = serve(handle)
-    session = Session(f"127.0.0.1:{server.server_port}", fail_pending_on_loss=False,
-                      reconnect_interval_s=60)
+    session = Session(f"127.0.0.1:{server.server_port}",
+                      SessionRules(fail_pending_on_loss=False, dial_throttle_s=0.5 * DEADLINE_S,
+                                   wait_for_connection=True))
     try:
         started = time.monotonic()
         with pytest.raises(OpTimeout) as info:

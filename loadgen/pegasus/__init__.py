@@ -14,7 +14,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from ..errors import OpTimeout, PegasusError, ProtocolError, ServerError, SessionReset, StorageError
+from ..errors import (NoPrimary, NotConnected, OpTimeout, PegasusError, ProtocolError, ServerError,
+                      SessionReset, StorageError)
 
 _LAZY = {
     "Client": ".client", "Table": ".table", "Outcome": ".outcome",
@@ -25,7 +26,8 @@ _LAZY = {
 __all__ = [
     "Client", "Table", "Outcome",
     "policies", "Policy", "PolicyInfo", "Reaction", "AttemptContext",
-    "PegasusError", "OpTimeout", "SessionReset", "ServerError", "StorageError", "ProtocolError",
+    "PegasusError", "OpTimeout", "SessionReset", "NotConnected", "NoPrimary", "ServerError",
+    "StorageError", "ProtocolError",
 ]
 
 

@@ -1,8 +1,10 @@
 """Outcome: the plain record the client reports for every operation and every attempt.
 
 Observers (metrics recorders, the Locust adapter, tests) receive one ``Outcome`` per attempt
-(``level="attempt"``) and one per operation (``level="op"``, emitted last). Times are
-``time.monotonic()`` seconds. ``outcome`` follows Jepsen's split of failures:
+(``level="attempt"``), one per operation (``level="op"``, emitted after its attempts) and one
+per query the client sends a meta server (``level="meta"``, ``op="query_config"``,
+``partition=-1``, ``node`` = the meta): a policy's recovery cost. Times are
+``time.monotonic()`` seconds. Build them by keyword. ``outcome`` follows Jepsen's split of failures:
 
 * ``ok``      — the operation succeeded;
 * ``fail``    — it certainly did not apply (a definite rejection, a storage error, or nothing
@@ -19,14 +21,14 @@ from dataclasses import dataclass
 from . import error_codes
 
 OK, FAIL, UNKNOWN = "ok", "fail", "unknown"
-ATTEMPT, OP = "attempt", "op"
+ATTEMPT, OP, META = "attempt", "op", "meta"
 
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
     """One attempt or one whole operation, as seen by the client."""
 
-    level: str                  # "attempt" | "op"
+    level: str                  # "attempt" | "op" | "meta"
     op: str                     # "put", "get", "multi_put", "multi_get", "remove", "ttl"
     table: str
     partition: int
@@ -36,9 +38,9 @@ class Outcome:
     outcome: str                # "ok" | "fail" | "unknown"
     error: str | None           # Pegasus error name or STORAGE_<status>; None when ok
     attempt: int                # attempt number (op level: attempts made)
-    #: A config refresh was started or joined because of this attempt's failure (op level: any
-    #: attempt's); True does not mean the refresh succeeded, or that it finished before the
-    #: next attempt. A background refresh skipped by its throttle does not count.
+    #: After this attempt's failure the policy asked for a config refresh and a meta query was
+    #: then under way or scheduled (op level: after any attempt's); a request the policy's
+    #: pacing turned down does not count. It says nothing of the query's answer.
     refreshed: bool
     policy: str = ""
     intended_start: float | None = None   # open-loop schedule time, when the caller gave one

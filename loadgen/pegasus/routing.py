@@ -1,22 +1,23 @@
 """Routing: one table's partition-config cache (app id, partition count, primaries, ballots).
 
-The cache answers "which node is primary for partition i" without a network round trip.
-Refreshes run in one greenlet per table at a time: a caller that needs fresh config joins the
-refresh in flight rather than asking the meta again, so a burst of failures costs one query.
+The cache answers "which node is primary for partition i" without a network round trip. It
+offers the mechanism of refreshing, not its pacing (that is the policy's refresher,
+:mod:`loadgen.pegasus.refresh`): at most one query in flight per table, at most one scheduled,
+the instants of the last start and end, and an event for "the next result is in".
 
-A partition the meta names no primary for is "no primary" (None) by default. With
-``keep_routes_without_primary`` the cache keeps its old route instead, as the Go client keeps
-its old routing when a config lacks a primary (PROTOCOL.md §6): calls then wait on the old
-primary until their deadline rather than failing at once.
+How an answer is applied is the policy's too (:data:`APPLY_REPLACE`, :data:`APPLY_GO`): the
+Java client and ``failover`` take the answer whole, so a partition the meta names no primary for
+becomes "no primary" (None); the Go client's ``handleQueryConfigResp`` walks the partitions in
+order and stops at the first one without a primary, keeping the old routes from there on.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import dataclass
 
 import gevent
+from gevent.event import Event
 
 from ..errors import PegasusError, ProtocolError
 from . import keys
@@ -25,6 +26,8 @@ from .meta import MetaSession
 
 #: Longest one refresh may spend asking the metas (callers stop waiting at their deadline).
 REFRESH_TIMEOUT_S = 2.0
+#: How an answer is applied: whole, or Go's way (stop at the first partition without primary).
+APPLY_REPLACE, APPLY_GO = "replace", "go"
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,20 +72,27 @@ class TableConfig:
 
 
 class TableRouting:
-    """The cached config of one table, refreshed on demand from the metas."""
+    """The cached config of one table and the machinery to refresh it from the metas."""
 
-    def __init__(self, table: str, meta: MetaSession, *, refresh_timeout_s: float = REFRESH_TIMEOUT_S,
-                 keep_routes_without_primary: bool = False):
+    def __init__(self, table: str, meta: MetaSession, *, apply: str = APPLY_REPLACE,
+                 refresh_timeout_s: float = REFRESH_TIMEOUT_S):
+        if apply not in (APPLY_REPLACE, APPLY_GO):
+            raise ValueError(f"apply must be {APPLY_REPLACE!r} or {APPLY_GO!r}, got {apply!r}")
         self.table = table
         self._meta = meta
+        self._apply_rule = apply
         self._refresh_timeout_s = refresh_timeout_s
-        self._keep_routes_without_primary = keep_routes_without_primary
         self._config: TableConfig | None = None
         self._refresher: gevent.Greenlet | None = None
-        self._last_start = float("-inf")
+        self._scheduled: gevent.Greenlet | None = None
+        self._result = Event()  # set when the refresh under way (or the next one) ends
         self._closed = False
-        #: Successful refreshes so far (pass it to :meth:`refresh` as ``newer_than``).
+        #: Successful refreshes so far; goes up by one per answer applied.
         self.generation = 0
+        #: Monotonic instants the last refresh started and ended (-inf: none yet).
+        self.last_start = self.last_end = float("-inf")
+        #: Whether the last applied answer changed any partition's primary or ballot.
+        self.last_changed = False
         #: Why the last refresh failed, if it did.
         self.last_error: PegasusError | ProtocolError | None = None
 
@@ -93,6 +103,16 @@ class TableRouting:
             raise RuntimeError(f"table {self.table!r}: config not loaded yet")
         return self._config
 
+    @property
+    def in_flight(self) -> bool:
+        """Whether a refresh is asking the metas right now."""
+        return self._refresher is not None
+
+    @property
+    def scheduled(self) -> bool:
+        """Whether a refresh is scheduled to start later."""
+        return self._scheduled is not None
+
     def load(self, deadline: float) -> TableConfig:
         """Fetch the config now, in this greenlet; raises if no meta gives a usable one."""
         self._apply(self._meta.query_config(self.table, deadline))
@@ -102,41 +122,55 @@ class TableRouting:
         """Where partition ``index`` is served, as far as the cache knows."""
         return self.config.partitions[index]
 
-    def refresh(self, deadline: float, *, newer_than: int | None = None) -> None:
-        """Refresh (or join the refresh in flight) and wait for it until ``deadline``.
+    def next_result(self) -> Event:
+        """An event set when the refresh under way, or the next one to start, has ended."""
+        return self._result
 
-        With ``newer_than``, a refresh that already succeeded after that generation is
-        enough: nothing new is started. Does nothing once closed.
-        """
-        if self._closed or (newer_than is not None and self.generation > newer_than):
-            return
-        refresher = self._refresher or self._start()
-        refresher.join(timeout=max(0.0, deadline - time.monotonic()))
-
-    def refresh_in_background(self, min_interval_s: float = 0.0) -> bool:
-        """Start a refresh unless one is running or one started less than ``min_interval_s`` ago.
-
-        Returns whether a refresh is now under way (never, once closed).
-        """
+    def refresh_now(self) -> bool:
+        """Start a refresh unless one is under way; returns whether one is under way now."""
         if self._closed:
             return False
-        if self._refresher is not None:
-            return True
-        if time.monotonic() - self._last_start < min_interval_s:
-            return False
-        self._start()
+        if self._refresher is None:
+            self.last_start = time.monotonic()
+            self._refresher = gevent.spawn(self._run_refresh)
         return True
 
-    def close(self) -> None:
-        """Stop a refresh in flight; no refresh starts from now on."""
-        self._closed = True
-        if self._refresher is not None:
-            self._refresher.kill(block=False)
+    def refresh_at(self, when: float) -> None:
+        """Start a refresh at monotonic instant ``when`` (at once if past), unless one is
+        under way or already scheduled."""
+        if self._closed or self._refresher is not None or self._scheduled is not None:
+            return
+        delay = when - time.monotonic()
+        if delay <= 0:
+            self.refresh_now()
+        else:
+            self._scheduled = gevent.spawn_later(delay, self._start_scheduled)
 
-    def _start(self) -> gevent.Greenlet:
-        self._last_start = time.monotonic()
-        self._refresher = gevent.spawn(self._run_refresh)
-        return self._refresher
+    def wait(self, deadline: float, *, newer_than: int) -> bool:
+        """Refresh unless one newer than generation ``newer_than`` already succeeded, and wait
+        for it until ``deadline``; returns whether the config is now newer."""
+        while self.generation <= newer_than and not self._closed:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            done = self._result
+            self.refresh_now()
+            done.wait(left)
+            if self.last_error is not None and self.generation <= newer_than:
+                break  # the metas could not answer: the caller decides what is next
+        return self.generation > newer_than
+
+    def close(self) -> None:
+        """Stop a refresh in flight or scheduled; no refresh starts from now on."""
+        self._closed = True
+        for greenlet in (self._refresher, self._scheduled):
+            if greenlet is not None:
+                greenlet.kill(block=False)
+        self._result.set()
+
+    def _start_scheduled(self) -> None:
+        self._scheduled = None
+        self.refresh_now()
 
     def _run_refresh(self) -> None:
         try:
@@ -145,15 +179,24 @@ class TableRouting:
             self.last_error = exc  # keep routing with the old config; the next failure retries
         finally:
             self._refresher = None
+            self.last_end = time.monotonic()
+            done, self._result = self._result, Event()
+            done.set()
 
     def _apply(self, resp: replication.query_cfg_response) -> None:
         config = TableConfig.from_response(self.table, resp)
         old = self._config
-        if (self._keep_routes_without_primary and old is not None and old.app_id == config.app_id
+        if (self._apply_rule == APPLY_GO and old is not None and old.app_id == config.app_id
                 and old.partition_count == config.partition_count):
-            config = dataclasses.replace(config, partitions=tuple(
-                new if new.primary is not None else kept
-                for new, kept in zip(config.partitions, old.partitions)))
+            # handleQueryConfigResp: partitions are taken in order until the first one without
+            # a primary, whose error ends the update; the ones after it keep their old route.
+            parts = list(old.partitions)
+            for index, new in enumerate(config.partitions):
+                if new.primary is None:
+                    break
+                parts[index] = new
+            config = TableConfig(config.table, config.app_id, config.partition_count, tuple(parts))
+        self.last_changed = old is None or old.partitions != config.partitions
         self._config = config
         self.generation += 1
         self.last_error = None

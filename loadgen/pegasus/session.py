@@ -1,23 +1,17 @@
 """Session: one pipelined TCP connection to one Pegasus server address.
 
 Requests carry increasing seqids and replies are matched back by seqid, so any number of
-greenlets share one connection. Per connection a reader greenlet decodes replies and wakes
-their callers, and a writer greenlet flushes every frame queued since its last write in one
-``sendall`` (writes coalesce under load). Socket and gevent failures become
-:mod:`loadgen.errors` exceptions here and nowhere else.
+greenlets share one connection. Per connection a reader greenlet decodes replies and a writer
+greenlet flushes every frame queued since its last write in one ``sendall`` (writes coalesce
+under load). A reply goes to the :class:`Inbox` its request named, so one op may wait on
+several attempts at once. Socket and gevent failures become :mod:`loadgen.errors`
+exceptions here and nowhere else.
 
-What a lost connection means is the policy's choice, passed in as two settings:
-
-* ``fail_pending_on_loss`` — True: every call waiting on the connection fails at once with
-  ``ERR_SESSION_RESET`` (the Java client); False: they keep waiting until their own deadline,
-  as the Go client did before apache/incubator-pegasus#1916;
-* ``reconnect_interval_s`` — a disconnected session dials again only if no dial happened in
-  the last interval (the first dial after a lost connection is immediate). While it may not
-  dial, a fail-fast session fails calls at once; otherwise calls wait for a connection until
-  their deadline and end with ``ERR_TIMEOUT``.
-
-Uses gevent's own sockets, so it works in plain gevent code and under monkey-patching alike.
-One session belongs to one gevent hub (thread).
+How the session behaves when things go wrong is the policy's, as :class:`SessionRules`: fail
+pending calls on a lost connection or let them wait; how soon to redial; whether a send waits
+for a connection until its deadline; read-timeout and time-out-window detectors. Uses gevent's
+own sockets, so it works in plain gevent code and under monkey-patching alike. One session
+belongs to one gevent hub (thread).
 """
 
 from __future__ import annotations
@@ -25,6 +19,9 @@ from __future__ import annotations
 import logging
 import socket
 import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import gevent
@@ -32,7 +29,7 @@ from gevent import socket as gsocket
 from gevent.event import Event
 from gevent.hub import Waiter
 
-from ..errors import OpTimeout, PegasusError, ProtocolError, SessionReset
+from ..errors import NotConnected, OpTimeout, PegasusError, ProtocolError, SessionReset
 from . import codec
 from .addr import ip_family, parse_addr
 from .writer import FrameWriter
@@ -41,8 +38,75 @@ log = logging.getLogger(__name__)
 
 #: Longest a dial may take; callers stop waiting for it at their own deadline anyway.
 CONNECT_TIMEOUT_S = 3.0
+#: Go's hasRecentUnresponsiveWrite: a read timeout counts only with a write this recent.
+UNRESPONSIVE_MIN_WRITE_WINDOW_S = 10.0
 _MAX_SEQID = 0x7FFFFFFF
-_TIMED_OUT = object()  # what a call's timer hands its waiter
+
+
+@dataclass(frozen=True)
+class SessionRules:
+    """What a session does on connection trouble (set by the policy; defaults: fail fast)."""
+
+    #: A lost connection fails every waiting call at once with ERR_SESSION_RESET (else they
+    #: wait for their own deadline, as the Go client's do).
+    fail_pending_on_loss: bool = True
+    #: A dial requested within this long of the previous dial first waits this long (Go's
+    #: ``kDialInterval`` rule); 0: never.
+    dial_throttle_s: float = 0.0
+    #: A send on an unconnected session waits for a connection until its deadline (Go's
+    #: ``waitUntilSessionReady``) instead of failing as soon as the dial fails.
+    wait_for_connection: bool = False
+    #: After ``n`` failed dials in a row the next waits ``redial_backoff(n)`` seconds.
+    redial_backoff: Callable[[int], float] | None = None
+    #: No data read for this long while a write happened recently: ``on_unresponsive``.
+    read_timeout_s: float | None = None
+    #: Calls that did nothing but time out for this long reset the session (Java's
+    #: ``session_reset_time_window_secs``).
+    timeout_reset_window_s: float | None = None
+
+
+class Inbox:
+    """Where the replies to one op's attempts arrive, as ``(call, reply or error)`` items.
+
+    :meth:`put` and :meth:`wake` run in the hub (loop callbacks, timers, event links).
+    """
+
+    __slots__ = ("_items", "_waiter", "_loop")
+
+    def __init__(self):
+        self._items: deque = deque()
+        self._waiter: Waiter | None = None
+        self._loop = gevent.get_hub().loop
+
+    def put(self, item: tuple[Call, Any]) -> None:
+        self._items.append(item)
+        self.wake()
+
+    def wake(self, *_: Any) -> None:
+        """Wake the greenlet waiting in :meth:`get` (it then finds no item)."""
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None:
+            waiter.switch(None)
+
+    def get(self, timeout_s: float, wake_on: Iterable[Event] = ()) -> tuple[Call, Any] | None:
+        """The next item; None after ``timeout_s`` or when an event of ``wake_on`` is set."""
+        if self._items:
+            return self._items.popleft()
+        if timeout_s <= 0:
+            return None
+        waiter = self._waiter = Waiter()
+        timer = self._loop.timer(timeout_s)
+        timer.start(self.wake)
+        for event in wake_on:
+            event.rawlink(self.wake)
+        try:
+            waiter.get()
+        finally:
+            timer.close()
+            self._waiter = None
+            for event in wake_on:
+                event.unlink(self.wake)
+        return self._items.popleft() if self._items else None
 
 
 class _Connection:
@@ -58,57 +122,60 @@ class _Connection:
 
 
 class Call:
-    """A request handed to a connection; :meth:`wait` returns its reply."""
+    """A request handed to a connection; its reply (or failure) goes to its inbox."""
 
-    __slots__ = ("_session", "_conn", "_seqid", "_waiter", "_timer")
+    __slots__ = ("_conn", "_session", "inbox", "seqid", "tag")
 
-    def __init__(self, session: Session, conn: _Connection, seqid: int, waiter: Waiter, timer):
-        self._session, self._conn, self._seqid = session, conn, seqid
-        self._waiter, self._timer = waiter, timer
+    def __init__(self, session: Session, conn: _Connection, seqid: int, inbox: Inbox, tag: Any):
+        self._session, self._conn, self.seqid, self.inbox, self.tag = session, conn, seqid, inbox, tag
 
-    def wait(self) -> codec.ResponseFrame:
-        """Block this greenlet until the reply, the deadline or a lost connection.
+    @property
+    def connection_lost(self) -> SessionReset | None:
+        """Why the call's connection died, if it did (a call may sit through that)."""
+        return self._conn.lost
 
-        Raises :class:`OpTimeout` at the deadline (``last_error`` is the connection loss the
-        call sat through, if any) or :class:`SessionReset` when a fail-fast session loses it.
-        """
-        try:
-            result = self._waiter.get()
-        finally:
-            self._timer.close()
-            self._session._pending.pop(self._seqid, None)
-        if result is _TIMED_OUT:
-            raise OpTimeout(f"no reply from {self._session.addr} before the deadline",
-                            last_error=self._conn.lost)
-        if isinstance(result, PegasusError):
-            raise result
-        return result
+    def cancel(self) -> None:
+        """Stop waiting for the reply: one that still arrives is dropped."""
+        self._session._pending.pop(self.seqid, None)
+
+
+class _Dial:
+    """One dial, possibly scheduled for later; ``done`` is set when it has finished."""
+
+    __slots__ = ("done", "greenlet", "starts_at")
+
+    def __init__(self, starts_at: float):
+        self.starts_at = starts_at
+        self.done = Event()
+        self.greenlet: gevent.Greenlet | None = None
 
 
 class Session:
     """A pipelined connection to ``addr`` (``host:port``), dialed on first use."""
 
-    def __init__(self, addr: str, *, fail_pending_on_loss: bool = True,
-                 reconnect_interval_s: float = 0.0, connect_timeout_s: float = CONNECT_TIMEOUT_S):
+    def __init__(self, addr: str, rules: SessionRules = SessionRules(), *,
+                 connect_timeout_s: float = CONNECT_TIMEOUT_S,
+                 on_unresponsive: Callable[[Session], None] | None = None):
         self.addr = addr
+        self.rules = rules
         self._target = parse_addr(addr)
         # An IP literal is dialed directly: no trip through the resolver's thread pool per dial.
         self._family = ip_family(self._target[0])
-        self._fail_fast = fail_pending_on_loss
-        self._reconnect_interval_s = reconnect_interval_s
         self._connect_timeout_s = connect_timeout_s
-        self._hub = gevent.get_hub()
-        self._loop = self._hub.loop
+        self._on_unresponsive = on_unresponsive
+        self._loop = gevent.get_hub().loop
         self._seqid = 0
-        self._pending: dict[int, Waiter] = {}
+        self._pending: dict[int, Call] = {}
         self._conn: _Connection | None = None
         self._connected = Event()
-        self._dialer: gevent.Greenlet | None = None
-        self._dial_done: Event | None = None
-        self._dial_allowed_at = 0.0
+        self._dial: _Dial | None = None
+        self._last_dial_end = float("-inf")
+        self._failed_dials = 0
         self._dial_error = ""
+        self._last_write = float("-inf")
+        self._first_timeout: float | None = None
         self._closed = False
-        #: Dials started so far (tests check reconnect throttling with it).
+        #: Dials started so far (tests and reports count reconnects with it).
         self.dials = 0
 
     @property
@@ -118,43 +185,81 @@ class Session:
 
     @property
     def in_flight(self) -> int:
-        """Calls sent and not yet answered, failed or timed out."""
+        """Calls sent and not yet answered, failed or cancelled."""
         return len(self._pending)
 
     def call(self, rpc_name: str, args: Any, *, deadline: float, **header: int) -> codec.ResponseFrame:
-        """Send one request and wait for its reply (see :meth:`send` and :meth:`Call.wait`)."""
-        return self.send(rpc_name, args, deadline=deadline, **header).wait()
+        """Send one request and wait for its reply until ``deadline`` (raises OpTimeout)."""
+        inbox = Inbox()
+        call = self.send(rpc_name, args, inbox=inbox, deadline=deadline, **header)
+        item = inbox.get(deadline - time.monotonic())
+        if item is None:
+            call.cancel()
+            raise OpTimeout(f"no reply from {self.addr} before the deadline",
+                            last_error=call.connection_lost)
+        if isinstance(item[1], PegasusError):
+            raise item[1]
+        return item[1]
 
-    def send(self, rpc_name: str, args: Any, *, deadline: float, app_id: int = 0,
-             partition_index: int = 0, partition_hash: int = 0,
+    def send(self, rpc_name: str, args: Any, *, inbox: Inbox, deadline: float, tag: Any = None,
+             app_id: int = 0, partition_index: int = 0, partition_hash: int = 0,
              client_timeout_ms: int = 0) -> Call:
-        """Queue one request; ``deadline`` is a ``time.monotonic()`` instant.
+        """Queue one request; its reply goes to ``inbox`` as ``(call, reply)``.
 
-        Raises before anything is sent when no connection can be had: :class:`SessionReset`
-        on a fail-fast session, else :class:`OpTimeout` at the deadline.
+        Without a connection it dials (or joins the dial under way) and raises
+        :class:`NotConnected` when none can be had: at once when the dial fails, or at
+        ``deadline`` (a ``time.monotonic()`` instant) with ``wait_for_connection``.
         """
+        conn = self._conn or self._connect(deadline)
         seqid = self._seqid = self._seqid + 1 if self._seqid < _MAX_SEQID else 1
         frame = codec.encode_request(rpc_name, seqid, args, app_id=app_id,
                                      partition_index=partition_index,
                                      client_timeout_ms=client_timeout_ms,
                                      partition_hash=partition_hash)
-        conn = self._conn or self._connect(deadline)
-        waiter = Waiter(self._hub)
-        self._pending[seqid] = waiter
-        timer = self._loop.timer(max(0.0, deadline - time.monotonic()))
-        timer.start(waiter.switch, _TIMED_OUT)
+        call = self._pending[seqid] = Call(self, conn, seqid, inbox, tag)
+        if self.rules.read_timeout_s is not None:
+            self._last_write = time.monotonic()
         conn.writer.send(frame)
-        return Call(self, conn, seqid, waiter, timer)
+        return call
+
+    def redial(self) -> Event:
+        """Make sure a dial is under way or scheduled (by the rules); set when it has ended.
+
+        Already connected: an event that is set.
+        """
+        if self._conn is not None or self._closed:
+            done = Event()
+            done.set()
+            return done
+        return (self._dial or self._start_dial()).done
+
+    def note_timeout(self) -> bool:
+        """A call on this session got no reply in time. True if that reset the session:
+        every call since the first of an unbroken run of time-outs ``timeout_reset_window_s``
+        ago timed out (Java's ReplicaSession rule); waiting calls then fail at once."""
+        window = self.rules.timeout_reset_window_s
+        if window is None:
+            return False
+        now = time.monotonic()
+        if self._first_timeout is None:
+            self._first_timeout = now
+            return False
+        if now - self._first_timeout < window:
+            return False
+        self._first_timeout = None
+        if self._conn is not None:
+            self._lose(self._conn, f"{self.addr}: closed after {window:g} s of nothing but "
+                                   "time-outs")
+        return True
 
     def close(self) -> None:
         """Drop the connection and fail every waiting call with ``ERR_SESSION_RESET``."""
         self._closed = True
-        dialer, done = self._dialer, self._dial_done
-        if dialer is not None:
-            dialer.kill(block=False)
-        if done is not None:  # a dialer killed before it ran never reaches its own finally
-            self._dial_done = self._dialer = None
-            done.set()
+        dial, self._dial = self._dial, None
+        if dial is not None:
+            if dial.greenlet is not None:
+                dial.greenlet.kill(block=False)
+            dial.done.set()  # a dialer killed before it ran never reaches its own finally
         if self._conn is not None:
             self._lose(self._conn, f"{self.addr}: session closed")
         self._fail_pending(f"{self.addr}: session closed")
@@ -164,46 +269,60 @@ class Session:
 
     def _connect(self, deadline: float) -> _Connection:
         if self._closed:
-            raise SessionReset(f"{self.addr}: session closed")
-        done = self._dial_done
-        if done is None and time.monotonic() >= self._dial_allowed_at:
-            done = self._start_dial()
-        reason = "reconnect throttled"
-        if done is not None:
-            finished = done.wait(max(0.0, deadline - time.monotonic()))
-            reason = self._dial_error if finished else "connect did not finish before the deadline"
-        if self._conn is None and not self._fail_fast and not self._closed:
-            # Like Go's waitUntilSessionReady: the call waits for a connection until its deadline.
+            raise NotConnected(f"{self.addr}: session closed")
+        dial = self._dial or self._start_dial()
+        if self.rules.wait_for_connection:
+            # Like Go's waitUntilSessionReady: wait for a connection until the deadline,
+            # even past a failed dial.
             self._connected.wait(max(0.0, deadline - time.monotonic()))
+            reason = self._dial_error or "connect did not finish before the deadline"
+        elif dial.starts_at > time.monotonic():
+            raise NotConnected(f"{self.addr}: redial backing off after {self._failed_dials} "
+                               f"failed dials ({self._dial_error})")
+        else:
+            finished = dial.done.wait(max(0.0, deadline - time.monotonic()))
+            reason = self._dial_error if finished else "connect did not finish before the deadline"
         if self._conn is not None:
             return self._conn
         if self._closed:
-            raise SessionReset(f"{self.addr}: session closed")
-        if self._fail_fast:
-            raise SessionReset(f"{self.addr}: {reason or 'not connected'}")
-        raise OpTimeout(f"could not send to {self.addr} before the deadline",
-                        last_error=SessionReset(f"{self.addr}: {reason or 'not connected'}"))
+            raise NotConnected(f"{self.addr}: session closed")
+        raise NotConnected(f"{self.addr}: {reason or 'not connected'}")
 
-    def _start_dial(self) -> Event:
-        self._dial_allowed_at = time.monotonic() + self._reconnect_interval_s
-        self.dials += 1
-        done = self._dial_done = Event()
-        self._dialer = gevent.spawn(self._dial, done)
-        return done
+    def _start_dial(self) -> _Dial:
+        now = time.monotonic()
+        starts_at = now
+        throttle = self.rules.dial_throttle_s
+        if throttle and now - self._last_dial_end < throttle:
+            starts_at = now + throttle  # Go's dial(): sleep kDialInterval, then dial
+        backoff = self.rules.redial_backoff
+        if backoff is not None and self._failed_dials:
+            starts_at = max(starts_at, self._last_dial_end + backoff(self._failed_dials))
+        dial = self._dial = _Dial(starts_at)
+        dial.greenlet = gevent.spawn(self._run_dial, dial)
+        return dial
 
-    def _dial(self, done: Event) -> None:
+    def _run_dial(self, dial: _Dial) -> None:
         try:
-            sock = self._open_socket()
-        except OSError as exc:
-            self._dial_error = f"connect failed: {exc}"
-        else:
-            if self._closed:
-                sock.close()
+            delay = dial.starts_at - time.monotonic()
+            if delay > 0:
+                gevent.sleep(delay)
+            self.dials += 1
+            try:
+                sock = self._open_socket()
+            except OSError as exc:
+                self._dial_error = f"connect failed: {exc}"
+                self._failed_dials += 1
             else:
-                self._attach(sock)
+                self._failed_dials = 0
+                if self._closed:
+                    sock.close()
+                else:
+                    self._attach(sock)
+            self._last_dial_end = time.monotonic()
         finally:
-            self._dial_done = self._dialer = None
-            done.set()
+            if self._dial is dial:
+                self._dial = None
+            dial.done.set()
 
     def _open_socket(self):
         if self._family is None:  # a host name: resolve it on every dial, as it may move
@@ -216,7 +335,7 @@ class Session:
             except BaseException:
                 sock.close()
                 raise
-        sock.settimeout(None)
+        sock.settimeout(self.rules.read_timeout_s)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return sock
 
@@ -237,15 +356,20 @@ class Session:
         try:
             # Runs for the life of the connection: EOF and socket errors end it.
             while True:
-                data = recv(codec.RECV_BYTES)
+                try:
+                    data = recv(codec.RECV_BYTES)
+                except TimeoutError:  # only with rules.read_timeout_s
+                    self._read_timed_out()
+                    continue
                 if not data:
                     reason = "connection closed by the server"
                     break
+                self._first_timeout = None  # Java: any reply shows the server is alive
                 for frame in splitter.feed(data):
                     reply = codec.decode_response(frame)
-                    waiter = pending.pop(reply.seqid, None)
-                    if waiter is not None:  # else the call already timed out
-                        run_callback(waiter.switch, reply)
+                    call = pending.pop(reply.seqid, None)
+                    if call is not None:  # else the call was cancelled
+                        run_callback(call.inbox.put, (call, reply))
         except OSError as exc:
             reason = f"connection lost: {exc}"
         except ProtocolError as exc:
@@ -256,26 +380,33 @@ class Session:
             reason = f"reader failed, connection dropped: {exc!r}"
         self._lose(conn, f"{self.addr}: {reason}")
 
+    def _read_timed_out(self) -> None:
+        """Go's loopForResponse: a read timeout with a recent write means "unresponsive"."""
+        window = max(self.rules.read_timeout_s / 2, UNRESPONSIVE_MIN_WRITE_WINDOW_S)
+        if self._on_unresponsive is not None and time.monotonic() - self._last_write < window:
+            try:
+                self._on_unresponsive(self)
+            except Exception:  # a listener bug must not end the reader
+                log.exception("%s: unresponsive handler failed", self.addr)
+
     def _lose(self, conn: _Connection, reason: str) -> None:
-        """Forget a dead connection (once) and apply the loss setting to waiting calls."""
+        """Forget a dead connection (once) and apply the loss rule to waiting calls."""
         if conn.lost is not None:
             return
         conn.lost = SessionReset(reason)
         if self._conn is conn:
             self._conn = None
             self._connected.clear()
-            self._dial_allowed_at = 0.0  # the first dial after a lost connection is immediate
         conn.writer.close()
         try:
             conn.sock.close()  # also wakes a reader blocked in recv
         except OSError:
             pass
-        if self._fail_fast:
+        if self.rules.fail_pending_on_loss:
             self._fail_pending(reason)
 
     def _fail_pending(self, reason: str) -> None:
-        waiters = list(self._pending.values())
+        calls = list(self._pending.values())
         self._pending.clear()  # in place: the reader loop holds this dict
-        for waiter in waiters:
-            self._loop.run_callback(waiter.switch, SessionReset(reason))
-
+        for call in calls:
+            self._loop.run_callback(call.inbox.put, (call, SessionReset(reason)))

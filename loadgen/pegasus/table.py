@@ -1,5 +1,8 @@
 """Table: one table's operations, how each builds its request and how each reply is read.
 
+Each op is described as an :class:`Op` (rpc, args, partition hash, reply parser, write or not)
+and handed to the client's one execute path, a function the client gives the table.
+
 A reply's RocksDB status (the response struct's ``error``) is a result, not a failure: a
 missing key reads as None (``get``, ``ttl``) or is left out (``multi_get``, where "incomplete"
 means the server's limits cut the answer short); any other non-zero status raises
@@ -9,42 +12,56 @@ never retried.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
 
 from ..errors import StorageError
 from . import codec, keys, ttl as ttl_clock
 from .gen.rrdb import ttypes as rrdb
 from .rdsn.ttypes import blob
-from .routing import TableRouting
-
-if TYPE_CHECKING:
-    from .client import Client
 
 # RocksDB statuses in a response struct's ``error``.
 _STATUS_OK, _STATUS_NOT_FOUND, _STATUS_INCOMPLETE = 0, 1, 7
+
+
+@dataclass(frozen=True, slots=True)
+class Op:
+    """One operation as the client executes it."""
+
+    name: str                       # "put", "get", ...
+    rpc: str                        # request name, e.g. codec.RPC_PUT
+    args: Any                       # the thrift args struct
+    partition_hash: int             # crc64 of the hash key: picks the partition
+    parse: Callable[[Any], Any]     # ERR_OK result -> the op's value; raises StorageError
+    write: bool                     # a write may end "unknown" when its fate is not known
+
+
+#: ``execute(op, intended_start)``: run ``op`` to its value or raise its PegasusError.
+Execute = Callable[[Op, "float | None"], Any]
 
 
 class Table:
     """One table's operations. ``str`` keys and values are encoded as UTF-8.
 
     Every op takes an optional keyword ``intended_start`` (the monotonic time the op was due
-    on an open-loop schedule), copied into its outcomes.
+    on an open-loop schedule), copied into its outcomes. Tables come from
+    :meth:`Client.open_table <loadgen.pegasus.client.Client.open_table>`.
     """
 
-    def __init__(self, client: Client, routing: TableRouting):
-        self._client = client
-        self._routing = routing
+    def __init__(self, name: str, execute: Execute, partition_count: Callable[[], int]):
+        self._name = name
+        self._execute = execute
+        self._partition_count = partition_count
 
     @property
     def name(self) -> str:
         """The table's name."""
-        return self._routing.table
+        return self._name
 
     def partition_of(self, hash_key: bytes | str) -> int:
         """The partition index ``hash_key`` maps to."""
-        return keys.partition_index(keys.crc64(keys.to_bytes(hash_key)),
-                                    self._routing.config.partition_count)
+        return keys.partition_index(keys.crc64(keys.to_bytes(hash_key)), self._partition_count())
 
     def put(self, hash_key: bytes | str, sort_key: bytes | str, value: bytes | str,
             ttl: int = 0, *, intended_start: float | None = None) -> None:
@@ -52,15 +69,17 @@ class Table:
         key, phash = _key(hash_key, sort_key)
         args = rrdb.update_request(key=blob(key), value=blob(keys.to_bytes(value)),
                                    expire_ts_seconds=ttl_clock.expire_ts(ttl))
-        self._client._execute(self, "put", codec.RPC_PUT, args, phash, _written, intended_start,
-                              write=True)
+        op = Op(name="put", rpc=codec.RPC_PUT, args=args,
+                partition_hash=phash, parse=_written, write=True)
+        self._execute(op, intended_start)
 
     def get(self, hash_key: bytes | str, sort_key: bytes | str, *,
             intended_start: float | None = None) -> bytes | None:
         """The value, or None if the key is missing or expired."""
         key, phash = _key(hash_key, sort_key)
-        return self._client._execute(self, "get", codec.RPC_GET, blob(key), phash, _read_value,
-                                     intended_start, write=False)
+        op = Op(name="get", rpc=codec.RPC_GET, args=blob(key),
+                partition_hash=phash, parse=_read_value, write=False)
+        return self._execute(op, intended_start)
 
     def multi_put(self, hash_key: bytes | str, values: Mapping[bytes | str, bytes | str],
                   ttl: int = 0, *, intended_start: float | None = None) -> None:
@@ -72,8 +91,9 @@ class Table:
             hash_key=blob(h), expire_ts_seconds=ttl_clock.expire_ts(ttl),
             kvs=[rrdb.key_value(key=blob(keys.to_bytes(s)), value=blob(keys.to_bytes(v)))
                  for s, v in values.items()])
-        self._client._execute(self, "multi_put", codec.RPC_MULTI_PUT, args, keys.crc64(h),
-                              _written, intended_start, write=True)
+        op = Op(name="multi_put", rpc=codec.RPC_MULTI_PUT, args=args,
+                partition_hash=keys.crc64(h), parse=_written, write=True)
+        self._execute(op, intended_start)
 
     def multi_get(self, hash_key: bytes | str, sort_keys: Iterable[bytes | str], *,
                   intended_start: float | None = None) -> dict[bytes, bytes]:
@@ -82,22 +102,25 @@ class Table:
         args = rrdb.multi_get_request(
             hash_key=blob(h), sort_keys=[blob(keys.to_bytes(s)) for s in sort_keys],
             max_kv_count=-1, max_kv_size=-1, no_value=False)  # -1: the server's own limits
-        return self._client._execute(self, "multi_get", codec.RPC_MULTI_GET, args, keys.crc64(h),
-                                     _read_kvs, intended_start, write=False)
+        op = Op(name="multi_get", rpc=codec.RPC_MULTI_GET, args=args,
+                partition_hash=keys.crc64(h), parse=_read_kvs, write=False)
+        return self._execute(op, intended_start)
 
     def remove(self, hash_key: bytes | str, sort_key: bytes | str, *,
                intended_start: float | None = None) -> None:
         """Delete one key (deleting a missing key succeeds)."""
         key, phash = _key(hash_key, sort_key)
-        self._client._execute(self, "remove", codec.RPC_REMOVE, blob(key), phash, _written,
-                              intended_start, write=True)
+        op = Op(name="remove", rpc=codec.RPC_REMOVE, args=blob(key),
+                partition_hash=phash, parse=_written, write=True)
+        self._execute(op, intended_start)
 
     def ttl(self, hash_key: bytes | str, sort_key: bytes | str, *,
             intended_start: float | None = None) -> int | None:
         """Seconds left to live: None if the key is missing, -1 if it never expires."""
         key, phash = _key(hash_key, sort_key)
-        return self._client._execute(self, "ttl", codec.RPC_TTL, blob(key), phash, _read_ttl,
-                                     intended_start, write=False)
+        op = Op(name="ttl", rpc=codec.RPC_TTL, args=blob(key),
+                partition_hash=phash, parse=_read_ttl, write=False)
+        return self._execute(op, intended_start)
 
 
 def _key(hash_key: bytes | str, sort_key: bytes | str) -> tuple[bytes, int]:

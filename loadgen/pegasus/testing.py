@@ -9,7 +9,13 @@ told how to behave (:data:`MODES`):
 * ``hang``          — keep connections open and read requests, but never answer;
 * ``invalid_state`` — answer every request with ``ERR_INVALID_STATE``;
 * ``reply:<NAME>``  — answer every request with error name NAME (e.g. ``reply:ERR_BUSY``);
+* ``slow:<S>``      — alive but slow: serve each request at once, answer it S seconds later;
+* ``pause``         — a SIGSTOPped node: connections stay open, nothing is read; on leaving
+  this mode every request that waited in the socket is served, in order;
 * ``down``          — a crashed node: connections reset, new connects refused.
+
+:meth:`TestCluster.reset` drops an address's connections once (it keeps serving), and
+:meth:`TestCluster.writes` counts the writes each address executed.
 
 The meta serves the partition config; non-leader metas answer ``ERR_FORWARD_TO_OTHERS`` naming
 the leader. A replica that is not the partition's primary answers ``ERR_INVALID_STATE``.
@@ -22,6 +28,7 @@ import struct
 from dataclasses import dataclass, field
 
 import gevent
+from gevent.event import Event
 from gevent.server import StreamServer
 
 from ..errors import ProtocolError
@@ -32,7 +39,7 @@ from .gen.replication import ttypes as replication
 from .gen.rrdb import ttypes as rrdb
 from .rdsn.ttypes import blob, error_code, gpid, rpc_address
 
-MODES = ("ok", "close", "hang", "invalid_state", "down")
+MODES = ("ok", "close", "hang", "invalid_state", "pause", "down")
 _STORAGE_NOT_FOUND = 1  # RocksDB kNotFound, carried in the response struct's ``error``
 
 
@@ -47,7 +54,24 @@ class _Endpoint:
     sockets: set = field(default_factory=set)
     requests: int = 0
     connections: int = 0
+    writes: int = 0
     last_request: codec.RequestFrame | None = None
+    running: Event = field(default_factory=Event)  # clear while paused
+
+    def __post_init__(self) -> None:
+        self.running.set()
+
+
+def _slow_delay(mode: str) -> float | None:
+    """The reply delay of a ``slow:<S>`` mode, or None for any other mode."""
+    prefix, _, seconds = mode.partition(":")
+    if prefix != "slow":
+        return None
+    try:
+        delay = float(seconds)
+    except ValueError:
+        return None
+    return delay if delay >= 0 else None
 
 
 def _reply_error(mode: str) -> str | None:
@@ -56,6 +80,14 @@ def _reply_error(mode: str) -> str | None:
     if prefix == "reply" and name != "ERR_OK" and error_codes.is_decodable(name):
         return name
     return None
+
+
+def _send_quietly(sock, data: bytes) -> None:
+    """A late reply; the connection may be gone by then."""
+    try:
+        sock.sendall(data)
+    except OSError:
+        pass
 
 
 def _abort(sock) -> None:
@@ -119,11 +151,15 @@ class TestCluster:
 
     def set_mode(self, addr: str, mode: str) -> None:
         """Change how ``addr`` behaves (see :data:`MODES`); takes effect at once."""
-        if mode not in MODES and _reply_error(mode) is None:
-            raise ValueError(f"mode must be one of {MODES} or 'reply:<known error name>', "
-                             f"got {mode!r}")
+        if mode not in MODES and _reply_error(mode) is None and _slow_delay(mode) is None:
+            raise ValueError(f"mode must be one of {MODES}, 'reply:<known error name>' or "
+                             f"'slow:<seconds>', got {mode!r}")
         ep = self._endpoints[addr]
         was_down, ep.mode = ep.mode == "down", mode
+        if mode == "pause":
+            ep.running.clear()
+        else:
+            ep.running.set()
         if mode in ("close", "down"):
             self._kill_connections(ep)
         if mode == "down" and ep.server is not None:
@@ -144,6 +180,14 @@ class TestCluster:
     def set_leader(self, addr: str) -> None:
         """The meta that answers; the others forward to it."""
         self.leader = addr
+
+    def reset(self, addr: str) -> None:
+        """Drop every connection of ``addr`` once, abruptly (RST); it keeps serving."""
+        self._kill_connections(self._endpoints[addr])
+
+    def writes(self, addr: str) -> int:
+        """Writes (put, multi_put, remove) ``addr`` executed so far."""
+        return self._endpoints[addr].writes
 
     def requests(self, addr: str) -> int:
         """Requests received by ``addr`` so far (answered or not)."""
@@ -180,11 +224,13 @@ class TestCluster:
         try:
             # Ends when the peer closes, a mode change resets the socket, or the bytes are bad.
             while True:
+                ep.running.wait()  # paused: requests wait in the socket, as with SIGSTOP
                 data = sock.recv(codec.RECV_BYTES)
                 if not data:
                     return
                 replies = []
                 for frame in splitter.feed(data):
+                    ep.running.wait()
                     ep.requests += 1
                     if ep.mode == "close":
                         _abort(sock)
@@ -192,7 +238,12 @@ class TestCluster:
                     if ep.mode == "hang":
                         continue
                     req = ep.last_request = codec.decode_request(frame)
-                    replies.append(self._answer(ep, req))
+                    reply = self._answer(ep, req)
+                    delay = _slow_delay(ep.mode)
+                    if delay:
+                        gevent.spawn_later(delay, _send_quietly, sock, reply)
+                    else:
+                        replies.append(reply)
                 if replies:
                     sock.sendall(b"".join(replies))
         except (OSError, ProtocolError):
@@ -218,6 +269,8 @@ class TestCluster:
         if self._primaries[pidx] != ep.addr:
             return codec.encode_response(req.rpc_name, req.seqid, "ERR_INVALID_STATE")
         result = handler(self, req.args, pidx)
+        if req.rpc_name in _WRITE_RPCS:
+            ep.writes += 1
         result.app_id, result.partition_index, result.server = self.app_id, pidx, ep.addr
         return codec.encode_response(req.rpc_name, req.seqid, "ERR_OK", result)
 
@@ -310,6 +363,7 @@ class Recorder:
         self.outcomes.clear()
 
 
+_WRITE_RPCS = frozenset({codec.RPC_PUT, codec.RPC_MULTI_PUT, codec.RPC_REMOVE})
 _REPLICA_HANDLERS = {
     codec.RPC_PUT: TestCluster._put,
     codec.RPC_MULTI_PUT: TestCluster._multi_put,

@@ -1,0 +1,89 @@
+"""``failover``: the new logic, fast and cheap (DESIGN.md, "Built-in policies")."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import ClassVar
+
+from ...errors import ConfigError
+from .. import error_codes
+from ..refresh import MetaPoller, Refresher
+from ..routing import TableRouting
+from ..session import SessionRules
+from .base import NOTHING, AttemptContext, Policy, Reaction, check_positive
+
+_UNREACHABLE = Reaction(refresh=True, retry=True, wait_for_route=True)
+_SLOW = Reaction(refresh=True, retry=True, keep_waiting=True)
+
+
+@dataclass(frozen=True)
+class Failover(Policy):
+    """The new logic: fail fast on a lost connection, poll the meta (paced) and redial, retry until the deadline.
+
+    * A lost connection fails its pending calls at once. While the config still names the
+      unreachable primary, the op redials it (backoff) and waits for the meta poller; whichever
+      answers first wins.
+    * No reply for ``attempt_timeout_ms``: refresh; send again only if the config now names
+      another primary or a higher ballot. A reply to any attempt completes the op, so a slow
+      primary gets each write once.
+    * Error replies retry per the error registry (:mod:`loadgen.pegasus.error_codes`), those
+      that call for it after a refresh, all after a capped exponential backoff with full jitter.
+    * Meta queries: at most one in flight and one per ``repoll_ms`` per table per client,
+      however many ops wait (:class:`~loadgen.pegasus.refresh.MetaPoller`); with
+      ``repoll_max_ms`` the interval doubles while answers change nothing.
+    """
+
+    name: ClassVar[str] = "failover"
+    models: ClassVar[str] = "the new logic"
+    #: Per-attempt wait for a reply before refreshing; None: a third of the op timeout.
+    attempt_timeout_ms: float | None = None
+    backoff_base_ms: float = 10.0
+    backoff_multiplier: float = 2.0
+    backoff_cap_ms: float = 200.0
+    repoll_ms: float = 10.0
+    #: Back off the meta polling up to this while nothing changes; None: never.
+    repoll_max_ms: float | None = None
+
+    def __post_init__(self) -> None:
+        check_positive(self, "backoff_base_ms", "backoff_multiplier", "backoff_cap_ms", "repoll_ms")
+        check_positive(self, "attempt_timeout_ms", "repoll_max_ms", optional=True)
+        if self.repoll_max_ms is not None and self.repoll_max_ms < self.repoll_ms:
+            raise ConfigError("", "policy_params.repoll_max_ms",
+                              f"at least repoll_ms ({self.repoll_ms:g}) ({self.name}), "
+                              f"got {self.repoll_max_ms!r}")
+
+    def session_rules(self) -> SessionRules:
+        return SessionRules(fail_pending_on_loss=True, redial_backoff=self.backoff_s)
+
+    def make_refresher(self, routing: TableRouting, op_timeout_s: float) -> Refresher:
+        top = None if self.repoll_max_ms is None else self.repoll_max_ms / 1000
+        return MetaPoller(routing, self.repoll_ms / 1000, top)
+
+    def attempt_timeout_s(self, op_timeout_s: float) -> float:
+        if self.attempt_timeout_ms is None:
+            return op_timeout_s / 3
+        return min(op_timeout_s, self.attempt_timeout_ms / 1000)
+
+    def on_connection_lost(self, ctx: AttemptContext) -> Reaction:
+        return _UNREACHABLE
+
+    def on_no_primary(self, ctx: AttemptContext) -> Reaction:
+        return _UNREACHABLE
+
+    def on_timeout(self, ctx: AttemptContext) -> Reaction:
+        return _SLOW if ctx.time_left_s > 0 else NOTHING
+
+    def on_error(self, code: str, ctx: AttemptContext) -> Reaction:
+        info = error_codes.info(code)
+        if not info.retriable:
+            return NOTHING
+        return Reaction(refresh=info.refresh, retry=True, wait_for_refresh=info.refresh,
+                        delay_s=self.backoff_s(ctx.retries + 1))
+
+    def backoff_s(self, retry: int) -> float:
+        # Full jitter: uniform in [0, min(cap, base * multiplier^(retry-1))]. The exponent is
+        # capped only so the float cannot overflow on very long ops.
+        ceiling = min(self.backoff_cap_ms,
+                      self.backoff_base_ms * self.backoff_multiplier ** min(retry - 1, 64))
+        return random.uniform(0.0, ceiling) / 1000
