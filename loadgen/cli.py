@@ -51,7 +51,8 @@ def _version(args: argparse.Namespace) -> int:
 START_FLAGS = {"dir": "--dir", "replica_nodes": "--replica-nodes", "partitions": "--partitions",
                "meta_port": "--meta-port", "replica_ports": "--replica-port",
                "fd.beacon_s": "--fd-beacon", "fd.check_s": "--fd-check",
-               "fd.lease_s": "--fd-lease", "fd.grace_s": "--fd-grace"}
+               "fd.lease_s": "--fd-lease", "fd.grace_s": "--fd-grace",
+               "drop_expired": "--drop-expired"}
 
 
 def _as_flag_error(exc: ConfigError) -> ConfigError:
@@ -69,7 +70,9 @@ def _as_flag_error(exc: ConfigError) -> ConfigError:
 def _onebox_start(args: argparse.Namespace) -> int:
     import time
 
-    from .onebox import control
+    from .onebox import control_client
+    from .onebox.control_protocol import SUPERVISOR_LOG
+    from .onebox.ownership import owner_pid
     from .onebox.spec import FDConfig, OneboxSpec
 
     base = args.replica_port
@@ -79,24 +82,26 @@ def _onebox_start(args: argparse.Namespace) -> int:
         spec = OneboxSpec(dir=args.dir, replica_nodes=args.replica_nodes,
                           partitions=args.partitions, meta_port=args.meta_port,
                           replica_ports=tuple(range(base, base + max(args.replica_nodes, 0))),
-                          fd=fd)
+                          fd=fd, drop_expired=args.drop_expired)
         _err(f"starting onebox in {args.dir}: meta {spec.meta_addr}, {spec.replica_nodes} "
              f"replica nodes on ports {base}-{base + spec.replica_nodes - 1}, "
-             f"{spec.partitions} partitions; waiting until healthy ...")
+             f"{spec.partitions} partitions"
+             f"{', dropping expired requests' if spec.drop_expired else ''}; "
+             "waiting until healthy ...")
         t0 = time.monotonic()
-        meta = control.start_background(spec, start_timeout_s=args.start_timeout)
+        meta = control_client.start_background(spec, start_timeout_s=args.start_timeout)
     except ConfigError as exc:
         raise _as_flag_error(exc) from None
     _err(f"onebox healthy after {time.monotonic() - t0:.1f}s (supervisor pid "
-         f"{control.owner_pid(args.dir)}, log {args.dir}/{control.SUPERVISOR_LOG})")
+         f"{owner_pid(args.dir)}, log {args.dir}/{SUPERVISOR_LOG})")
     print(meta, flush=True)
     return EXIT_OK
 
 
 def _onebox_status(args: argparse.Namespace) -> int:
-    from .onebox import control
+    from .onebox.control_client import OneboxControl
 
-    status = control.request(args.dir, "status")
+    status = OneboxControl(args.dir).status()
     print(json.dumps(status, indent=2), flush=True)
     if status["partition_count"] is None:  # the nodes are known; the partitions are not
         meta = next(n for n in status["nodes"] if n["addr"] == status["meta"])
@@ -107,9 +112,9 @@ def _onebox_status(args: argparse.Namespace) -> int:
 
 
 def _onebox_stop(args: argparse.Namespace) -> int:
-    from .onebox import control
+    from .onebox.control_client import OneboxControl
 
-    if control.stop(args.dir):
+    if OneboxControl(args.dir).stop():
         _err(f"onebox in {args.dir} stopped")
     else:
         _err(f"no onebox supervisor was running in {args.dir}")
@@ -118,14 +123,18 @@ def _onebox_stop(args: argparse.Namespace) -> int:
 
 def _onebox_node_command(args: argparse.Namespace) -> int:
     from .errors import NodeCrashed
-    from .onebox import control
+    from .onebox.control_client import OneboxControl
 
     try:
-        node = control.request(args.dir, args.command, args.node)
+        applied = getattr(OneboxControl(args.dir), args.command)(args.node)
     except NodeCrashed as exc:  # reported before acting: the command was not carried out
         _err(f"error: {args.command} {args.node} not done: {exc}")
         return EXIT_RUNTIME
-    _err(f"{args.command} {args.node}: now {node['state']} (pid {node['pid']})")
+    # instants are CLOCK_MONOTONIC seconds in the supervisor, right at the signal / READY
+    when = [f"{label} at {t:.6f}" for label, t in (("signalled", applied.t_signal),
+                                                   ("ready", applied.t_ready)) if t is not None]
+    _err(f"{args.command} {args.node}: now {applied.state} (pid {applied.pid})"
+         + (f"; {', '.join(when)} (monotonic s)" if when else ""))
     return EXIT_OK
 
 
@@ -168,6 +177,11 @@ def _add_onebox(sub: argparse._SubParsersAction) -> None:
         start.add_argument(f"--fd-{name}", type=float, default=value, metavar="S",
                            help=f"failure detector: {what}, seconds (default {value}, "
                                 "Pegasus's own)")
+    start.add_argument("--drop-expired", action="store_true",
+                       help="replica nodes drop a client request unanswered once it waited in "
+                            "their queue longer than its header's client_timeout (rDSN's "
+                            "rpc_request_dropped_before_execution_when_timeout; off by "
+                            "default, as in Pegasus's shipped config)")
     start.add_argument("--start-timeout", type=float, default=60.0, metavar="S",
                        help="seconds to become healthy before giving up (default 60)")
     start.set_defaults(func=_onebox_start)
@@ -175,8 +189,10 @@ def _add_onebox(sub: argparse._SubParsersAction) -> None:
     status = cmds.add_parser(
         "status", help="print the cluster status as JSON",
         description="Print {dir, supervisor_pid, meta, app_id, partition_count, healthy, "
-                    "nodes: [{name, addr, pid, state}], partitions: [{pidx, ballot, primary, "
-                    "secondaries, last_committed_decree}]} on stdout. If the meta is dead, "
+                    "nodes: [{name, addr, pid, state, dropped_expired}], partitions: [{pidx, "
+                    "ballot, primary, secondaries, last_committed_decree}]} on stdout "
+                    "(dropped_expired: requests a replica dropped as expired, see "
+                    "start --drop-expired; null when unknown). If the meta is dead, "
                     "paused or not answering, the JSON still shows the nodes (partitions "
                     "empty, app_id and partition_count null) and the exit code is 3.",
         epilog=EXIT_CODES_HELP)
@@ -196,8 +212,10 @@ def _add_onebox(sub: argparse._SubParsersAction) -> None:
              "resume": "SIGCONT a paused node",
              "restart": "stop a node if alive (SIGTERM) and start it again with its data"}
     for verb, help in verbs.items():
-        p = cmds.add_parser(verb, help=help, description=help + ", through the supervisor.",
-                            epilog=EXIT_CODES_HELP)
+        p = cmds.add_parser(verb, help=help, epilog=EXIT_CODES_HELP,
+                            description=help + ", through the supervisor. Reports on stderr the "
+                            "node's new state and pid, and the CLOCK_MONOTONIC instants (taken "
+                            "in the supervisor) of the signal and, for restart, of READY.")
         p.add_argument("node", metavar="NODE", help="meta1, replica1, replica2, ...")
         p.add_argument("--dir", default="onebox", help=dir_help)
         p.set_defaults(func=_onebox_node_command)
@@ -226,7 +244,11 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     kinds = bench.add_subparsers(dest="kind", required=True, metavar="KIND")
     for kind, module, help in (
             ("client", "loadgen.pegasus.bench", "codec echo ceiling vs. the client's puts"),
-            ("onebox", "loadgen.onebox.bench", "acknowledged replicated writes/s of a onebox")):
+            ("onebox", "loadgen.onebox.bench", "acknowledged replicated writes/s of a onebox"),
+            ("policies", "loadgen.policy_matrix",
+             "every built-in policy through kill, pauses, slow primary, reset, moved partition"),
+            ("recorder", "loadgen.metrics.bench",
+             "cost of recording one outcome vs a bare record_value")):
         # every further argument, --help included, belongs to the delegate
         p = kinds.add_parser(kind, help=help, add_help=False)
         p.set_defaults(func=_delegate(module), passthrough=True)

@@ -1,7 +1,8 @@
 """The ``pegbench`` CLI end to end, and the onebox control socket behind ``pegbench onebox``.
 
-Commands run as real subprocesses. Background supervisors run the fake node of
-test_supervisor.py (fast, independent of the servers), except ``test_real_*``.
+Commands run as real subprocesses (so only the in-process tests are ``unit``). Background
+supervisors run the fake node of ``support/fake_node.py`` (fast, independent of the servers),
+except ``test_real_*``.
 """
 
 from __future__ import annotations
@@ -19,14 +20,16 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import free_port
-from test_supervisor import FAKE_NODE, alive, kill_groups, proc_state, wait_until
+from support.background import Background
+from support.ports import free_port, free_port_run, free_ports
+from support.processes import alive, kill_groups, wait_until
 
 from loadgen.cli import main
 from loadgen.errors import ClusterError
-from loadgen.onebox import control
-from loadgen.onebox.process import live_pid
-from loadgen.onebox.spec import FAST_FD, OneboxSpec
+from loadgen.onebox import control_client
+from loadgen.onebox.ownership import owner_pid
+from loadgen.onebox.process import live_pid, proc_state
+from loadgen.onebox.spec import FAST_FD
 
 PEGBENCH = [sys.executable, "-m", "loadgen.cli"]
 
@@ -37,7 +40,6 @@ def pegbench(*args: str, timeout_s: float = 60) -> subprocess.CompletedProcess:
 
 # ----------------------------------------------------------------------- plain commands
 
-@pytest.mark.unit
 def test_help_lists_commands():
     out = pegbench("--help")
     assert out.returncode == 0
@@ -49,11 +51,10 @@ def test_help_lists_commands():
         assert cmd in onebox.stdout
     start = pegbench("onebox", "start", "--help").stdout
     for flag in ("--dir", "--replica-nodes", "--partitions", "--meta-port", "--replica-port",
-                 "--fd-beacon", "--fd-check", "--fd-lease", "--fd-grace"):
+                 "--fd-beacon", "--fd-check", "--fd-lease", "--fd-grace", "--drop-expired"):
         assert flag in start
 
 
-@pytest.mark.unit
 def test_version():
     out = pegbench("version")
     assert out.returncode == 0
@@ -63,7 +64,6 @@ def test_version():
     assert any(line.startswith("locust ") for line in lines)
 
 
-@pytest.mark.unit
 @pytest.mark.parametrize("argv, message", [
     (["nosuch"], "invalid choice"),
     (["onebox", "kill"], "required"),
@@ -99,6 +99,21 @@ def test_main_returns_exit_codes_in_process(capsys):
 
 
 @pytest.mark.unit
+@pytest.mark.parametrize("flags, drop_expired", [([], False), (["--drop-expired"], True)])
+def test_drop_expired_flag_reaches_the_spec(flags, drop_expired, monkeypatch, tmp_path, capsys):
+    started = []
+
+    def fake_start(spec, **_kw):  # in process: the spec the supervisor would be given
+        started.append(spec)
+        return spec.meta_addr
+
+    monkeypatch.setattr(control_client, "start_background", fake_start)
+    assert main(["onebox", "start", "--dir", str(tmp_path / "box"), *flags]) == 0
+    assert [spec.drop_expired for spec in started] == [drop_expired]
+    assert capsys.readouterr().out == f"{started[0].meta_addr}\n"
+
+
+@pytest.mark.unit
 def test_unexpected_errors_exit_3_not_1(monkeypatch, capsys):
     # exit 1 means "verdict failed": a bug must never look like one
     from loadgen import cli
@@ -107,17 +122,16 @@ def test_unexpected_errors_exit_3_not_1(monkeypatch, capsys):
     assert "internal error" in capsys.readouterr().err
 
 
-@pytest.mark.unit
 def test_dir_not_writable_is_a_usage_error(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
-    out = pegbench("onebox", "start", "--dir", str(blocker / "box"), "--meta-port",
-                   str(free_port()), "--replica-port", str(free_port()))
+    meta, replica = free_ports(2)
+    out = pegbench("onebox", "start", "--dir", str(blocker / "box"), "--meta-port", str(meta),
+                   "--replica-port", str(replica))
     assert out.returncode == 2 and out.stdout == ""
     assert f"--dir: a writable directory; {blocker / 'box'}" in out.stderr
 
 
-@pytest.mark.unit
 def test_bench_delegates_all_arguments():
     for kind in ("client", "onebox"):
         out = pegbench("bench", kind, "--help")
@@ -138,43 +152,6 @@ def test_commands_without_supervisor(tmp_path):
 
 
 # ----------------------------------------------------------------------- background supervisor
-
-class Background:
-    """Background supervisors (fake nodes) that are always cleaned up."""
-
-    def __init__(self, tmp_path: Path):
-        self.fake = tmp_path / "fake_node.py"
-        self.fake.write_text(FAKE_NODE)
-        self.tmp_path = tmp_path
-        self.dirs: list[Path] = []
-        self.pids: set[int] = set()
-
-    def start(self, name: str = "box", **kw) -> OneboxSpec:
-        spec = OneboxSpec(dir=str(self.tmp_path / name), meta_port=free_port(),
-                          replica_ports=tuple(free_port() for _ in range(3)), fd=FAST_FD, **kw)
-        self.dirs.append(Path(spec.dir))
-        assert control.start_background(spec, start_timeout_s=20,
-                                         node_command=[sys.executable, str(self.fake)]) \
-            == spec.meta_addr
-        self.status(spec.dir)
-        return spec
-
-    def status(self, dir: str | Path) -> dict:
-        status = control.request(dir, "status")
-        self.pids |= {status["supervisor_pid"], *(n["pid"] for n in status["nodes"])}
-        return status
-
-    def cleanup(self) -> None:
-        for d in self.dirs:
-            try:
-                control.stop(d)
-            except Exception:
-                pass
-        kill_groups(p for p in self.pids if alive(p))
-        for p in self.pids:
-            if alive(p):
-                os.kill(p, signal.SIGKILL)
-
 
 @pytest.fixture
 def background(tmp_path):
@@ -202,10 +179,12 @@ def test_node_commands_through_the_socket(background):
     assert proc_state(pid1) not in (None, "T")
     out = pegbench("onebox", "kill", "replica1", "--dir", d)
     assert out.returncode == 0 and "now dead" in out.stderr and not alive(pid1)
+    assert re.search(r"signalled at \d+\.\d{6} \(monotonic s\)", out.stderr), out.stderr
     assert not background.status(d)["healthy"]
     for _ in range(2):
         out = pegbench("onebox", "restart", "replica1", "--dir", d)
         assert out.returncode == 0 and "now running" in out.stderr
+        assert re.search(r"ready at \d+\.\d{6}", out.stderr), out.stderr
     status = background.status(d)
     new_pid = status["nodes"][1]["pid"]
     assert new_pid != pid1 and alive(new_pid) and status["healthy"]
@@ -229,8 +208,9 @@ def test_node_commands_through_the_socket(background):
 @pytest.mark.onebox
 def test_second_start_on_same_dir_is_refused(background):
     spec = background.start()
-    out = pegbench("onebox", "start", "--dir", spec.dir, "--meta-port", str(free_port()),
-                   "--replica-port", str(free_port()))
+    meta, replica = free_ports(2)
+    out = pegbench("onebox", "start", "--dir", spec.dir, "--meta-port", str(meta),
+                   "--replica-port", str(replica))
     assert out.returncode == 3 and out.stdout == ""
     assert "owned by a live supervisor" in out.stderr
     assert str(background.status(spec.dir)["supervisor_pid"]) in out.stderr
@@ -248,21 +228,21 @@ def test_port_in_use_is_a_clear_error(tmp_path):
                        "--replica-port", str(free_port()), "--start-timeout", "10")
     assert out.returncode == 3 and out.stdout == ""
     assert f"port 127.0.0.1:{port} (for meta1) is already in use" in out.stderr
-    assert not list(d.glob("*/node.pid")) and control.owner_pid(d) is None
+    assert not list(d.glob("*/node.pid")) and owner_pid(d) is None
 
 
 @pytest.mark.onebox
 def test_sigkill_of_background_supervisor_leaves_no_node(background):
     spec = background.start()
     status = background.status(spec.dir)
-    control.request(spec.dir, "pause", "replica2")  # a stopped node must die too
+    control_client.request(spec.dir, "pause", "replica2")  # a stopped node must die too
     sup, nodes = status["supervisor_pid"], [n["pid"] for n in status["nodes"]]
     os.kill(sup, signal.SIGKILL)
     assert wait_until(lambda: not alive(sup) and not any(alive(p) for p in nodes), 5), \
         [p for p in nodes if alive(p)]
 
     # the stale pid file and socket are recognised as such
-    assert (Path(spec.dir) / "supervisor.pid").exists() and control.owner_pid(spec.dir) is None
+    assert (Path(spec.dir) / "supervisor.pid").exists() and owner_pid(spec.dir) is None
     out = pegbench("onebox", "status", "--dir", spec.dir)
     assert out.returncode == 3 and "no onebox supervisor is running" in out.stderr
     background.start()  # the same dir starts again
@@ -282,7 +262,8 @@ def test_sigterm_of_background_supervisor_stops_nodes(background):
 @pytest.mark.onebox
 def test_real_onebox_via_cli(tmp_path):
     d = str(tmp_path / "box")
-    meta, base = free_port(), _free_run(3)
+    base = free_port_run(4)  # replicas on base..base+2, the meta on base+3: all distinct
+    meta = base + 3
     pids: list[int] = []
     try:
         out = pegbench("onebox", "start", "--dir", d, "--meta-port", str(meta),
@@ -298,53 +279,37 @@ def test_real_onebox_via_cli(tmp_path):
         assert all(p["primary"] and len(p["secondaries"]) == 2 for p in status["partitions"])
         assert pegbench("onebox", "kill", "replica1", "--dir", d).returncode == 0
         assert pegbench("onebox", "restart", "replica1", "--dir", d).returncode == 0
-        assert wait_until(lambda: control.request(d, "status")["healthy"], 20)
+        assert wait_until(lambda: control_client.request(d, "status")["healthy"], 20)
         assert pegbench("onebox", "stop", "--dir", d).returncode == 0
         assert not any(alive(p) for p in pids)
     finally:
-        control.stop(d)
+        control_client.stop(d)
         kill_groups(p for p in pids if alive(p))
-
-
-def _free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 @pytest.mark.onebox
 def test_ctrl_c_during_start_leaves_nothing(tmp_path):
     d = tmp_path / "box"
     # Pegasus's own FD timings: becoming healthy takes a few beacons, time enough to interrupt
+    base = free_port_run(4)  # replicas on base..base+2, the meta on base+3: all distinct
     cli = subprocess.Popen([*PEGBENCH, "onebox", "start", "--dir", str(d), "--meta-port",
-                            str(free_port()), "--replica-port", str(_free_run(3))],
+                            str(base + 3), "--replica-port", str(base)],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     pids: list[int] = []
     try:
-        assert wait_until(lambda: control.owner_pid(d) not in (None, -1), 20)
-        sup = control.owner_pid(d)
+        assert wait_until(lambda: owner_pid(d) not in (None, -1), 20)
+        sup = owner_pid(d)
         assert wait_until(lambda: (d / "meta1" / "node.pid").exists(), 20)
         pids = [sup, *(int(p.read_text().split()[0]) for p in d.glob("*/node.pid"))]
         cli.send_signal(signal.SIGINT)
         out, err = cli.communicate(timeout=30)
         assert cli.returncode == 130 and out == "" and "interrupted" in err
         assert wait_until(lambda: not any(alive(p) for p in pids), 10)
-        assert control.owner_pid(d) is None
+        assert owner_pid(d) is None
     finally:
         cli.kill()
-        control.stop(d)
+        control_client.stop(d)
         kill_groups(p for p in pids if alive(p))
-
-
-def _free_run(n: int) -> int:
-    """The first of ``n`` consecutive free ports."""
-    while True:
-        base = free_port()
-        if base + n < 65536 and all(_free(p) for p in range(base, base + n)):
-            return base
 
 
 # ----------------------------------------------------------------------- robustness
@@ -374,7 +339,7 @@ def test_concurrent_commands_are_all_answered(background):
 
     def run(key: str, cmd: str, node: str | None = None) -> None:
         try:
-            results[key] = control.request(spec.dir, cmd, node)
+            results[key] = control_client.request(spec.dir, cmd, node)
         except Exception as exc:  # noqa: BLE001 - recorded for the assertion
             results[key] = exc
 
@@ -394,8 +359,8 @@ def test_concurrent_commands_are_all_answered(background):
             isinstance(value, ClusterError) and re.fullmatch(
                 r"cannot (pause|resume) replica\d: it is dead \(restart it instead\)",
                 str(value))), (key, value)
-    control.request(spec.dir, "restart", "replica1")
-    control.request(spec.dir, "resume", "replica2")
+    control_client.request(spec.dir, "restart", "replica1")
+    control_client.request(spec.dir, "resume", "replica2")
     assert wait_until(lambda: background.status(spec.dir)["healthy"], 10)
 
 
@@ -408,9 +373,9 @@ def test_stop_of_a_paused_supervisor(background):
     t0 = time.monotonic()
     out = pegbench("onebox", "stop", "--dir", spec.dir)
     assert out.returncode == 0 and "stopped" in out.stderr, out.stderr
-    assert time.monotonic() - t0 < control.KILL_GRACE_S  # no request timeout waited out
+    assert time.monotonic() - t0 < control_client.KILL_GRACE_S  # no request timeout waited out
     assert not any(alive(p) for p in background.pids)
-    assert control.owner_pid(spec.dir) is None
+    assert owner_pid(spec.dir) is None
 
 
 HUNG_SUPERVISOR = textwrap.dedent('''
@@ -442,13 +407,13 @@ def test_stop_escalates_to_sigkill_for_a_hung_supervisor(tmp_path, monkeypatch):
         # holding the dir but serving no socket: "still starting", not "not running"
         out = pegbench("onebox", "status", "--dir", str(d))
         assert out.returncode == 3 and f"(pid {sup.pid}) is not serving yet" in out.stderr
-        monkeypatch.setattr(control, "KILL_GRACE_S", 1.0)
+        monkeypatch.setattr(control_client, "KILL_GRACE_S", 1.0)
         t0 = time.monotonic()
-        assert control.stop(d, timeout_s=5)
+        assert control_client.stop(d, timeout_s=5)
         assert time.monotonic() - t0 < 5
         assert sup.wait(5) == -signal.SIGKILL
         assert wait_until(lambda: not alive(node), 5)
-        assert control.owner_pid(d) is None
+        assert owner_pid(d) is None
     finally:
         sup.kill()
         kill_groups([node])
@@ -459,7 +424,7 @@ def test_refused_supervisor_leaves_the_owner_intact(background):
     spec = background.start()
     before = background.status(spec.dir)
     # a second supervisor started directly (racing past the CLI's owner check)
-    out = subprocess.run([sys.executable, "-m", "loadgen.onebox.control", "--spec-json",
+    out = subprocess.run([sys.executable, "-m", control_client.SERVER_MODULE, "--spec-json",
                           spec.to_json(), "--start-timeout", "10"],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 3 and "owned by a live supervisor" in out.stderr

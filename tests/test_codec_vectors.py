@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import functools
-import json
 
 import pytest
+from support.vectors import load_vectors
 
 from loadgen.pegasus import codec, keys
 from loadgen.pegasus.gen.replication import ttypes as replication
@@ -85,8 +85,7 @@ def _ids(items):
 @functools.cache
 def _vectors() -> dict:
     """The golden vectors, read once for parametrizing (fixtures use conftest's ``vectors``)."""
-    from conftest import VECTORS_CANDIDATES
-    return json.loads(next(p for p in VECTORS_CANDIDATES if p.exists()).read_text())
+    return load_vectors()
 
 
 def pytest_generate_tests(metafunc):

@@ -1,4 +1,7 @@
-"""The committed Thrift code is exactly what the compiler makes from our IDL."""
+"""The committed Thrift code is exactly what the compiler makes from our IDL.
+
+Not ``unit``: both tests run the Thrift compiler as a subprocess.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +14,6 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-
-pytestmark = pytest.mark.unit
 
 
 def test_generated_code_is_current():

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import gevent
 import pytest
-from conftest import free_port
 from gevent import socket
+from support.ports import free_port
 
 from loadgen.onebox import rpc_server
 from loadgen.onebox.rpc_server import FrameServer

@@ -9,7 +9,7 @@ import threading
 import time
 
 import pytest
-from onebox_tools import Caller, make_box, pidx_of, put_args
+from support.onebox import Caller, make_box, pidx_of, put_args
 
 from loadgen.onebox.gen.onebox import ttypes as ob
 from loadgen.onebox.internal_rpc import (

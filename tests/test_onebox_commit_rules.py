@@ -8,9 +8,9 @@ from types import SimpleNamespace
 
 import gevent
 import pytest
-from conftest import free_port
-from onebox_tools import put_args
-from test_onebox_lease import FakeConnection, _lone_primary
+from support.onebox import put_args
+from support.ports import onebox_ports
+from support.replica import FakeConnection, lone_primary
 
 from loadgen.errors import SessionReset
 from loadgen.onebox.gen.onebox import ttypes as ob
@@ -49,8 +49,7 @@ class FakePeers:
 
 
 def _primary_with_two_secondaries(tmp_path):
-    spec = OneboxSpec(dir=str(tmp_path), min_replicas=2, meta_port=free_port(),
-                      replica_ports=tuple(free_port() for _ in range(3)), fd=FAST_FD)
+    spec = OneboxSpec(dir=str(tmp_path), min_replicas=2, **onebox_ports(3), fd=FAST_FD)
     server = ReplicaServer(spec, "replica1", tmp_path / "replica1")
     server.peers = FakePeers()
     server.lease_until = time.monotonic() + 60
@@ -165,7 +164,7 @@ def test_a_learner_behind_the_checkpoint_gets_it_alone_then_the_log(tmp_path):
 
 
 def test_multi_remove_counts_what_earlier_writes_of_the_pipeline_put(tmp_path):
-    server = _lone_primary(tmp_path)
+    server = lone_primary(tmp_path)
     conn = FakeConnection()
     _put(server, conn, 1, b"v")  # not applied yet when the multi_remove below is planned
     remove = rrdb.multi_remove_request(hash_key=blob(b"h"), sort_keys=[blob(b""), blob(b"none")])

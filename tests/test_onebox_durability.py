@@ -6,8 +6,8 @@ import threading
 import time
 
 import pytest
-from conftest import free_port
-from onebox_tools import Writer, config_log, node_of, pidx_of
+from support.onebox import Writer, config_log, node_of, pidx_of
+from support.ports import onebox_ports
 
 from loadgen.onebox.spec import FAST_FD, FDConfig, OneboxSpec
 from loadgen.onebox.supervisor import Onebox
@@ -20,8 +20,7 @@ RESTART_FD = FDConfig(beacon_s=0.1, check_s=0.05, lease_s=2.5, grace_s=3.0)
 
 
 def _box(path, checkpoint_every: int, fd: FDConfig = FAST_FD) -> Onebox:
-    spec = OneboxSpec(dir=str(path), meta_port=free_port(),
-                      replica_ports=tuple(free_port() for _ in range(3)), fd=fd,
+    spec = OneboxSpec(dir=str(path), **onebox_ports(3), fd=fd,
                       checkpoint_every=checkpoint_every)
     return Onebox.from_spec(spec)
 

@@ -7,7 +7,7 @@ import threading
 import time
 
 import pytest
-from onebox_tools import (
+from support.onebox import (
     TIMING_SLACK_S,
     Writer,
     call,

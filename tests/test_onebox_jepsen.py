@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import gevent
 import pytest
-from onebox_tools import make_box
+from support.onebox import make_box
 
 from loadgen.errors import PegasusError
 from loadgen.pegasus import Client

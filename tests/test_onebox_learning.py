@@ -8,7 +8,7 @@ import threading
 import time
 
 import pytest
-from onebox_tools import Caller, Writer, make_box, node_of, pidx_of, put_args, wait_for
+from support.onebox import Caller, Writer, make_box, node_of, pidx_of, put_args, wait_for
 
 from loadgen.pegasus import codec
 from loadgen.pegasus.codec import MAX_FRAME_BYTES

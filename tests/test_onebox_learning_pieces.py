@@ -9,8 +9,8 @@ from types import SimpleNamespace
 
 import gevent
 import pytest
-from conftest import free_port
-from test_onebox_lease import FakeConnection
+from support.ports import onebox_ports
+from support.replica import FakeConnection
 
 from loadgen.errors import ProtocolError, SessionReset
 from loadgen.onebox.gen.onebox import ttypes as ob
@@ -90,8 +90,7 @@ def _config(ballot, primary, secondaries=(), learners=()):
 
 def _cluster(tmp_path):
     """replica1 primary of partition 0 with replica3 as its secondary (ballot 1); replica2 idle."""
-    spec = OneboxSpec(dir=str(tmp_path), min_replicas=2, meta_port=free_port(),
-                      replica_ports=tuple(free_port() for _ in range(3)), fd=FAST_FD,
+    spec = OneboxSpec(dir=str(tmp_path), min_replicas=2, **onebox_ports(3), fd=FAST_FD,
                       checkpoint_every=CHECKPOINT_EVERY, learn_chunk_bytes=CHUNK)
     net = Loopback()
     a, b, c = (spec.nodes[n] for n in spec.replica_names)

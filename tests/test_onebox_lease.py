@@ -7,46 +7,21 @@ import time
 
 import gevent
 import pytest
-from conftest import free_port
-from onebox_tools import put_args
+from support.onebox import put_args
+from support.ports import onebox_ports
+from support.replica import FakeConnection, lone_primary
 
 from loadgen.onebox.gen.onebox import ttypes as ob
 from loadgen.onebox.meta_server import MetaServer, NodeState
-from loadgen.onebox.replica_server import ReplicaServer
 from loadgen.onebox.spec import FAST_FD, OneboxSpec
 from loadgen.pegasus import codec
 
 pytestmark = pytest.mark.unit
 
 
-class FakeConnection:
-    """Collects the replies a handler sends later."""
-
-    peer = "test"
-
-    def __init__(self):
-        self.sent: list[codec.ResponseFrame] = []
-
-    def send(self, frame: bytes) -> None:
-        self.sent.append(codec.decode_response(frame))
-
-    def complain(self, server: str, what: str) -> None:
-        raise AssertionError(what)
-
-
-def _lone_primary(tmp_path) -> ReplicaServer:
-    spec = OneboxSpec(dir=str(tmp_path), replica_nodes=1, replicas=1, min_replicas=1,
-                      meta_port=free_port(), replica_ports=(free_port(),), fd=FAST_FD)
-    server = ReplicaServer(spec, "replica1", tmp_path / "replica1")
-    server.lease_until = time.monotonic() + 60
-    server._host(0).apply_config(ob.partition_membership(pidx=0, ballot=1, primary=server.me,
-                                                         secondaries=[], learners=[]))
-    return server
-
-
 @pytest.mark.parametrize("lease_runs_out", [False, True])
 def test_no_ack_once_the_lease_ran_out_while_the_write_waited(tmp_path, lease_runs_out):
-    server = _lone_primary(tmp_path)
+    server = lone_primary(tmp_path)
     conn = FakeConnection()
     frame = codec.encode_request(codec.RPC_PUT, 1, put_args(b"h", b"", b"v"), app_id=1,
                                  partition_index=0)
@@ -61,8 +36,7 @@ def test_no_ack_once_the_lease_ran_out_while_the_write_waited(tmp_path, lease_ru
 
 @pytest.mark.parametrize("action", ["upgrade", "remove"])
 def test_meta_changes_a_member_only_at_the_current_ballot(tmp_path, action):
-    spec = OneboxSpec(dir=str(tmp_path), meta_port=free_port(),
-                      replica_ports=tuple(free_port() for _ in range(3)), fd=FAST_FD)
+    spec = OneboxSpec(dir=str(tmp_path), **onebox_ports(3), fd=FAST_FD)
     meta = MetaServer(spec, tmp_path)
     a, b, c = (spec.nodes[n] for n in spec.replica_names)
     now = time.monotonic()
@@ -88,8 +62,7 @@ def test_meta_changes_a_member_only_at_the_current_ballot(tmp_path, action):
 
 
 def test_meta_failure_detector_survives_a_failing_round(tmp_path, caplog):
-    spec = OneboxSpec(dir=str(tmp_path), meta_port=free_port(),
-                      replica_ports=tuple(free_port() for _ in range(3)), fd=FAST_FD)
+    spec = OneboxSpec(dir=str(tmp_path), **onebox_ports(3), fd=FAST_FD)
     meta = MetaServer(spec, tmp_path)
     rounds = []
 

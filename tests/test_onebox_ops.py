@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from onebox_tools import call, hash_keys_per_partition, make_box, put_args
+from support.onebox import call, hash_keys_per_partition, make_box, put_args
 
 from loadgen.onebox.kv_store import now_ts
 from loadgen.pegasus import blocking, codec

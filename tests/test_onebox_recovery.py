@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from onebox_tools import TIMING_SLACK_S, call, make_box, node_of, pidx_of, put_args, wait_for
+from support.onebox import TIMING_SLACK_S, call, make_box, node_of, pidx_of, put_args, wait_for
 
 from loadgen.onebox.spec import FDConfig
 from loadgen.pegasus import codec

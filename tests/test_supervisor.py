@@ -1,8 +1,8 @@
 """Onebox supervisor: lifecycle, fault injection, health, and process hygiene.
 
-Most tests run a tiny fake node (listens, prints READY; the fake meta serves a fixed healthy
-config) so hygiene is tested independently of the real servers; ``test_real_nodes_*`` run
-``loadgen.onebox.node`` itself.
+Most tests run a tiny fake node (``support/fake_node.py``: listens, prints READY; the fake
+meta serves a fixed healthy config) so hygiene is tested independently of the real servers;
+``test_real_nodes_*`` run ``loadgen.onebox.node`` itself.
 """
 
 from __future__ import annotations
@@ -19,7 +19,9 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import free_port
+from support import fake_node as fake_node_module
+from support.ports import free_ports
+from support.processes import alive, kill_groups, wait_until
 
 from loadgen.errors import ClusterError, ConfigError, NodeCrashed
 from loadgen.onebox import node_process
@@ -30,76 +32,9 @@ from loadgen.onebox.supervisor import Onebox
 pytestmark = pytest.mark.onebox
 
 
-FAKE_NODE = textwrap.dedent('''
-    import argparse, signal, socket, sys
-    from loadgen.onebox.spec import OneboxSpec
-    from loadgen.pegasus import codec
-    from loadgen.pegasus.gen.replication import ttypes as r
-    from loadgen.pegasus.rdsn.ttypes import error_code, gpid, rpc_address
-
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--spec")
-    ap.add_argument("--name")
-    args = ap.parse_args()
-    spec = OneboxSpec.read(args.spec)
-    addr = spec.nodes[args.name]
-    signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
-    srv = socket.create_server(("127.0.0.1", int(addr.rpartition(":")[2])))
-    print("READY", addr, flush=True)
-    print("fake", args.name, "up", file=sys.stderr, flush=True)
-    reps = [spec.nodes[n] for n in spec.replica_names]
-
-    def config():
-        parts = []
-        for i in range(spec.partitions):
-            m = [rpc_address.from_string(reps[(i + k) % len(reps)]) for k in range(spec.replicas)]
-            parts.append(r.partition_configuration(
-                pid=gpid(spec.app_id, i), ballot=1, max_replica_count=spec.replicas,
-                primary=m[0], secondaries=m[1:], last_drops=[], last_committed_decree=0))
-        return r.query_cfg_response(err=error_code("ERR_OK"), app_id=spec.app_id,
-                                    partition_count=spec.partitions, is_stateful=True,
-                                    partitions=parts)
-
-    while True:
-        conn, _ = srv.accept()
-        with conn:
-            if args.name == "meta1":
-                for frame in codec.FrameSplitter("request").feed(conn.recv(65536)):
-                    req = codec.decode_request(frame)
-                    conn.sendall(codec.encode_response(req.rpc_name, req.seqid, "ERR_OK",
-                                                       config()))
-''')
-
-
 @pytest.fixture
-def fake_node(tmp_path) -> list[str]:
-    path = tmp_path / "fake_node.py"
-    path.write_text(FAKE_NODE)
-    return [sys.executable, str(path)]
-
-
-def alive(pid: int) -> bool:
-    """True while ``pid`` exists and is not a zombie."""
-    return proc_state(pid) not in (None, "Z")
-
-
-def wait_until(pred, timeout_s: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.02)
-    return pred()
-
-
-def kill_groups(pids) -> None:
-    """Last-resort cleanup: SIGKILL every process group a test may have left."""
-    for pid in pids:
-        if pid:
-            try:
-                os.killpg(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
+def fake_node() -> list[str]:
+    return list(fake_node_module.COMMAND)
 
 
 class Boxes:
@@ -111,8 +46,9 @@ class Boxes:
 
     def __call__(self, name: str = "box", **kw) -> Onebox:
         kw.setdefault("replica_nodes", 3)
-        kw.setdefault("meta_port", free_port())
-        kw.setdefault("replica_ports", [free_port() for _ in range(kw["replica_nodes"])])
+        ports = free_ports(1 + kw["replica_nodes"])  # distinct, unlike repeated free_port()
+        kw.setdefault("meta_port", ports[0])
+        kw.setdefault("replica_ports", ports[1:])
         kw.setdefault("fd", FAST_FD)
         kw.setdefault("start_timeout_s", 30)
         kw.setdefault("node_command", self.node_command)
@@ -155,8 +91,10 @@ def check_status_shape(status: dict, box: Onebox) -> None:
     assert status["meta"] == box.meta_addrs[0]
     assert [n["name"] for n in status["nodes"]] == list(box.spec.nodes)
     for n in status["nodes"]:
-        assert set(n) == {"name", "addr", "pid", "state"}
+        assert set(n) == {"name", "addr", "pid", "state", "dropped_expired"}
         assert n["state"] in ("running", "paused", "dead")
+        # counted by replicas only, and only one that answers can tell
+        assert n["dropped_expired"] is None or (n["name"] != "meta1" and n["state"] == "running")
     for p in status["partitions"]:
         assert set(p) == {"pidx", "ballot", "primary", "secondaries", "last_committed_decree"}
     json.dumps(status)
@@ -262,7 +200,8 @@ def test_port_in_use_is_named_before_spawning(boxes):
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         port = holder.getsockname()[1]
-        box = boxes(replica_ports=[free_port(), port, free_port()])
+        first, last = free_ports(2)  # neither can be the held port
+        box = boxes(replica_ports=[first, port, last])
         with pytest.raises(ClusterError, match=f"port 127.0.0.1:{port} \\(for replica2\\)"):
             box.start()
     assert all(i.pid is None for i in box.nodes.values())
@@ -323,8 +262,8 @@ SUPERVISOR_SCRIPT = textwrap.dedent('''
 @pytest.fixture
 def supervisor_script(tmp_path, fake_node):
     """A separate supervisor process (SUPERVISOR_SCRIPT) and its node pids; cleaned up."""
-    cfg = {"dir": str(tmp_path / "box"), "meta": free_port(),
-           "replicas": [free_port() for _ in range(3)], "cmd": fake_node}
+    meta, *replicas = free_ports(4)
+    cfg = {"dir": str(tmp_path / "box"), "meta": meta, "replicas": replicas, "cmd": fake_node}
     sup = subprocess.Popen([sys.executable, "-c", SUPERVISOR_SCRIPT, json.dumps(cfg)],
                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     pids: list[int] = []
@@ -425,8 +364,14 @@ def test_real_nodes_lifecycle(real_boxes):
         check_status_shape(status, box)
         assert status["healthy"] and status["partition_count"] == 8
         assert all(p["primary"] and len(p["secondaries"]) == 2 for p in status["partitions"])
+        # real replicas answer the counter query (drop_expired is off: nothing dropped)
+        assert [n["dropped_expired"] for n in status["nodes"]] == [None, 0, 0, 0]
         box.kill("replica1")
-        box.restart("replica1")
+        before = time.monotonic()
+        applied = box.restart("replica1")
+        after = time.monotonic()
+        # a dead node gets no signal; the new life reports when it started serving
+        assert applied.t_signal is None and before <= applied.t_ready <= after
         box.wait_healthy(15)
         box.pause("replica2")
         box.resume("replica2")

@@ -1,5 +1,6 @@
-"""Onebox units without processes: health rules, spec validation, and the control server's
-handling of one connection (garbage, bad commands, failures) over a socket pair."""
+"""Onebox units without processes: health rules, spec validation, fault records, READY
+instants, and the control server's handling of one connection (garbage, bad commands,
+failures) over a socket pair."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ from types import SimpleNamespace
 import pytest
 
 from loadgen.errors import ConfigError, NodeCrashed
-from loadgen.onebox import control, health, process
+from loadgen.onebox import control_server, health, process
+from loadgen.onebox.fault_applied import FaultApplied
 from loadgen.onebox.health import NodeInfo
+from loadgen.onebox.node_process import ready_instant
 from loadgen.onebox.spec import FDConfig, OneboxSpec
 
 pytestmark = pytest.mark.unit
@@ -51,18 +54,20 @@ def test_no_config_is_never_healthy_and_says_why():
 
 
 def test_status_document_shape_with_and_without_config():
+    dropped = {"replica1": 3, "replica2": 0, "replica3": None}
     doc = health.status_document(dir="/d", supervisor_pid=5, meta="127.0.0.1:9", nodes=NODES,
-                                 cfg=cfg((A, [B, C])), healthy=True)
+                                 cfg=cfg((A, [B, C])), healthy=True, dropped_expired=dropped)
     assert doc == {"dir": "/d", "supervisor_pid": 5, "meta": "127.0.0.1:9", "app_id": 1,
                    "partition_count": 1, "healthy": True,
-                   "nodes": [{"name": n.name, "addr": n.addr, "pid": n.pid, "state": n.state}
-                             for n in NODES],
+                   "nodes": [{"name": n.name, "addr": n.addr, "pid": n.pid, "state": n.state,
+                              "dropped_expired": dropped.get(n.name)} for n in NODES],
                    "partitions": [{"pidx": 0, "ballot": 3, "primary": A, "secondaries": [B, C],
                                    "last_committed_decree": 7}]}
     blind = health.status_document(dir="/d", supervisor_pid=5, meta="127.0.0.1:9",
                                    nodes=with_state("meta1", "dead"), cfg=None, healthy=False)
     assert (blind["app_id"], blind["partition_count"], blind["partitions"]) == (None, None, [])
     assert set(blind) == set(doc) and blind["nodes"][0]["state"] == "dead"
+    assert {n["dropped_expired"] for n in blind["nodes"]} == {None}  # not asked: unknown
     json.dumps(blind)
 
 
@@ -77,6 +82,15 @@ def test_spec_rejects_bad_shapes_and_ports(kw, key):
     with pytest.raises(ConfigError) as info:
         OneboxSpec(dir="x", **kw)
     assert info.value.key == key
+
+
+def test_spec_drop_expired_is_off_by_default_and_a_bool(tmp_path):
+    assert OneboxSpec(dir="x").drop_expired is False
+    spec = OneboxSpec(dir=str(tmp_path), drop_expired=True)
+    assert OneboxSpec.from_json(spec.to_json()).drop_expired is True  # reaches the nodes
+    with pytest.raises(ConfigError) as info:
+        OneboxSpec(dir="x", drop_expired="yes")  # a profile typo must not read as true
+    assert info.value.key == "drop_expired"
 
 
 @pytest.mark.parametrize("kw, key", [
@@ -94,7 +108,7 @@ def test_fd_timings_must_be_consistent(kw, key):
 # ----------------------------------------------------------------------- one control connection
 
 class StubBox:
-    """Just enough of an Onebox for control._handle."""
+    """Just enough of an Onebox for control_server._handle."""
 
     def __init__(self, fail: BaseException | None = None):
         self.fail, self.calls, self.stopped = fail, [], False
@@ -103,23 +117,24 @@ class StubBox:
     def status(self) -> dict:
         return {"healthy": True}
 
-    def kill(self, name: str) -> None:
+    def kill(self, name: str) -> FaultApplied:
         self.calls.append(("kill", name))
         if self.fail:
             raise self.fail
+        return FaultApplied(name, "kill", 12.5, None, 11, "dead")
 
     def stop(self) -> None:
         self.stopped = True
 
 
 def exchange(box: StubBox, payload: bytes, *, close_after: bool = False) -> tuple[bool, dict | None]:
-    """Send ``payload`` to control._handle; (stop requested?, decoded reply or None)."""
+    """Send ``payload`` to control_server._handle; (stop requested?, decoded reply or None)."""
     server, client = socket.socketpair()
     with server, client:
         client.sendall(payload)
         if close_after:
             client.shutdown(socket.SHUT_WR)
-        stopping = control._handle(box, server)
+        stopping = control_server._handle(box, server)
         server.shutdown(socket.SHUT_WR)
         line = client.makefile("rb").readline()
     return stopping, json.loads(line) if line else None
@@ -147,7 +162,7 @@ def test_half_a_request_then_hang_up_is_dropped_with_a_reply_attempt():
 
 
 def test_oversized_request_is_refused(monkeypatch):
-    monkeypatch.setattr(control, "MAX_REQUEST_BYTES", 64)
+    monkeypatch.setattr(control_server, "MAX_REQUEST_BYTES", 64)
     stopping, reply = exchange(StubBox(), b"{" + b" " * 200 + b"}\n")
     assert not stopping and reply["error"]["key"] == "request"
     assert reply["error"]["expected"] == "one JSON line of at most 64 bytes"
@@ -193,17 +208,20 @@ def test_failures_are_replied_structured_and_unexpected_ones_too():
 
 
 def test_a_client_that_never_sends_is_dropped(monkeypatch):
-    monkeypatch.setattr(control, "REQUEST_READ_TIMEOUT_S", 0.1)
+    monkeypatch.setattr(control_server, "REQUEST_READ_TIMEOUT_S", 0.1)
     server, client = socket.socketpair()
     with server, client:
-        assert control._handle(StubBox(), server) is False
+        assert control_server._handle(StubBox(), server) is False
 
 
 def test_commands_and_stop():
     box = StubBox()
     assert exchange(box, b'{"cmd": "status"}\n') == (False, {"ok": True, "result": {"healthy": True}})
     _stopping, reply = exchange(box, b'{"cmd": "kill", "node": "replica1"}\n')
-    assert reply["result"]["state"] == "dead" and box.calls == [("kill", "replica1")]
+    assert box.calls == [("kill", "replica1")]
+    # the fault record travels whole and comes back typed on the client side
+    assert FaultApplied.from_dict(reply["result"]) == FaultApplied("replica1", "kill", 12.5, None,
+                                                                   11, "dead")
     assert exchange(box, b'{"cmd": "stop"}\n') == (True, {"ok": True, "result": None})
     assert box.stopped
 
@@ -218,3 +236,24 @@ def test_onebox_takes_a_replica_base_port_or_explicit_ports(tmp_path):
     with pytest.raises(ConfigError) as err:
         Onebox(tmp_path, replica_base_port=40010, replica_ports=[40005, 40007, 40009])
     assert err.value.key == "replica_base_port"
+
+
+def test_fault_record_from_json_names_what_is_wrong():
+    applied = FaultApplied("replica2", "restart", 10.25, 10.75, 42, "running")
+    assert FaultApplied.from_dict(json.loads(json.dumps(applied.to_dict()))) == applied
+    with pytest.raises(ValueError, match="lacks t_ready, pid, state"):
+        FaultApplied.from_dict({"node": "replica2", "action": "kill", "t_signal": 1.0})
+    with pytest.raises(ValueError, match="t_signal must be a number or null"):
+        FaultApplied.from_dict({**applied.to_dict(), "t_signal": "soon"})
+    with pytest.raises(ValueError, match="JSON object"):
+        FaultApplied.from_dict(None)
+
+
+def test_ready_instant_is_the_nodes_own_when_it_says():
+    assert ready_instant(b"READY 127.0.0.1:1 100.250000", seen=101.0) == 100.25
+    # a node that does not say (a test double) is timed when the supervisor saw the line
+    assert ready_instant(b"READY 127.0.0.1:1", seen=101.0) == 101.0
+    assert ready_instant(b"READY 127.0.0.1:1 soon", seen=101.0) == 101.0
+    assert ready_instant(b"READY 127.0.0.1:1 nan", seen=101.0) == 101.0
+    # never later than the line was read: a bogus future instant is capped
+    assert ready_instant(b"READY 127.0.0.1:1 500.0", seen=101.0) == 101.0

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import socket
 import subprocess
 import sys
 import tempfile
@@ -20,12 +19,6 @@ import time
 from pathlib import Path
 
 TARGET_WRITES_PER_S = 5000
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -48,14 +41,15 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.load_only:
         return _load(args)
+    from .process import free_port
     from .supervisor import Onebox
 
     with contextlib.ExitStack() as stack:
         root = args.dir or stack.enter_context(tempfile.TemporaryDirectory(prefix="pegbench-bench-"))
         box_dir = Path(root) / "onebox"
         with Onebox(box_dir, replica_nodes=args.replica_nodes, partitions=args.partitions,
-                    replicas=args.replicas, meta_port=_free_port(),
-                    replica_ports=[_free_port() for _ in range(args.replica_nodes)]) as box:
+                    replicas=args.replicas, meta_port=free_port(),
+                    replica_ports=[free_port() for _ in range(args.replica_nodes)]) as box:
             cmd = [sys.executable, "-m", "loadgen.onebox.bench", "--load-only", box.meta_addrs[0],
                    *(argv if argv is not None else sys.argv[1:])]
             out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True).stdout

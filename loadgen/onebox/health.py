@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 RUNNING, PAUSED, DEAD = "running", "paused", "dead"
 
@@ -50,9 +50,16 @@ def problems(nodes: Iterable[NodeInfo], replicas: int, cfg: Any,
 
 
 def status_document(*, dir: str, supervisor_pid: int, meta: str, nodes: Iterable[NodeInfo],
-                    cfg: Any, healthy: bool) -> dict:
+                    cfg: Any, healthy: bool,
+                    dropped_expired: Mapping[str, int | None] | None = None) -> dict:
     """The JSON document of DESIGN.md ("Outputs"). With no config (meta dead, paused or not
-    answering) ``app_id`` and ``partition_count`` are None and ``partitions`` is empty."""
+    answering) ``app_id`` and ``partition_count`` are None and ``partitions`` is empty.
+
+    Each node also carries ``dropped_expired``: the client requests it dropped because they
+    expired in its queue (node name -> count in ``dropped_expired``), None where unknown (the
+    meta, a paused or dead node, one that did not answer).
+    """
+    dropped_expired = dropped_expired or {}
     partitions = [{"pidx": p.pid.partition_index, "ballot": p.ballot,
                    "primary": str(p.primary), "secondaries": _secondaries(p),
                    "last_committed_decree": p.last_committed_decree}
@@ -61,8 +68,8 @@ def status_document(*, dir: str, supervisor_pid: int, meta: str, nodes: Iterable
             "app_id": cfg.app_id if cfg is not None else None,
             "partition_count": cfg.partition_count if cfg is not None else None,
             "healthy": healthy,
-            "nodes": [{"name": n.name, "addr": n.addr, "pid": n.pid, "state": n.state}
-                      for n in nodes],
+            "nodes": [{"name": n.name, "addr": n.addr, "pid": n.pid, "state": n.state,
+                       "dropped_expired": dropped_expired.get(n.name)} for n in nodes],
             "partitions": partitions}
 
 

@@ -16,6 +16,8 @@ RPC_CONFIG_PROPOSAL = codec.register_rpc(
 RPC_MEMBER_CHANGE = codec.register_rpc(
     "RPC_ONEBOX_MEMBER_CHANGE", ob.member_change_request, ob.member_change_response).name
 RPC_PREPARE = codec.register_rpc("RPC_ONEBOX_PREPARE", ob.prepare_request, ob.prepare_response).name
+RPC_NODE_STATS = codec.register_rpc(
+    "RPC_ONEBOX_NODE_STATS", ob.node_stats_request, ob.node_stats_response).name
 
 
 def well_formed(request: Any, partitions: int) -> bool:

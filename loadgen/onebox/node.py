@@ -1,7 +1,8 @@
 """Node process entry point: ``python -m loadgen.onebox.node --spec DIR/spec.json --name NODE``.
 
-Builds the meta or a replica server from the spec, prints ``READY host:port`` once listening,
-logs to stderr, and stops gracefully (exit 0) on SIGTERM or SIGINT.
+Builds the meta or a replica server from the spec, prints ``READY host:port <monotonic>`` once
+listening (the CLOCK_MONOTONIC instant it started serving, which the supervisor reports as a
+restart's t_ready), logs to stderr, and stops gracefully (exit 0) on SIGTERM or SIGINT.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import argparse
 import logging
 import signal
 import sys
+import time
 
 import gevent
 from gevent.event import Event
@@ -43,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         gevent.signal_handler(sig, stopping.set)
     addr = server.start()
-    print(f"READY {addr}", flush=True)
+    print(f"READY {addr} {time.monotonic():.6f}", flush=True)
     stopping.wait()
     logging.getLogger(__name__).info("stopping on signal")
     server.stop()

@@ -5,10 +5,15 @@ A :class:`NodeProcess` lives as long as its supervisor and goes through many pro
 restart), so a death without it is a crash, reported once as :class:`NodeCrashed` with the
 node's last output lines. The node's process group is its own (see :func:`.process.spawn`),
 so signals go to the group: whatever the node forked dies or stops with it.
+
+Fault methods return the CLOCK_MONOTONIC instant of their signal (see
+:func:`.process.signal_group`) and :meth:`NodeProcess.wait_ready` the instant the node became
+ready, as the node itself reports it on its ``READY host:port <monotonic>`` line.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import subprocess
@@ -66,9 +71,11 @@ class NodeProcess:
             return []
         return text.splitlines()[-LAST_LINES:]
 
-    def signal(self, sig: int) -> None:
-        if self.proc is not None:
-            signal_group(self.proc.pid, sig)
+    def signal(self, sig: int) -> float | None:
+        """Signal this life's group; the instant it was sent, None if there never was a life."""
+        if self.proc is None:
+            return None
+        return signal_group(self.proc.pid, sig)
 
     # ------------------------------------------------------------------- lives
 
@@ -81,15 +88,19 @@ class NodeProcess:
         write_pid_file(self.pid_file, self.proc.pid)
         return offset
 
-    def wait_ready(self, offset: int, deadline: float) -> None:
-        """Wait for ``READY`` after ``offset`` in the log; NodeCrashed if the life ends first,
-        ClusterError (quoting the log) at ``deadline`` or READY_TIMEOUT_S, whichever is first."""
+    def wait_ready(self, offset: int, deadline: float) -> float:
+        """Wait for ``READY`` after ``offset`` in the log and return its instant (see
+        :func:`ready_instant`); NodeCrashed if the life ends first, ClusterError (quoting the
+        log) at ``deadline`` or READY_TIMEOUT_S, whichever is first."""
         deadline = min(deadline, time.monotonic() + READY_TIMEOUT_S)
         while True:
             with self.log.open("rb") as f:
                 f.seek(offset)
-                if any(line.startswith(b"READY ") for line in f.read().splitlines()):
-                    return
+                lines = f.read().splitlines()
+            seen = time.monotonic()  # after the read: a READY line found was written before
+            ready = next((line for line in lines if line.startswith(b"READY ")), None)
+            if ready is not None:
+                return ready_instant(ready, seen)
             if self.proc.poll() is not None:
                 self.crash_reported = True
                 raise NodeCrashed(self.name, self.proc.returncode, self.last_lines())
@@ -108,32 +119,36 @@ class NodeProcess:
 
     # ------------------------------------------------------------------- faults and stopping
 
-    def kill(self) -> None:
-        """SIGKILL the group and wait until reaped; a dead node stays dead."""
+    def kill(self) -> float | None:
+        """SIGKILL the group and wait until reaped; the signal's instant, None if the node was
+        already dead (a dead node stays dead)."""
         if self.state() == DEAD:
-            return
+            return None
         self.expected_exit = True
-        self.signal(signal.SIGKILL)
+        sent = self.signal(signal.SIGKILL)
         self._await_killed()
+        return sent
 
-    def set_paused(self, paused: bool) -> None:
-        """SIGSTOP or SIGCONT the group; returns once the kernel shows it took effect, so a
-        fault's instant is when the node really stopped (or resumed)."""
+    def set_paused(self, paused: bool) -> float:
+        """SIGSTOP or SIGCONT the group; returns the signal's instant once the kernel shows it
+        took effect, so the caller never acts on a node that is not stopped (or running) yet."""
         if self.state() == DEAD:
             verb = "pause" if paused else "resume"
             raise ClusterError(f"cannot {verb} {self.name}: it is dead (restart it instead)")
-        self.signal(signal.SIGSTOP if paused else signal.SIGCONT)
+        sent = self.signal(signal.SIGSTOP if paused else signal.SIGCONT)
         self.paused = paused
         await_stopped(self.proc.pid, paused)
+        return sent
 
-    def begin_stop(self) -> bool:
-        """SIGTERM the group (continued, so a paused node sees it); False if already dead."""
+    def begin_stop(self) -> float | None:
+        """SIGTERM the group (continued, so a paused node sees it); the SIGTERM's instant,
+        None if already dead."""
         if self.state() == DEAD:
-            return False
+            return None
         self.expected_exit = True
-        self.signal(signal.SIGTERM)
+        sent = self.signal(signal.SIGTERM)
         self.signal(signal.SIGCONT)
-        return True
+        return sent
 
     def reap(self, deadline: float) -> None:
         """Wait for the exit begun by :meth:`begin_stop` until ``deadline``, then SIGKILL."""
@@ -150,3 +165,18 @@ class NodeProcess:
         except subprocess.TimeoutExpired:
             raise ClusterError(f"{self.name} (pid {self.proc.pid}) survived SIGKILL for "
                                f"{STOP_TIMEOUT_S}s") from None
+
+
+def ready_instant(line: bytes, seen: float) -> float:
+    """The instant a node's ``READY host:port <monotonic>`` line reports; ``seen`` (when the
+    supervisor found the line) if the node did not say, e.g. a test double printing only
+    ``READY host:port``."""
+    parts = line.split()
+    if len(parts) >= 3:
+        try:
+            reported = float(parts[2])
+        except ValueError:
+            return seen
+        # a node never reports a READY later than the moment its line was read
+        return min(reported, seen) if math.isfinite(reported) else seen
+    return seen

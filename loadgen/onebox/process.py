@@ -132,12 +132,17 @@ class _Spawner:
 _spawner = _Spawner()
 
 
-def signal_group(pgid: int, sig: int) -> None:
-    """Send ``sig`` to a whole process group; a vanished group is not an error."""
+def signal_group(pgid: int, sig: int) -> float:
+    """Send ``sig`` to a whole process group; a vanished group is not an error.
+
+    Returns the CLOCK_MONOTONIC instant taken right as ``killpg`` returned: when the kernel
+    has the signal (a fault's injection instant, comparable across processes on the host).
+    """
     try:
         os.killpg(pgid, sig)
     except ProcessLookupError:
         pass
+    return time.monotonic()
 
 
 def await_stopped(pid: int, stopped: bool, timeout_s: float = 1.0) -> None:
@@ -156,6 +161,13 @@ def await_gone(pid: int, timeout_s: float = 2.0) -> None:
     deadline = time.monotonic() + timeout_s
     while proc_state(pid) not in (None, "Z") and time.monotonic() < deadline:
         time.sleep(0.005)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port the OS just had free on ``host`` (another process may still take it)."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
 
 
 def port_in_use(host: str, port: int) -> bool:

@@ -5,6 +5,12 @@ the partition is hosted (else ERR_OBJECT_NOT_FOUND), the lease from the meta is 
 and this replica is primary (else ERR_INVALID_STATE). The lease is the send time of the last
 beacon the meta accepted + ``lease - check`` (Pegasus's worker rule), so a primary that was
 SIGSTOPped answers ERR_INVALID_STATE even to requests queued while it was stopped.
+
+With the spec's ``drop_expired`` (off by default, as in Pegasus's shipped config), a client op
+that waited in the node's queue (since :attr:`Connection.read_at`) at least its header's
+``client_timeout`` is dropped unanswered before anything else, and counted (rDSN's
+``rpc_request_dropped_before_execution_when_timeout``); a ``client_timeout`` of 0 never expires.
+Internal RPCs are never dropped. The count is served by ``RPC_ONEBOX_NODE_STATS``.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from .internal_rpc import (
     RPC_BEACON,
     RPC_CONFIG_PROPOSAL,
     RPC_MEMBER_CHANGE,
+    RPC_NODE_STATS,
     RPC_PREPARE,
     well_formed,
 )
@@ -54,13 +61,17 @@ class ReplicaServer:
         self.peers = PeerPool()
         self.ops = Ops(spec.app_id, self.me)
         self.lease_until = 0.0
+        self.drop_expired = spec.drop_expired
+        #: client requests dropped unanswered because they expired in the queue
+        self.dropped_expired = 0
         self.partitions: dict[int, PartitionReplica] = {}
         for pdir in sorted(data_dir.glob("p*")):
             if pdir.name[1:].isdigit():
                 self._host(int(pdir.name[1:]))
         port = int(self.me.rpartition(":")[2])
         self.server = FrameServer(spec.host, port, self.handle, name)
-        self._handlers = {RPC_PREPARE: self._on_prepare, RPC_CONFIG_PROPOSAL: self._on_proposal}
+        self._handlers = {RPC_PREPARE: self._on_prepare, RPC_CONFIG_PROPOSAL: self._on_proposal,
+                          RPC_NODE_STATS: self._on_stats}
         self._beacons: gevent.Greenlet | None = None
 
     def _host(self, pidx: int) -> PartitionReplica:
@@ -97,7 +108,16 @@ class ReplicaServer:
             return codec.encode_response(rpc, req.seqid, "ERR_INVALID_PARAMETERS")
         return codec.encode_response(rpc, req.seqid, "ERR_OK", handler(req.args))
 
+    def _expired(self, conn: Connection, req: codec.RequestFrame) -> bool:
+        """True if ``req`` waited in the queue for its whole client_timeout (rDSN's check: a
+        handler starts only while ``now - enqueued < timeout``); 0 means no timeout."""
+        timeout_ms = req.client_timeout_ms
+        return timeout_ms > 0 and time.monotonic() - conn.read_at >= timeout_ms / 1000
+
     def _client_op(self, conn: Connection, req: codec.RequestFrame) -> bytes | None:
+        if self.drop_expired and self._expired(conn, req):
+            self.dropped_expired += 1  # unanswered: the client has given up on it already
+            return None
         rpc, seqid, pidx = req.rpc_name, req.seqid, req.partition_index
         replica = self.partitions.get(pidx) if req.app_id == self.app_id else None
         if replica is None:
@@ -139,6 +159,9 @@ class ReplicaServer:
 
     def _on_prepare(self, req: ob.prepare_request) -> ob.prepare_response:
         return self._host(req.pidx).on_prepare(req)
+
+    def _on_stats(self, req: ob.node_stats_request) -> ob.node_stats_response:
+        return ob.node_stats_response(dropped_expired=self.dropped_expired)
 
     def _on_proposal(self, req: ob.config_proposal) -> ob.empty_response:
         self._apply_configs(req.configs)

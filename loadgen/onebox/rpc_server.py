@@ -4,6 +4,9 @@ Each connection has a reader (the handler greenlet) and a :class:`FrameWriter` t
 every reply queued since its last send into one ``sendall``. A handler either returns the reply frame at
 once or keeps the :class:`Connection` and calls :meth:`Connection.send` later (2PC writes).
 Garbage, oversized or truncated input closes only that connection, with one log line.
+:attr:`Connection.read_at` is the instant the requests being handled were read from the socket:
+their enqueue instant (as in rDSN), so a request that waited in the kernel's buffer while the
+node was stopped starts its queueing time only once the node reads it.
 Backpressure: while more than ``MAX_QUEUED_REPLY_BYTES`` of replies wait to be sent (a client
 that pipelines requests and does not read), the connection's reader stops reading, so the
 client's own socket buffers fill up instead of this server's memory.
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import time
 from collections.abc import Callable
 
 from gevent.event import Event
@@ -48,12 +52,15 @@ class _CountingSocket:
 class Connection:
     """One client connection's outbound side: replies are queued and sent in batches."""
 
-    __slots__ = ("_complained", "_drained", "_writer", "closed", "peer", "queued_bytes", "sock")
+    __slots__ = ("_complained", "_drained", "_writer", "closed", "peer", "queued_bytes", "read_at",
+                 "sock")
 
     def __init__(self, sock: socket.socket, peer: str):
         self.sock = sock
         self.peer = peer
         self.closed = False
+        #: monotonic instant the current batch of requests was read from the socket
+        self.read_at = time.monotonic()
         self.queued_bytes = 0  # reply bytes queued and not yet handed to the kernel
         self._drained = Event()
         self._drained.set()
@@ -115,6 +122,7 @@ class FrameServer(StreamServer):
         try:
             while not conn.closed:
                 data = sock.recv(RECV_BYTES)
+                conn.read_at = time.monotonic()  # one enqueue instant per batch read
                 if not data:
                     if splitter.pending_bytes:
                         log.warning("%s: %s closed mid-frame (%d bytes pending)", self.name,

@@ -73,6 +73,10 @@ class OneboxSpec:
     checkpoint_every: int = 10000
     #: checkpoint bytes per prepare when a learner copies it (the frame limit is 64 MiB)
     learn_chunk_bytes: int = 4 * 1024 * 1024
+    #: drop a client request unanswered once it waited in a replica's queue longer than its
+    #: header's client_timeout, as rDSN's rpc_request_dropped_before_execution_when_timeout
+    #: (off in Pegasus's shipped config)
+    drop_expired: bool = False
 
     def __post_init__(self):
         p = self.partitions
@@ -89,6 +93,8 @@ class OneboxSpec:
         if not 1 <= self.learn_chunk_bytes <= MAX_FRAME_BYTES // 2:
             raise ConfigError("", "learn_chunk_bytes", f"between 1 and {MAX_FRAME_BYTES // 2} "
                                                        f"(half a frame), got {self.learn_chunk_bytes}")
+        if not isinstance(self.drop_expired, bool):
+            raise ConfigError("", "drop_expired", f"true or false, got {self.drop_expired!r}")
         if not self.replica_ports:
             ports = tuple(DEFAULT_REPLICA_BASE_PORT + i for i in range(self.replica_nodes))
             object.__setattr__(self, "replica_ports", ports)

@@ -8,9 +8,12 @@ benchmark that leaks servers poisons the next run:
   with the supervisor even when stopped (SIGKILL reaches stopped processes);
 - every started ``Onebox`` is stopped by ``stop()``/``with``, at interpreter exit, and on
   SIGTERM/SIGHUP (turned into ``SystemExit`` when no other handler is installed);
-- ``<dir>/supervisor.lock`` (flock, released by the kernel when the owner dies) keeps a second
-  supervisor off the same dir; pid files record ``pid starttime`` so a reused pid is never
-  mistaken for ours.
+- ``<dir>/supervisor.lock`` (flock, released by the kernel when the owner dies; see
+  :mod:`.ownership`) keeps a second supervisor off the same dir; pid files record
+  ``pid starttime`` so a reused pid is never mistaken for ours.
+
+Fault methods return a :class:`.fault_applied.FaultApplied` with the CLOCK_MONOTONIC instants
+of their signal and, for a restart, of the new life's READY.
 
 Any thread may call ``start`` and ``restart``: :mod:`.process` forks every node from one
 long-lived thread, so a node does not die with a short-lived caller thread. Health rules and
@@ -19,7 +22,6 @@ the status document live in :mod:`.health`.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import shutil
 import signal
@@ -32,50 +34,21 @@ from typing import Any
 from collections.abc import Sequence
 
 from ..errors import ClusterError, ConfigError, PegbenchError
-from ..pegasus.blocking import query_config
-from . import health
+from ..pegasus.blocking import call, query_config
+from . import health, ownership
+from .fault_applied import KILL, PAUSE, RESTART, RESUME, TERMINATE, FaultApplied
+from .gen.onebox import ttypes as ob
 from .health import DEAD, PAUSED, RUNNING, NodeInfo
+from .internal_rpc import RPC_NODE_STATS
 from .node_process import STOP_TIMEOUT_S, NodeProcess
 from .process import (await_gone, live_pid, port_in_use, register_cleanup, signal_group,
-                      unregister_cleanup, write_pid_file)
+                      unregister_cleanup)
 from .spec import DEFAULT_META_PORT, DEFAULT_TABLE, META_NODE, FDConfig, OneboxSpec
 
-__all__ = ["Onebox", "NodeInfo", "RUNNING", "PAUSED", "DEAD"]
+__all__ = ["Onebox", "NodeInfo", "FaultApplied", "RUNNING", "PAUSED", "DEAD"]
 
-POLL_S = 0.02
-#: a client probing the dir lock holds it for an instant: a claim retries this long
-CLAIM_RETRY_S = 0.5
-SUPERVISOR_PID = "supervisor.pid"
-SUPERVISOR_LOCK = "supervisor.lock"
-
-
-def _try_flock(fd: int) -> bool:
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False
-    return True
-
-
-def owner_pid(dir: str | Path) -> int | None:
-    """The pid of the live supervisor owning ``dir``, None if none (stale files ignored);
-    -1 while the owner holds the lock but has not written its pid file yet."""
-    lock = Path(dir) / SUPERVISOR_LOCK
-    if not lock.exists():
-        return None
-    fd = os.open(lock, os.O_RDWR)
-    try:
-        if not _try_flock(fd):
-            return live_pid(Path(dir) / SUPERVISOR_PID) or -1
-    finally:
-        os.close(fd)  # closing drops a lock we may have just taken
-    return None
-
-
-def owned_error(dir: Path, pid: int | None) -> ClusterError:
-    """The error for a dir another live supervisor owns."""
-    return ClusterError(f"onebox dir {dir} is owned by a live supervisor (pid {pid}); "
-                        f"stop it first: pegbench onebox stop --dir {dir}")
+#: a running replica that does not answer the status's counter query within this is "unknown"
+STATS_TIMEOUT_S = 0.5
 
 
 class Onebox:
@@ -90,14 +63,16 @@ class Onebox:
                  replicas: int = 3, min_replicas: int = 2, table: str = DEFAULT_TABLE,
                  meta_port: int = DEFAULT_META_PORT, replica_ports: Sequence[int] | None = None,
                  replica_base_port: int | None = None, fd: FDConfig = FDConfig(),
-                 start_timeout_s: float = 60.0, node_command: Sequence[str] | None = None):
+                 start_timeout_s: float = 60.0, node_command: Sequence[str] | None = None,
+                 drop_expired: bool = False):
         if replica_base_port is not None:
             if replica_ports:
                 raise ConfigError("", "replica_base_port", "not given together with replica_ports")
             replica_ports = range(replica_base_port, replica_base_port + replica_nodes)
         spec = OneboxSpec(dir=str(dir), replica_nodes=replica_nodes, partitions=partitions,
                           replicas=replicas, min_replicas=min_replicas, table=table,
-                          meta_port=meta_port, replica_ports=tuple(replica_ports or ()), fd=fd)
+                          meta_port=meta_port, replica_ports=tuple(replica_ports or ()), fd=fd,
+                          drop_expired=drop_expired)
         self._setup(spec, start_timeout_s, node_command)
 
     @classmethod
@@ -163,21 +138,7 @@ class Onebox:
 
     def _claim_dir(self) -> None:
         """Take the dir's lock or fail naming the live owner; clear a stale pid file."""
-        try:
-            self.dir.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.dir / SUPERVISOR_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as exc:
-            raise ConfigError("", "dir", f"a writable directory; {self.dir}: "
-                                         f"{exc.strerror or exc}") from None
-        deadline = time.monotonic() + CLAIM_RETRY_S
-        while not _try_flock(fd) and time.monotonic() < deadline:
-            time.sleep(POLL_S)
-        if not _try_flock(fd):
-            os.close(fd)
-            raise owned_error(self.dir, live_pid(self.dir / SUPERVISOR_PID)) from None
-        self._lock_fd = fd
-        # we hold the lock, so any recorded supervisor is dead or a reused pid: stale
-        write_pid_file(self.dir / SUPERVISOR_PID, os.getpid())
+        self._lock_fd = ownership.claim(self.dir)
         register_cleanup(self)
 
     def _kill_orphans(self) -> None:
@@ -205,7 +166,7 @@ class Onebox:
         start finds and kills it; the dir is released either way and ClusterError names it.
         """
         with self._mutex:
-            stopping = [node for node in self._nodes.values() if node.begin_stop()]
+            stopping = [node for node in self._nodes.values() if node.begin_stop() is not None]
             deadline = time.monotonic() + STOP_TIMEOUT_S
             stuck = []
             for node in stopping:
@@ -218,8 +179,7 @@ class Onebox:
                 if node.proc is not None and node.state() == DEAD:
                     node.pid_file.unlink(missing_ok=True)
             if self._lock_fd is not None:
-                (self.dir / SUPERVISOR_PID).unlink(missing_ok=True)
-                os.close(self._lock_fd)
+                ownership.release(self.dir, self._lock_fd)
                 self._lock_fd = None
             unregister_cleanup(self)
             if stuck:
@@ -247,46 +207,64 @@ class Onebox:
                 if crash is not None:
                     raise crash
 
-    def kill(self, name: str) -> None:
-        """SIGKILL the node's group: the "core dump". A dead node stays dead."""
-        with self._mutex:
-            self._fault_target(name).kill()
+    @staticmethod
+    def _applied(node: NodeProcess, action: str, t_signal: float | None,
+                 t_ready: float | None = None) -> FaultApplied:
+        info = node.info()
+        return FaultApplied(node.name, action, t_signal, t_ready, info.pid, info.state)
 
-    def pause(self, name: str) -> None:
+    def kill(self, name: str) -> FaultApplied:
+        """SIGKILL the node's group: the "core dump"; returns once it is reaped. A dead node
+        stays dead (then ``t_signal`` is None)."""
+        with self._mutex:
+            node = self._fault_target(name)
+            return self._applied(node, KILL, node.kill())
+
+    def pause(self, name: str) -> FaultApplied:
         """SIGSTOP the node's group: a hang with its TCP connections still open."""
         with self._mutex:
-            self._fault_target(name).set_paused(True)
+            node = self._fault_target(name)
+            return self._applied(node, PAUSE, node.set_paused(True))
 
-    def resume(self, name: str) -> None:
+    def resume(self, name: str) -> FaultApplied:
         """SIGCONT a paused node."""
         with self._mutex:
-            self._fault_target(name).set_paused(False)
+            node = self._fault_target(name)
+            return self._applied(node, RESUME, node.set_paused(False))
 
-    def terminate(self, name: str) -> None:
+    def terminate(self, name: str) -> FaultApplied:
         """SIGTERM the node and wait for it to exit (SIGKILL after a grace)."""
         with self._mutex:
             node = self._node(name)
-            if node.begin_stop():
-                node.reap(time.monotonic() + STOP_TIMEOUT_S)
+            return self._applied(node, TERMINATE, self._terminate(node))
 
-    def restart(self, name: str) -> None:
+    @staticmethod
+    def _terminate(node: NodeProcess) -> float | None:
+        sent = node.begin_stop()
+        if sent is not None:
+            node.reap(time.monotonic() + STOP_TIMEOUT_S)
+        return sent
+
+    def restart(self, name: str) -> FaultApplied:
         """Stop the node if alive, then start it again with its data dir intact; wait READY.
 
-        A new life that crashes or hangs before READY is killed (nothing half-started stays
-        running) and the error raised.
+        ``t_signal`` is the old life's SIGTERM (None if it was dead), ``t_ready`` the new
+        life's READY. A new life that crashes or hangs before READY is killed (nothing
+        half-started stays running) and the error raised.
         """
         with self._mutex:
             node = self._node(name)
             if self._lock_fd is None:
                 raise ClusterError(f"cannot restart {name}: the onebox is not started")
-            self.terminate(name)
+            t_signal = self._terminate(node)
             node.crash_reported = True  # restarting a crashed node is the answer to the crash
             offset = node.spawn(self._argv(node))
             try:
-                node.wait_ready(offset, float("inf"))
+                t_ready = node.wait_ready(offset, float("inf"))
             except BaseException:
                 node.kill()
                 raise
+            return self._applied(node, RESTART, t_signal, t_ready)
 
     # ------------------------------------------------------------------- health
 
@@ -331,10 +309,25 @@ class Onebox:
             time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
 
     def status(self) -> dict:
-        """The status document of DESIGN.md ("Outputs"); never raises for a dead node or meta
-        (then ``partitions`` is empty and ``app_id``/``partition_count`` are None)."""
+        """The status document of DESIGN.md ("Outputs"), plus each node's ``dropped_expired``;
+        never raises for a dead node or meta (then ``partitions`` is empty and
+        ``app_id``/``partition_count`` are None)."""
         infos, cfg, problems = self._health()
+        dropped = {info.name: self._dropped_expired(info) for info in infos[1:]}
         return health.status_document(dir=str(self.dir), supervisor_pid=os.getpid(),
                                       meta=self.spec.meta_addr, nodes=infos, cfg=cfg,
-                                      healthy=not problems)
+                                      healthy=not problems, dropped_expired=dropped)
+
+    @staticmethod
+    def _dropped_expired(info: NodeInfo) -> int | None:
+        """A running replica's count of requests dropped as expired; None if it cannot tell
+        (a paused or dead node is not asked: the query would only time out)."""
+        if info.state != RUNNING:
+            return None
+        try:
+            reply = call(info.addr, RPC_NODE_STATS, ob.node_stats_request(),
+                         timeout_s=STATS_TIMEOUT_S)
+        except PegbenchError:
+            return None
+        return reply.result.dropped_expired if reply.error == "ERR_OK" else None
 

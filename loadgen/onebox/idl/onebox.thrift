@@ -79,3 +79,13 @@ struct prepare_response {
     3: i64 ballot;
     4: i64 checkpoint_received;
 }
+
+// Supervisor -> replica: the node's counters, for the status document.
+struct node_stats_request {
+}
+
+// dropped_expired: client requests dropped unanswered because they waited in the node's
+// queue longer than their header's client_timeout (only with the spec's drop_expired on).
+struct node_stats_response {
+    1: i64 dropped_expired;
+}

@@ -6,8 +6,6 @@ import json
 import socket
 import time
 
-from conftest import free_port
-
 from loadgen.errors import PegasusError, ProtocolError
 from loadgen.onebox.spec import CONFIG_LOG, FAST_FD, META_NODE, OneboxSpec
 from loadgen.onebox.supervisor import Onebox
@@ -15,6 +13,8 @@ from loadgen.pegasus import blocking, codec
 from loadgen.pegasus.gen.rrdb import ttypes as rrdb
 from loadgen.pegasus.keys import crc64, make_key, partition_index
 from loadgen.pegasus.rdsn.ttypes import blob
+
+from .ports import free_ports
 
 TABLE = "temp"
 APP_ID = 1
@@ -27,9 +27,9 @@ def make_box(path, **kw) -> Onebox:
     """A onebox on free ports with short FD timings (not started); ``kw`` are spec fields."""
     kw.setdefault("replica_nodes", 3)
     kw.setdefault("fd", FAST_FD)
-    kw.setdefault("meta_port", free_port())
-    kw["replica_ports"] = tuple(kw.get("replica_ports") or
-                                (free_port() for _ in range(kw["replica_nodes"])))
+    ports = free_ports(1 + kw["replica_nodes"])  # distinct: no node may get another's port
+    kw.setdefault("meta_port", ports[0])
+    kw["replica_ports"] = tuple(kw.get("replica_ports") or ports[1:])
     return Onebox.from_spec(OneboxSpec(dir=str(path), **kw))
 
 

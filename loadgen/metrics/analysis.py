@@ -1,0 +1,146 @@
+"""Per-policy figures from recorder state: error rates, recovery cost, latency, TTR summaries.
+
+Pure functions: state, fault events and TTRs in, plain JSON-able dicts out. Errors are ops
+that did not end ``ok`` (``fail`` or ``unknown``). Bucketed figures (by phase, recovery cost)
+assign each bucket to the phase of its start: 10 ms buckets near fault and heal instants,
+1 s elsewhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from . import hdr
+from .distribution import CensoredDistribution
+from .events import FAULT, PHASES, RECOVERY, Phase, PhaseLookup, phase_seconds
+from .series import Series
+from .state import PolicyState
+from .ttr import PartitionTTR
+
+_OK, _FAIL, _UNKNOWN, _ATTEMPTS, _META = range(5)
+
+
+def _ratio(part: float, whole: float) -> float | None:
+    return part / whole if whole else None
+
+
+def phase_totals(series: Series, spans: Iterable[Phase]) -> dict[str, list[int]]:
+    """Per global phase, the totals of every slot of ``series`` (buckets by their start)."""
+    lookup = PhaseLookup(list(spans))
+    out = {name: [0] * series.width for name in PHASES}
+    for start, _, counts in series.buckets():
+        totals = out[lookup.phase_of(start)]
+        for slot, count in enumerate(counts):
+            totals[slot] += count
+    return out
+
+
+def error_summary(policy: PolicyState, spans: Iterable[Phase]) -> dict[str, Any]:
+    """Error rate overall, by phase and by error kind."""
+    by_phase = phase_totals(policy.series, spans)
+    ops_by_phase = {}
+    for name, c in by_phase.items():
+        ops = c[_OK] + c[_FAIL] + c[_UNKNOWN]
+        ops_by_phase[name] = {"ops": ops, "errors": c[_FAIL] + c[_UNKNOWN]}
+    errors = policy.ops - policy.outcomes.get("ok", 0)
+    return {
+        "errors": errors,
+        "error_rate": _ratio(errors, policy.ops),
+        "error_rate_by_phase": {name: _ratio(v["errors"], v["ops"])
+                                for name, v in ops_by_phase.items()},
+        "ops_by_phase": ops_by_phase,
+        "errors_by_kind": dict(sorted(policy.errors.items())),
+        "error_rate_by_kind": {kind: _ratio(n, policy.ops)
+                               for kind, n in sorted(policy.errors.items())},
+    }
+
+
+def recovery_cost(policy: PolicyState, spans: Iterable[Phase], t_start: float,
+                  t_end: float) -> dict[str, Any]:
+    """Meta queries/s and attempts per op over the fault and recovery phases within
+    [t_start, t_end); None where nothing was there to divide by."""
+    spans = list(spans)
+    lookup = PhaseLookup(spans)
+    ops = attempts = meta = 0
+    for start, _, c in policy.series.buckets(t_start, t_end):
+        if lookup.phase_of(start) in (FAULT, RECOVERY):
+            ops += c[_OK] + c[_FAIL] + c[_UNKNOWN]
+            attempts += c[_ATTEMPTS]
+            meta += c[_META]
+    seconds = phase_seconds(spans, (FAULT, RECOVERY), t_start, t_end)
+    return {"seconds": seconds, "ops": ops, "attempts_per_op": _ratio(attempts, ops),
+            "meta_queries": meta, "meta_queries_per_s": _ratio(meta, seconds)}
+
+
+def latency_summary(policy: PolicyState) -> dict[str, dict[str, dict[str, int]]]:
+    """``{op: {service|response: {count, p50, p99, p999, max}}}`` in µs."""
+    out: dict[str, dict[str, dict[str, int]]] = {}
+    for (op, kind), hist in sorted(policy.histograms.items()):
+        out.setdefault(op, {})[kind] = hdr.summarize(hist)
+    return out
+
+
+def ttr_summary(ttrs: Iterable[PartitionTTR], policy: str) -> dict[str, Any]:
+    """The policy's TTR-first, TTR-stable and client-lag distributions (ms), censored
+    samples as +∞, and the fractions recovered."""
+    first, stable, lag = CensoredDistribution(), CensoredDistribution(), CensoredDistribution()
+    lag_unknown = 0
+    for t in ttrs:
+        if t.policy != policy:
+            continue
+        first.add(t.first_s if t.recovered else None)
+        stable.add(t.stable_s if t.stable_recovered else None)
+        if t.lag_s is None:
+            lag_unknown += 1   # no server failover time: nothing to subtract
+        else:
+            lag.add(t.lag_s if t.recovered else None)
+    lag_summary = lag.summary_ms(signed=True)
+    lag_summary["unknown"] = lag_unknown
+    return {
+        "ttr_first_ms": first.summary_ms(),
+        "ttr_stable_ms": stable.summary_ms(),
+        "client_lag_ms": lag_summary,
+        "recovered_fraction": _ratio(first.n - first.censored, first.n),
+        "stable_recovered_fraction": _ratio(stable.n - stable.censored, stable.n),
+    }
+
+
+def policy_results(policy: PolicyState, *, ttrs: Iterable[PartitionTTR], name: str,
+                   spans: Iterable[Phase], t_start: float, t_end: float,
+                   missed: int | None = None) -> dict[str, Any]:
+    """``results.json``'s ``policies.<name>`` (see README-results.md)."""
+    spans = list(spans)
+    cost = recovery_cost(policy, spans, t_start, t_end)
+    out: dict[str, Any] = {"ops": policy.ops, "outcomes": dict(policy.outcomes)}
+    out.update(error_summary(policy, spans))
+    out.update({
+        "attempts": policy.attempts,
+        "attempts_per_op": _ratio(policy.attempts, policy.ops),
+        "meta_queries": policy.meta_queries,
+        "meta_queries_failed": policy.meta_failed,
+        "meta_queries_per_s": cost["meta_queries_per_s"],
+        "meta_queries_per_s_overall": _ratio(policy.meta_queries, t_end - t_start),
+        "recovery_cost": cost,
+        "missed": missed,
+        "attempt_outcomes": dict(policy.attempt_outcomes),
+        "attempt_errors": dict(sorted(policy.attempt_errors.items())),
+        "clamped": policy.clamped,
+        "latency_us": latency_summary(policy),
+    })
+    out.update(ttr_summary(ttrs, name))
+    return out
+
+
+def durability(acked: int, verified: int, lost: int | None = None) -> dict[str, int]:
+    """``{acked, verified, lost}`` from the caller's read-back; ``lost`` defaults to the
+    acknowledged writes not found again."""
+    if acked < 0 or verified < 0:
+        raise ValueError(f"negative counts: acked={acked} verified={verified}")
+    return {"acked": acked, "verified": verified,
+            "lost": max(acked - verified, 0) if lost is None else lost}
+
+
+def missed_for(missed: Mapping[str, int] | None, policy: str) -> int | None:
+    """The caller's missed-op count of ``policy`` (None when not given)."""
+    return None if missed is None else missed.get(policy, 0)

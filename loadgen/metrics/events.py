@@ -1,0 +1,114 @@
+"""Fault events as the analysis sees them, and the global phases they define.
+
+A fault event (DESIGN.md) is one injected fault: ``t_inject``, ``t_heal`` (resume or restart
+instant; for a kill with no restart, the last failover instant among affected partitions),
+the partitions whose primary was on the node at ``t_inject``, and the server failover time
+of each. A fault that was not injected (e.g. the health gate skipped it) is ``skipped``
+with a reason: it yields no TTR and bounds no phase or horizon.
+
+Phases are global, not per policy: ``fault`` = [t_inject, t_heal), ``recovery`` =
+[t_heal, t_heal + recovery_s), ``steady`` = the rest; on overlap fault > recovery > steady.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_right
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+RECOVERY_S = 10.0
+FAULT, RECOVERY, STEADY = "fault", "recovery", "steady"
+PHASES = (FAULT, RECOVERY, STEADY)
+_RANK = {FAULT: 0, RECOVERY: 1, STEADY: 2}
+
+
+@dataclass(frozen=True)
+class FaultEvent:
+    """One fault (times are monotonic seconds; see the module docstring)."""
+
+    id: str
+    kind: str                               # "kill" | "pause" | "restart"
+    node: str
+    t_inject: float
+    t_heal: float | None = None             # None: never healed before the run ended
+    affected_partitions: tuple[int, ...] = ()
+    #: partition -> seconds from t_inject until the meta named a new, alive primary;
+    #: None (or absent): the config never changed, so it is t_heal - t_inject
+    server_failover_s: Mapping[int, float | None] = field(default_factory=dict, hash=False)
+    skipped: bool = False
+    skip_reason: str = ""
+
+    def __post_init__(self) -> None:
+        if self.skipped and not self.skip_reason:
+            raise ValueError(f"fault event {self.id}: a skipped event needs a skip_reason")
+        if self.t_heal is not None and self.t_heal < self.t_inject:
+            raise ValueError(f"fault event {self.id}: t_heal {self.t_heal} before "
+                             f"t_inject {self.t_inject}")
+
+    def failover_s(self, partition: int) -> float | None:
+        """Server failover time of ``partition`` (DESIGN.md's rule for an unchanged config)."""
+        value = self.server_failover_s.get(partition)
+        if value is not None:
+            return value
+        return None if self.t_heal is None else self.t_heal - self.t_inject
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One stretch of time with one global phase name; ``end`` is exclusive."""
+
+    name: str
+    start: float
+    end: float
+
+
+def injected(events: Iterable[FaultEvent]) -> list[FaultEvent]:
+    """The events that were really injected, by t_inject."""
+    return sorted((e for e in events if not e.skipped), key=lambda e: e.t_inject)
+
+
+def phases(events: Iterable[FaultEvent], *, recovery_s: float = RECOVERY_S) -> list[Phase]:
+    """Fault and recovery stretches, in time order and non-overlapping; everything outside
+    them is ``steady``. A fault never healed lasts forever (``end`` = +inf)."""
+    spans = []
+    for e in injected(events):
+        heal = math.inf if e.t_heal is None else e.t_heal
+        spans.append((FAULT, e.t_inject, heal))
+        if heal < math.inf:
+            spans.append((RECOVERY, heal, heal + recovery_s))
+    cuts = sorted({t for _, a, b in spans for t in (a, b)})
+    out: list[Phase] = []
+    for a, b in zip(cuts, cuts[1:]):
+        covering = [name for name, s, e in spans if s <= a and b <= e]
+        if not covering:
+            continue
+        name = min(covering, key=_RANK.__getitem__)
+        if out and out[-1].name == name and out[-1].end == a:
+            out[-1] = Phase(name, out[-1].start, b)
+        else:
+            out.append(Phase(name, a, b))
+    return out
+
+
+class PhaseLookup:
+    """``phase_of(t)`` over a list from :func:`phases`, by bisection."""
+
+    def __init__(self, spans: Sequence[Phase]):
+        self._spans = list(spans)
+        self._starts = [p.start for p in self._spans]
+
+    def phase_of(self, t: float) -> str:
+        """The global phase instant ``t`` belongs to."""
+        i = bisect_right(self._starts, t) - 1
+        if i >= 0 and t < self._spans[i].end:
+            return self._spans[i].name
+        return STEADY
+
+
+def phase_seconds(spans: Iterable[Phase], names: Iterable[str], t_start: float,
+                  t_end: float) -> float:
+    """Total length of the named phases within [t_start, t_end)."""
+    wanted = set(names)
+    return sum(max(0.0, min(p.end, t_end) - max(p.start, t_start))
+               for p in spans if p.name in wanted)

@@ -1,0 +1,102 @@
+"""HdrHistogram interval logs (``.hlog``): one file per policy × op × kind.
+
+hdrh's Python log writer cannot tag histograms, hence one file per histogram. Each call to
+``IntervalLogs.write`` appends, to every file, what was recorded since the previous call
+(cumulative histograms in, interval histograms out). Values are µs; the max column is in ms.
+Read back with ``hdrh.log.HistogramLogReader(path, hdr.new_histogram())``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TextIO
+
+from hdrh.histogram import HdrHistogram
+from hdrh.log import HistogramLogWriter
+
+from . import hdr
+
+MAX_VALUE_UNIT_RATIO = 1000.0          # µs -> ms in the max column
+Key = tuple[str, str, str]             # (policy, op, "service" | "response")
+
+
+def log_name(policy: str, op: str, kind: str) -> str:
+    """File name of one histogram's log (unsafe characters become ``_``)."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{policy}.{op}.{kind}")
+    return f"{safe}.hlog"
+
+
+class IntervalLogs:
+    """Interval logs under ``directory``; times are monotonic seconds, logged relative to
+    ``t0``. ``start_wall_s`` (the wall-clock time at ``t0``) goes into each file's
+    ``StartTime`` header, so other HdrHistogram tools can place the intervals."""
+
+    def __init__(self, directory: str | os.PathLike[str], *, t0: float,
+                 start_wall_s: float | None = None):
+        self.directory = Path(directory)
+        self.t0 = t0
+        self.start_wall_s = start_wall_s
+        self._files: dict[Key, tuple[TextIO, HistogramLogWriter]] = {}
+        self._previous: dict[Key, list[int]] = {}
+
+    @property
+    def paths(self) -> dict[Key, Path]:
+        """Every log written so far."""
+        return {key: self.directory / log_name(*key) for key in self._files}
+
+    def _writer(self, key: Key) -> tuple[TextIO, HistogramLogWriter]:
+        entry = self._files.get(key)
+        if entry is None:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            f = open(self.directory / log_name(*key), "w", encoding="utf-8")  # noqa: SIM115
+            writer = HistogramLogWriter(f)
+            writer.output_log_format_version()
+            writer.output_comment(f"[pegbench policy={key[0]} op={key[1]} kind={key[2]} unit=us]")
+            if self.start_wall_s is not None:
+                # hdrh's output_start_time is unusable (it misreads ms as s, then crashes)
+                stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(self.start_wall_s))
+                f.write(f"#[StartTime: {self.start_wall_s:f} (seconds since epoch), {stamp}]\n")
+            writer.output_legend()
+            entry = self._files[key] = (f, writer)
+        return entry
+
+    def restart(self) -> None:
+        """Forget what was logged: call it with ``Recorder.reset`` (end of warm-up), so the
+        next interval is the whole of the fresh histograms."""
+        self._previous.clear()
+
+    def write(self, histograms: Mapping[Key, HdrHistogram], t_from: float, t_to: float) -> None:
+        """Append the interval [t_from, t_to): each histogram minus what was logged before.
+        A histogram that shrank (a reset without :meth:`restart`) starts over from zero."""
+        for key, hist in sorted(histograms.items()):
+            counts = [hist.counts[i] for i in range(hist.counts_len)]
+            previous = self._previous.get(key)
+            if previous is not None and all(c >= p for c, p in zip(counts, previous)):
+                delta = [c - p for c, p in zip(counts, previous)]
+            else:
+                delta = counts
+            self._previous[key] = counts
+            interval = hdr.to_histogram(delta)
+            start_s, end_s = t_from - self.t0, t_to - self.t0
+            # the writer falls back to these stamps (ms) when start_s is 0
+            interval.set_start_time_stamp(start_s * 1000)
+            interval.set_end_time_stamp(end_s * 1000)
+            f, writer = self._writer(key)
+            writer.output_interval_histogram(interval, start_s, end_s, MAX_VALUE_UNIT_RATIO)
+            f.flush()
+
+    def close(self) -> None:
+        """Close every file."""
+        for f, _ in self._files.values():
+            f.close()
+        self._files.clear()
+
+    def __enter__(self) -> IntervalLogs:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

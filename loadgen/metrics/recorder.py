@@ -1,0 +1,346 @@
+"""Recorder: turns the client's ``Outcome`` records into histograms, counters and timelines.
+
+Pass ``recorder.record`` as the client's ``observer``. Per policy it keeps:
+
+* HDR counts per op × kind (``service`` = end − start, ``response`` = end − intended start,
+  free of coordinated omission), in µs; out-of-range values are clamped and counted;
+* counters: ops, attempts, outcomes and errors by kind, attempt-level outcomes and errors,
+  meta queries (``level="meta"`` records);
+* a series over all ops (ok / fail / unknown / attempts / meta queries per bucket, plus a
+  coarse response-time histogram and error kinds per second) and, for writes, one series
+  per (table, partition) with the exact end of the first ok write after each fault instant.
+
+``fault_at(t)`` and ``heal_at(t)`` mark instants whose ± ``FINE_WINDOW_S`` keep 10 ms
+detail. ``reset()`` drops everything recorded so far (after warm-up, as wrk2 does after its
+calibration). ``snapshot()`` returns plain data (:mod:`loadgen.metrics.state`).
+
+The hot path (``record`` of an op) is one function with no further calls in the common
+case: it runs for every op at thousands of ops/s. Attempt-level records are only counted.
+It takes ``Outcome``-shaped objects and never imports the client: metrics knows no sockets.
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+from bisect import bisect_left
+from collections.abc import Iterable
+from typing import Protocol
+
+from hdrh.histogram import HdrHistogram
+
+from . import hdr
+from .series import (FINE_PER_S, FINE_WINDOW_S, OUTCOME_SLOTS, POLICY_SLOTS, RECENT_S,
+                     LiveSeries, PartitionTimeline)
+from .state import PolicyState, RecorderState
+
+OP_LEVEL, ATTEMPT_LEVEL, META_LEVEL = "op", "attempt", "meta"
+#: Ops whose outcomes feed the per-partition timelines (TTR is about writes).
+WRITE_OPS = frozenset({"put", "multi_put", "remove", "multi_remove", "incr",
+                       "check_and_set", "check_and_mutate"})
+#: How often (in recorded time) old seconds are closed and buffers trimmed.
+MAINTAIN_EVERY_S = 1.0
+UNSPECIFIED_ERROR = "UNSPECIFIED"   # a failed outcome that carries no error name
+
+_CODES = {"ok": 0, "fail": 1, "unknown": 2}
+_WIDTH = len(POLICY_SLOTS)
+_LATENCY_BASE = FINE_PER_S * _WIDTH     # the per-second response histogram follows the buckets
+_PWIDTH = len(OUTCOME_SLOTS)
+_HIGHEST, _MASK, _SHIFT, _HALF = hdr.HIGHEST_US, hdr.MASK, hdr.SHIFT, hdr.HALF_MAGNITUDE
+_CMASK, _CSHIFT, _CHALF = hdr.COARSE_MASK, hdr.COARSE_SHIFT, hdr.COARSE_HALF_MAGNITUDE
+
+
+class OutcomeLike(Protocol):
+    """The fields of ``loadgen.pegasus.outcome.Outcome`` the recorder reads."""
+
+    level: str
+    op: str
+    table: str
+    partition: int
+    start: float
+    end: float
+    outcome: str
+    error: str | None
+    attempt: int
+    policy: str
+    intended_start: float | None
+
+
+class _Partition:
+    """Live state of one (policy, table, partition) write timeline."""
+
+    __slots__ = ("partition", "series", "ok_ends", "scanned", "first_ok", "pending")
+
+    def __init__(self, partition: int, instants: Iterable[float]):
+        self.partition = partition
+        self.series = LiveSeries(_PWIDTH)
+        self.ok_ends = array("d")   # exact ends of recent ok writes, in arrival order
+        self.scanned = 0            # ok_ends before this index were matched against pending
+        self.first_ok: dict[float, float | None] = {t: None for t in instants}
+        self.pending = list(self.first_ok)   # instants whose answer may still improve
+
+    def add_instant(self, t: float) -> None:
+        if t in self.first_ok:
+            return
+        self.first_ok[t] = min((e for e in self.ok_ends if e > t), default=None)
+        self.pending.append(t)
+
+    def resolve(self) -> None:
+        """Match the ok ends recorded since the last call against pending instants."""
+        if self.pending and self.scanned < len(self.ok_ends):
+            new = self.ok_ends[self.scanned:]
+            for t in self.pending:
+                best = min((e for e in new if e > t), default=None)
+                have = self.first_ok[t]
+                if best is not None and (have is None or best < have):
+                    self.first_ok[t] = best
+        self.scanned = len(self.ok_ends)
+
+    def trim(self, cutoff: float) -> None:
+        """Forget ok ends before ``cutoff``; settle instants answered before it."""
+        self.resolve()
+        # ends arrive in (almost exact) end order: bisect finds the old prefix
+        drop = bisect_left(self.ok_ends, cutoff)
+        if drop:
+            del self.ok_ends[:drop]
+            self.scanned -= drop
+        self.pending = [t for t in self.pending
+                        if self.first_ok[t] is None or self.first_ok[t] >= cutoff]
+
+
+class _Policy:
+    """Live counters, histograms and series of one policy."""
+
+    __slots__ = ("ops", "attempts", "outcomes", "errors", "attempt_outcomes", "attempt_errors",
+                 "meta_queries", "meta_failed", "clamped", "hists", "series", "open",
+                 "second_errors", "partitions")
+
+    def __init__(self) -> None:
+        self.attempts = 0
+        self.outcomes = [0, 0, 0]                 # by _CODES
+        self.errors: dict[str, int] = {}
+        self.attempt_outcomes = [0, 0, 0]
+        self.attempt_errors: dict[str, int] = {}
+        self.meta_queries = 0
+        self.meta_failed = 0
+        self.clamped = 0
+        #: op -> (service counts, response counts, is a write)
+        self.hists: dict[str, tuple[list[int], list[int], bool]] = {}
+        self.series = LiveSeries(_WIDTH, extra=hdr.COARSE_LEN)
+        self.open = self.series.open            # the hot path's shortcut
+        self.second_errors: dict[int, dict[str, int]] = {}
+        self.partitions: dict[tuple[str, int], _Partition] = {}
+
+    def add_op(self, op: str) -> tuple[list[int], list[int], bool]:
+        entry = self.hists[op] = (hdr.new_counts(), hdr.new_counts(), op in WRITE_OPS)
+        return entry
+
+    def clamp(self, value: int) -> int:
+        self.clamped += 1
+        return hdr.clamp_us(value)
+
+
+class Recorder:
+    """Per-policy metrics of a stream of ``Outcome`` records (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self._policies: dict[str, _Policy] = {}
+        #: fault instants: (t, partitions or None for all); heal instants likewise
+        self._faults: list[tuple[float, frozenset[int] | None]] = []
+        self._heals: list[tuple[float, frozenset[int] | None]] = []
+        self._next_maintenance = -math.inf
+        self._now = -math.inf
+
+    # ------------------------------------------------------------------ hot path
+
+    def record(self, o: OutcomeLike) -> None:
+        """Record one outcome (the client's observer callback)."""
+        if o.level != OP_LEVEL:
+            self._record_side(o)
+            return
+        p = self._policies.get(o.policy)
+        if p is None:
+            p = self._add_policy(o.policy)
+        start, end, t = o.start, o.end, o.intended_start
+        if t is None:
+            t = start
+        entry = p.hists.get(o.op)
+        if entry is None:
+            entry = p.add_op(o.op)
+        service, response, write = entry
+        v = int((end - start) * 1e6 + 0.5)
+        if not 1 <= v <= _HIGHEST:
+            v = p.clamp(v)
+        b = (v | _MASK).bit_length() - _SHIFT
+        service[(b << _HALF) + (v >> b)] += 1
+        v = int((end - t) * 1e6 + 0.5)
+        if not 1 <= v <= _HIGHEST:
+            v = p.clamp(v)
+        b = (v | _MASK).bit_length() - _SHIFT
+        response[(b << _HALF) + (v >> b)] += 1
+        code = _CODES[o.outcome]
+        p.outcomes[code] += 1
+        attempts = o.attempt
+        p.attempts += attempts
+        i = int(t * FINE_PER_S)          # 10 ms bucket of the intended start (t >= 0)
+        sec = i // FINE_PER_S
+        chunk = p.open.get(sec)
+        if chunk is None:
+            chunk = p.series.open_chunk(sec)
+        j = (i - sec * FINE_PER_S) * _WIDTH
+        chunk[j + code] += 1
+        chunk[j + 3] += attempts
+        b = (v | _CMASK).bit_length() - _CSHIFT
+        chunk[_LATENCY_BASE + (b << _CHALF) + (v >> b)] += 1
+        if code:
+            self._count_error(p, o.error, sec)
+        if write:
+            part = p.partitions.get((o.table, o.partition))
+            if part is None:
+                part = self._add_partition(p, o.table, o.partition)
+            series = part.series
+            chunk = series.open.get(sec)
+            if chunk is None:
+                chunk = series.open_chunk(sec)
+            chunk[(i - sec * FINE_PER_S) * _PWIDTH + code] += 1
+            if not code:
+                part.ok_ends.append(end)
+        if end >= self._next_maintenance:
+            self._maintain(end)
+
+    # ------------------------------------------------------------------ the rest
+
+    def _record_side(self, o: OutcomeLike) -> None:
+        """Attempt-level records are counted only; meta queries per policy and per bucket."""
+        p = self._policies.get(o.policy)
+        if p is None:
+            p = self._add_policy(o.policy)
+        code = _CODES[o.outcome]
+        if o.level == ATTEMPT_LEVEL:
+            p.attempt_outcomes[code] += 1
+            if code:
+                name = o.error or UNSPECIFIED_ERROR
+                p.attempt_errors[name] = p.attempt_errors.get(name, 0) + 1
+            return
+        if o.level != META_LEVEL:
+            raise ValueError(f"unknown outcome level {o.level!r}")
+        p.meta_queries += 1
+        p.meta_failed += code != 0
+        i = int(o.start * FINE_PER_S)
+        sec = i // FINE_PER_S
+        chunk = p.open.get(sec)
+        if chunk is None:
+            chunk = p.series.open_chunk(sec)
+        chunk[(i - sec * FINE_PER_S) * _WIDTH + 4] += 1
+
+    @staticmethod
+    def _count_error(p: _Policy, error: str | None, sec: int) -> None:
+        name = error or UNSPECIFIED_ERROR
+        p.errors[name] = p.errors.get(name, 0) + 1
+        per_second = p.second_errors.get(sec)
+        if per_second is None:
+            per_second = p.second_errors[sec] = {}
+        per_second[name] = per_second.get(name, 0) + 1
+
+    def _add_policy(self, name: str) -> _Policy:
+        policy = self._policies[name] = _Policy()
+        return policy
+
+    def _add_partition(self, p: _Policy, table: str, partition: int) -> _Partition:
+        instants = [t for t, parts in self._faults if parts is None or partition in parts]
+        part = p.partitions[(table, partition)] = _Partition(partition, instants)
+        return part
+
+    def _keeps_fine(self, sec: int, partition: int | None) -> bool:
+        """Whether second ``sec`` lies within FINE_WINDOW_S of a fault or heal instant
+        (for a partition: one that touches it)."""
+        for marks in (self._faults, self._heals):
+            for t, parts in marks:
+                if (sec + 1 > t - FINE_WINDOW_S and sec < t + FINE_WINDOW_S
+                        and (partition is None or parts is None or partition in parts)):
+                    return True
+        return False
+
+    def _maintain(self, now: float) -> None:
+        """Close seconds older than RECENT_S, settle first-success times, trim buffers."""
+        self._now = max(self._now, now)
+        self._next_maintenance = self._now + MAINTAIN_EVERY_S
+        cutoff = self._now - RECENT_S
+        limit = math.floor(cutoff)
+        for p in self._policies.values():
+            p.series.close_before(limit, lambda sec: self._keeps_fine(sec, None))
+            for part in p.partitions.values():
+                part.trim(cutoff)
+                part.series.close_before(
+                    limit, lambda sec, pidx=part.partition: self._keeps_fine(sec, pidx))
+
+    # ------------------------------------------------------------------ public API
+
+    def fault_at(self, t: float, partitions: Iterable[int] | None = None) -> None:
+        """A fault was injected at monotonic instant ``t`` (touching ``partitions``; None:
+        all). Keeps 10 ms detail around it and the exact first-success time after it; call it
+        within RECENT_S of ``t`` (as the fault happens)."""
+        parts = None if partitions is None else frozenset(partitions)
+        self._faults.append((t, parts))
+        for p in self._policies.values():
+            for part in p.partitions.values():
+                if parts is None or part.partition in parts:
+                    part.add_instant(t)
+
+    def heal_at(self, t: float, partitions: Iterable[int] | None = None) -> None:
+        """A fault was healed at ``t``: keep 10 ms detail around it too (phase boundaries)."""
+        self._heals.append((t, None if partitions is None else frozenset(partitions)))
+
+    def reset(self) -> None:
+        """Drop everything recorded so far (end of warm-up); fault instants are kept."""
+        self._policies.clear()
+
+    def snapshot(self) -> RecorderState:
+        """Everything recorded so far, as plain data (the recorder keeps running)."""
+        policies = {}
+        for name, p in self._policies.items():
+            series, latency = p.series.view(lambda sec: self._keeps_fine(sec, None))
+            partitions = {}
+            for key, part in p.partitions.items():
+                part.resolve()
+                pseries, _ = part.series.view(
+                    lambda sec, pidx=part.partition: self._keeps_fine(sec, pidx))
+                partitions[key] = PartitionTimeline(series=pseries, first_ok=dict(part.first_ok))
+            histograms = {}
+            for op, (service, response, _) in p.hists.items():
+                histograms[(op, "service")] = hdr.to_histogram(service)
+                histograms[(op, "response")] = hdr.to_histogram(response)
+            policies[name] = PolicyState(
+                ops=sum(p.outcomes), attempts=p.attempts,
+                outcomes=dict(zip(OUTCOME_SLOTS, p.outcomes)), errors=dict(p.errors),
+                attempt_outcomes=dict(zip(OUTCOME_SLOTS, p.attempt_outcomes)),
+                attempt_errors=dict(p.attempt_errors), meta_queries=p.meta_queries,
+                meta_failed=p.meta_failed, clamped=p.clamped, histograms=histograms,
+                series=series, latency=latency,
+                errors_by_second={s: dict(e) for s, e in p.second_errors.items()},
+                partitions=partitions)
+        return RecorderState(faults=tuple((t, _parts(ps)) for t, ps in self._faults),
+                             heals=tuple((t, _parts(ps)) for t, ps in self._heals),
+                             policies=policies)
+
+    def histograms(self) -> dict[tuple[str, str, str], HdrHistogram]:
+        """Cumulative µs histograms by (policy, op, "service" | "response") (for .hlog)."""
+        return {(name, op, kind): hdr.to_histogram(counts)
+                for name, p in self._policies.items()
+                for op, (service, response, _) in p.hists.items()
+                for kind, counts in (("service", service), ("response", response))}
+
+    def stored_entries(self) -> int:
+        """How many buckets, chunks and buffered ends are held (memory-bound checks)."""
+        total = 0
+        for p in self._policies.values():
+            for series in [p.series] + [part.series for part in p.partitions.values()]:
+                total += len(series.open) + len(series.coarse) + len(series.fine)
+                total += len(series.extra_closed)
+            total += len(p.second_errors)
+            total += sum(len(part.ok_ends) + len(part.first_ok) for part in p.partitions.values())
+        return total
+
+
+def _parts(parts: frozenset[int] | None) -> tuple[int, ...] | None:
+    return None if parts is None else tuple(sorted(parts))

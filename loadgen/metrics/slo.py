@@ -1,0 +1,144 @@
+"""SLO checks, composed Jepsen-style: each yields a verdict and details; verdicts merge.
+
+A verdict is ``True``, ``False`` or ``"unknown"``; merged, false > unknown > true. A check
+that raises, or whose metric is missing, is ``"unknown"``: never passed by accident.
+
+Spec (a profile's ``[slo]`` table): ``{"<metric path>": {"min": x} | {"max": y} | both}``.
+A metric path is dotted into ``results.json``; when its first part names a policy it starts
+at ``policies.<name>`` (``"failover.client_lag_ms.p99"``), else at the root
+(``"durability.lost"``). A percentile that is null because it landed on a censored sample
+stands for +∞ (it fails a ``max``); any other null is unknown.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+from ..errors import ConfigError
+
+UNKNOWN = "unknown"
+Verdict = Union[bool, str]           # True | False | "unknown"
+BOUNDS = ("min", "max")
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One check's outcome: ``passed`` is its verdict."""
+
+    name: str
+    passed: Verdict
+    value: Any = None
+    threshold: Mapping[str, float] = field(default_factory=dict)
+    details: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        """The ``slo.checks[]`` entry of ``results.json``."""
+        value = self.value
+        if isinstance(value, float) and math.isinf(value):
+            value = None            # JSON has no infinity; details say "+inf"
+        return {"name": self.name, "value": value, "threshold": dict(self.threshold),
+                "passed": self.passed, "details": self.details}
+
+
+Check = Callable[[Mapping[str, Any]], CheckResult]
+
+
+def merge_verdicts(verdicts: Iterable[Verdict]) -> Verdict:
+    """false > unknown > true; no verdicts at all is true."""
+    seen = list(verdicts)
+    if any(v is False for v in seen):
+        return False
+    if any(v is not True for v in seen):
+        return UNKNOWN
+    return True
+
+
+def resolve_metric(results: Mapping[str, Any], path: str) -> tuple[Any, Mapping[str, Any]]:
+    """``(value, the dict holding it)`` at dotted ``path``; KeyError when missing."""
+    parts = path.split(".")
+    node: Any = results
+    policies = results.get("policies", {})
+    if parts[0] not in results and isinstance(policies, Mapping) and parts[0] in policies:
+        node = policies
+    parent: Mapping[str, Any] = node
+    for part in parts:
+        if not isinstance(node, Mapping) or part not in node:
+            raise KeyError(f"no metric {path!r} (missing {part!r})")
+        parent, node = node, node[part]
+    return node, parent
+
+
+@dataclass(frozen=True)
+class ThresholdCheck:
+    """``min <= metric <= max`` on one metric path of ``results.json``."""
+
+    name: str
+    min: float | None = None
+    max: float | None = None
+
+    @property
+    def threshold(self) -> dict[str, float]:
+        """The bounds that are set, as ``{min, max}``."""
+        return {k: v for k, v in (("min", self.min), ("max", self.max)) if v is not None}
+
+    def __call__(self, results: Mapping[str, Any]) -> CheckResult:
+        try:
+            value, parent = resolve_metric(results, self.name)
+        except KeyError as exc:
+            return CheckResult(self.name, UNKNOWN, None, self.threshold, str(exc.args[0]))
+        details = ""
+        if value is None and parent.get("censored"):
+            value, details = math.inf, "+inf: the percentile lands on a censored sample"
+        if value is None:
+            return CheckResult(self.name, UNKNOWN, None, self.threshold, "no value")
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return CheckResult(self.name, UNKNOWN, value, self.threshold,
+                               f"not a number: {type(value).__name__}")
+        ok = ((self.min is None or value >= self.min)
+              and (self.max is None or value <= self.max))
+        if not ok:
+            details = details or f"{value} outside {self.threshold}"
+        return CheckResult(self.name, ok, value, self.threshold, details)
+
+
+def checks_from_spec(spec: Mapping[str, Mapping[str, float]], *,
+                     source: str = "slo") -> list[ThresholdCheck]:
+    """One :class:`ThresholdCheck` per spec entry; ConfigError on a malformed entry."""
+    checks = []
+    for name, bounds in spec.items():
+        key = f"{source}.{name}" if source else name
+        if not isinstance(bounds, Mapping) or not bounds:
+            raise ConfigError("", key, "a table with min and/or max")
+        unknown = set(bounds) - set(BOUNDS)
+        if unknown:
+            raise ConfigError("", key, f"only min and max, not {sorted(unknown)}")
+        for bound, value in bounds.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ConfigError("", f"{key}.{bound}", "a number")
+        checks.append(ThresholdCheck(name, bounds.get("min"), bounds.get("max")))
+    return checks
+
+
+def run_checks(checks: Iterable[Check], results: Mapping[str, Any]) -> list[CheckResult]:
+    """Every check's result; one that raises is unknown, with the exception as details."""
+    out = []
+    for check in checks:
+        name = getattr(check, "name", getattr(check, "__name__", repr(check)))
+        try:
+            result = check(results)
+        except Exception as exc:  # noqa: BLE001 - a crashing check is unknown, not passed
+            result = CheckResult(name, UNKNOWN, None, getattr(check, "threshold", {}),
+                                 f"check raised {type(exc).__name__}: {exc}")
+        out.append(result)
+    return out
+
+
+def evaluate(spec: Mapping[str, Mapping[str, float]], results: Mapping[str, Any],
+             extra: Iterable[Check] = ()) -> dict[str, Any]:
+    """``results.json``'s ``slo``: ``{passed, checks: [...]}`` for ``spec`` (+ ``extra``)."""
+    checks = run_checks([*checks_from_spec(spec), *extra], results)
+    return {"passed": merge_verdicts(c.passed for c in checks),
+            "checks": [c.as_dict() for c in checks]}

@@ -1,0 +1,138 @@
+"""Time to recover, per (fault event, affected partition, policy): pure functions.
+
+* TTR-first: ``t_inject`` → the reply time (``Outcome.end``, exact) of the first ok write on
+  the partition that ended after ``t_inject``.
+* TTR-stable: windows ``[t_inject + kW, t_inject + (k+1)W)`` of writes bucketed by intended
+  start; a window is good with ≥ ``GOOD_MIN_WRITES`` writes and ≥ 99 % of them ok; TTR-stable
+  is the start of the first window from which every window up to the horizon is good. Only
+  whole windows before the horizon count; fewer than ``MIN_STABLE_WINDOWS`` left → censored.
+  A bucket counts in the window holding its start (10 ms buckets near faults, 1 s beyond).
+* Horizon: the next injected fault touching the partition, or the run end. Not recovered
+  before it → censored: reported with the time observed so far (horizon − t_inject).
+* Client lag: TTR-first − server failover time; a negative lag is kept and flagged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from .events import FaultEvent, injected
+from .series import PartitionTimeline, Series
+from .state import RecorderState
+
+TTR_WINDOW_S = 1.0
+GOOD_MIN_WRITES = 5
+GOOD_MIN_OK_PERCENT = 99
+MIN_STABLE_WINDOWS = 3
+_EPSILON_S = 1e-9   # float slack when counting whole windows
+
+
+@dataclass(frozen=True)
+class PartitionTTR:
+    """Recovery of one partition after one fault, for one policy (times in seconds)."""
+
+    event_id: str
+    policy: str
+    partition: int
+    t_inject: float
+    t_horizon: float
+    first_s: float                  # TTR-first, or the time observed when not recovered
+    recovered: bool                 # TTR-first happened before the horizon
+    stable_s: float                 # TTR-stable, or the time observed when not recovered
+    stable_recovered: bool
+    server_failover_s: float | None
+    lag_s: float | None             # first_s - server_failover_s; None if that is unknown
+    lag_negative: bool              # the client "recovered" before the server did
+
+
+def horizon(event: FaultEvent, partition: int, events: Iterable[FaultEvent],
+            t_end: float) -> float:
+    """The next injected fault touching ``partition`` after ``event``, or the run end."""
+    later = [e.t_inject for e in injected(events)
+             if e.t_inject > event.t_inject and partition in e.affected_partitions]
+    return max(min(later, default=t_end), event.t_inject)
+
+
+def ttr_first(timeline: PartitionTimeline | None, t_inject: float,
+              t_horizon: float) -> tuple[float, bool]:
+    """(TTR-first or time observed, recovered) from the exact first-success time."""
+    end = None if timeline is None else timeline.first_ok_end_after(t_inject)
+    if end is not None and end <= t_horizon:
+        return end - t_inject, True
+    return t_horizon - t_inject, False
+
+
+def window_counts(series: Series | None, t_inject: float, windows: int,
+                  window_s: float = TTR_WINDOW_S) -> list[tuple[int, int]]:
+    """(ok, total) writes of each window after ``t_inject``, by bucket start."""
+    counts = [[0, 0] for _ in range(windows)]
+    if series is None or not windows:
+        return [(0, 0)] * windows
+    for start, _, c in series.buckets(t_inject, t_inject + windows * window_s):
+        k = min(int((start - t_inject) / window_s), windows - 1)
+        counts[k][0] += c[0]
+        counts[k][1] += c[0] + c[1] + c[2]
+    return [(ok, total) for ok, total in counts]
+
+
+def is_good(ok: int, total: int) -> bool:
+    """A window is good with enough writes and ≥ GOOD_MIN_OK_PERCENT of them ok."""
+    return total >= GOOD_MIN_WRITES and ok * 100 >= GOOD_MIN_OK_PERCENT * total
+
+
+def stable_from(windows: Sequence[tuple[int, int]]) -> int | None:
+    """Index of the first window from which all are good; None if fewer than
+    MIN_STABLE_WINDOWS such windows are left."""
+    k = len(windows)
+    while k > 0 and is_good(*windows[k - 1]):
+        k -= 1
+    return k if len(windows) - k >= MIN_STABLE_WINDOWS else None
+
+
+def ttr_stable(series: Series | None, t_inject: float, t_horizon: float,
+               window_s: float = TTR_WINDOW_S) -> tuple[float, bool]:
+    """(TTR-stable or time observed, recovered)."""
+    windows = int((t_horizon - t_inject) / window_s + _EPSILON_S)
+    k = stable_from(window_counts(series, t_inject, windows, window_s))
+    if k is None:
+        return t_horizon - t_inject, False
+    return k * window_s, True
+
+
+def resolve_table(state: RecorderState, table: str | None) -> str:
+    """The table faults refer to: ``table``, or the only one written to."""
+    if table is not None:
+        return table
+    tables = state.tables()
+    if len(tables) > 1:
+        raise ValueError(f"writes went to several tables {sorted(tables)}: name one")
+    return next(iter(tables), "")
+
+
+def event_ttrs(state: RecorderState, events: Iterable[FaultEvent], *, t_end: float,
+               table: str | None = None, window_s: float = TTR_WINDOW_S) -> list[PartitionTTR]:
+    """TTRs of every (injected event, affected partition, policy); skipped events give none."""
+    events = list(events)
+    table = resolve_table(state, table)
+    out = []
+    for event in injected(events):
+        for pidx in event.affected_partitions:
+            t_horizon = horizon(event, pidx, events, t_end)
+            failover = event.failover_s(pidx)
+            for name, policy in state.policies.items():
+                timeline = policy.partitions.get((table, pidx))
+                try:
+                    first, recovered = ttr_first(timeline, event.t_inject, t_horizon)
+                except LookupError as exc:
+                    raise ValueError(f"fault event {event.id}, partition {pidx}, policy "
+                                     f"{name}: {exc}") from None
+                stable, stable_ok = ttr_stable(None if timeline is None else timeline.series,
+                                               event.t_inject, t_horizon, window_s)
+                lag = None if failover is None else first - failover
+                out.append(PartitionTTR(
+                    event_id=event.id, policy=name, partition=pidx, t_inject=event.t_inject,
+                    t_horizon=t_horizon, first_s=first, recovered=recovered, stable_s=stable,
+                    stable_recovered=stable_ok, server_failover_s=failover, lag_s=lag,
+                    lag_negative=lag is not None and lag < 0))
+    return out
