@@ -116,9 +116,12 @@ def _row(scenario: str, policy: str, rec: Recorder, run: _Run) -> Row:
 # --------------------------------------------------------------------------- in-process
 
 
-def _in_process(scenario: str, fault: Callable[[TestCluster], None]):
-    """A scenario on the test cluster: all primaries on the first replica, which ``fault``
-    makes misbehave."""
+def in_process(scenario: str, fault: Callable[[TestCluster, Settings], None],
+               heal: Callable[[TestCluster, Settings], None] | None = None,
+               heal_after_s: Callable[[Settings], float] = lambda s: 0.0):
+    """A scenario on the test cluster (2 replicas, 4 partitions, every primary on the first
+    replica): ``fault`` makes it misbehave; ``heal``, if given, runs ``heal_after_s`` later.
+    Returns ``run(policy, settings) -> Row``."""
 
     def run(policy: str, settings: Settings) -> Row:
         with TestCluster(replicas=2, partitions=4) as cluster:
@@ -133,7 +136,11 @@ def _in_process(scenario: str, fault: Callable[[TestCluster], None]):
                                     run.t_fault + settings.after_s)
                 gevent.sleep(max(0.0, run.t_fault - time.monotonic()))
                 run.t_fault = time.monotonic()
-                fault(cluster)
+                fault(cluster, settings)
+                if heal is not None:
+                    gevent.sleep(heal_after_s(settings))
+                    run.t_heal = time.monotonic()
+                    heal(cluster, settings)
                 load.join()
                 run.t_end = time.monotonic()
                 run.writes = sum(cluster.writes(a) for a in cluster.replica_addrs)
@@ -142,15 +149,20 @@ def _in_process(scenario: str, fault: Callable[[TestCluster], None]):
     return run
 
 
-def _slow(cluster: TestCluster) -> None:
-    cluster.set_mode(cluster.replica_addrs[0], "slow:0.4")
+#: A slow primary answers after this share of the op timeout: past failover's attempt
+#: timeout (a third), within everybody's op timeout.
+SLOW_SHARE = 0.4
 
 
-def _reset(cluster: TestCluster) -> None:
+def _slow(cluster: TestCluster, settings: Settings) -> None:
+    cluster.set_mode(cluster.replica_addrs[0], f"slow:{SLOW_SHARE * settings.op_timeout_ms / 1000}")
+
+
+def _reset(cluster: TestCluster, settings: Settings) -> None:
     cluster.reset(cluster.replica_addrs[0])
 
 
-def _moved(cluster: TestCluster) -> None:
+def _moved(cluster: TestCluster, settings: Settings) -> None:
     a, b = cluster.replica_addrs
     cluster.set_mode(a, "invalid_state")
     for pidx in range(cluster.partition_count):
@@ -226,9 +238,9 @@ SCENARIOS: dict[str, tuple[bool, Callable]] = {
     "kill": (True, _on_onebox("kill", "kill", lambda s: s.grace_s + 1.0)),
     "pause-below-lease": (True, _on_onebox("pause-below-lease", "pause", lambda s: 0.75 * s.lease_s)),
     "pause-past-grace": (True, _on_onebox("pause-past-grace", "pause", lambda s: s.grace_s + 1.0)),
-    "slow-primary": (False, _in_process("slow-primary", _slow)),
-    "connection-reset": (False, _in_process("connection-reset", _reset)),
-    "partition-moved": (False, _in_process("partition-moved", _moved)),
+    "slow-primary": (False, in_process("slow-primary", _slow)),
+    "connection-reset": (False, in_process("connection-reset", _reset)),
+    "partition-moved": (False, in_process("partition-moved", _moved)),
 }
 POLICIES = tuple(cls.name for cls in BUILTINS)
 
