@@ -36,10 +36,10 @@ class Settings:
     """Load and timings of one matrix run."""
 
     op_timeout_ms: float = 1000.0
-    writers: int = 4
-    rate_per_writer: float = 50.0     # intended puts/s per writer
+    writers: int = 16                 # each issues one op at a time
+    rate_per_writer: float = 12.5     # intended puts/s per writer
     before_s: float = 1.0             # load before the fault
-    after_s: float = 4.0              # load from the fault on
+    after_s: float = 6.0              # load from the fault on
     lease_s: float = 2.0              # onebox FD: pauses below and past these
     grace_s: float = 2.5
     policy_params: dict[str, dict] = field(default_factory=dict)

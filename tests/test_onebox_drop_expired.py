@@ -55,20 +55,22 @@ def test_requests_older_than_their_timeout_are_dropped_only_when_on(tmp_path, dr
         # reads are answered inline (the reply frame is returned); writes after their commit
         stale_get = server._client_op(stale, get(1, STALE_TIMEOUT_MS))
         assert server._client_op(stale, put(2, STALE_TIMEOUT_MS)) is None
-        no_timeout = server._client_op(stale, get(3, 0))  # 0: no timeout, never expires
+        # rDSN: "0 ms" has always expired (what the official Python client sends)
+        zero_timeout = server._client_op(fresh, get(3, 0))
         fresh_get = server._client_op(fresh, get(4, FRESH_TIMEOUT_MS))
         assert server._client_op(fresh, put(5, FRESH_TIMEOUT_MS)) is None
         gevent.sleep(0.05)  # let the writes commit and reply
 
-        assert codec.decode_response(no_timeout).error == "ERR_OK"
         assert codec.decode_response(fresh_get).error == "ERR_OK"
         assert [(r.seqid, r.error) for r in fresh.sent] == [(5, "ERR_OK")]
         if drop_expired:
             assert stale_get is None and stale.sent == []  # unanswered, not an error reply
-            assert server.dropped_expired == 2
+            assert zero_timeout is None
+            assert server.dropped_expired == 3
             # the dropped put was never applied: the store holds only the fresh one
             assert server.partitions[0].store.get(make_key(b"h", b""))[0] == b"v5"
         else:
+            assert codec.decode_response(zero_timeout).error == "ERR_OK"
             assert codec.decode_response(stale_get).error == "ERR_OK"
             assert [(r.seqid, r.error) for r in stale.sent] == [(2, "ERR_OK")]
             assert server.dropped_expired == 0
@@ -100,14 +102,15 @@ def test_the_option_reaches_the_nodes_and_status_counts_the_drops(tmp_path):
         pipelined = 2000
         # Handling 2000 gets read in a few recv batches takes far longer than 1 ms, so later
         # ones in a batch expire before they are handled: with the option lost on the way to
-        # the node, none would be dropped. The last get has no timeout: it is always answered,
+        # the node, none would be dropped. The last get has a minute: it is always answered,
         # and once it is, every earlier one was handled (one connection is handled in order).
         frames = [codec.encode_request(codec.RPC_GET, seq, blob(make_key(b"h", b"")),
                                        app_id=APP_ID, partition_index=0, client_timeout_ms=1)
                   for seq in range(1, pipelined + 1)]
         last = pipelined + 1
         frames.append(codec.encode_request(codec.RPC_GET, last, blob(make_key(b"h", b"")),
-                                           app_id=APP_ID, partition_index=0))
+                                           app_id=APP_ID, partition_index=0,
+                                           client_timeout_ms=60_000))
         answered: set[int] = set()
         host, _, port = addr.rpartition(":")
         with socket.create_connection((host, int(port)), timeout=10) as sock:

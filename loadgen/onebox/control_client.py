@@ -28,7 +28,7 @@ from typing import Any
 from ..errors import ClusterError, ConfigError
 from .control_protocol import (CONTROL_SOCK, START_ERROR, SUPERVISOR_LOG, raise_reply_error,
                                sock_address)
-from .fault_applied import KILL, PAUSE, RESTART, RESUME, FaultApplied
+from .fault_applied import KILL, PAUSE, RESTART, RESUME, TERMINATE, FaultApplied
 from .node_process import NODE_PID
 from .ownership import owned_error, owner_pid
 from .process import await_gone, live_pid, proc_state, signal_group
@@ -79,6 +79,11 @@ class OneboxControl:
         """SIGTERM ``node`` if alive (``t_signal``), start it again, wait for its READY
         (``t_ready``)."""
         return self._fault(RESTART, node)
+
+    def terminate(self, node: str) -> FaultApplied:
+        """SIGTERM ``node`` and wait for it to exit (SIGKILL after a grace); ``t_signal`` None
+        if it was already dead. It stays down until ``restart``."""
+        return self._fault(TERMINATE, node)
 
     def stop(self) -> bool:
         """Stop the supervisor and every node; False if none was running."""

@@ -1,8 +1,8 @@
 """The onebox control socket's protocol, shared by its server and client halves.
 
 ``<dir>/control.sock`` carries one JSON request line per connection
-(``{"cmd": "status"|"kill"|"pause"|"resume"|"restart"|"stop", "node": ...}``) and one JSON
-reply line (``{"ok": true, "result": ...}`` or ``{"ok": false, "error": {...}}``). A node
+(``{"cmd": "status"|"kill"|"pause"|"resume"|"restart"|"terminate"|"stop", "node": ...}``) and
+one JSON reply line (``{"ok": true, "result": ...}`` or ``{"ok": false, "error": {...}}``). A node
 command's result is a :class:`.fault_applied.FaultApplied` as a JSON object. Errors travel
 as ``{"kind": "ConfigError"|"NodeCrashed"|"ClusterError", ...}`` and are raised again on the
 client side as the same exception.
@@ -19,7 +19,7 @@ from ..errors import ClusterError, ConfigError, NodeCrashed
 
 CONTROL_SOCK = "control.sock"
 SUPERVISOR_LOG = "supervisor.log"
-NODE_COMMANDS = ("kill", "pause", "resume", "restart")
+NODE_COMMANDS = ("kill", "pause", "resume", "restart", "terminate")
 #: Prefix of the JSON error line a supervisor that fails to start prints last in its log
 #: (an error reply, decoded like one by the client's start_background).
 START_ERROR = "control: start failed: "

@@ -9,7 +9,9 @@ SIGSTOPped answers ERR_INVALID_STATE even to requests queued while it was stoppe
 With the spec's ``drop_expired`` (off by default, as in Pegasus's shipped config), a client op
 that waited in the node's queue (since :attr:`Connection.read_at`) at least its header's
 ``client_timeout`` is dropped unanswered before anything else, and counted (rDSN's
-``rpc_request_dropped_before_execution_when_timeout``); a ``client_timeout`` of 0 never expires.
+``rpc_request_dropped_before_execution_when_timeout``). As in rDSN (``rpc_request_task::exec``
+runs a handler only while its wait is under ``timeout_ms``), a ``client_timeout`` of 0 — what
+the official Python client sends — is always dropped when the option is on.
 Internal RPCs are never dropped. The count is served by ``RPC_ONEBOX_NODE_STATS``.
 """
 
@@ -109,10 +111,10 @@ class ReplicaServer:
         return codec.encode_response(rpc, req.seqid, "ERR_OK", handler(req.args))
 
     def _expired(self, conn: Connection, req: codec.RequestFrame) -> bool:
-        """True if ``req`` waited in the queue for its whole client_timeout (rDSN's check: a
-        handler starts only while ``now - enqueued < timeout``); 0 means no timeout."""
-        timeout_ms = req.client_timeout_ms
-        return timeout_ms > 0 and time.monotonic() - conn.read_at >= timeout_ms / 1000
+        """True if ``req`` waited in the queue for its whole client_timeout (rDSN's check in
+        rpc_request_task::exec: a handler starts only while ``now - enqueued < timeout_ms``,
+        so a timeout of 0 has always expired)."""
+        return time.monotonic() - conn.read_at >= req.client_timeout_ms / 1000
 
     def _client_op(self, conn: Connection, req: codec.RequestFrame) -> bytes | None:
         if self.drop_expired and self._expired(conn, req):

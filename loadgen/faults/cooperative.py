@@ -1,0 +1,41 @@
+"""Cooperative running: blocking calls and waits that never stall the gevent hub.
+
+The load runs in gevent greenlets of the same process as the fault controller, so anything the
+controller does that may block (a onebox command, a subprocess, a one-shot meta query) goes
+through :func:`run_blocking`, and every wait through :func:`wait_until` on a gevent event.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import gevent
+from gevent import monkey
+from gevent.event import Event
+
+T = TypeVar("T")
+
+
+def run_blocking(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """``fn(*args, **kwargs)`` without blocking the hub: in gevent's threadpool, or directly when the
+    process is monkey-patched (Locust), where sockets, sleeps and subprocesses already yield
+    and a native thread would only add a second hub."""
+    if monkey.is_module_patched("socket"):
+        return fn(*args, **kwargs)
+    return gevent.get_hub().threadpool.apply(fn, args, kwargs)
+
+
+def wait_until(t: float, stop: Event | None = None) -> bool:
+    """Sleep cooperatively until monotonic instant ``t``; False if ``stop`` was set first."""
+    while True:
+        left = t - time.monotonic()
+        if stop is not None and stop.is_set():
+            return False
+        if left <= 0:
+            return True
+        if stop is None:
+            gevent.sleep(left)
+        elif stop.wait(left):
+            return False

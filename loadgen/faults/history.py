@@ -1,0 +1,89 @@
+"""Partition-config history: who was primary when, and when a fault's partitions failed over.
+
+Pure data: :class:`ConfigChange` records (from the onebox meta's log or from polling a meta)
+kept per partition in time order. :meth:`ConfigHistory.failover_instant` implements DESIGN.md's
+server failover time: from ``t_inject`` to the first config that names a new, alive primary.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_right
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ConfigChange:
+    """A partition's config from instant ``t`` on (monotonic seconds); "" = no primary."""
+
+    t: float
+    pidx: int
+    ballot: int
+    primary: str
+    secondaries: tuple[str, ...] = ()
+    reason: str = ""
+
+
+class ConfigHistory:
+    """Config changes per partition, in time order (add them in the order they happened)."""
+
+    def __init__(self, changes: Iterable[ConfigChange] = ()):
+        self._changes: dict[int, list[ConfigChange]] = {}
+        self._times: dict[int, list[float]] = {}
+        for change in changes:
+            self.add(change)
+
+    def add(self, change: ConfigChange) -> None:
+        """Append one change (a change older than the last one of its partition is placed
+        in order)."""
+        changes = self._changes.setdefault(change.pidx, [])
+        times = self._times.setdefault(change.pidx, [])
+        i = bisect_right(times, change.t)
+        changes.insert(i, change)
+        times.insert(i, change.t)
+
+    def __len__(self) -> int:
+        return sum(len(c) for c in self._changes.values())
+
+    def changes(self, pidx: int) -> list[ConfigChange]:
+        """Partition ``pidx``'s changes, oldest first."""
+        return list(self._changes.get(pidx, ()))
+
+    def at(self, pidx: int, t: float) -> ConfigChange | None:
+        """The config of ``pidx`` in force at ``t`` (the last change at or before it)."""
+        i = bisect_right(self._times.get(pidx, []), t)
+        return self._changes[pidx][i - 1] if i else None
+
+    def primaries_at(self, t: float) -> dict[int, str]:
+        """Partition -> primary address at ``t`` (partitions with no change by then left out)."""
+        out = {}
+        for pidx in self._changes:
+            change = self.at(pidx, t)
+            if change is not None:
+                out[pidx] = change.primary
+        return out
+
+    def failover_instant(self, pidx: int, t_inject: float, old_primary: str, *,
+                         t_heal: float | None = None, until: float = math.inf) -> float | None:
+        """When the config of ``pidx`` first named a new, alive primary after ``t_inject``.
+
+        New: another node than ``old_primary`` (the faulted one); or the faulted node itself
+        once it is back (``t_heal``) after the meta had dropped it as primary (a restarted
+        node's new life). Changes at or after ``until`` (the next fault touching ``pidx``)
+        belong to that fault. None: no such change (the config never changed: DESIGN.md
+        then takes ``t_heal - t_inject``).
+        """
+        dropped = False
+        for change in self._changes.get(pidx, ()):
+            if change.t <= t_inject:
+                continue
+            if change.t >= until:
+                break
+            if not change.primary:
+                dropped = True
+            elif change.primary != old_primary:
+                return change.t
+            elif dropped and t_heal is not None and change.t >= t_heal:
+                return change.t
+        return None

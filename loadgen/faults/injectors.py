@@ -1,0 +1,106 @@
+"""The registry of injectors: name → factory, listable (for ``pegbench list injectors``).
+
+=========  ==========================================================  =====================
+name       carries out faults                                          instants
+=========  ==========================================================  =====================
+``onebox``  through the onebox supervisor (in-process or its socket)   exact: at the signal
+``command`` by running ``[injector.command]`` templates                 when the command ends
+``none``    not at all: observe only; planned faults are recorded as    —
+            events marked not injected
+=========  ==========================================================  =====================
+
+A factory takes an :class:`InjectorContext` (the profile's ``[injector]`` and, for the onebox
+injector, the onebox to drive) and returns an :class:`~.injector.Injector`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from ..errors import ConfigError
+from ..profile_schema import InjectorConfig
+from .command_injector import CommandInjector
+from .injector import ActionRecord, Injector, Node
+from .onebox_injector import OneboxDriver, OneboxInjector
+
+
+@dataclass(frozen=True)
+class InjectorContext:
+    """What a factory may need: the profile's ``[injector]``, and the onebox if there is one."""
+
+    config: InjectorConfig = field(default_factory=InjectorConfig)
+    #: An ``Onebox`` (in this process) or ``OneboxControl`` (``pegbench onebox start``).
+    onebox: OneboxDriver | None = None
+
+
+@dataclass(frozen=True)
+class InjectorInfo:
+    """One registered injector, for listings."""
+
+    name: str
+    summary: str
+    instants: str
+
+
+class NoneInjector:
+    """Observes only: injects nothing (someone else may)."""
+
+    name: ClassVar[str] = "none"
+    injects: ClassVar[bool] = False
+
+    def apply(self, action: str, node: Node) -> ActionRecord:
+        """Never carries anything out; the record says so."""
+        now = time.monotonic()
+        return ActionRecord(action=action, node=node.name, ok=False, t=None, instant="none",
+                            t_sent=now, t_returned=now,
+                            error="the 'none' injector observes only")
+
+
+Factory = Callable[[InjectorContext], Injector]
+_REGISTRY: dict[str, tuple[Factory, InjectorInfo]] = {}
+
+
+def register(name: str, factory: Factory, *, summary: str, instants: str,
+             replace: bool = False) -> None:
+    """Make ``factory`` available as injector ``name``."""
+    if name in _REGISTRY and not replace:
+        raise ValueError(f"injector {name!r} is already registered")
+    _REGISTRY[name] = (factory, InjectorInfo(name=name, summary=summary, instants=instants))
+
+
+def create(name: str, context: InjectorContext | None = None) -> Injector:
+    """The injector ``name`` built for ``context``; ConfigError for an unknown name or a
+    context it cannot work with."""
+    if name not in _REGISTRY:
+        raise ConfigError("", "injector.kind", f"one of {', '.join(names())}, got {name!r}")
+    return _REGISTRY[name][0](context or InjectorContext())
+
+
+def names() -> tuple[str, ...]:
+    """Registered injector names, sorted."""
+    return tuple(sorted(_REGISTRY))
+
+
+def available() -> list[InjectorInfo]:
+    """Every registered injector, sorted by name."""
+    return [_REGISTRY[name][1] for name in names()]
+
+
+def _onebox(context: InjectorContext) -> Any:
+    if context.onebox is None:
+        raise ConfigError("", "injector.kind", "'command' or 'none' without a onebox to drive "
+                                               "(the onebox injector reaches only the onebox)")
+    return OneboxInjector(context.onebox)
+
+
+register("onebox", _onebox, instants="exact: the supervisor's signal (a restart: READY)",
+         summary="kill, pause, resume, terminate, restart through the onebox supervisor")
+register("command", lambda context: CommandInjector(context.config.command),
+         instants="approximate: when the command returned",
+         summary="run the [injector.command] templates ({node} {host} {port}), each under "
+                 "timeout_s in its own process group")
+register("none", lambda context: NoneInjector(), instants="none: nothing is injected",
+         summary="observe only: planned faults are recorded as events marked not injected")
