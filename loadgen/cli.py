@@ -256,6 +256,17 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
 
 # ----------------------------------------------------------------------- main
 
+def _add_report(sub: argparse._SubParsersAction) -> None:
+    for cmd, module, help in (
+            ("report", "loadgen.report", "write a run folder's HTML report (RUN_DIR [--out FILE])"),
+            ("compare", "loadgen.report.compare",
+             "compare two runs (BASE CANDIDATE [--max-regression 10%] [--html FILE]); "
+             "exit 1 on a regression")):
+        # every further argument, --help included, belongs to the delegate
+        p = sub.add_parser(cmd, help=help, add_help=False)
+        p.set_defaults(func=_delegate(module), passthrough=True)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pegbench",
@@ -266,6 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
     version.set_defaults(func=_version)
     _add_onebox(sub)
     _add_bench(sub)
+    _add_report(sub)
     return parser
 
 

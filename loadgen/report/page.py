@@ -1,0 +1,226 @@
+"""The report page: one self-contained, offline HTML file drawn from a run folder alone.
+
+plotly.js is inlined once, in the head; every figure is a div with a stable id (``fig-…``)
+and a script that plots into it, never carrying plotly.js again. Traces are SVG (scatter,
+bar), never WebGL. The run's raw data (results, timeline, fault log) is embedded as JSON in
+``<script type="application/json" id="pegbench-data">`` for re-analysis. No CDN, no web font.
+The same run folder gives the same page, byte for byte.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import plotly.graph_objects as go
+from plotly.offline import get_plotlyjs
+
+from .figures_errors import errors_by_kind_phase, errors_figure
+from .figures_latency import latency_figure
+from .figures_timeline import timeline_figure
+from .figures_ttr import fault_detail_figure, ttr_cdf_figure
+from .html import esc, figure_div, no_data, note, script_json
+from .latency import LatencyCurve, latency_curves
+from .run_dir import RunData
+from .stats import MIN_SAMPLES, BootstrapCI, median_difference_ci
+from .style import policy_colours
+from .tables import bootstrap_table, slo_table, summary_table, verdict_block
+from .tables_detail import error_tables, fault_detail_table, run_details, skipped_table
+from .views import TTRSample, old_new, policy_models, policy_order, samples_by_event, ttr_samples
+
+DATA_ID = "pegbench-data"
+DATA_FORMAT = "pegbench-report-data"
+SECTIONS = (("sec-verdict", "1. Verdict and summary"), ("sec-timeline", "2. Timeline"),
+            ("sec-faults", "3. Per-fault detail"), ("sec-ttr", "4. TTR distribution"),
+            ("sec-latency", "5. Latency percentile distribution"),
+            ("sec-errors", "6. Errors by kind and phase"), ("sec-run", "7. Run details"))
+FIGURE_IDS = {"timeline": "fig-timeline", "fault_detail": "fig-fault-detail",
+              "ttr_cdf": "fig-ttr-cdf", "latency": "fig-latency", "errors": "fig-errors"}
+CSS = """
+body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,Helvetica,Arial,sans-serif;
+margin:0 auto;max-width:1400px;padding:0 1.5em 3em;color:#222;line-height:1.4}
+header{border-bottom:1px solid #ddd;margin-bottom:1em}nav a{margin-right:1em}
+h2{border-bottom:1px solid #eee;padding-top:.8em}
+table{border-collapse:collapse;margin:.6em 0;font-size:.9em}
+th,td{border:1px solid #ddd;padding:.25em .6em;text-align:right;vertical-align:top}
+th{background:#f4f4f4}td:first-child,th:first-child{text-align:left}
+caption{text-align:left;font-weight:600;padding:.3em 0}
+.verdict{font-size:1.3em;margin:.6em 0}.headline{font-size:1.05em}
+.badge{display:inline-block;padding:.1em .5em;border-radius:.3em;color:#fff;font-weight:700}
+.pass{background:#1a7f37}.fail{background:#c62828}.unknown{background:#8a6d00}
+.no-data{color:#555;font-style:italic;background:#fafafa;border:1px dashed #ccc;padding:.6em}
+.note{color:#555;font-size:.9em}.figure{margin:.5em 0 1em}
+pre{background:#f7f7f7;padding:.6em;overflow:auto;font-size:.85em}
+"""
+
+
+@dataclass(frozen=True)
+class ReportModel:
+    """Everything the page shows, computed once (plain data and figures)."""
+
+    run: RunData
+    order: list[str]
+    pair: tuple[str, str] | None
+    colours: dict[str, str]
+    models: dict[str, str]
+    samples: list[TTRSample]
+    cis: list[BootstrapCI]
+    ci_skipped: list[str]
+    curves: list[LatencyCurve]
+    latency_notes: list[str]
+    errors_split: dict[str, dict[str, dict[str, int]]]
+    figures: dict[str, go.Figure | None]
+
+
+def bootstrap_all(samples: Sequence[TTRSample], order: Sequence[str],
+                  pair: tuple[str, str] | None, seed: int) -> tuple[list[BootstrapCI], list[str]]:
+    """new − old (and every other policy − old) where both have ≥ MIN_SAMPLES TTR samples;
+    the old/new pair first. Returns the intervals and why others were left out."""
+    if pair is None or not samples:
+        return [], []
+    old = pair[0]
+    others = [pair[1]] + [p for p in order if p not in pair]
+    old_events = samples_by_event(samples, old)
+    cis, skipped = [], []
+    for policy in others:
+        ci = median_difference_ci(old, policy, old_events, samples_by_event(samples, policy),
+                                  seed=seed)
+        if ci is None:
+            n_old = sum(1 for s in samples if s.policy == old)
+            n_new = sum(1 for s in samples if s.policy == policy)
+            skipped.append(f"{policy} vs {old}: {n_new} and {n_old} TTR samples, fewer than "
+                           f"{MIN_SAMPLES}: no confidence interval.")
+        else:
+            cis.append(ci)
+    return cis, skipped
+
+
+def analyse(run: RunData) -> ReportModel:
+    """The report's data and figures for one run."""
+    results = run.results
+    order = policy_order(results)
+    pair = old_new(order)
+    colours = policy_colours(order)
+    samples = ttr_samples(results)
+    seed = results.get("seed")
+    cis, ci_skipped = bootstrap_all(samples, order, pair,
+                                    seed if isinstance(seed, int) and not isinstance(seed, bool)
+                                    else 0)
+    curves, latency_notes = latency_curves(run, order)
+    split = errors_by_kind_phase(run.timeline, order)
+    figures = {
+        "timeline": timeline_figure(results, run.timeline, order, colours),
+        "fault_detail": fault_detail_figure(samples, order, colours),
+        "ttr_cdf": ttr_cdf_figure(samples, order, colours),
+        "latency": latency_figure(curves, order, colours),
+        "errors": errors_figure(split, order, colours),
+    }
+    return ReportModel(run, order, pair, colours, policy_models(results, order), samples, cis,
+                       ci_skipped, curves, latency_notes, split, figures)
+
+
+def _figure(model: ReportModel, key: str, missing: str) -> str:
+    fig = model.figures.get(key)
+    if fig is None:
+        return no_data(missing)
+    return f'<div class="figure">{figure_div(fig, FIGURE_IDS[key])}</div>'
+
+
+def _censored_lines(model: ReportModel) -> str:
+    lines = []
+    for policy in model.order:
+        mine = [s for s in model.samples if s.policy == policy]
+        if mine:
+            first = sum(1 for s in mine if not s.recovered)
+            stable = sum(1 for s in mine if not s.stable_recovered)
+            lines.append(f"<li>{esc(policy)}: {len(mine)} samples; not recovered (censored): "
+                         f"{first} TTR-first, {stable} TTR-stable</li>")
+    return "<ul class=\"censored\">" + "".join(lines) + "</ul>" + note(
+        "A sample not recovered before its horizon counts in the denominator and never "
+        "steps the curve: a policy that did not always recover stays below 1.")
+
+
+def _latency_source(model: ReportModel) -> str:
+    sources = sorted({c.source for c in model.curves})
+    text = "Distribution from: " + (", ".join(sources) or "nothing") + "."
+    if any(c.source == "summary points" for c in model.curves):
+        text += (" Summary points (p50, p99, p99.9) only: the run folder has neither the "
+                 ".hlog files nor results.json's latency_hdr.")
+    return note(text) + "".join(note(n) for n in model.latency_notes)
+
+
+def sections(model: ReportModel) -> dict[str, str]:
+    """Section id -> its HTML body."""
+    results, order = model.run.results, model.order
+    has_faults = bool(model.samples)
+    no_fault = "No fault was injected in this run: "
+    if model.run.timeline is None:
+        timeline_missing = "No timeline.json in the run folder: no timeline."
+    else:
+        timeline_missing = "The timeline has no per-second data."
+    pair_note = (note(f"Old / new = {model.pair[0]} / {model.pair[1]} (legacy / failover when "
+                      "both ran, else the first and last policy compared); above 1 means the "
+                      "old value is higher.") if model.pair else "")
+    return {
+        "sec-verdict": (verdict_block(results, model.pair)
+                        + summary_table(results, order, model.pair, model.models) + pair_note
+                        + "<h3>SLO checks</h3>" + slo_table(results)),
+        "sec-timeline": _figure(model, "timeline", timeline_missing) + note(
+            "Shaded: fault windows (darker, labelled) and recovery phases; dotted lines: "
+            "server failover instants."),
+        "sec-faults": (_figure(model, "fault_detail", no_fault + "no per-fault detail.")
+                       + (fault_detail_table(model.samples, order) if has_faults else "")
+                       + skipped_table(results)),
+        "sec-ttr": (_figure(model, "ttr_cdf", no_fault + "no TTR samples.")
+                    + (_censored_lines(model) if has_faults else "")
+                    + "<h3>Old vs new: difference of medians</h3>"
+                    + (bootstrap_table(model.cis, model.ci_skipped) if has_faults
+                       else no_data(no_fault + "no TTR samples to compare."))),
+        "sec-latency": _figure(model, "latency", "No latency data: no op was recorded.")
+                       + (_latency_source(model) if model.curves else ""),
+        "sec-errors": _figure(model, "errors", "No op failed in this run.")
+                      + error_tables(results, order),
+        "sec-run": run_details(results, model.run.fault_log),
+    }
+
+
+def embedded_data(run: RunData) -> dict[str, Any]:
+    """The raw data the page carries: the run's files as read."""
+    return {"format": DATA_FORMAT, "version": 1, "results": run.results,
+            "timeline": run.timeline, "fault_log": run.fault_log}
+
+
+def _title(results: Mapping[str, Any]) -> str:
+    profile = results.get("profile")
+    name = profile.get("name") if isinstance(profile, Mapping) else None
+    return f"pegbench report — {name}" if name else "pegbench report"
+
+
+def render(model: ReportModel) -> str:
+    """The whole page."""
+    results = model.run.results
+    body = sections(model)
+    nav = "".join(f'<a href="#{sid}">{esc(title)}</a>' for sid, title in SECTIONS)
+    parts = [
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">",
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{esc(_title(results))}</title><style>{CSS}</style>",
+    ]
+    if any(fig is not None for fig in model.figures.values()):
+        parts.append(f'<script type="text/javascript">{get_plotlyjs()}</script>')
+    run = results.get("run", {})
+    parts += [
+        f"</head><body><header><h1>{esc(_title(results))}</h1>",
+        note(f"Policies: {', '.join(model.order)}. Run: {run.get('duration_s', '?')} s analysed, "
+             f"table {run.get('table', '?')}. Generated from {model.run.directory.name}/ "
+             "(results.json, timeline.json, faults.jsonl, *.hlog); the raw data is embedded "
+             f'below as JSON (script#{DATA_ID}).'),
+        f"<nav>{nav}</nav></header>",
+    ]
+    for sid, title in SECTIONS:
+        parts.append(f'<section id="{sid}"><h2>{esc(title)}</h2>{body[sid]}</section>')
+    parts.append(f'<script type="application/json" id="{DATA_ID}">'
+                 f"{script_json(embedded_data(model.run))}</script>")
+    parts.append("</body></html>\n")
+    return "\n".join(parts)

@@ -1,0 +1,101 @@
+"""Small statistics for the report: nearest-rank median, empirical CDF with censoring, and
+a seeded cluster bootstrap of the old/new difference of medians.
+
+Censored samples (not recovered) are +inf throughout: they count in ``n`` and in every rank,
+as in results.json. The bootstrap resamples fault events, not partitions: the partitions of
+one event fail and recover together, so treating them as independent would make the interval
+too narrow. Old and new are resampled together (the same events), as both faced the same
+faults.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+BOOTSTRAP_RESAMPLES = 2000
+CONFIDENCE = 0.95
+MIN_SAMPLES = 5               # per policy, for a confidence interval to be shown
+MAX_UNDEFINED = 0.05          # share of resamples allowed an undefined (∞ − ∞) difference
+
+
+def median(values: Sequence[float]) -> float:
+    """Nearest-rank median (rank ``max(int(n/2 + 0.5), 1)``, as hdrh and results.json rank
+    percentiles); +inf samples rank last."""
+    if not values:
+        raise ValueError("median of no values")
+    ordered = sorted(values)
+    return ordered[max(int(50 * len(ordered) / 100 + 0.5), 1) - 1]
+
+
+def difference(new: float, old: float) -> float | None:
+    """new − old; None when both are +inf (neither recovered: no difference to speak of)."""
+    if math.isinf(new) and math.isinf(old) and (new > 0) == (old > 0):
+        return None
+    return new - old
+
+
+def cdf_points(values: Sequence[float]) -> tuple[list[float], list[float], int]:
+    """A step CDF over every sample: (x, y, censored). Finite samples give the steps; each
+    +inf (censored) one counts in the denominator only, so the curve ends below 1."""
+    finite = sorted(v for v in values if not math.isinf(v))
+    n = len(values)
+    xs, ys = [0.0], [0.0]
+    for i, v in enumerate(finite, 1):
+        xs.append(v)
+        ys.append(i / n)
+    return xs, ys, n - len(finite)
+
+
+@dataclass(frozen=True)
+class BootstrapCI:
+    """median(new) − median(old) (ms) with its percentile bootstrap interval."""
+
+    old: str
+    new: str
+    observed: float | None        # None: both medians are +inf
+    low: float | None             # None: too many resamples had no defined difference
+    high: float | None
+    events: int                   # fault events resampled
+    n_old: int
+    n_new: int
+    resamples: int
+    seed: int
+    confidence: float
+    undefined: int                # resamples where both medians were +inf
+
+
+def median_difference_ci(old: str, new: str, old_by_event: Mapping[str, Sequence[float]],
+                         new_by_event: Mapping[str, Sequence[float]], *, seed: int,
+                         resamples: int = BOOTSTRAP_RESAMPLES,
+                         confidence: float = CONFIDENCE) -> BootstrapCI | None:
+    """Bootstrap the difference of medians over fault events both policies have samples of;
+    None if either policy has fewer than MIN_SAMPLES samples there."""
+    events = [e for e in old_by_event if e in new_by_event]
+    old_all = [v for e in events for v in old_by_event[e]]
+    new_all = [v for e in events for v in new_by_event[e]]
+    if len(old_all) < MIN_SAMPLES or len(new_all) < MIN_SAMPLES:
+        return None
+    rng = random.Random(seed)
+    diffs: list[float] = []
+    undefined = 0
+    for _ in range(resamples):
+        picked = [events[rng.randrange(len(events))] for _ in events]
+        d = difference(median([v for e in picked for v in new_by_event[e]]),
+                       median([v for e in picked for v in old_by_event[e]]))
+        if d is None:
+            undefined += 1
+        else:
+            diffs.append(d)
+    low = high = None
+    if diffs and undefined <= MAX_UNDEFINED * resamples:
+        diffs.sort()
+        tail = (1 - confidence) / 2
+        low = diffs[min(math.floor(tail * len(diffs)), len(diffs) - 1)]
+        high = diffs[max(math.ceil((1 - tail) * len(diffs)) - 1, 0)]
+    return BootstrapCI(old=old, new=new, observed=difference(median(new_all), median(old_all)),
+                       low=low, high=high, events=len(events), n_old=len(old_all),
+                       n_new=len(new_all), resamples=resamples, seed=seed,
+                       confidence=confidence, undefined=undefined)
