@@ -68,7 +68,7 @@ DEFAULT_HEALTH_GATE_LIMIT_S = 60.0
 INJECTOR_KINDS = ("onebox", "command", "none")
 DEFAULT_INJECTOR = "onebox"
 #: Templates of ``[injector.command]`` and the placeholders they may use.
-COMMAND_TEMPLATES = ("kill", "pause", "resume", "restart")
+COMMAND_TEMPLATES = ("kill", "pause", "resume", "terminate", "restart")
 COMMAND_PLACEHOLDERS = ("node", "host", "port")
 DEFAULT_COMMAND_TIMEOUT_S = 20.0
 
@@ -219,6 +219,9 @@ class CommandTemplates:
     kill: str | None = None
     pause: str | None = None
     resume: str | None = None
+    #: a graceful stop (SIGTERM): the first half of the ``restart`` fault kind
+    terminate: str | None = None
+    #: starts the node again (heals a kill and a restart)
     restart: str | None = None
     timeout_s: float = DEFAULT_COMMAND_TIMEOUT_S
 

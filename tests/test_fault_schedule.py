@@ -236,7 +236,7 @@ def test_the_fault_kinds_and_their_parameters():
     assert (pause.param, pause.param_required, pause.usage) == ("duration_s", True, "duration_s")
     assert (restart.param, restart.param_required) == ("restart_after_s", True)
     assert (kill.commands, pause.commands, restart.commands) == (
-        ("kill", "restart"), ("pause", "resume"), ("restart",))
+        ("kill", "restart"), ("pause", "resume"), ("terminate", "restart"))
     for kind in kinds.available():
         assert kind.description and "\n" not in kind.description
         assert kind.colour.startswith("#") and len(kind.colour) == 7

@@ -208,3 +208,22 @@ def test_retry_header_carries_the_ms_left_not_the_op_timeout(cluster, connect):
     left_ms = (op.start + 0.6 - second.start) * 1000  # op deadline - retry start, exactly
     assert left_ms - 2 <= req.client_timeout_ms <= left_ms + 1
     assert req.client_timeout_ms <= 600 * (1 - 1 / 3) + 1  # the first attempt used a third
+
+
+def test_a_higher_ballot_for_the_same_slow_primary_does_not_resend_and_each_tick_polls(cluster, connect):
+    """Seen in an integration run: a cache holding a stale ballot for the primary (it was
+    re-elected after a restart) made failover send every write again to the same paused
+    node. And every attempt timeout must reach the meta, even when other ops refreshed the
+    cache since the attempt was sent."""
+    op_timeout_s = 1.5
+    table, rec = connect("failover", op_timeout_ms=int(op_timeout_s * 1000))
+    a, _ = cluster.replica_addrs
+    pidx = table.partition_of("h")
+    cluster.move_primary(pidx, a)  # same primary, higher ballot: the client's cache is stale
+    cluster.set_mode(a, "hang")
+    requests = cluster.requests(a)
+    with pytest.raises(OpTimeout):
+        table.put("h", "s", "v1")
+    assert cluster.requests(a) - requests == 1
+    assert [o.attempt for o in rec.ops()] == [1]
+    assert meta_queries(rec) >= 2  # one per attempt timeout (0.5 s, 1.0 s)

@@ -1,8 +1,16 @@
-"""Faults: what to break, when, and (later) how.
+"""Faults: what to break, when, how, and what it did to the cluster.
 
-- ``kinds``     the registry of fault kinds (kill, pause, restart) with their display metadata
-- ``targets``   fault targets parsed once: ``replicaN``, ``primary-of:P``, ``random``
-- ``schedule``  a profile's ``[faults]`` turned into one ordered, seeded plan
+- ``kinds``        the fault kinds (kill, pause, restart): display metadata and inject/heal steps
+- ``targets``      fault targets parsed once: ``replicaN``, ``primary-of:P``, ``random``
+- ``schedule``     a profile's ``[faults]`` turned into one ordered, seeded plan
+- ``injector``     the injector interface (one ``apply(action, node)``) and its action records
+- ``injectors``    the injector registry: ``onebox``, ``command``, ``none``
+- ``onebox_injector``, ``command_injector``   the two that inject
+- ``cluster``      node names and addresses, fresh configs, health (onebox or external)
+- ``history``, ``observer``   partition-config history; the meta observers that fill it
+- ``records``      fault records, ``faults.jsonl``, and the analysis's FaultEvent
+- ``controller``   runs the plan against the clock in a greenlet; heals in ``finally``
+- ``cooperative``  blocking calls and waits that never stall the gevent hub
 
 Submodules are imported by name (``from loadgen.faults import schedule``); this package
 re-exports nothing, so importing it never pulls in the profile schema.

@@ -3,9 +3,9 @@
 Two kinds, one small interface (:class:`ClusterView`); every method may block (the controller
 calls them through :func:`~loadgen.faults.cooperative.run_blocking`):
 
-* :class:`OneboxCluster` — nodes from the onebox spec; healthy when every node runs and every
-  partition has an alive primary and all ``replicas - 1`` secondaries alive (the onebox's own
-  rule); observed through the meta's config-change log.
+* :class:`OneboxCluster` — nodes from the onebox spec; healthy when every partition has an
+  alive primary and ``replicas - 1`` alive secondaries (a paused node is not alive); observed
+  through the meta's config-change log.
 * :class:`ExternalCluster` — a real cluster known only through its metas; healthy when every
   partition has a primary and the configured replica count; observed by polling the meta.
   Node names: the replica addresses the meta reports at first use, sorted by host and port,
@@ -18,7 +18,7 @@ import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from ..onebox.spec import CONFIG_LOG, META_NODE, OneboxSpec
 from ..pegasus.addr import parse_addr
@@ -26,7 +26,7 @@ from ..pegasus.blocking import query_config
 from ..profile_schema import ClusterConfig
 from .injector import Node
 from .observer import LogTailObserver, MetaObserver, PollingObserver
-from .targets import replica_names
+from .targets import NodeTarget, PlannedTarget, PrimaryOf, replica_names
 
 #: One-shot meta queries (config, health) give up after this.
 QUERY_TIMEOUT_S = 2.0
@@ -72,16 +72,17 @@ def config_problems(partitions: Iterable[PartitionConfig], replicas: int,
 
 
 def status_problems(status: Mapping[str, Any], replicas: int) -> list[str]:
-    """What keeps a onebox (its status document) from being healthy; empty when healthy."""
-    nodes = status["nodes"]
-    found = [f"{n['name']} {n['state']}" for n in nodes if n["state"] != "running"]
+    """What keeps a onebox (its status document) from being healthy; empty when healthy.
+
+    Partitions only: a node that is down but hosts nothing any more (more nodes than
+    replicas, its partitions copied elsewhere) does not keep the next fault waiting."""
     if status.get("partition_count") is None:
-        return found + ["partition config unknown (the meta did not answer)"]
+        return ["partition config unknown (the meta did not answer)"]
     partitions = [PartitionConfig(pidx=p["pidx"], ballot=p["ballot"], primary=p["primary"],
                                   secondaries=tuple(p["secondaries"]))
                   for p in status["partitions"]]
-    alive = {n["addr"] for n in nodes if n["state"] == "running"}
-    return found + config_problems(partitions, replicas, alive)
+    alive = {n["addr"] for n in status["nodes"] if n["state"] == "running"}
+    return config_problems(partitions, replicas, alive)
 
 
 def _node(name: str, addr: str) -> Node:
@@ -199,3 +200,33 @@ def cluster_view(cluster: ClusterConfig, *, onebox: Any = None) -> ClusterView:
             raise ValueError("cluster.mode = 'onebox' needs the onebox (Onebox or OneboxControl)")
         return OneboxCluster(onebox)
     return ExternalCluster.from_config(cluster)
+
+
+class Resolution(NamedTuple):
+    """A target resolved at inject time: the node (None: skip, ``reason`` says why) and the
+    config the meta gave just before (None if it did not answer)."""
+
+    node: Node | None
+    config: tuple[PartitionConfig, ...] | None
+    reason: str
+
+
+def resolve_target(cluster: ClusterView, target: PlannedTarget) -> Resolution:
+    """The node ``target`` names now: ``primary-of:P`` asks the meta (no primary: none); a
+    node name maps to its address. Blocks (a config query)."""
+    try:
+        config = cluster.config()
+    except Exception as exc:  # noqa: BLE001 - a node target does without it
+        if isinstance(target, PrimaryOf):
+            return Resolution(None, None, f"{target}: the meta did not answer ({exc})")
+        config = None
+    if isinstance(target, NodeTarget):
+        node = cluster.node(target.node)
+        return Resolution(node, config, "" if node else f"no node named {target.node}")
+    assert config is not None
+    part = next((p for p in config if p.pidx == target.partition), None)
+    if part is None:
+        return Resolution(None, config, f"{target}: the table has no partition {target.partition}")
+    if not part.primary:
+        return Resolution(None, config, f"{target}: partition {target.partition} has no primary")
+    return Resolution(cluster.node_at(part.primary), config, "")

@@ -24,7 +24,19 @@ def run_blocking(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     and a native thread would only add a second hub."""
     if monkey.is_module_patched("socket"):
         return fn(*args, **kwargs)
-    return gevent.get_hub().threadpool.apply(fn, args, kwargs)
+    ok, value = gevent.get_hub().threadpool.apply(_capture, (fn, args, kwargs))
+    if not ok:
+        raise value
+    return value
+
+
+def _capture(fn: Callable[..., T], args: tuple, kwargs: dict) -> tuple[bool, Any]:
+    """(True, result) or (False, exception): raised in the caller's greenlet, not printed by
+    the threadpool as an unhandled error (a failed fault action is an expected outcome)."""
+    try:
+        return True, fn(*args, **kwargs)
+    except Exception as exc:  # noqa: BLE001 - handed back to the caller
+        return False, exc
 
 
 def wait_until(t: float, stop: Event | None = None) -> bool:

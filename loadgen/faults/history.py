@@ -82,8 +82,7 @@ class ConfigHistory:
                 break
             if not change.primary:
                 dropped = True
-            elif change.primary != old_primary:
-                return change.t
-            elif dropped and t_heal is not None and change.t >= t_heal:
+            elif change.primary != old_primary or (
+                    dropped and t_heal is not None and change.t >= t_heal):
                 return change.t
         return None

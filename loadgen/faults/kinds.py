@@ -96,7 +96,8 @@ PAUSE = FaultKind(
     inject=_pause, heal=_resume)
 RESTART = FaultKind(
     name="restart", description="SIGTERM the node, start it again after restart_after_s",
-    colour="#1f77b4", param=RESTART_AFTER_S, param_required=True, commands=("restart",),
+    colour="#1f77b4", param=RESTART_AFTER_S, param_required=True,
+    commands=("terminate", "restart"),
     inject=_terminate, heal=_restart)
 
 _REGISTRY: dict[str, FaultKind] = {}

@@ -69,11 +69,14 @@ class OutcomeLike(Protocol):
 class _Partition:
     """Live state of one (policy, table, partition) write timeline."""
 
-    __slots__ = ("partition", "series", "ok_ends", "scanned", "first_ok", "pending")
+    __slots__ = ("partition", "series", "ok_starts", "ok_ends", "scanned", "first_ok", "pending")
 
     def __init__(self, partition: int, instants: Iterable[float]):
         self.partition = partition
         self.series = LiveSeries(_PWIDTH)
+        # A write recovers the partition only if it was handed to the client at or after the
+        # fault: an ack already on its way from a killed primary proves nothing.
+        self.ok_starts = array("d")  # starts of recent ok writes, aligned with ok_ends
         self.ok_ends = array("d")   # exact ends of recent ok writes, in arrival order
         self.scanned = 0            # ok_ends before this index were matched against pending
         self.first_ok: dict[float, float | None] = {t: None for t in instants}
@@ -82,15 +85,15 @@ class _Partition:
     def add_instant(self, t: float) -> None:
         if t in self.first_ok:
             return
-        self.first_ok[t] = min((e for e in self.ok_ends if e > t), default=None)
+        self.first_ok[t] = _first_end_from(self.ok_starts, self.ok_ends, t)
         self.pending.append(t)
 
     def resolve(self) -> None:
         """Match the ok ends recorded since the last call against pending instants."""
         if self.pending and self.scanned < len(self.ok_ends):
-            new = self.ok_ends[self.scanned:]
+            starts, ends = self.ok_starts[self.scanned:], self.ok_ends[self.scanned:]
             for t in self.pending:
-                best = min((e for e in new if e > t), default=None)
+                best = _first_end_from(starts, ends, t)
                 have = self.first_ok[t]
                 if best is not None and (have is None or best < have):
                     self.first_ok[t] = best
@@ -103,9 +106,15 @@ class _Partition:
         drop = bisect_left(self.ok_ends, cutoff)
         if drop:
             del self.ok_ends[:drop]
+            del self.ok_starts[:drop]
             self.scanned -= drop
         self.pending = [t for t in self.pending
                         if self.first_ok[t] is None or self.first_ok[t] >= cutoff]
+
+
+def _first_end_from(starts: array, ends: array, t: float) -> float | None:
+    """The earliest end among the ok writes handed over at or after ``t``."""
+    return min((e for s, e in zip(starts, ends, strict=True) if s >= t), default=None)
 
 
 class _Policy:
@@ -204,6 +213,7 @@ class Recorder:
                 chunk = series.open_chunk(sec)
             chunk[(i - sec * FINE_PER_S) * _PWIDTH + code] += 1
             if not code:
+                part.ok_starts.append(o.start)
                 part.ok_ends.append(end)
         if end >= self._next_maintenance:
             self._maintain(end)

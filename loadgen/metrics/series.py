@@ -169,9 +169,10 @@ class Series:
 class PartitionTimeline:
     """One (policy, table, partition)'s write outcomes and exact first-success times.
 
-    ``first_ok[t]`` is the ``end`` of the first ok write on the partition whose end is after
-    the fault instant ``t`` (None: none seen); the recorder keeps it exact for every instant
-    it was told of (``Recorder.fault_at``).
+    ``first_ok[t]`` is the ``end`` of the first ok write on the partition handed to the client
+    at or after the fault instant ``t`` (None: none seen; an ack already on its way at ``t``
+    does not count); the recorder keeps it exact for every instant it was told of
+    (``Recorder.fault_at``).
     """
 
     series: Series = field(default_factory=lambda: Series(width=len(OUTCOME_SLOTS)))
@@ -181,7 +182,7 @@ class PartitionTimeline:
     MATCH_TOLERANCE_S = 1e-6
 
     def first_ok_end_after(self, t: float) -> float | None:
-        """End of the first ok write that ended after fault instant ``t``; None if none.
+        """End of the first ok write handed over at or after fault instant ``t``; None if none.
 
         Raises LookupError when the recorder was never told of a fault at ``t``.
         """

@@ -165,9 +165,13 @@ class _OpRun:
         return self._timed_out(a)
 
     def _keep(self) -> str:
-        """The latest attempt is slow: keep waiting for it unless the config moves."""
+        """The latest attempt is slow: keep waiting for it unless the config names another
+        primary. (A higher ballot naming the same node does not count: the call is still
+        pending on that node's live connection, so sending again would only run it twice;
+        had the connection gone, the call would have failed.)"""
         a = self.latest
-        if _moved(self.x.routing.route(a.pidx), a.route):
+        route = self.x.routing.route(a.pidx)
+        if route.primary is not None and route.primary != a.route.primary:
             return _SEND
         now = time.monotonic()
         if now >= self.deadline:
@@ -267,7 +271,11 @@ class _OpRun:
             op=self.op.name, table=self.x.routing.table, partition=a.pidx, node=a.route.primary,
             attempt=a.number, retries=self.retries, time_left_s=self.deadline - now,
             op_timeout_s=self.x.ctx.op_timeout_s))
-        if reaction.refresh and self.x.refresher.request(a.generation):
+        # Ops that will look at the route again ask for one newer than the one in the cache
+        # now; the others for one newer than their attempt's (Java's cachedConfigVersion).
+        waits = reaction.keep_waiting or reaction.wait_for_route
+        seen = self.x.routing.generation if waits else a.generation
+        if reaction.refresh and self.x.refresher.request(seen):
             a.refreshed = self.any_refresh = True
         self.last_error = (exc.last_error or self.last_error) if isinstance(exc, OpTimeout) else exc
         if not reaction.keep_waiting:

@@ -1,0 +1,189 @@
+"""The fault controller's parts, as pure data: config history and server failover, health
+rules, fault records and their events, the injector registry, the config-log tail."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from support.faults import ADDRS, config
+
+from loadgen.errors import ConfigError
+from loadgen.faults import injectors
+from loadgen.faults.cluster import config_problems, status_problems
+from loadgen.faults.command_injector import CommandInjector
+from loadgen.faults.history import ConfigChange, ConfigHistory
+from loadgen.faults.injector import ActionRecord
+from loadgen.faults.observer import LogTailObserver
+from loadgen.faults.onebox_injector import OneboxInjector
+from loadgen.faults.records import FaultLog, FaultRecord, read_fault_log
+from loadgen.profile_schema import CommandTemplates, InjectorConfig
+
+pytestmark = pytest.mark.unit
+
+A, B, C = ADDRS
+
+
+def history(*changes: tuple[float, str]) -> ConfigHistory:
+    """Partition 0's history: (instant, primary) pairs."""
+    return ConfigHistory(ConfigChange(t=t, pidx=0, ballot=i + 1, primary=p)
+                         for i, (t, p) in enumerate(changes))
+
+
+# ---------------------------------------------------------------------------- history
+
+def test_failover_is_the_first_config_naming_another_primary():
+    h = history((0.0, A), (10.8, ""), (10.85, B))
+    assert h.failover_instant(0, 10.0, A) == 10.85
+    assert h.primaries_at(10.0) == {0: A} and h.primaries_at(10.81) == {0: ""}
+    assert h.at(0, -1.0) is None
+
+
+def test_no_change_means_no_failover_instant():
+    assert history((0.0, A)).failover_instant(0, 10.0, A) is None
+    # a change only of secondaries keeps the primary: no failover
+    h = ConfigHistory([ConfigChange(0.0, 0, 1, A, (B, C)), ConfigChange(10.5, 0, 2, A, (B,))])
+    assert h.failover_instant(0, 10.0, A) is None
+
+
+def test_a_restarted_node_named_again_after_its_return_counts():
+    # restart before the grace period: the meta drops the old life at the restart, then names
+    # the same address again (the new life) once nothing better is left
+    h = history((0.0, A), (10.3, ""), (10.35, A))
+    assert h.failover_instant(0, 10.0, A, t_heal=10.3) == 10.35
+    assert h.failover_instant(0, 10.0, A, t_heal=None) is None  # still dead: not alive
+    assert history((0.0, A), (10.35, A)).failover_instant(0, 10.0, A, t_heal=10.3) is None
+
+
+def test_changes_from_the_next_fault_on_the_partition_do_not_count():
+    h = history((0.0, A), (30.9, B))
+    assert h.failover_instant(0, 10.0, A, until=30.0) is None
+    assert h.failover_instant(0, 10.0, A) == 30.9
+
+
+def test_history_keeps_time_order_whatever_the_arrival_order():
+    h = history((5.0, B), (1.0, A))
+    assert [c.primary for c in h.changes(0)] == [A, B] and len(h) == 2
+
+
+# ---------------------------------------------------------------------------- health
+
+def test_external_health_needs_a_primary_and_the_replica_count():
+    healthy = config({0: "replica1", 1: "replica2"})
+    assert config_problems(healthy, replicas=3) == []
+    assert config_problems(healthy, replicas=4) == ["partition 0: 3 of 4 replicas",
+                                                   "partition 1: 3 of 4 replicas"]
+    assert config_problems(config({0: ""}), replicas=3) == ["partition 0: no primary (none)"]
+
+
+def test_onebox_health_needs_alive_members():
+    parts = config({0: "replica1"})
+    assert config_problems(parts, 3, alive={A, B, C}) == []
+    assert config_problems(parts, 3, alive={B, C}) == [
+        f"partition 0: no alive primary ({A})"]
+    assert config_problems(parts, 3, alive={A, B}) == ["partition 0: 1 of 2 secondaries alive"]
+
+
+def test_status_document_problems():
+    status = {"partition_count": 1,
+              "nodes": [{"name": "meta1", "addr": "10.0.0.1:9", "state": "running"},
+                        {"name": "replica1", "addr": A, "state": "running"},
+                        {"name": "replica2", "addr": B, "state": "paused"},
+                        {"name": "replica3", "addr": C, "state": "running"}],
+              "partitions": [{"pidx": 0, "ballot": 3, "primary": A, "secondaries": [B, C]}]}
+    assert status_problems(status, 3) == ["partition 0: 1 of 2 secondaries alive"]
+    status["nodes"][2]["state"] = "running"
+    assert status_problems(status, 3) == []
+    # a node down that hosts nothing (its partitions were copied elsewhere) is no problem
+    status["nodes"].append({"name": "replica4", "addr": "10.0.0.1:4", "state": "dead"})
+    assert status_problems(status, 3) == []
+    assert status_problems({**status, "partition_count": None, "partitions": []}, 3) == [
+        "partition config unknown (the meta did not answer)"]
+
+
+# ---------------------------------------------------------------------------- records
+
+def _record(**fields) -> FaultRecord:
+    base = {"id": 3, "kind": "pause", "target": "primary-of:1", "origin": "faults.events[0]",
+            "at_s": 20.0, "t_planned": 120.0, "injector": "onebox"}
+    return FaultRecord(**{**base, **fields})
+
+
+def test_an_injected_record_becomes_a_fault_event():
+    action = ActionRecord(action="pause", node="replica2", ok=True, t=120.01, instant="signal",
+                          t_sent=120.0, t_returned=120.02)
+    r = _record(injected=True, node="replica2", addr=B, t_inject=120.01, t_heal=125.01,
+                affected_partitions=(1, 4), server_failover_s={1: 0.81, 4: None},
+                actions=(action,), healed_by="plan")
+    e = r.to_event()
+    assert (e.id, e.kind, e.node, e.t_inject, e.t_heal, e.skipped) == (
+        "3", "pause", "replica2", 120.01, 125.01, False)
+    assert e.affected_partitions == (1, 4) and e.failover_s(1) == 0.81
+    assert e.failover_s(4) == pytest.approx(5.0)
+    data = json.loads(json.dumps(r.to_dict(), allow_nan=False))
+    assert data["server_failover_ms"] == {"1": 810.0, "4": None}
+    assert data["actions"][0]["instant"] == "signal" and not data["skipped"]
+
+
+def test_a_record_not_injected_is_a_skipped_event_at_its_planned_instant():
+    r = _record(injected=False, skip_reason="cluster not healthy within 60 s: replica1 dead")
+    e = r.to_event()
+    assert e.skipped and e.skip_reason == r.skip_reason and e.t_inject == 120.0
+    assert e.node == "primary-of:1" and e.t_heal is None
+    with pytest.raises(ValueError):
+        _record(injected=False)  # a reason is required
+    with pytest.raises(ValueError):
+        _record(injected=True)  # an instant is required
+
+
+def test_fault_log_writes_one_line_per_record(tmp_path):
+    log = FaultLog(tmp_path / "out" / "faults.jsonl")
+    log.write(_record(injected=False, skip_reason="x"))
+    log.write(_record(id=4, injected=False, skip_reason="y"))
+    log.close()
+    assert [r["id"] for r in read_fault_log(tmp_path / "out" / "faults.jsonl")] == [3, 4]
+
+
+# ---------------------------------------------------------------------------- injectors
+
+def test_the_injector_registry_lists_itself():
+    assert injectors.names() == ("command", "none", "onebox")
+    infos = injectors.available()
+    assert [i.name for i in infos] == ["command", "none", "onebox"]
+    assert all(i.summary and i.instants for i in infos)
+
+
+def test_injectors_are_built_by_name():
+    templates = CommandTemplates(kill="echo {node}")
+    cmd = injectors.create("command", injectors.InjectorContext(
+        config=InjectorConfig(kind="command", command=templates)))
+    assert isinstance(cmd, CommandInjector) and cmd.templates is templates
+    assert injectors.create("none").injects is False
+    box = object()
+    onebox = injectors.create("onebox", injectors.InjectorContext(onebox=box))
+    assert isinstance(onebox, OneboxInjector) and onebox.driver is box
+    with pytest.raises(ConfigError, match="without a onebox"):
+        injectors.create("onebox")
+    with pytest.raises(ConfigError, match="one of command, none, onebox"):
+        injectors.create("ssh")
+
+
+# ---------------------------------------------------------------------------- log tail
+
+def test_the_config_log_is_tailed_line_by_line(tmp_path):
+    path = tmp_path / "config-changes.jsonl"
+    observer = LogTailObserver(path)
+    observer.sync()  # no file yet: nothing
+    line = {"t_wall": 1.0, "t_mono": 5.0, "pidx": 2, "ballot": 1, "primary": A,
+            "secondaries": [B, C], "learners": [], "reason": "initial assignment"}
+    second = json.dumps({**line, "t_mono": 6.0, "ballot": 2, "primary": ""})
+    path.write_text(json.dumps(line) + "\n" + second[:20])  # the meta is mid-line
+    observer.sync()
+    assert [c.t for c in observer.history.changes(2)] == [5.0]
+    with path.open("a") as f:
+        f.write(second[20:] + "\n")
+    observer.sync()
+    changes = observer.history.changes(2)
+    assert [(c.t, c.ballot, c.primary) for c in changes] == [(5.0, 1, A), (6.0, 2, "")]
+    assert changes[0].secondaries == (B, C) and changes[0].reason == "initial assignment"
+    assert observer.history.failover_instant(2, 5.5, A) is None
