@@ -248,13 +248,51 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
             ("policies", "loadgen.policy_matrix",
              "every built-in policy through kill, pauses, slow primary, reset, moved partition"),
             ("recorder", "loadgen.metrics.bench",
-             "cost of recording one outcome vs a bare record_value")):
+             "cost of recording one outcome vs a bare record_value"),
+            ("locust", "loadgen.locust_bench",
+             "the workload's Locust users vs the bare client, ops/s in one process")):
         # every further argument, --help included, belongs to the delegate
         p = kinds.add_parser(kind, help=help, add_help=False)
         p.set_defaults(func=_delegate(module), passthrough=True)
 
 
 # ----------------------------------------------------------------------- main
+
+# ----------------------------------------------------------------------- list
+
+def _list(args: argparse.Namespace) -> int:
+    if args.what == "policies":
+        from .pegasus import policies
+
+        for info in policies.available():
+            print(f"{info.name:<20} {info.summary}")
+            print(f"{'':<20} models: {info.models or '-'}")
+            if info.source:
+                print(f"{'':<20} source: {info.source}")
+            params = ", ".join(f"{k}={v!r}" for k, v in info.params.items()) or "-"
+            print(f"{'':<20} params: {params}")
+    elif args.what == "faults":
+        from .faults import kinds
+
+        for kind in kinds.available():
+            print(f"{kind.name:<10} {kind.usage:<18} {kind.colour:<8} {kind.description}")
+    else:
+        from .faults import injectors
+
+        for info in injectors.available():
+            print(f"{info.name:<10} {info.summary} (instants: {info.instants})")
+    return EXIT_OK
+
+
+def _add_list(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("list", help="list registered policies, fault kinds or injectors",
+                       description="Print what is registered: retry policies (with what each "
+                                   "models, its upstream source and parameters), fault kinds "
+                                   "(with their timing parameter and report colour), or fault "
+                                   "injectors.", epilog=EXIT_CODES_HELP)
+    p.add_argument("what", choices=("policies", "faults", "injectors"))
+    p.set_defaults(func=_list)
+
 
 def _add_report(sub: argparse._SubParsersAction) -> None:
     for cmd, module, help in (
@@ -278,6 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_onebox(sub)
     _add_bench(sub)
     _add_report(sub)
+    _add_list(sub)
     return parser
 
 

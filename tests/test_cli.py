@@ -114,6 +114,21 @@ def test_drop_expired_flag_reaches_the_spec(flags, drop_expired, monkeypatch, tm
 
 
 @pytest.mark.unit
+@pytest.mark.unit
+def test_list_prints_every_registered_policy_fault_kind_and_injector(capsys):
+    from loadgen.faults import injectors, kinds
+    from loadgen.pegasus import policies
+
+    for what, names in (("policies", [i.name for i in policies.available()]),
+                        ("faults", list(kinds.names())), ("injectors", list(injectors.names()))):
+        assert main(["list", what]) == 0
+        out = capsys.readouterr().out
+        listed = [line.split()[0] for line in out.splitlines() if not line.startswith(" ")]
+        assert listed == sorted(names) and len(names) >= 3
+    main(["list", "policies"])
+    assert "source: go-client/" in capsys.readouterr().out  # each upstream model names its source
+
+
 def test_unexpected_errors_exit_3_not_1(monkeypatch, capsys):
     # exit 1 means "verdict failed": a bug must never look like one
     from loadgen import cli
