@@ -291,6 +291,8 @@ class Recorder:
         all). Keeps 10 ms detail around it and the exact first-success time after it; call it
         within RECENT_S of ``t`` (as the fault happens)."""
         parts = None if partitions is None else frozenset(partitions)
+        if (t, parts) in self._faults:
+            return  # announced twice (e.g. a relay and a controller): one fault
         self._faults.append((t, parts))
         for p in self._policies.values():
             for part in p.partitions.values():

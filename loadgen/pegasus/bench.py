@@ -34,7 +34,7 @@ _SERVER_START_TIMEOUT_S = 20.0
 _PARTITIONS = 8
 
 
-def _start_server(partitions: int) -> tuple[subprocess.Popen, str, str]:
+def start_server(partitions: int) -> tuple[subprocess.Popen, str, str]:
     """The test cluster in a child process: (process, meta address, replica address)."""
     proc = subprocess.Popen([sys.executable, "-m", "loadgen.pegasus.testing", "--replicas", "1",
                              "--partitions", str(partitions)], stdout=subprocess.PIPE, text=True)
@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     value = b"v" * args.value_bytes
     try:
-        proc, meta, replica = _start_server(partitions=_PARTITIONS)
+        proc, meta, replica = start_server(partitions=_PARTITIONS)
     except PegasusError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 3

@@ -1,0 +1,34 @@
+"""Locust entry point of pegbench: ``locust -f loadgen/locustfile.py``.
+
+Web UI::
+
+    pegbench onebox start --dir /tmp/ob          # prints the meta address
+    locust -f loadgen/locustfile.py --profile profiles/quick.toml --meta 127.0.0.1:34601
+
+Headless (``-u``/``-r``/``-t`` default to the profile: ``users`` per policy, ``duration_s``)::
+
+    locust -f loadgen/locustfile.py --headless --profile profiles/quick.toml --meta HOST:PORT
+
+Distributed: the same with ``--master`` (``--expect-workers N``), plus N workers started as
+``locust -f loadgen/locustfile.py --worker --master-host HOST``; workers get pegbench's
+options from the master.
+
+One User class per compared policy (``FailoverUser``, ``LegacyUser``, ...; equal weights),
+each user an open-loop schedule of ``rate_per_user`` ops/s. Locust's request stats show
+``<policy>:<op>`` with response times measured from each op's intended start. The exit code
+is 0 unless pegbench's own code failed (3): failed requests are what a fault run measures, so
+they do not fail the process; ``pegbench run`` sets the SLO verdict's code instead.
+The wiring lives in :mod:`loadgen.locust_hooks`; this file only connects it.
+"""
+
+from locust import events
+
+from loadgen.locust_hooks import install
+from loadgen.pegasus import policies
+from loadgen.users import user_class
+
+install(events)
+
+# Locust discovers User classes in this module; the compared ones are picked at init.
+globals().update({cls.__name__: cls for cls in (user_class(info.name)
+                                                for info in policies.available())})

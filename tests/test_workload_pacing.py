@@ -1,0 +1,87 @@
+"""Open-loop pacing (wrk2-style): intended starts fixed in advance, backlog, missed ops."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from loadgen.pacing import OpenLoopSchedule
+
+pytestmark = pytest.mark.unit
+
+
+def test_ops_are_due_at_start_plus_k_over_rate_with_a_phase():
+    s = OpenLoopSchedule.with_phase(100.0, rate_per_s=50, max_lag_s=10, phase=0.5)
+    assert s.due_at(0) == pytest.approx(100.01)
+    assert s.due_at(7) == pytest.approx(100.01 + 7 / 50)
+    assert s.take(100.0) is None                     # not due yet
+    assert s.delay(100.0) == pytest.approx(0.01)
+    due = s.take(100.0105)
+    assert (due.k, due.missed) == (0, 0) and due.t_intended == pytest.approx(100.01)
+    assert s.delay(100.0105) == pytest.approx(0.0195)
+
+
+def test_random_phases_keep_users_out_of_lockstep():
+    rng = random.Random(1)
+    firsts = [OpenLoopSchedule.with_phase(0.0, 10, 10, rng.random()).due_at(0) for _ in range(50)]
+    assert len({round(t, 6) for t in firsts}) == 50
+    assert all(0 <= t < 0.1 for t in firsts)
+
+
+def test_a_stall_leaves_a_backlog_issued_back_to_back_from_each_intended_start():
+    s = OpenLoopSchedule(0.0, rate_per_s=10, max_lag_s=5)
+    assert s.take(0.0).k == 0
+    # the op stalled for 1 s: ops 1..10 came due meanwhile and go out at once, in order,
+    # each keeping its own intended start (so the stall shows in every response time)
+    now = 1.0
+    backlog = []
+    while (due := s.take(now)) is not None:
+        backlog.append(due)
+        now += 0.001
+    assert [d.k for d in backlog] == list(range(1, 11))
+    assert [d.t_intended for d in backlog] == pytest.approx([k / 10 for k in range(1, 11)])
+    assert sum(d.missed for d in backlog) == 0
+    assert s.delay(now) > 0                         # caught up: waits for op 11
+
+
+def test_ops_more_than_max_lag_behind_are_counted_as_missed_never_skipped_silently():
+    s = OpenLoopSchedule(0.0, rate_per_s=100, max_lag_s=2)
+    s.take(0.0)
+    due = s.take(1000.0)                            # a 1000 s stall: arithmetic, no loop
+    assert due.t_intended >= 1000.0 - 2 and due.t_intended <= 1000.0
+    assert due.missed == due.k - 1
+    assert s.missed == due.missed
+    # every op is issued or missed: none vanishes
+    issued = 2
+    now = 1000.0
+    while s.take(now) is not None:
+        issued += 1
+    assert issued + s.missed == s.next_k
+    assert s.next_k == pytest.approx(1000 * 100, abs=2)
+
+
+def test_max_lag_below_one_interval_never_issues_early():
+    s = OpenLoopSchedule(0.0, rate_per_s=1, max_lag_s=0)
+    s.take(0.0)
+    due = s.take(5.5)           # ops 1..5 are late: 1..4 missed, 5 is 0.5 s late > max_lag
+    assert due is None or due.t_intended <= 5.5
+    assert s.missed >= 4
+    later = s.take(6.0)
+    assert later is not None and later.t_intended == pytest.approx(6.0)
+
+
+def test_close_counts_the_backlog_left_at_stop_as_missed():
+    s = OpenLoopSchedule(0.0, rate_per_s=10, max_lag_s=100)
+    s.take(0.0)
+    assert s.backlog(0.95) == 9                     # ops 1..9 due, not issued
+    assert s.close(0.95) == 9
+    assert s.missed == 9 and s.backlog(0.95) == 0
+    assert OpenLoopSchedule(5.0, 10, 1).backlog(4.0) == 0
+
+
+def test_schedule_rejects_nonsense():
+    with pytest.raises(ValueError):
+        OpenLoopSchedule(0.0, rate_per_s=0, max_lag_s=1)
+    with pytest.raises(ValueError):
+        OpenLoopSchedule.with_phase(0.0, 10, 1, phase=1.0)
