@@ -258,6 +258,22 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
 
 # ----------------------------------------------------------------------- main
 
+# ----------------------------------------------------------------------- run
+
+def _run(args: argparse.Namespace) -> int:
+    import locust  # noqa: F401 - monkey-patches the process first, as the locust command does
+
+    from . import run
+
+    return run.main(args.extra)
+
+
+def _add_run(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="run a benchmark profile: load, faults, verdict, report",
+                       add_help=False)  # every further argument belongs to loadgen.run
+    p.set_defaults(func=_run, passthrough=True)
+
+
 # ----------------------------------------------------------------------- list
 
 def _list(args: argparse.Namespace) -> int:
@@ -313,6 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
     version = sub.add_parser("version", help="print versions of pegbench, python, libraries")
     version.set_defaults(func=_version)
+    _add_run(sub)
     _add_onebox(sub)
     _add_bench(sub)
     _add_report(sub)

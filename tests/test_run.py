@@ -1,0 +1,134 @@
+"""``pegbench run`` end to end: a small profile on a real onebox, as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from xml.etree import ElementTree as ET
+
+import pytest
+from support.processes import wait_until
+
+pytestmark = [pytest.mark.onebox, pytest.mark.timeout(240)]
+
+PROFILE = """
+name = "tiny"
+seed = 7
+[cluster]
+replica_nodes = 3
+partitions = 4
+[cluster.fd]
+beacon_s = 0.1
+check_s = 0.05
+lease_s = 0.6
+grace_s = 0.8
+[workload]
+users = 2
+rate_per_user = 40
+duration_s = {duration}
+warmup_s = 2
+op_timeout_ms = 1000
+key_space = 100
+value_bytes = [16, 64]
+[policies]
+compare = ["legacy", "failover"]
+[[faults.events]]
+at_s = 4
+kind = "kill"
+target = "primary-of:0"
+restart_after_s = 3
+[faults.health_gate]
+enabled = true
+limit_s = 5
+[slo]
+"failover.recovered_fraction" = {{ min = 1.0 }}
+"durability.lost" = {{ max = 0 }}
+"""
+
+
+def write_profile(tmp_path: Path, duration: float) -> Path:
+    path = tmp_path / "tiny.toml"
+    path.write_text(PROFILE.format(duration=duration))
+    return path
+
+
+def pegbench(*args: str, **kw) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "loadgen.cli", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True, **kw)
+
+
+def our_processes(marker: str) -> list[int]:
+    """Processes whose command line mentions ``marker`` (the run's temp or out dir)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().decode(errors="replace")
+            except OSError:
+                continue
+            if marker in cmdline and int(entry) != os.getpid():
+                found.append(int(entry))
+    return found
+
+
+def test_a_run_writes_every_output_and_passes_its_slos(tmp_path):
+    out = tmp_path / "out"
+    proc = pegbench("run", str(write_profile(tmp_path, 12)), "--out", str(out), "--quiet")
+    stdout, stderr = proc.communicate(timeout=180)
+    assert proc.returncode == 0, stderr[-3000:]
+    assert "verdict: PASS" in stdout and str(out / "results.json") in stdout
+    for name in ("results.json", "timeline.json", "junit.xml", "report.html", "faults.jsonl",
+                 "profile.json", "meta-config-changes.jsonl"):
+        assert (out / name).is_file(), name
+    assert list((out / "hlog").glob("failover.put.response.hlog"))
+    results = json.loads((out / "results.json").read_text())
+    assert set(results["policies"]) == {"legacy", "failover"}
+    (fault,) = results["faults"]
+    assert fault["kind"] == "kill" and not fault["skipped"] and 0 in fault["affected_partitions"]
+    failover = results["policies"]["failover"]
+    assert failover["ttr_first_ms"]["recovered"] == failover["ttr_first_ms"]["n"] > 0
+    assert failover["client_lag_ms"]["p99"] < 1000  # well under the op timeout
+    assert results["durability"]["lost"] == 0 and results["durability"]["acked"] > 0
+    assert results["slo"]["passed"] is True
+    cases = ET.parse(out / "junit.xml").getroot().findall("testcase")
+    assert sorted(c.get("name") for c in cases) == ["durability.lost", "failover.recovered_fraction"]
+    assert all(not list(c) for c in cases)  # no failure, no error
+    assert our_processes(str(out)) == []
+
+
+def test_an_interrupted_run_heals_writes_what_it_measured_and_exits_130(tmp_path):
+    out = tmp_path / "out"
+    proc = pegbench("run", str(write_profile(tmp_path, 60)), "--out", str(out), "--quiet")
+    try:
+        assert wait_until(lambda: (out / "profile.json").exists(), 60)
+        time.sleep(6)  # past the kill at 4 s: the node is dead when the run is interrupted
+        os.kill(proc.pid, signal.SIGINT)
+        os.kill(proc.pid, signal.SIGINT)  # a second Ctrl-C must not cut the cleanup short
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130, stderr[-3000:]
+    assert "interrupted" in stderr and "verdict: UNKNOWN" in stdout
+    results = json.loads((out / "results.json").read_text())
+    assert results["interrupted"] is True and results["slo"]["passed"] == "unknown"
+    assert results["policies"]["failover"]["ops"] > 0
+    (fault,) = results["faults"]
+    assert fault["t_heal"] is not None  # the killed node was restarted before the run ended
+    assert our_processes(str(out)) == []
+
+
+def test_a_bad_profile_is_a_usage_error_naming_the_key(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text(write_profile(tmp_path, 12).read_text().replace("partitions = 4", "partitions = 6"))
+    proc = pegbench("run", str(path), "--out", str(tmp_path / "out"))
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 2
+    assert "cluster.partitions" in stderr and "bad.toml" in stderr
+    assert not (tmp_path / "out").exists()  # nothing started, nothing written
