@@ -273,7 +273,7 @@ def _check_policy(file: str, name: str, params: dict[str, Any], key: str) -> Non
 
 def _read_target(t: TableReader, default: Any, cluster: ClusterConfig) -> Target:
     text = t.get("target", lambda v: isinstance(v, str), "a target: 'replicaN', "
-                 "'primary-of:P' or 'random'", default)
+                 "'primary-of:P', 'secondary-of:P' or 'random'", default)
     try:
         return parse_target(text, replica_nodes=cluster.replica_nodes,
                             partitions=cluster.partitions)

@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .faults.targets import NodeTarget, PrimaryOf, RandomReplica, Target
+from .faults.targets import NodeTarget, PrimaryOf, RandomReplica, SecondaryOf, Target
 
 # ---------------------------------------------------------------------------- defaults
 
@@ -282,7 +282,7 @@ class Profile:
 
 
 def _plain(value: Any) -> Any:
-    if isinstance(value, (NodeTarget, PrimaryOf, RandomReplica)):
+    if isinstance(value, (NodeTarget, PrimaryOf, SecondaryOf, RandomReplica)):
         return str(value)
     if dataclasses.is_dataclass(value):
         return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}

@@ -217,8 +217,8 @@ def test_targets_parse_once_and_print_as_written(text, target):
 def test_targets_that_do_not_exist(text):
     with pytest.raises(ValueError) as info:
         parse_target(text, replica_nodes=3, partitions=8)
-    assert str(info.value) == ("'replicaN' with N in 1..3, 'primary-of:P' with P in 0..7, or "
-                               f"'random', got {text!r}")
+    assert str(info.value) == ("'replicaN' with N in 1..3, 'primary-of:P' or 'secondary-of:P' "
+                               f"with P in 0..7, or 'random', got {text!r}")
 
 
 def test_replica_names():

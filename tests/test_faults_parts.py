@@ -187,3 +187,20 @@ def test_the_config_log_is_tailed_line_by_line(tmp_path):
     assert [(c.t, c.ballot, c.primary) for c in changes] == [(5.0, 1, A), (6.0, 2, "")]
     assert changes[0].secondaries == (B, C) and changes[0].reason == "initial assignment"
     assert observer.history.failover_instant(2, 5.5, A) is None
+
+
+def test_secondary_of_resolves_to_the_partitions_first_secondary_at_inject_time():
+    from support.faults import NODES, FakeCluster
+
+    from loadgen.faults.cluster import resolve_target
+    from loadgen.faults.targets import SecondaryOf, parse_target
+
+    assert parse_target("secondary-of:2", replica_nodes=3, partitions=4) == SecondaryOf(2)
+    assert str(SecondaryOf(2)) == "secondary-of:2"
+    cluster = FakeCluster({0: "replica1", 1: "replica2", 2: "replica3", 3: ""})
+    node, _, reason = resolve_target(cluster, SecondaryOf(2))  # replica3 is primary of 2
+    assert node == NODES["replica1"] and reason == ""
+    cluster.partitions = tuple(p if p.pidx != 2 else type(p)(2, 1, p.primary, ())
+                               for p in cluster.partitions)
+    node, _, reason = resolve_target(cluster, SecondaryOf(2))
+    assert node is None and reason == "secondary-of:2: partition 2 has no secondary"

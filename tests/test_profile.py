@@ -110,11 +110,15 @@ def test_ci_is_the_design_example():
                      SloBound("failover.client_lag_ms.p99", max=250))
 
 
-def test_quick_is_a_short_run_with_one_kill_that_restarts():
+def test_quick_runs_every_builtin_policy_through_two_kills_and_a_pause_in_two_minutes():
+    from loadgen.pegasus.policies import BUILTINS
+
     p = load_profile(PROFILES / "quick.toml")
-    assert p.workload.duration_s <= 35 and p.cluster.fd.grace_s < 2
-    (fault,) = plan_faults(p)
-    assert fault.kind == "kill" and fault.heal_at_s is not None and fault.heal_at_s < 30
+    assert p.workload.duration_s <= 120 and p.cluster.fd.grace_s < 2
+    assert set(p.policies.compare) == {cls.name for cls in BUILTINS}
+    plan = plan_faults(p)
+    assert sorted(f.kind for f in plan) == ["kill", "kill", "pause"]
+    assert all(f.heal_at_s is not None and f.heal_at_s < p.workload.duration_s for f in plan)
 
 
 def test_pegasus_defaults_uses_pegasus_timings_and_a_longer_run():

@@ -26,7 +26,7 @@ from ..pegasus.blocking import query_config
 from ..profile_schema import ClusterConfig
 from .injector import Node
 from .observer import LogTailObserver, MetaObserver, PollingObserver
-from .targets import NodeTarget, PlannedTarget, PrimaryOf, replica_names
+from .targets import NodeTarget, PlannedTarget, PrimaryOf, SecondaryOf, replica_names
 
 #: One-shot meta queries (config, health) give up after this.
 QUERY_TIMEOUT_S = 2.0
@@ -212,12 +212,12 @@ class Resolution(NamedTuple):
 
 
 def resolve_target(cluster: ClusterView, target: PlannedTarget) -> Resolution:
-    """The node ``target`` names now: ``primary-of:P`` asks the meta (no primary: none); a
-    node name maps to its address. Blocks (a config query)."""
+    """The node ``target`` names now: ``primary-of:P`` / ``secondary-of:P`` ask the meta (no
+    such member: none); a node name maps to its address. Blocks (a config query)."""
     try:
         config = cluster.config()
     except Exception as exc:  # noqa: BLE001 - a node target does without it
-        if isinstance(target, PrimaryOf):
+        if isinstance(target, (PrimaryOf, SecondaryOf)):
             return Resolution(None, None, f"{target}: the meta did not answer ({exc})")
         config = None
     if isinstance(target, NodeTarget):
@@ -227,6 +227,11 @@ def resolve_target(cluster: ClusterView, target: PlannedTarget) -> Resolution:
     part = next((p for p in config if p.pidx == target.partition), None)
     if part is None:
         return Resolution(None, config, f"{target}: the table has no partition {target.partition}")
+    if isinstance(target, SecondaryOf):
+        if not part.secondaries:
+            return Resolution(None, config,
+                              f"{target}: partition {target.partition} has no secondary")
+        return Resolution(cluster.node_at(sorted(part.secondaries)[0]), config, "")
     if not part.primary:
         return Resolution(None, config, f"{target}: partition {target.partition} has no primary")
     return Resolution(cluster.node_at(part.primary), config, "")
