@@ -15,12 +15,14 @@ Run as ``python -m loadgen.pegasus.bench`` or ``pegbench bench client``.
 from __future__ import annotations
 
 import argparse
+import os
+import select
+import subprocess
 import sys
 import time
 
 import gevent
 from gevent import socket as gsocket
-from gevent import subprocess
 
 from ..errors import PegasusError
 from . import codec, keys
@@ -36,13 +38,19 @@ _PARTITIONS = 8
 
 def start_server(partitions: int) -> tuple[subprocess.Popen, str, str]:
     """The test cluster in a child process: (process, meta address, replica address)."""
+    # The standard library's Popen, not gevent's: gevent's would install a SIGCHLD watcher
+    # that reaps every child of this process, stealing the exit status of others' children.
     proc = subprocess.Popen([sys.executable, "-m", "loadgen.pegasus.testing", "--replicas", "1",
-                             "--partitions", str(partitions)], stdout=subprocess.PIPE, text=True)
-    try:
-        with gevent.Timeout(_SERVER_START_TIMEOUT_S):
-            meta, replica = proc.stdout.readline().strip(), proc.stdout.readline().strip()
-    except gevent.Timeout:
-        meta = replica = ""
+                             "--partitions", str(partitions)], stdout=subprocess.PIPE)
+    deadline = time.monotonic() + _SERVER_START_TIMEOUT_S
+    out = b""
+    while out.count(b"\n") < 2:  # bounded by the deadline and by EOF
+        ready, _, _ = select.select([proc.stdout], [], [], max(0.0, deadline - time.monotonic()))
+        chunk = os.read(proc.stdout.fileno(), 4096) if ready else b""
+        if not chunk:
+            break
+        out += chunk
+    meta, replica = ([line.strip() for line in out.decode().splitlines()] + ["", ""])[:2]
     if not meta or not replica:
         proc.kill()
         proc.wait()
