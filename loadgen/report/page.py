@@ -210,9 +210,11 @@ def render(model: ReportModel) -> str:
     if any(fig is not None for fig in model.figures.values()):
         parts.append(f'<script type="text/javascript">{get_plotlyjs()}</script>')
     run = results.get("run", {})
+    analysed = run.get("duration_s")
+    analysed = f"{analysed:.1f}" if isinstance(analysed, (int, float)) else "?"
     parts += [
         f"</head><body><header><h1>{esc(_title(results))}</h1>",
-        note(f"Policies: {', '.join(model.order)}. Run: {run.get('duration_s', '?')} s analysed, "
+        note(f"Policies: {', '.join(model.order)}. Run: {analysed} s analysed, "
              f"table {run.get('table', '?')}. Generated from {model.run.directory.name}/ "
              "(results.json, timeline.json, faults.jsonl, *.hlog); the raw data is embedded "
              f'below as JSON (script#{DATA_ID}).'),
