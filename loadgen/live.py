@@ -34,7 +34,7 @@ class LiveView:
         self._live: Live | None = None
         self._last: dict[str, tuple[float, int, int, int]] = {}  # policy -> (t, ops, errs, meta)
         self._rates: dict[str, tuple[float, float, float]] = {}
-        self._faults_seen: set[str] = set()
+        self._faults_seen: set[object] = set()  # by injection instant (or id if skipped)
         self._fault_lines: list[str] = []
         self._next_plain = 0.0
 
@@ -59,8 +59,10 @@ class LiveView:
         """Called about once a second while the load runs."""
         self._update_rates(session.live_state())
         for event in faults:
-            if event.id not in self._faults_seen:
-                self._faults_seen.add(event.id)
+            # A fault shows up first as the relay saw it, later as the controller's record.
+            key = event.id if event.skipped else round(event.t_inject, 3)
+            if key not in self._faults_seen:
+                self._faults_seen.add(key)
                 if event.skipped:
                     what = f"skipped ({event.skip_reason})"
                 else:  # kind and node are known once the controller's record is final

@@ -35,7 +35,7 @@ from typing import Any
 import gevent
 
 from . import __version__
-from .errors import ClusterError
+from .errors import ClusterError, ConfigError
 from .profile import load_profile
 from .profile_schema import Profile
 
@@ -333,6 +333,9 @@ def main(argv: list[str]) -> int:
     if args.workers < 0:
         parser.error("--workers: a number >= 0")
     profile = load_profile(args.profile, args.sets)
+    if profile.policies.mode != "paired":
+        raise ConfigError(profile.source or args.profile, "policies.mode",
+                          f"'paired': pegbench run does not run {profile.policies.mode!r} yet")
     out_dir = out_dir_for(profile, args.out)
     return run(profile, out_dir, workers=args.workers, quiet=args.quiet)
 

@@ -17,7 +17,7 @@ from loadgen.pegasus import Client, Outcome, ServerError, codec, keys, ttl
 from loadgen.pegasus.rdsn.ttypes import blob
 from loadgen.pegasus.testing import Recorder, TestCluster
 
-pytestmark = [pytest.mark.unit, pytest.mark.timeout(60)]
+pytestmark = pytest.mark.timeout(60)
 
 OP_TIMEOUT_MS = 400
 #: For tests about throughput or sharing, not deadlines.
@@ -48,6 +48,7 @@ def table(client, recorder):
     return table
 
 
+@pytest.mark.unit
 def test_put_get_round_trip_with_str_and_bytes(table):
     table.put("hé", "sort", "välue")
     assert table.get("hé", "sort") == "välue".encode()
@@ -55,10 +56,12 @@ def test_put_get_round_trip_with_str_and_bytes(table):
     assert table.get(b"\x00\xff", b"") == b"\x01"
 
 
+@pytest.mark.unit
 def test_get_missing_key_is_none(table):
     assert table.get("nobody", "nothing") is None
 
 
+@pytest.mark.unit
 def test_remove(table):
     table.put("h", "s", "v")
     table.remove("h", "s")
@@ -66,6 +69,7 @@ def test_remove(table):
     table.remove("h", "s")  # removing a missing key succeeds
 
 
+@pytest.mark.unit
 def test_multi_put_and_multi_get(table):
     table.multi_put("row", {"a": "1", b"b": b"2", "c": "3"})
     assert table.multi_get("row", ["a", "b", "missing"]) == {b"a": b"1", b"b": b"2"}
@@ -73,6 +77,7 @@ def test_multi_put_and_multi_get(table):
     assert table.multi_get("no-such-row", ["a"]) == {}
 
 
+@pytest.mark.unit
 def test_ttl_missing_none_and_expiring(table, cluster):
     table.put("h", "forever", "v")
     table.put("h", "soon", "v", ttl=100)
@@ -83,17 +88,20 @@ def test_ttl_missing_none_and_expiring(table, cluster):
     assert abs(expire - (ttl.now_ts() + 100)) <= 2  # seconds since 2016-01-01 UTC
 
 
+@pytest.mark.unit
 def test_multi_put_ttl_applies_to_every_value(table, cluster):
     table.multi_put("row", {"a": "1", "b": "2"}, ttl=50)
     assert all(48 <= table.ttl("row", s) <= 50 for s in ("a", "b"))
 
 
+@pytest.mark.unit
 def test_expired_value_reads_as_missing(table, cluster):
     table.put("h", "s", "v")
     cluster.data[b"h"][b"s"] = (b"v", ttl.now_ts() - 1)
     assert table.get("h", "s") is None and table.ttl("h", "s") is None
 
 
+@pytest.mark.unit
 def test_multi_ops_reject_empty_hash_key_and_empty_values(table):
     with pytest.raises(ValueError):
         table.multi_put("", {"a": "1"})
@@ -103,6 +111,7 @@ def test_multi_ops_reject_empty_hash_key_and_empty_values(table):
         table.multi_get("", ["a"])
 
 
+@pytest.mark.unit
 def test_requests_reach_the_primary_of_their_partition(cluster, client, table, recorder):
     # Spread primaries: a request routed to the wrong partition would meet a non-primary
     # and get ERR_INVALID_STATE, forcing a second attempt.
@@ -121,6 +130,7 @@ def test_requests_reach_the_primary_of_their_partition(cluster, client, table, r
     assert len({o.partition for o in ops}) > 4
 
 
+@pytest.mark.unit
 def test_header_carries_ms_left_and_partition_hash(cluster, table):
     table.put("hash-key", "s", "v")
     req = cluster.last_request(cluster.replica_addrs[0])
@@ -129,6 +139,7 @@ def test_header_carries_ms_left_and_partition_hash(cluster, table):
     assert req.app_id == cluster.app_id and req.partition_index == table.partition_of("hash-key")
 
 
+@pytest.mark.unit
 def test_observer_gets_attempts_then_op(table, recorder):
     before = time.monotonic()
     table.put("h", "s", "v", intended_start=before - 0.5)
@@ -141,6 +152,7 @@ def test_observer_gets_attempts_then_op(table, recorder):
     assert op.intended_start == attempt.intended_start == before - 0.5
 
 
+@pytest.mark.unit
 def test_failing_observer_is_logged_not_fatal(cluster, caplog):
     def broken(_outcome):
         raise RuntimeError("observer bug")
@@ -153,6 +165,7 @@ def test_failing_observer_is_logged_not_fatal(cluster, caplog):
     assert "observer failed" in caplog.text
 
 
+@pytest.mark.unit
 def test_timed_out_write_is_unknown_and_timed_out_read_is_fail(cluster, table, recorder):
     table.put("h", "s", "v")  # connect first, so both ops below are sent
     recorder.clear()
@@ -166,6 +179,7 @@ def test_timed_out_write_is_unknown_and_timed_out_read_is_fail(cluster, table, r
     assert (get_op.outcome, get_op.error) == ("fail", "ERR_TIMEOUT")
 
 
+@pytest.mark.unit
 def test_unknown_table_is_a_server_error(cluster):
     with Client(cluster.meta_addrs, op_timeout_ms=OP_TIMEOUT_MS) as client:
         with pytest.raises(ServerError) as info:
@@ -173,6 +187,7 @@ def test_unknown_table_is_a_server_error(cluster):
     assert info.value.code == "ERR_OBJECT_NOT_FOUND"
 
 
+@pytest.mark.unit
 def test_policy_by_name_dotted_path_or_instance_with_params(cluster):
     from loadgen.pegasus.policies import Failover
 
@@ -184,6 +199,7 @@ def test_policy_by_name_dotted_path_or_instance_with_params(cluster):
         assert client.policy is instance
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("kwargs, key", [
     ({"policy": "no-such-policy"}, "policy"),
     ({"policy": "failover", "policy_params": {"no_such_param": 1}}, "policy_params.no_such_param"),
@@ -201,6 +217,7 @@ def test_bad_policy_specs_are_config_errors_naming_the_parameter(cluster, kwargs
     assert info.value.key == key
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("meta, op_timeout_ms", [
     ([], 1000), ("", 1000), (["127.0.0.1"], 1000), (["127.0.0.1:x"], 1000), ([34601], 1000),
     (["127.0.0.1:34601"], 0), (["127.0.0.1:34601"], -5),
@@ -212,6 +229,7 @@ def test_bad_meta_addresses_and_timeouts_are_config_errors(meta, op_timeout_ms):
     assert info.value.key in ("meta", "op_timeout_ms")  # the library's names, not profile keys
 
 
+@pytest.mark.unit
 def test_ops_after_close_fail_with_session_reset(cluster):
     client = Client(cluster.meta_addrs, op_timeout_ms=LONG_OP_TIMEOUT_MS)
     table = client.open_table("temp")
@@ -223,6 +241,7 @@ def test_ops_after_close_fail_with_session_reset(cluster):
     assert time.monotonic() - started < 0.25 * LONG_OP_TIMEOUT_MS / 1000
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("policy", ["failover", "legacy", "refresh-on-timeout", "refresh-on-reset",
                                     "java"])
 def test_ops_after_close_start_no_config_refresh(cluster, recorder, policy):
@@ -239,6 +258,7 @@ def test_ops_after_close_start_no_config_refresh(cluster, recorder, policy):
     assert (op.error, op.refreshed) == ("ERR_SESSION_RESET", False)
 
 
+@pytest.mark.unit
 def test_storage_error_is_its_own_definite_kind(cluster, recorder, monkeypatch):
     # An ERR_OK reply whose storage status is an error: the server answered and applied
     # nothing. It must not pass for ERR_UNKNOWN (indefinite) in errors-by-kind.
@@ -260,6 +280,7 @@ def test_storage_error_is_its_own_definite_kind(cluster, recorder, monkeypatch):
         [("put", "fail", "STORAGE_5", 1), ("get", "fail", "STORAGE_5", 1)]
 
 
+@pytest.mark.unit
 def test_close_fails_ops_in_flight_without_retrying(cluster, recorder):
     client = Client(cluster.meta_addrs, op_timeout_ms=OP_TIMEOUT_MS, observer=recorder)
     table = client.open_table("temp")
@@ -272,6 +293,7 @@ def test_close_fails_ops_in_flight_without_retrying(cluster, recorder):
     assert [o.error for o in recorder.attempts()] == ["ERR_SESSION_RESET"]
 
 
+@pytest.mark.unit
 def test_many_greenlets_share_the_client(cluster):
     with Client(cluster.meta_addrs, op_timeout_ms=GENEROUS_OP_TIMEOUT_MS) as client:
         table = client.open_table("temp")
@@ -307,6 +329,7 @@ def test_works_under_gevent_monkey_patching():
     assert proc.stdout.strip() == "ok b'v'"
 
 
+@pytest.mark.unit
 def test_concurrent_open_table_shares_one_query_and_one_table(cluster):
     # Locust users start together and each opens the table on a shared client.
     meta = cluster.meta_addrs[0]
@@ -318,6 +341,7 @@ def test_concurrent_open_table_shares_one_query_and_one_table(cluster):
         assert cluster.requests(meta) - before == 1
 
 
+@pytest.mark.unit
 def test_concurrent_open_of_a_missing_table_fails_every_opener(cluster):
     with Client(cluster.meta_addrs, op_timeout_ms=OP_TIMEOUT_MS) as client:
         jobs = [gevent.spawn(client.open_table, "no_such_table") for _ in range(5)]
@@ -326,6 +350,7 @@ def test_concurrent_open_of_a_missing_table_fails_every_opener(cluster):
         assert client.open_table("temp").name == "temp"  # nothing left half-open
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("fault", ["down", "invalid_state"])  # re-polling / backing off
 def test_close_ends_ops_pausing_between_attempts_at_once(cluster, recorder, fault):
     client = Client(cluster.meta_addrs, op_timeout_ms=5 * OP_TIMEOUT_MS, observer=recorder,
@@ -357,6 +382,7 @@ def client_greenlets() -> list:
             and isinstance(getattr(g._run, "__self__", None), (Session, TableRouting))]
 
 
+@pytest.mark.unit
 def test_close_releases_every_greenlet_and_socket(cluster):
     assert client_greenlets() == []
     client = Client(cluster.meta_addrs, op_timeout_ms=OP_TIMEOUT_MS)

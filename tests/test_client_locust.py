@@ -15,7 +15,7 @@ import textwrap
 
 import pytest
 
-pytestmark = [pytest.mark.unit, pytest.mark.timeout(120)]
+pytestmark = pytest.mark.timeout(120)  # subprocesses: not "unit"
 
 _LOCUST_RUN = textwrap.dedent("""
     import json, sys, time

@@ -109,7 +109,7 @@ def ttr_summary(ttrs: Iterable[PartitionTTR], policy: str) -> dict[str, Any]:
 def policy_results(policy: PolicyState, *, ttrs: Iterable[PartitionTTR], name: str,
                    spans: Iterable[Phase], t_start: float, t_end: float,
                    missed: int | None = None) -> dict[str, Any]:
-    """``results.json``'s ``policies.<name>`` (see README-results.md)."""
+    """``results.json``'s ``policies.<name>`` (see the README, "Reference")."""
     spans = list(spans)
     cost = recovery_cost(policy, spans, t_start, t_end)
     out: dict[str, Any] = {"ops": policy.ops, "outcomes": dict(policy.outcomes)}

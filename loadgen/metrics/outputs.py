@@ -1,5 +1,5 @@
 """``results.json`` and ``timeline.json``: built from recorder state and fault events, written
-atomically. Shapes: DESIGN.md "Outputs"; every field: README-results.md.
+atomically. Shapes: DESIGN.md "Outputs"; every field: the README, "Reference".
 """
 
 from __future__ import annotations

@@ -95,7 +95,7 @@ def _encode_policy(p: PolicyState) -> dict[str, Any]:
 
 
 def encode_state(state: RecorderState) -> dict[str, Any]:
-    """JSON-able form of ``state`` (see README-results.md, "Recorder state")."""
+    """JSON-able form of ``state`` (see the README, "Reference", "Recorder state")."""
     return {
         "format": FORMAT, "version": VERSION,
         "fine_bucket_s": FINE_BUCKET_S, "fine_window_s": FINE_WINDOW_S,
