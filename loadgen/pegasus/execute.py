@@ -165,12 +165,13 @@ class _OpRun:
         return self._timed_out(a)
 
     def _keep(self) -> str:
-        """The latest attempt is slow: keep waiting for it unless the config names another
+        """The latest attempt is slow: keep waiting for it, and keep polling the meta (at the
+        refresher's pace, shared by every op), until it answers or the config names another
         primary. (A higher ballot naming the same node does not count: the call is still
         pending on that node's live connection, so sending again would only run it twice;
         had the connection gone, the call would have failed.)"""
-        a = self.latest
-        route = self.x.routing.route(a.pidx)
+        a, routing = self.latest, self.x.routing
+        route = routing.route(a.pidx)
         if route.primary is not None and route.primary != a.route.primary:
             return _SEND
         now = time.monotonic()
@@ -178,8 +179,11 @@ class _OpRun:
             return self._finish(self._timeout_of(a), out_of_time=True)
         if now >= self.tick:
             return self._timed_out(a)
+        # A hung primary is replaced only when the meta's grace period ends: the op learns
+        # of it within one poll, not at its next attempt timeout.
+        self.x.refresher.request(routing.generation)
         item = self.inbox.get(min(self.deadline, self.tick) - now,
-                              (self.x.routing.next_result(), self.x.ctx.closing))
+                              (routing.next_result(), self.x.ctx.closing))
         return (self._take(item) if item is not None else None) or _KEEP
 
     def _route(self) -> str:
