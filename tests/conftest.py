@@ -11,12 +11,23 @@ import sys
 import time
 
 import pytest
+from support.background import Background
 from support.vectors import load_vectors
 
 
 @pytest.fixture(scope="session")
 def vectors() -> dict:
     return load_vectors()
+
+
+@pytest.fixture
+def background(tmp_path):
+    """Background oneboxes started with ``pegbench onebox start``; stopped after the test."""
+    bg = Background(tmp_path)
+    try:
+        yield bg
+    finally:
+        bg.cleanup()
 
 
 def _ancestors() -> set[int]:

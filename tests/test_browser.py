@@ -4,7 +4,6 @@ UI's Recovery tab shows live rows."""
 from __future__ import annotations
 
 import re
-import sys
 
 import pytest
 from support.browser import ERROR_CATCHER, dump_dom

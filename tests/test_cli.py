@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 
 import pytest
-from support.background import Background
 from support.ports import free_port, free_port_run, free_ports
 from support.processes import alive, kill_groups, wait_until
 
@@ -168,13 +167,6 @@ def test_commands_without_supervisor(tmp_path):
 
 # ----------------------------------------------------------------------- background supervisor
 
-@pytest.fixture
-def background(tmp_path):
-    bg = Background(tmp_path)
-    try:
-        yield bg
-    finally:
-        bg.cleanup()
 
 
 

@@ -11,7 +11,7 @@ import time
 
 import gevent
 import pytest
-from support.background import PEGBENCH, Background
+from support.background import PEGBENCH
 from support.onebox import TIMING_SLACK_S
 
 from loadgen.faults.controller import FaultController
@@ -27,13 +27,6 @@ KILL_AT_S, RESTART_AFTER_S = 0.5, 1.5
 PAUSE_AT_S, PAUSE_S = 4.0, 2 * FAST_FD.grace_s  # past the grace period: the meta fails over
 
 
-@pytest.fixture
-def background(tmp_path):
-    bg = Background(tmp_path)
-    try:
-        yield bg
-    finally:
-        bg.cleanup()
 
 
 def _profile(d, **injector) -> object:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import time
 
 import pytest
-from support.background import Background
 from support.processes import alive
 
 from loadgen.errors import ConfigError
@@ -18,13 +17,6 @@ from loadgen.onebox.process import proc_state
 pytestmark = pytest.mark.onebox
 
 
-@pytest.fixture
-def background(tmp_path):
-    bg = Background(tmp_path)
-    try:
-        yield bg
-    finally:
-        bg.cleanup()
 
 
 def timed(fault, node: str) -> tuple[float, FaultApplied, float]:

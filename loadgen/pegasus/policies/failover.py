@@ -24,9 +24,9 @@ class Failover(Policy):
     * A lost connection fails its pending calls at once. While the config still names the
       unreachable primary, the op redials it (backoff) and waits for the meta poller; whichever
       answers first wins.
-    * No reply for ``attempt_timeout_ms``: refresh; send again only if the config now names
-      another primary or a higher ballot. A reply to any attempt completes the op, so a slow
-      primary gets each write once.
+    * No reply for ``attempt_timeout_ms``: keep waiting and poll the meta (at the poller's
+      pace) until the config names another primary; only then send again. A reply to any
+      attempt completes the op, so a slow primary gets each write once.
     * Error replies retry per the error registry (:mod:`loadgen.pegasus.error_codes`), those
       that call for it after a refresh, all after a capped exponential backoff with full jitter.
     * Meta queries: at most one in flight and one per ``repoll_ms`` per table per client,
