@@ -10,10 +10,12 @@ measures two things:
   schedule: this is the part of the schedule lag the generator causes. Lag from slow
   replies (a stalled op during a fault) does not show here, so a fault run is not flagged.
 
-Over a sliding window of ``WINDOW_S``: a mean CPU of at least ``CPU_LIMIT``, or a median of
-per-second worst lateness of at least ``LATE_LIMIT_S``, flags the process as saturated. The
-flag is sticky until :meth:`LoadMonitor.reset` (the end of warm-up) and comes with a reason;
-results with it carry an ``unknown`` verdict.
+A mean CPU of at least ``CPU_LIMIT`` over ``WINDOW_S``, or a median of per-second worst
+lateness of at least ``LATE_LIMIT_S`` over ``LATE_WINDOW_S``, flags the process as saturated.
+Lateness must last (the schedule lag *grows*): a few seconds of it, while a restarted node
+learns on the other core of a small machine, is contention the run survives, not a generator
+that cannot keep up. The flag is sticky until :meth:`LoadMonitor.reset` (the end of warm-up)
+and comes with a reason; results with it carry an ``unknown`` verdict.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import gevent
 TICK_S = 0.01
 SAMPLE_S = 1.0
 WINDOW_S = 5.0
+LATE_WINDOW_S = 15.0
 CPU_LIMIT = 0.90
 LATE_LIMIT_S = 0.05
 
@@ -73,10 +76,12 @@ class LoadMonitor:
     """CPU and hub-lateness watch of this process (see the module docstring)."""
 
     def __init__(self, *, cpu_limit: float = CPU_LIMIT, late_limit_s: float = LATE_LIMIT_S,
-                 window_s: float = WINDOW_S, clock: Callable[[], float] = time.monotonic,
+                 window_s: float = WINDOW_S, late_window_s: float = LATE_WINDOW_S,
+                 clock: Callable[[], float] = time.monotonic,
                  cpu_clock: Callable[[], float] = time.process_time):
         self.cpu_limit, self.late_limit_s = cpu_limit, late_limit_s
-        self._samples: deque[tuple[float, float]] = deque(maxlen=max(1, round(window_s / SAMPLE_S)))
+        self._samples: deque[float] = deque(maxlen=max(1, round(window_s / SAMPLE_S)))
+        self._lates: deque[float] = deque(maxlen=max(1, round(late_window_s / SAMPLE_S)))
         self._clock, self._cpu_clock = clock, cpu_clock
         self._greenlet: gevent.Greenlet | None = None
         self.reset()
@@ -84,6 +89,7 @@ class LoadMonitor:
     def reset(self) -> None:
         """Forget what was seen so far (e.g. the end of warm-up)."""
         self._samples.clear()
+        self._lates.clear()
         self._status = Saturation()
         self._t_last, self._cpu_last = self._clock(), self._cpu_clock()
         self._late_in_sample = 0.0
@@ -111,19 +117,20 @@ class LoadMonitor:
             return
         cpu = (cpu_now - self._cpu_last) / wall
         self._t_last, self._cpu_last = now, cpu_now
-        self._samples.append((cpu, late_s))
+        self._samples.append(cpu)
+        self._lates.append(late_s)
         full = len(self._samples) == self._samples.maxlen
-        cpu_mean = statistics.fmean(c for c, _ in self._samples)
-        late_median = statistics.median(late for _, late in self._samples)
+        cpu_mean = statistics.fmean(self._samples)
+        late_median = statistics.median(self._lates)
         s = self._status
         reason = s.reason
-        if full and not s.saturated:
-            if cpu_mean >= self.cpu_limit:
+        if not s.saturated:
+            if full and cpu_mean >= self.cpu_limit:
                 reason = (f"load process CPU {cpu_mean:.0%} over {len(self._samples)} s "
                           f"(limit {self.cpu_limit:.0%})")
-            elif late_median >= self.late_limit_s:
+            elif len(self._lates) == self._lates.maxlen and late_median >= self.late_limit_s:
                 reason = (f"gevent hub late by {late_median * 1000:.0f} ms (median of the "
-                          f"worst per second over {len(self._samples)} s; limit "
+                          f"worst per second over {len(self._lates)} s; limit "
                           f"{self.late_limit_s * 1000:.0f} ms): ops leave behind schedule")
         self._status = Saturation(
             saturated=bool(reason), reason=reason,

@@ -88,7 +88,7 @@ def test_monitor_flags_a_busy_cpu_only_over_a_full_window_and_reset_clears_it():
 
 def test_monitor_flags_a_late_hub_but_not_one_hiccup():
     c = Clocks()
-    m = LoadMonitor(window_s=5, clock=lambda: c.wall, cpu_clock=lambda: c.cpu)
+    m = LoadMonitor(window_s=5, late_window_s=5, clock=lambda: c.wall, cpu_clock=lambda: c.cpu)
     for late in (0.3, 0.0, 0.0, 0.001, 0.0):     # one GC pause: the median stays low
         c.wall += 1.0
         c.cpu += 0.3
@@ -99,6 +99,25 @@ def test_monitor_flags_a_late_hub_but_not_one_hiccup():
         c.cpu += 0.5
         m.sample(c.wall, c.cpu, 0.08)
     assert m.status().saturated and "hub late" in m.status().reason
+
+
+def test_monitor_flags_lateness_that_lasts_not_a_few_seconds_of_contention():
+    # Seen in ci runs: a restarted node learning on the other core held the hub ~60 ms late
+    # for about 5 s; a generator that cannot keep up stays late.
+    c = Clocks()
+    m = LoadMonitor(clock=lambda: c.wall, cpu_clock=lambda: c.cpu)  # 15 s for lateness
+
+    def second(late: float) -> None:
+        c.wall += 1.0
+        c.cpu += 0.3
+        m.sample(c.wall, c.cpu, late)
+
+    for late in [0.002] * 10 + [0.07] * 6 + [0.002] * 10:
+        second(late)
+    assert not m.status().saturated
+    for _ in range(8):
+        second(0.07)
+    assert m.status().saturated and "over 15 s" in m.status().reason
 
 
 def test_saturation_of_several_processes_names_the_saturated_ones():
