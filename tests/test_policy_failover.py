@@ -227,3 +227,35 @@ def test_a_higher_ballot_for_the_same_slow_primary_does_not_resend_and_each_tick
     assert cluster.requests(a) - requests == 1
     assert [o.attempt for o in rec.ops()] == [1]
     assert meta_queries(rec) >= 2  # one per attempt timeout (0.5 s, 1.0 s)
+
+
+def test_a_config_fetched_for_another_op_redirects_a_waiting_one_at_once(cluster, connect):
+    """A hung primary is replaced while an op still waits on it (before its own attempt
+    timeout): the config some other op fetched sends it to the new primary at once."""
+    table, rec = connect("failover", op_timeout_ms=LONG_OP_TIMEOUT_MS)
+    a, b = cluster.replica_addrs
+    cluster.set_mode(a, "hang")
+    job = gevent.spawn(table.put, "h", "s", "v1")
+    gevent.sleep(0.05)
+    fail_over(cluster, b)
+    moved_at = time.monotonic()
+    assert table.client.refresh("temp")  # as another op's poll would
+    job.join()
+    assert job.successful(), job.exception
+    (op,) = rec.ops()
+    assert op.node == b and op.end - moved_at < 0.1 * LONG_OP_TIMEOUT_S
+    assert op.end - op.start < LONG_OP_TIMEOUT_S / 3  # well before the attempt timeout
+
+
+@pytest.mark.parametrize("policy", ["legacy", "refresh-on-timeout", "refresh-on-reset", "java"])
+def test_the_upstream_models_do_not_leave_a_waiting_attempt_for_a_new_config(cluster, connect, policy):
+    table, rec = connect(policy, op_timeout_ms=600)
+    a, b = cluster.replica_addrs
+    cluster.set_mode(a, "hang")
+    job = gevent.spawn(table.put, "h", "s", "v1")
+    gevent.sleep(0.05)
+    fail_over(cluster, b)
+    assert table.client.refresh("temp")
+    job.join()
+    assert isinstance(job.exception, OpTimeout)
+    assert {x.node for x in rec.attempts()} == {a}  # waited on a until the timeout

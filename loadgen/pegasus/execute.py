@@ -155,13 +155,18 @@ class _OpRun:
         return _AWAIT
 
     def _await(self) -> str:
-        """Wait for a reply to the latest attempt until its own timeout."""
+        """Wait for a reply to the latest attempt until its own timeout (for a policy that
+        follows route moves: or until a config another op fetched names another primary)."""
         a = self.latest
-        item = self.inbox.get(a.until - time.monotonic(), (self.x.ctx.closing,))
+        follow = self.x.ctx.policy.follow_route_moves
+        wake = (self.x.ctx.closing, self.x.routing.next_result()) if follow else (self.x.ctx.closing,)
+        item = self.inbox.get(a.until - time.monotonic(), wake)
         if item is not None:
             return self._take(item) or _AWAIT
+        if follow and _elsewhere(self.x.routing.route(a.pidx), a.route):
+            return _SEND  # the attempt stays pending: its reply still counts
         if time.monotonic() < a.until:
-            return _AWAIT  # woken by the client closing: run() sees it
+            return _AWAIT  # woken by the client closing (run() sees it) or a refresh
         return self._timed_out(a)
 
     def _keep(self) -> str:
@@ -171,8 +176,7 @@ class _OpRun:
         pending on that node's live connection, so sending again would only run it twice;
         had the connection gone, the call would have failed.)"""
         a, routing = self.latest, self.x.routing
-        route = routing.route(a.pidx)
-        if route.primary is not None and route.primary != a.route.primary:
+        if _elsewhere(routing.route(a.pidx), a.route):
             return _SEND
         now = time.monotonic()
         if now >= self.deadline:
@@ -353,6 +357,11 @@ class _OpRun:
         a = a or self.latest
         where = f"table {self.x.routing.table!r}"
         return where if a is None else f"{where} partition {a.pidx}"
+
+
+def _elsewhere(route: PartitionRoute, old: PartitionRoute) -> bool:
+    """The config now names a primary other than the attempt's."""
+    return route.primary is not None and route.primary != old.primary
 
 
 def _moved(route: PartitionRoute, old: PartitionRoute) -> bool:

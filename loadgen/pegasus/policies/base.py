@@ -71,6 +71,9 @@ class Policy:
     config_apply: ClassVar[str] = APPLY_REPLACE
     #: An attempt may outlive the op deadline (each Java attempt has the full op timeout).
     attempt_outlives_op: ClassVar[bool] = False
+    #: While an attempt waits, a config (fetched for any op) naming another primary sends
+    #: the op there at once; the waiting attempt's reply still counts.
+    follow_route_moves: ClassVar[bool] = False
 
     def session_rules(self) -> SessionRules:
         """How this policy's sessions treat lost connections, dials and silent servers."""

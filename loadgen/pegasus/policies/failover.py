@@ -25,7 +25,8 @@ class Failover(Policy):
       unreachable primary, the op redials it (backoff) and waits for the meta poller; whichever
       answers first wins.
     * No reply for ``attempt_timeout_ms``: keep waiting and poll the meta (at the poller's
-      pace) until the config names another primary; only then send again. A reply to any
+      pace) until the config names another primary; only then send again. A config another
+      op fetched that names another primary redirects a waiting op at once. A reply to any
       attempt completes the op, so a slow primary gets each write once.
     * Error replies retry per the error registry (:mod:`loadgen.pegasus.error_codes`), those
       that call for it after a refresh, all after a capped exponential backoff with full jitter.
@@ -36,6 +37,7 @@ class Failover(Policy):
 
     name: ClassVar[str] = "failover"
     models: ClassVar[str] = "the new logic"
+    follow_route_moves: ClassVar[bool] = True
     #: Per-attempt wait for a reply before refreshing; None: a third of the op timeout.
     attempt_timeout_ms: float | None = None
     backoff_base_ms: float = 10.0
