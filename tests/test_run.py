@@ -132,3 +132,15 @@ def test_a_bad_profile_is_a_usage_error_naming_the_key(tmp_path):
     assert proc.returncode == 2
     assert "cluster.partitions" in stderr and "bad.toml" in stderr
     assert not (tmp_path / "out").exists()  # nothing started, nothing written
+
+
+def test_a_run_with_two_locust_workers_merges_both_and_leaves_none_behind(tmp_path):
+    out = tmp_path / "out"
+    proc = pegbench("run", str(write_profile(tmp_path, 10)), "--out", str(out), "--workers", "2",
+                    "--quiet")
+    stdout, stderr = proc.communicate(timeout=180)
+    assert proc.returncode == 0, stderr[-3000:]
+    results = json.loads((out / "results.json").read_text())
+    assert len(results["workers"]["reported"]) == 2 and results["workers"]["missing"] == []
+    assert results["policies"]["failover"]["ops"] > 0 and results["durability"]["lost"] == 0
+    assert our_processes(str(out)) == []
