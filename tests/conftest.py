@@ -12,6 +12,7 @@ import time
 
 import pytest
 from support.background import Background
+from support.processes import processes_mentioning
 from support.vectors import load_vectors
 
 
@@ -30,33 +31,6 @@ def background(tmp_path):
         bg.cleanup()
 
 
-def _ancestors() -> set[int]:
-    """This process and its parents (a ``timeout`` wrapper may name the base temp dir too)."""
-    pids, pid = set(), os.getpid()
-    while pid > 1 and pid not in pids:
-        pids.add(pid)
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                pid = int(f.read().rpartition(")")[2].split()[1])
-        except (OSError, ValueError, IndexError):
-            break
-    return pids
-
-
-def _leftover_processes(marker: str) -> list[tuple[int, str]]:
-    """Our own processes (``loadgen`` nodes, supervisors) whose command line mentions ``marker``."""
-    found, skip = [], _ancestors()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) in skip:
-            continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                cmd = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
-        except OSError:
-            continue
-        if marker in cmd and "loadgen" in cmd:
-            found.append((int(entry), cmd))
-    return found
 
 
 def pytest_sessionfinish(session, exitstatus):
@@ -73,10 +47,10 @@ def pytest_sessionfinish(session, exitstatus):
     except Exception:  # no test asked for a temp dir: nothing could have been started there
         return
     deadline = time.monotonic() + 5
-    leftovers = _leftover_processes(basetemp)
+    leftovers = processes_mentioning(basetemp)
     while leftovers and time.monotonic() < deadline:  # let just-stopped processes finish dying
         time.sleep(0.1)
-        leftovers = _leftover_processes(basetemp)
+        leftovers = processes_mentioning(basetemp)
     if not leftovers:
         return
     own_group = os.getpgrp()

@@ -12,7 +12,7 @@ from pathlib import Path
 from xml.etree import ElementTree as ET
 
 import pytest
-from support.processes import wait_until
+from support.processes import processes_mentioning, wait_until
 
 pytestmark = [pytest.mark.onebox, pytest.mark.timeout(240)]
 
@@ -62,20 +62,6 @@ def pegbench(*args: str, **kw) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True, start_new_session=True, **kw)
 
 
-def our_processes(marker: str) -> list[int]:
-    """Processes whose command line mentions ``marker`` (the run's temp or out dir)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().decode(errors="replace")
-            except OSError:
-                continue
-            if marker in cmdline and int(entry) != os.getpid():
-                found.append(int(entry))
-    return found
-
-
 def test_a_run_writes_every_output_and_passes_its_slos(tmp_path):
     out = tmp_path / "out"
     proc = pegbench("run", str(write_profile(tmp_path, 12)), "--out", str(out), "--quiet")
@@ -98,7 +84,7 @@ def test_a_run_writes_every_output_and_passes_its_slos(tmp_path):
     cases = ET.parse(out / "junit.xml").getroot().findall("testcase")
     assert sorted(c.get("name") for c in cases) == ["durability.lost", "failover.recovered_fraction"]
     assert all(not list(c) for c in cases)  # no failure, no error
-    assert our_processes(str(out)) == []
+    assert processes_mentioning(str(out)) == []
 
 
 def test_an_interrupted_run_heals_writes_what_it_measured_and_exits_130(tmp_path):
@@ -121,7 +107,7 @@ def test_an_interrupted_run_heals_writes_what_it_measured_and_exits_130(tmp_path
     assert results["policies"]["failover"]["ops"] > 0
     (fault,) = results["faults"]
     assert fault["t_heal"] is not None  # the killed node was restarted before the run ended
-    assert our_processes(str(out)) == []
+    assert processes_mentioning(str(out)) == []
 
 
 def test_a_bad_profile_is_a_usage_error_naming_the_key(tmp_path):
@@ -143,4 +129,4 @@ def test_a_run_with_two_locust_workers_merges_both_and_leaves_none_behind(tmp_pa
     results = json.loads((out / "results.json").read_text())
     assert len(results["workers"]["reported"]) == 2 and results["workers"]["missing"] == []
     assert results["policies"]["failover"]["ops"] > 0 and results["durability"]["lost"] == 0
-    assert our_processes(str(out)) == []
+    assert processes_mentioning(str(out)) == []

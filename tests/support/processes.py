@@ -33,3 +33,32 @@ def kill_groups(pids: Iterable[int | None]) -> None:
                 os.killpg(pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
+
+
+def _ancestors() -> set[int]:
+    """This process and its parents (a ``timeout`` wrapper may name the base temp dir too)."""
+    pids, pid = set(), os.getpid()
+    while pid > 1 and pid not in pids:
+        pids.add(pid)
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                pid = int(f.read().rpartition(")")[2].split()[1])
+        except (OSError, ValueError, IndexError):
+            break
+    return pids
+
+
+def processes_mentioning(marker: str) -> list[tuple[int, str]]:
+    """Our own processes (``loadgen`` nodes, supervisors) whose command line mentions ``marker``."""
+    found, skip = [], _ancestors()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) in skip:
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:
+            continue
+        if marker in cmd and "loadgen" in cmd:
+            found.append((int(entry), cmd))
+    return found
