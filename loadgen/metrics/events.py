@@ -2,9 +2,11 @@
 
 A fault event (DESIGN.md) is one injected fault: ``t_inject``, ``t_heal`` (resume or restart
 instant; for a kill with no restart, the last failover instant among affected partitions),
-the partitions whose primary was on the node at ``t_inject``, and the server failover time
-of each. A fault that was not injected (e.g. the health gate skipped it) is ``skipped``
-with a reason: it yields no TTR and bounds no phase or horizon.
+the partitions whose primary was on the node at ``t_inject`` (``affected_partitions``), the
+partitions the node hosted as any replica, primary or secondary (``touched_partitions``: what
+ends other faults' horizons), the server failover time of each affected partition and the
+node the meta promoted there (``promoted``). A fault that was not injected (e.g. the health
+gate skipped it) is ``skipped`` with a reason: it yields no TTR and bounds no phase or horizon.
 
 Phases are global, not per policy: ``fault`` = [t_inject, t_heal), ``recovery`` =
 [t_heal, t_heal + recovery_s), ``steady`` = the rest; on overlap fault > recovery > steady.
@@ -38,6 +40,13 @@ class FaultEvent:
     server_failover_s: Mapping[int, float | None] = field(default_factory=dict, hash=False)
     skipped: bool = False
     skip_reason: str = ""
+    #: partitions with any replica (primary or secondary) on the node at t_inject; None:
+    #: unknown (results written before this field, or no config seen), so any partition
+    #: may have been touched
+    touched_partitions: tuple[int, ...] | None = None
+    #: affected partition -> the node the meta promoted at its server failover instant;
+    #: absent: no new primary was named (the config never changed)
+    promoted: Mapping[int, str] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
         if self.skipped and not self.skip_reason:
@@ -52,6 +61,13 @@ class FaultEvent:
         if value is not None:
             return value
         return None if self.t_heal is None else self.t_heal - self.t_inject
+
+    def touches(self, partition: int) -> bool:
+        """Whether the fault may have touched any replica of ``partition`` (True when the
+        node's replicas are unknown)."""
+        if partition in self.affected_partitions:
+            return True
+        return self.touched_partitions is None or partition in self.touched_partitions
 
 
 @dataclass(frozen=True)

@@ -1,24 +1,36 @@
 """Time to recover, per (fault event, affected partition, policy): pure functions.
 
 * TTR-first: ``t_inject`` → the reply time (``Outcome.end``, exact) of the first ok write on
-  the partition that ended after ``t_inject``.
+  the partition that was handed to the client at or after ``t_inject``.
 * TTR-stable: windows ``[t_inject + kW, t_inject + (k+1)W)`` of writes bucketed by intended
-  start; a window is good with ≥ ``GOOD_MIN_WRITES`` writes and ≥ 99 % of them ok; TTR-stable
-  is the start of the first window from which every window up to the horizon is good. Only
-  whole windows before the horizon count; fewer than ``MIN_STABLE_WINDOWS`` left → censored.
-  A bucket counts in the window holding its start (10 ms buckets near faults, 1 s beyond).
-* Horizon: the next injected fault touching the partition, or the run end. Not recovered
-  before it → censored: reported with the time observed so far (horizon − t_inject).
+  start; a window is good with ≥ ``GOOD_MIN_WRITES`` writes and ≥ 99 % of them ok.
+  TTR-stable = max(TTR-first, start of the first window from which every window up to the
+  end of the grid is good). Bucketing by intended start lets ops sent late (a user that fell
+  behind) fill early windows with successes, hence the max: stable is never before first,
+  and a sample whose TTR-first is not recovered is not stably recovered either.
+  Fewer than ``MIN_STABLE_WINDOWS`` windows from that one to the grid's end → censored.
+* Window grid: whole windows up to the last *fully observed* bucket before the horizon. A
+  bucket (10 ms near faults, 1 s on whole seconds elsewhere) counts in the window holding its
+  start, so the bucket that straddles the horizon or the run end (its ops partly after it,
+  or never offered) is left out with the windows it would fall in. Trailing windows in which
+  the policy offered no op at all (on any partition) are unobserved and dropped too; a window
+  where the policy offered load elsewhere but this partition saw no write stays, and is bad.
+* Horizon: the next injected fault touching *any* replica of the partition (primary or
+  secondary: ``FaultEvent.touched_partitions``); a fault whose replicas are unknown (results
+  written before that field existed) ends every horizon, like the next fault of any kind.
+  Else the run end. Not recovered before it → censored: reported with the time observed so
+  far (horizon − t_inject).
 * Client lag: TTR-first − server failover time; a negative lag is kept and flagged.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from .events import FaultEvent, injected
-from .series import PartitionTimeline, Series
+from .series import FINE_PER_S, PartitionTimeline, Series, fine_index
 from .state import RecorderState
 
 TTR_WINDOW_S = 1.0
@@ -48,10 +60,11 @@ class PartitionTTR:
 
 def horizon(event: FaultEvent, partition: int, events: Iterable[FaultEvent],
             t_end: float) -> float:
-    """The next injected fault touching ``partition`` after ``event``, or the run end."""
+    """The next injected fault after ``event`` touching any replica of ``partition`` (or
+    whose replicas are unknown), or the run end, whichever comes first."""
     later = [e.t_inject for e in injected(events)
-             if e.t_inject > event.t_inject and partition in e.affected_partitions]
-    return max(min(later, default=t_end), event.t_inject)
+             if e.t_inject > event.t_inject and e.touches(partition)]
+    return max(min(later + [t_end]), event.t_inject)
 
 
 def ttr_first(timeline: PartitionTimeline | None, t_inject: float,
@@ -76,6 +89,38 @@ def window_counts(series: Series | None, t_inject: float, windows: int,
     return [(ok, total) for ok, total in counts]
 
 
+def observed_until(series: Series | None, t: float) -> float:
+    """The end of the last bucket of ``series`` that ends at or before ``t``: the start of
+    the bucket holding ``t`` (10 ms where that second kept its detail, else the whole
+    second; a second the series never saw counts as coarse, the safe side)."""
+    sec = math.floor(t)
+    if series is not None and sec in series.fine:
+        return fine_index(t) / FINE_PER_S
+    return float(sec)
+
+
+def _offered(series: Series | None, t_from: float, t_to: float) -> bool:
+    """Whether ``series`` holds any op intended in [t_from, t_to)."""
+    return series is not None and next(iter(series.buckets(t_from, t_to)), None) is not None
+
+
+def stable_windows(series: Series | None, t_inject: float, t_horizon: float,
+                   window_s: float = TTR_WINDOW_S, *,
+                   offered: Series | None = None) -> list[tuple[int, int]]:
+    """(ok, total) of every window of the grid (see the module docstring): whole windows
+    of fully observed buckets before ``t_horizon``, less trailing windows in which
+    ``offered`` (the policy's series over all ops) holds no op."""
+    t_grid_end = observed_until(series, t_horizon)
+    n = max(0, int((t_grid_end - t_inject) / window_s + _EPSILON_S))
+    counts = window_counts(series, t_inject, n, window_s)
+    while counts and counts[-1][1] == 0:
+        k = len(counts) - 1
+        if _offered(offered, t_inject + k * window_s, t_inject + (k + 1) * window_s):
+            break   # load was offered, none of it reached this partition: a bad window
+        counts.pop()
+    return counts
+
+
 def is_good(ok: int, total: int) -> bool:
     """A window is good with enough writes and ≥ GOOD_MIN_OK_PERCENT of them ok."""
     return total >= GOOD_MIN_WRITES and ok * 100 >= GOOD_MIN_OK_PERCENT * total
@@ -91,13 +136,15 @@ def stable_from(windows: Sequence[tuple[int, int]]) -> int | None:
 
 
 def ttr_stable(series: Series | None, t_inject: float, t_horizon: float,
-               window_s: float = TTR_WINDOW_S) -> tuple[float, bool]:
-    """(TTR-stable or time observed, recovered)."""
-    windows = int((t_horizon - t_inject) / window_s + _EPSILON_S)
-    k = stable_from(window_counts(series, t_inject, windows, window_s))
-    if k is None:
+               window_s: float = TTR_WINDOW_S, *, first_s: float | None,
+               offered: Series | None = None) -> tuple[float, bool]:
+    """(TTR-stable or time observed, recovered). ``first_s``: the sample's TTR-first, None
+    when it did not recover (then neither does TTR-stable); ``offered``: the policy's series
+    over all ops, which tells an unobserved trailing window from a bad one."""
+    k = stable_from(stable_windows(series, t_inject, t_horizon, window_s, offered=offered))
+    if k is None or first_s is None:
         return t_horizon - t_inject, False
-    return k * window_s, True
+    return max(first_s, k * window_s), True
 
 
 def resolve_table(state: RecorderState, table: str | None) -> str:
@@ -127,8 +174,9 @@ def event_ttrs(state: RecorderState, events: Iterable[FaultEvent], *, t_end: flo
                 except LookupError as exc:
                     raise ValueError(f"fault event {event.id}, partition {pidx}, policy "
                                      f"{name}: {exc}") from None
-                stable, stable_ok = ttr_stable(None if timeline is None else timeline.series,
-                                               event.t_inject, t_horizon, window_s)
+                stable, stable_ok = ttr_stable(
+                    None if timeline is None else timeline.series, event.t_inject, t_horizon,
+                    window_s, first_s=first if recovered else None, offered=policy.series)
                 lag = None if failover is None else first - failover
                 out.append(PartitionTTR(
                     event_id=event.id, policy=name, partition=pidx, t_inject=event.t_inject,
