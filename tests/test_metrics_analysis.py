@@ -8,9 +8,10 @@ import pytest
 from support.metrics import meta, op, record_in_end_order, writes
 
 from loadgen.metrics import FaultEvent, Recorder, phases
-from loadgen.metrics.analysis import durability, error_summary, recovery_cost
+from loadgen.metrics.analysis import durability, error_summary, new_primary_block, recovery_cost
 from loadgen.metrics.distribution import CensoredDistribution
-from loadgen.metrics.events import FAULT, RECOVERY, STEADY, Phase, PhaseLookup, phase_seconds
+from loadgen.metrics.events import (FAULT, RECENT_FAULT_WINDOW_S, RECOVERY, STEADY, Phase,
+                                    PhaseLookup, new_primaries, phase_seconds)
 
 pytestmark = pytest.mark.unit
 
@@ -102,3 +103,44 @@ def test_durability_counts():
     assert durability(100, 100, lost=0) == {"acked": 100, "verified": 100, "lost": 0}
     with pytest.raises(ValueError):
         durability(-1, 0)
+
+
+# ---------------------------------------------- a new primary faulted shortly before (#13)
+
+def _compound() -> list[FaultEvent]:
+    """Kill of replica1 at 20 (restarted at 32); at 50 a pause of replica2 whose partition 3
+    the meta hands to replica1 and partition 5 to replica3 (never faulted); at 200 a pause of
+    replica3 whose partition 6 goes to replica1, last faulted 180 s earlier."""
+    return [
+        FaultEvent(id="1", kind="kill", node="replica1", t_inject=20.0, t_heal=32.0,
+                   affected_partitions=(0,), promoted={0: "replica2"}),
+        FaultEvent(id="2", kind="pause", node="replica2", t_inject=50.0, t_heal=58.0,
+                   affected_partitions=(3, 5, 7), promoted={3: "replica1", 5: "replica3"}),
+        FaultEvent(id="3", kind="pause", node="replica3", t_inject=200.0, t_heal=204.0,
+                   affected_partitions=(6,), promoted={6: "replica1"}),
+    ]
+
+
+def test_a_new_primary_faulted_within_60_s_is_flagged_with_its_age():
+    events = _compound()
+    block = new_primary_block(events[1], events)
+    assert block["3"] == {"node": "replica1", "last_fault_id": "1", "last_fault_age_s": 30.0,
+                          "recently_faulted": True}
+    assert block["5"] == {"node": "replica3", "last_fault_id": None, "last_fault_age_s": None,
+                          "recently_faulted": False}
+    assert "7" not in block                        # the config never named a new primary
+    # the same node, faulted 180 s earlier: no longer inside Go's redial throttle
+    assert new_primary_block(events[2], events)["6"]["last_fault_age_s"] == 180.0
+    assert not new_primary_block(events[2], events)["6"]["recently_faulted"]
+    assert new_primaries(events[0], events)[0].last_fault_age_s is None   # nothing before it
+
+
+def test_the_flag_window_is_the_go_redial_throttle():
+    assert RECENT_FAULT_WINDOW_S == 60.0
+    kill = FaultEvent(id="1", kind="kill", node="replica1", t_inject=0.0)
+    skipped = FaultEvent(id="s", kind="kill", node="replica1", t_inject=30.0, skipped=True,
+                         skip_reason="health gate")
+    just_out = FaultEvent(id="2", kind="pause", node="replica2", t_inject=60.0,
+                          affected_partitions=(1,), promoted={1: "replica1"})
+    [np] = new_primaries(just_out, [kill, skipped, just_out]).values()
+    assert np.last_fault_id == "1" and np.last_fault_age_s == 60.0 and not np.recently_faulted

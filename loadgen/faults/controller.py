@@ -7,7 +7,8 @@ For each planned fault, at ``t0 + at_s`` (``t0``: the run's start instant, monot
 2. resolve the target: ``primary-of:P`` asks the meta for the current config (no primary:
    skipped), a node name maps to its address; a node another fault still holds is skipped;
 3. inject it (the kind's ``inject`` through the injector); the affected partitions are those
-   whose primary was on the node at ``t_inject`` (from the meta observer); listeners hear
+   whose primary was on the node at ``t_inject``, the touched ones those with any replica
+   there, primary or secondary (both from the meta observer); listeners hear
    ``fault_at(t_inject, affected)``;
 4. heal it ``duration_s`` / ``restart_after_s`` after ``t_inject`` (listeners hear
    ``heal_at``). Heals come due while later faults wait (for their time or the health gate),
@@ -44,6 +45,7 @@ from ..profile_schema import HealthGateConfig, Profile
 from . import injectors, kinds
 from .cluster import ClusterView, PartitionConfig, Resolution, cluster_view, resolve_target
 from .cooperative import run_blocking, wait_until
+from .history import ConfigChange
 from .injector import ActionRecord, Injector, Node
 from .observer import MetaObserver
 from .records import FAULTS_JSONL, HEALED_BY_PLAN, HEALED_BY_STOP, FaultLog, FaultRecord
@@ -79,6 +81,7 @@ class _Held:
     t_inject: float | None
     heal_due: float | None             # None: held to the end (a kill never restarted)
     affected: tuple[int, ...] = ()
+    touched: tuple[int, ...] | None = None   # None: no config seen to tell
     actions: list[ActionRecord] = field(default_factory=list)
     skip_reason: str = ""
     t_heal: float | None = None
@@ -257,13 +260,18 @@ class FaultController:
                 self._skip(planned, reason, node=node, actions=(action,))
             return
         self.observer.sync()
-        primaries = self.observer.history.primaries_at(action.t)
+        history = self.observer.history
+        primaries = history.primaries_at(action.t)
+        touched = history.hosted_at(node.addr, action.t) if primaries else None
         if not primaries and config is not None:  # the observer has seen nothing yet
             primaries = {p.pidx: p.primary for p in config}
+            touched = tuple(p.pidx for p in config if node.addr in (p.primary, *p.secondaries))
         affected = tuple(sorted(p for p, addr in primaries.items() if addr == node.addr))
+        if touched is not None:
+            touched = tuple(sorted(set(touched) | set(affected)))
         held = _Held(planned, kind, node, injected=True, t_inject=action.t,
                      heal_due=None if hold is None else action.t + hold, affected=affected,
-                     actions=[action])
+                     touched=touched, actions=[action])
         self._held.append(held)
         self._done.append(held)
         self._announce("fault_at", action.t, affected)
@@ -351,7 +359,10 @@ class FaultController:
                 self._write(self._record(h.planned, injected=False, node=h.node,
                                          skip_reason=h.skip_reason, actions=tuple(h.actions)))
                 continue
-            failover = {p: self._failover_s(h, p) for p in h.affected}
+            changes = {p: self._failover_change(h, p) for p in h.affected}
+            failover = {p: None if c is None else c.t - h.t_inject for p, c in changes.items()}
+            promoted = {p: self._node_name(c.primary) for p, c in changes.items()
+                        if c is not None}
             t_heal = h.t_heal
             if t_heal is None and h.heal_due is None and not h.heal_failed:
                 # a kill never restarted: DESIGN.md's t_heal is the last failover instant
@@ -360,16 +371,25 @@ class FaultController:
             self._write(self._record(
                 h.planned, injected=True, node=h.node, t_inject=h.t_inject, t_heal=t_heal,
                 healed_by=h.healed_by, affected_partitions=h.affected,
-                server_failover_s=failover, actions=tuple(h.actions)))
+                server_failover_s=failover, touched_partitions=h.touched, promoted=promoted,
+                actions=tuple(h.actions)))
         self._settling = [h for h in self._settling if h.planned.id not in self._records]
 
-    def _failover_s(self, held: _Held, pidx: int) -> float | None:
+    def _failover_change(self, held: _Held, pidx: int) -> ConfigChange | None:
+        """The config that ended ``held``'s failover of ``pidx`` (None: it never changed)."""
         later = [h.t_inject for h in self._done
                  if h.t_inject > held.t_inject and pidx in h.affected]
-        t = self.observer.history.failover_instant(pidx, held.t_inject, held.node.addr,
-                                                   t_heal=held.t_heal,
-                                                   until=min(later, default=math.inf))
-        return None if t is None else t - held.t_inject
+        return self.observer.history.failover_change(pidx, held.t_inject, held.node.addr,
+                                                     t_heal=held.t_heal,
+                                                     until=min(later, default=math.inf))
+
+    def _node_name(self, addr: str) -> str:
+        """The name of the node at ``addr`` (the address itself if the cluster cannot say)."""
+        try:
+            return self.cluster.node_at(addr).name
+        except Exception:  # noqa: BLE001 - a missing name must not lose the record
+            log.exception("no node name for %s", addr)
+            return addr
 
     def _write(self, record: FaultRecord) -> None:
         if record.id in self._records:

@@ -1,8 +1,10 @@
 """Partition-config history: who was primary when, and when a fault's partitions failed over.
 
 Pure data: :class:`ConfigChange` records (from the onebox meta's log or from polling a meta)
-kept per partition in time order. :meth:`ConfigHistory.failover_instant` implements DESIGN.md's
-server failover time: from ``t_inject`` to the first config that names a new, alive primary.
+kept per partition in time order. :meth:`ConfigHistory.failover_change` implements DESIGN.md's
+server failover time: from ``t_inject`` to the first config that names a new, alive primary
+(which also says who was promoted). :meth:`ConfigHistory.hosted_at` tells which partitions a
+node held a replica of (primary or secondary) at an instant: the partitions a fault touches.
 """
 
 from __future__ import annotations
@@ -64,9 +66,27 @@ class ConfigHistory:
                 out[pidx] = change.primary
         return out
 
+    def hosted_at(self, addr: str, t: float) -> tuple[int, ...]:
+        """Partitions with a replica (primary or secondary) at ``addr`` in the configs in
+        force at ``t``."""
+        out = []
+        for pidx in sorted(self._changes):
+            change = self.at(pidx, t)
+            if change is not None and (change.primary == addr or addr in change.secondaries):
+                out.append(pidx)
+        return tuple(out)
+
     def failover_instant(self, pidx: int, t_inject: float, old_primary: str, *,
                          t_heal: float | None = None, until: float = math.inf) -> float | None:
-        """When the config of ``pidx`` first named a new, alive primary after ``t_inject``.
+        """When the config of ``pidx`` first named a new, alive primary after ``t_inject``
+        (see :meth:`failover_change`); None if it never did."""
+        change = self.failover_change(pidx, t_inject, old_primary, t_heal=t_heal, until=until)
+        return None if change is None else change.t
+
+    def failover_change(self, pidx: int, t_inject: float, old_primary: str, *,
+                        t_heal: float | None = None,
+                        until: float = math.inf) -> ConfigChange | None:
+        """The first config of ``pidx`` after ``t_inject`` that named a new, alive primary.
 
         New: another node than ``old_primary`` (the faulted one); or the faulted node itself
         once it is back (``t_heal``) after the meta had dropped it as primary (a restarted
@@ -84,5 +104,5 @@ class ConfigHistory:
                 dropped = True
             elif change.primary != old_primary or (
                     dropped and t_heal is not None and change.t >= t_heal):
-                return change.t
+                return change
         return None

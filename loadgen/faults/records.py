@@ -2,8 +2,9 @@
 
 A :class:`FaultRecord` is the controller's full account of one planned fault: the plan entry,
 whether and how it was injected (the injector's :class:`~.injector.ActionRecord` of every
-action, failed ones included), the instants, the affected partitions and their server failover
-times, or why it was skipped. ``to_event()`` gives the analysis its
+action, failed ones included), the instants, the affected partitions with their server
+failover times and promoted nodes, the touched partitions (any replica on the node), or why it
+was skipped. ``to_event()`` gives the analysis its
 :class:`~loadgen.metrics.events.FaultEvent` (a fault not injected is ``skipped``).
 ``faults.jsonl`` holds one ``to_dict()`` per line, one line per planned fault, in the order
 the records became final (a fault is final once healed and its failover settled: at the next
@@ -55,6 +56,11 @@ class FaultRecord:
     server_failover_s: Mapping[int, float | None] = field(default_factory=dict, hash=False)
     skip_reason: str = ""
     actions: tuple[ActionRecord, ...] = ()
+    #: Partitions with any replica (primary or secondary) on the node at t_inject; None:
+    #: no config was seen to tell.
+    touched_partitions: tuple[int, ...] | None = None
+    #: affected partition -> the node the meta promoted at its server failover instant.
+    promoted: Mapping[int, str] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
         if not self.injected and not self.skip_reason:
@@ -70,7 +76,8 @@ class FaultRecord:
             t_heal=self.t_heal if self.injected else None,
             affected_partitions=self.affected_partitions,
             server_failover_s=dict(self.server_failover_s), skipped=not self.injected,
-            skip_reason=self.skip_reason)
+            skip_reason=self.skip_reason, touched_partitions=self.touched_partitions,
+            promoted=dict(self.promoted))
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data (one ``faults.jsonl`` line)."""
@@ -83,6 +90,9 @@ class FaultRecord:
             "affected_partitions": list(self.affected_partitions),
             "server_failover_ms": {str(p): None if s is None else round(s * 1000, 3)
                                    for p, s in sorted(self.server_failover_s.items())},
+            "touched_partitions": None if self.touched_partitions is None
+            else list(self.touched_partitions),
+            "promoted": {str(p): node for p, node in sorted(self.promoted.items())},
             "actions": [a.to_dict() for a in self.actions],
         }
 

@@ -13,7 +13,8 @@ from typing import Any
 
 from . import hdr
 from .distribution import CensoredDistribution
-from .events import FAULT, PHASES, RECOVERY, Phase, PhaseLookup, phase_seconds
+from .events import (FAULT, PHASES, RECOVERY, FaultEvent, Phase, PhaseLookup, new_primaries,
+                     phase_seconds)
 from .series import Series
 from .state import PolicyState
 from .ttr import PartitionTTR
@@ -104,6 +105,17 @@ def ttr_summary(ttrs: Iterable[PartitionTTR], policy: str) -> dict[str, Any]:
         "recovered_fraction": _ratio(first.n - first.censored, first.n),
         "stable_recovered_fraction": _ratio(stable.n - stable.censored, stable.n),
     }
+
+
+def new_primary_block(event: FaultEvent, events: Iterable[FaultEvent]) -> dict[str, Any]:
+    """``faults[].new_primary``: per affected partition whose config named a new primary,
+    ``{node, last_fault_id, last_fault_age_s, recently_faulted}`` (age and id null when the
+    node had not been faulted before)."""
+    return {str(pidx): {"node": n.node, "last_fault_id": n.last_fault_id,
+                        "last_fault_age_s": None if n.last_fault_age_s is None
+                        else round(n.last_fault_age_s, 3),
+                        "recently_faulted": n.recently_faulted}
+            for pidx, n in sorted(new_primaries(event, events).items())}
 
 
 def policy_results(policy: PolicyState, *, ttrs: Iterable[PartitionTTR], name: str,

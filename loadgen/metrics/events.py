@@ -20,6 +20,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 RECOVERY_S = 10.0
+#: A (fault, partition) sample whose new primary was itself faulted less than this earlier
+#: is flagged: the Go client redials an address at most once per 60 s (``kDialInterval``,
+#: session.go ``dial``), so the Go models' sessions to that node may still be throttled from
+#: the earlier fault, and the sample inherits that fault's after-effects.
+RECENT_FAULT_WINDOW_S = 60.0
 FAULT, RECOVERY, STEADY = "fault", "recovery", "steady"
 PHASES = (FAULT, RECOVERY, STEADY)
 _RANK = {FAULT: 0, RECOVERY: 1, STEADY: 2}
@@ -68,6 +73,38 @@ class FaultEvent:
         if partition in self.affected_partitions:
             return True
         return self.touched_partitions is None or partition in self.touched_partitions
+
+
+@dataclass(frozen=True)
+class NewPrimary:
+    """The node the meta promoted for one affected partition, and its own last fault."""
+
+    partition: int
+    node: str
+    last_fault_id: str | None = None        # that node's last injected fault before this one
+    last_fault_age_s: float | None = None   # t_inject of this fault − t_inject of that one
+
+    @property
+    def recently_faulted(self) -> bool:
+        """Whether that fault was less than RECENT_FAULT_WINDOW_S earlier."""
+        return self.last_fault_age_s is not None and \
+            self.last_fault_age_s < RECENT_FAULT_WINDOW_S
+
+
+def new_primaries(event: FaultEvent, events: Iterable[FaultEvent]) -> dict[int, NewPrimary]:
+    """Affected partition -> its new primary and that node's last injected fault before
+    ``event`` (partitions whose config never named a new primary are left out)."""
+    earlier = [e for e in injected(events) if e.t_inject < event.t_inject and e.id != event.id]
+    out = {}
+    for pidx in event.affected_partitions:
+        node = event.promoted.get(pidx)
+        if not node:
+            continue
+        last = max((e for e in earlier if e.node == node), key=lambda e: e.t_inject,
+                   default=None)
+        out[pidx] = NewPrimary(pidx, node, None if last is None else last.id,
+                               None if last is None else event.t_inject - last.t_inject)
+    return out
 
 
 @dataclass(frozen=True)

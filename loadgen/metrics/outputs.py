@@ -7,13 +7,13 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from . import hdr
 from .analysis import durability as durability_block
-from .analysis import missed_for, policy_results
+from .analysis import missed_for, new_primary_block, policy_results
 from .events import RECOVERY_S, FaultEvent, phases
 from .series import COARSE_BUCKET_S, FINE_BUCKET_S, OUTCOME_SLOTS
 from .slo import evaluate
@@ -27,7 +27,8 @@ def _ms(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds * 1000, 3)
 
 
-def _fault_entry(event: FaultEvent, ttrs: Iterable[PartitionTTR]) -> dict[str, Any]:
+def _fault_entry(event: FaultEvent, ttrs: Iterable[PartitionTTR],
+                 events: Sequence[FaultEvent]) -> dict[str, Any]:
     ttr: dict[str, dict[str, Any]] = {}
     for t in ttrs:
         if t.event_id != event.id:
@@ -42,6 +43,9 @@ def _fault_entry(event: FaultEvent, ttrs: Iterable[PartitionTTR]) -> dict[str, A
         "skipped": event.skipped, "skip_reason": event.skip_reason,
         "server_failover_ms": {} if event.skipped else {
             str(p): _ms(event.failover_s(p)) for p in event.affected_partitions},
+        "touched_partitions": None if event.touched_partitions is None
+        else list(event.touched_partitions),
+        "new_primary": {} if event.skipped else new_primary_block(event, events),
         "ttr": ttr,
     }
 
@@ -68,7 +72,7 @@ def build_results(state: RecorderState, events: Iterable[FaultEvent], *, t_start
                                           t_start=t_start, t_end=t_end,
                                           missed=missed_for(missed, name))
                      for name, p in state.policies.items()},
-        "faults": [_fault_entry(e, ttrs) for e in events],
+        "faults": [_fault_entry(e, ttrs, events) for e in events],
         "durability": None if durability is None else durability_block(**durability),
     }
     clash = set(extra or {}) & (set(results) | {"slo"})
