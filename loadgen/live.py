@@ -19,6 +19,8 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from .metrics.slo import slo_verdict
+
 PLAIN_EVERY_S = 10.0
 
 
@@ -129,7 +131,7 @@ class LiveView:
         load = results.get("load_generator") or {}
         if load.get("saturated"):
             self.out.print(f"the load generator was its own bottleneck: {load.get('reason')}")
-        self.out.print(f"verdict: {_verdict(results['slo']['passed'])}")
+        self.out.print(f"verdict: {slo_verdict(results).upper()}")
         self.out.print(f"results: {out_dir}/results.json" + (f", report: {report}" if report else ""))
         sys.stdout.flush()
 

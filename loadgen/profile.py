@@ -34,10 +34,12 @@ from .profile_schema import (
     DEFAULT_CLUSTER_MODE, DEFAULT_COMMAND_TIMEOUT_S, DEFAULT_COMPARE, DEFAULT_DROP_EXPIRED,
     DEFAULT_DURATION_S, DEFAULT_GRACE_S, DEFAULT_HEALTH_GATE_ENABLED, DEFAULT_HEALTH_GATE_LIMIT_S,
     DEFAULT_INJECTOR, DEFAULT_KEY_SPACE, DEFAULT_LEASE_S, DEFAULT_MAX_LAG_S, DEFAULT_MIN_REPLICAS,
-    DEFAULT_MIX, DEFAULT_OP_TIMEOUT_MS, DEFAULT_PARTITIONS, DEFAULT_POLICY_MODE,
+    DEFAULT_MIN_FAULT_EVENTS, DEFAULT_MIX, DEFAULT_OP_TIMEOUT_MS, DEFAULT_PARTITIONS,
+    DEFAULT_POLICY_MODE,
     DEFAULT_RATE_PER_USER, DEFAULT_REPLICA_NODES, DEFAULT_REPLICAS, DEFAULT_REPORT_OUT,
     DEFAULT_SCHEDULE_COUNT, DEFAULT_SCHEDULE_TARGET, DEFAULT_SEED, DEFAULT_TABLE, DEFAULT_USERS,
-    DEFAULT_VALUE_BYTES, DEFAULT_WARMUP_S, INJECTOR_KINDS, POLICY_MODES, REPORT_PLACEHOLDERS,
+    DEFAULT_VALUE_BYTES, DEFAULT_WARMUP_S, INJECTOR_KINDS, MIN_FAULT_EVENTS_FLOOR, POLICY_MODES,
+    REPORT_PLACEHOLDERS,
     ClusterConfig, CommandTemplates, EventConfig, FailureDetectorConfig, FaultsConfig,
     HealthGateConfig, InjectorConfig, OpMix, PoliciesConfig, Profile, ReportConfig,
     ScheduleConfig, SloBound, WorkloadConfig, frozen_map)
@@ -383,7 +385,9 @@ def _read_slo(t: TableReader) -> tuple[SloBound, ...]:
 
 
 def _read_report(t: TableReader) -> ReportConfig:
-    report = ReportConfig(out=t.string("out", DEFAULT_REPORT_OUT))
+    report = ReportConfig(out=t.string("out", DEFAULT_REPORT_OUT),
+                          min_fault_events=t.integer("min_fault_events", DEFAULT_MIN_FAULT_EVENTS,
+                                                     minimum=MIN_FAULT_EVENTS_FLOOR))
     if "out" in t.data:
         _placeholders_ok(t, "out", REPORT_PLACEHOLDERS)
     t.done()

@@ -76,6 +76,8 @@ SLO_BOUNDS = ("min", "max")
 
 REPORT_PLACEHOLDERS = ("name", "timestamp")
 DEFAULT_REPORT_OUT = "reports/{name}-{timestamp}"
+#: Fault events (not samples) the report needs for a bootstrap interval; never fewer than 2.
+DEFAULT_MIN_FAULT_EVENTS, MIN_FAULT_EVENTS_FLOOR = 5, 2
 
 
 def frozen_map(value: Mapping[str, Any] | None = None) -> Mapping[str, Any]:
@@ -253,9 +255,11 @@ class SloBound:
 
 @dataclass(frozen=True)
 class ReportConfig:
-    """``[report]``: where the outputs go; ``out`` may use ``{name}`` and ``{timestamp}``."""
+    """``[report]``: where the outputs go; ``out`` may use ``{name}`` and ``{timestamp}``;
+    ``min_fault_events``: fault events the report needs for a bootstrap interval."""
 
     out: str = DEFAULT_REPORT_OUT
+    min_fault_events: int = DEFAULT_MIN_FAULT_EVENTS
 
 
 # ---------------------------------------------------------------------------- profile

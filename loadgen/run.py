@@ -188,9 +188,10 @@ def _conclude(profile, out_dir: Path, session, controller, final, durability, t_
               interrupted: bool, view) -> int:
     from .metrics import hdr
     from .metrics.outputs import build_results, build_timeline, write_results, write_timeline
+    from .metrics.slo import incomplete_reason
     from .pegasus import policies
     from .report.junit import write_junit
-    from .verdict import effective_verdict, exit_code_for
+    from .verdict import conclude, exit_code_for
 
     events = controller.fault_events()
     t_start = session.t_start if session.t_start is not None else t_end
@@ -212,10 +213,8 @@ def _conclude(profile, out_dir: Path, session, controller, final, durability, t_
     results = build_results(final.state, events, t_start=t_start, t_end=t_end,
                             table=profile.cluster.table, missed=final.missed,
                             durability=durability.results_block(), slo=slo, extra=extra)
-    verdict = effective_verdict(results["slo"]["passed"], final.saturation)
-    if interrupted or not final.complete:
-        verdict = "unknown"
-    results["slo"]["passed"] = verdict
+    results["slo"] = conclude(results["slo"], saturation=final.saturation,
+                              incomplete=incomplete_reason(interrupted, final.missing))
     write_results(out_dir / "results.json", results)
     write_timeline(out_dir / "timeline.json",
                    build_timeline(final.state, events, t_start=t_start, t_end=t_end))
@@ -224,7 +223,7 @@ def _conclude(profile, out_dir: Path, session, controller, final, durability, t_
     view.finished(results, out_dir, report)
     if interrupted:
         return 130
-    return exit_code_for(verdict)
+    return exit_code_for(results["slo"]["verdict"])
 
 
 def _write_report(out_dir: Path) -> Path | None:

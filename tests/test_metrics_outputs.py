@@ -82,7 +82,7 @@ def test_fault_entries_and_verdicts():
     assert skipped["skip_reason"] == "not healthy in 60 s"
     assert results["durability"] == {"acked": 500, "verified": 499, "lost": 1}
     slo = results["slo"]
-    assert slo["passed"] is False                             # one write was lost
+    assert slo["verdict"] == "fail" and slo["passed"] is False   # one write was lost
     assert [(c["name"], c["passed"]) for c in slo["checks"]] == [
         ("failover.recovered_fraction", True), ("durability.lost", False),
         ("failover.client_lag_ms.p99", True)]

@@ -80,9 +80,10 @@ def test_a_run_writes_every_output_and_passes_its_slos(tmp_path):
     assert failover["ttr_first_ms"]["recovered"] == failover["ttr_first_ms"]["n"] > 0
     assert failover["client_lag_ms"]["p99"] < 1000  # well under the op timeout
     assert results["durability"]["lost"] == 0 and results["durability"]["acked"] > 0
-    assert results["slo"]["passed"] is True
+    assert results["slo"]["verdict"] == "pass" and results["slo"]["passed"] is True
     cases = ET.parse(out / "junit.xml").getroot().findall("testcase")
-    assert sorted(c.get("name") for c in cases) == ["durability.lost", "failover.recovered_fraction"]
+    assert sorted(c.get("name") for c in cases) == ["durability.lost", "failover.recovered_fraction",
+                                                    "load generator kept up", "run complete"]
     assert all(not list(c) for c in cases)  # no failure, no error
     assert processes_mentioning(str(out)) == []
 
@@ -103,7 +104,10 @@ def test_an_interrupted_run_heals_writes_what_it_measured_and_exits_130(tmp_path
     assert proc.returncode == 130, stderr[-3000:]
     assert "interrupted" in stderr and "verdict: UNKNOWN" in stdout
     results = json.loads((out / "results.json").read_text())
-    assert results["interrupted"] is True and results["slo"]["passed"] == "unknown"
+    assert results["interrupted"] is True and results["slo"]["verdict"] == "unknown"
+    assert results["slo"]["passed"] is None and "interrupted" in results["slo"]["unknown_reason"]
+    errors = ET.parse(out / "junit.xml").getroot().findall("testcase/error")
+    assert errors and int(ET.parse(out / "junit.xml").getroot().get("errors")) == len(errors)
     assert results["policies"]["failover"]["ops"] > 0
     (fault,) = results["faults"]
     assert fault["t_heal"] is not None  # the killed node was restarted before the run ended

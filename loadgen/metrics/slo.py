@@ -3,6 +3,11 @@
 A verdict is ``True``, ``False`` or ``"unknown"``; merged, false > unknown > true. A check
 that raises, or whose metric is missing, is ``"unknown"``: never passed by accident.
 
+In ``results.json`` the run's verdict is a name, ``slo.verdict`` = ``"pass" | "fail" |
+"unknown"`` (with ``slo.unknown_reason`` when unknown), and every ``passed`` is a JSON
+boolean, or null where unknown: a string "unknown" would be truthy. :func:`slo_verdict`
+reads the verdict of any results file, old ones included; read it nowhere else.
+
 Spec (a profile's ``[slo]`` table): ``{"<metric path>": {"min": x} | {"max": y} | both}``.
 A metric path is dotted into ``results.json``; when its first part names a policy it starts
 at ``policies.<name>`` (``"failover.client_lag_ms.p99"``), else at the root
@@ -21,7 +26,24 @@ from ..errors import ConfigError
 
 UNKNOWN = "unknown"
 Verdict = Union[bool, str]           # True | False | "unknown"
+PASS, FAIL = "pass", "fail"
+VERDICTS = (PASS, FAIL, UNKNOWN)     # slo.verdict in results.json
 BOUNDS = ("min", "max")
+
+
+def verdict_name(verdict: Verdict | None) -> str:
+    """``"pass"``, ``"fail"`` or ``"unknown"`` for a verdict (True / False / "unknown") or
+    a name; anything else (None, a stray value) is ``"unknown"``."""
+    if verdict is True or verdict == PASS:
+        return PASS
+    if verdict is False or verdict == FAIL:
+        return FAIL
+    return UNKNOWN
+
+
+def passed_json(verdict: Verdict | None) -> bool | None:
+    """A verdict as results.json's ``passed``: true, false, or null where unknown."""
+    return {PASS: True, FAIL: False}.get(verdict_name(verdict))
 
 
 @dataclass(frozen=True)
@@ -40,7 +62,7 @@ class CheckResult:
         if isinstance(value, float) and math.isinf(value):
             value = None            # JSON has no infinity; details say "+inf"
         return {"name": self.name, "value": value, "threshold": dict(self.threshold),
-                "passed": self.passed, "details": self.details}
+                "passed": passed_json(self.passed), "details": self.details}
 
 
 Check = Callable[[Mapping[str, Any]], CheckResult]
@@ -138,7 +160,72 @@ def run_checks(checks: Iterable[Check], results: Mapping[str, Any]) -> list[Chec
 
 def evaluate(spec: Mapping[str, Mapping[str, float]], results: Mapping[str, Any],
              extra: Iterable[Check] = ()) -> dict[str, Any]:
-    """``results.json``'s ``slo``: ``{passed, checks: [...]}`` for ``spec`` (+ ``extra``)."""
+    """``results.json``'s ``slo`` for ``spec`` (+ ``extra``): ``{verdict, passed,
+    unknown_reason, checks: [...]}``; unknown names the checks that had no verdict."""
     checks = run_checks([*checks_from_spec(spec), *extra], results)
-    return {"passed": merge_verdicts(c.passed for c in checks),
-            "checks": [c.as_dict() for c in checks]}
+    unknown = [c for c in checks if c.passed is not True and c.passed is not False]
+    reason = "; ".join(f"SLO check {c.name} has no verdict ({c.details or 'no value'})"
+                       for c in unknown)
+    return slo_block(merge_verdicts(c.passed for c in checks),
+                     [c.as_dict() for c in checks], reason)
+
+
+def slo_block(verdict: Verdict, checks: list[dict[str, Any]],
+              unknown_reason: str = "") -> dict[str, Any]:
+    """The ``slo`` object of results.json; ``unknown_reason`` is kept only when unknown."""
+    name = verdict_name(verdict)
+    return {"verdict": name, "passed": passed_json(name),
+            "unknown_reason": (unknown_reason or "unknown") if name == UNKNOWN else None,
+            "checks": checks}
+
+
+def with_unknown(slo: Mapping[str, Any], reason: str) -> dict[str, Any]:
+    """``slo`` made unknown for ``reason`` (e.g. the load generator was its own bottleneck),
+    whatever its checks said; a reason it already had is kept after the new one."""
+    before = slo.get("unknown_reason") if slo.get("verdict") == UNKNOWN else None
+    reasons = [r for r in (reason, before) if r]
+    return {**slo, **slo_block(UNKNOWN, list(slo.get("checks") or []), "; ".join(reasons))}
+
+
+def incomplete_reason(interrupted: bool, missing_workers: Iterable[str] = ()) -> str:
+    """Why a run's numbers are incomplete, "" when they are not (``slo.unknown_reason``)."""
+    missing = list(missing_workers)
+    reasons = ["the run was interrupted"] if interrupted else []
+    if missing:
+        reasons.append(f"no final report from workers {', '.join(map(str, missing))}")
+    return "; ".join(reasons)
+
+
+def slo_verdict(results: Mapping[str, Any]) -> str:
+    """The run's verdict, ``"pass" | "fail" | "unknown"``, from any results.json: ``slo.verdict``
+    when present; else (files before it) ``slo.passed`` true / false / "unknown", made
+    unknown if ``load_generator.saturated``. No ``slo`` object at all is unknown."""
+    slo = results.get("slo")
+    if not isinstance(slo, Mapping):
+        return UNKNOWN
+    if slo.get("verdict") in VERDICTS:
+        return str(slo["verdict"])
+    load = results.get("load_generator")
+    if isinstance(load, Mapping) and load.get("saturated") is True:
+        return UNKNOWN
+    return verdict_name(slo.get("passed"))
+
+
+def slo_unknown_reason(results: Mapping[str, Any]) -> str:
+    """Why the verdict is unknown ("" when it is not), from any results.json."""
+    if slo_verdict(results) != UNKNOWN:
+        return ""
+    slo = results.get("slo")
+    reason = slo.get("unknown_reason") if isinstance(slo, Mapping) else None
+    if isinstance(reason, str) and reason:
+        return reason
+    load = results.get("load_generator")
+    if isinstance(load, Mapping) and load.get("saturated") is True:
+        return f"the load generator was its own bottleneck: {load.get('reason') or '?'}"
+    if results.get("interrupted") is True:
+        return "the run was interrupted"
+    if not isinstance(slo, Mapping):
+        return "no slo object in results.json"
+    unknown = [c.get("name") for c in slo.get("checks") or []
+               if isinstance(c, Mapping) and c.get("passed") not in (True, False)]
+    return f"SLO checks with no verdict: {', '.join(map(str, unknown))}" if unknown else "unknown"

@@ -14,6 +14,7 @@ from typing import Any
 import plotly.graph_objects as go
 import plotly.io as pio
 
+from ..metrics.slo import verdict_name
 from .run_dir import RunInputError
 from .style import PLOT_CONFIG
 
@@ -81,10 +82,10 @@ def note(message: str) -> str:
 
 
 def badge(verdict: Any) -> str:
-    """PASS / FAIL / UNKNOWN for a verdict of True / False / anything else."""
-    text, cls = ("PASS", "pass") if verdict is True else ("FAIL", "fail") if verdict is False \
-        else ("UNKNOWN", "unknown")
-    return f'<span class="badge {cls}">{text}</span>'
+    """PASS / FAIL / UNKNOWN for a verdict True / False or "pass" / "fail" (results.json's
+    ``slo.verdict``); anything else (null, "unknown") is UNKNOWN."""
+    cls = verdict_name(verdict)
+    return f'<span class="badge {cls}">{cls.upper()}</span>'
 
 
 def figure_div(fig: go.Figure, div_id: str) -> str:

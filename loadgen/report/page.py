@@ -9,6 +9,7 @@ The same run folder gives the same page, byte for byte.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -16,19 +17,21 @@ from typing import Any
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
+from ..profile_schema import MIN_FAULT_EVENTS_FLOOR
 from .figures_errors import errors_by_kind_phase, errors_figure
 from .figures_latency import latency_figure
 from .figures_timeline import timeline_figure
 from .figures_ttr import fault_detail_figure, ttr_cdf_figure
 from .html import esc, figure_div, no_data, note, script_json
 from .latency import LatencyCurve, latency_curves
-from .run_dir import RunData
-from .stats import MIN_SAMPLES, BootstrapCI, median_difference_ci
+from .run_dir import RunData, RunInputError
+from .stats import MIN_FAULT_EVENTS, BootstrapCI, median_difference_ci
 from .style import policy_colours
 from .tables import bootstrap_table, slo_table, summary_table, verdict_block
 from .tables_detail import error_tables, fault_detail_table, run_details, skipped_table
 from .views import TTRSample, old_new, policy_models, policy_order, samples_by_event, ttr_samples
 
+PROFILE_JSON = "profile.json"
 DATA_ID = "pegbench-data"
 DATA_FORMAT = "pegbench-report-data"
 SECTIONS = (("sec-verdict", "1. Verdict and summary"), ("sec-timeline", "2. Timeline"),
@@ -73,10 +76,34 @@ class ReportModel:
     figures: dict[str, go.Figure | None]
 
 
+def min_fault_events(run: RunData) -> int:
+    """``report.min_fault_events`` of the run's profile: from the run folder's profile.json,
+    else results.json's ``profile``, else the default. RunInputError when it is set but is
+    not an integer >= 2."""
+    path = run.directory / PROFILE_JSON
+    profile: Any = run.results.get("profile")
+    source = f"{run.directory / 'results.json'} (profile)"
+    if path.is_file():
+        try:
+            profile, source = json.loads(path.read_text(encoding="utf-8")), str(path)
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise RunInputError(path, f"cannot be read ({exc})") from None
+    report = profile.get("report") if isinstance(profile, Mapping) else None
+    value = report.get("min_fault_events") if isinstance(report, Mapping) else None
+    if value is None:
+        return MIN_FAULT_EVENTS
+    if isinstance(value, bool) or not isinstance(value, int) or value < MIN_FAULT_EVENTS_FLOOR:
+        raise RunInputError(source, f"report.min_fault_events: expected an integer >= "
+                                    f"{MIN_FAULT_EVENTS_FLOOR}, got {value!r}")
+    return value
+
+
 def bootstrap_all(samples: Sequence[TTRSample], order: Sequence[str],
-                  pair: tuple[str, str] | None, seed: int) -> tuple[list[BootstrapCI], list[str]]:
-    """new − old (and every other policy − old) where both have ≥ MIN_SAMPLES TTR samples;
-    the old/new pair first. Returns the intervals and why others were left out."""
+                  pair: tuple[str, str] | None, seed: int, *,
+                  min_events: int = MIN_FAULT_EVENTS) -> tuple[list[BootstrapCI], list[str]]:
+    """new − old (and every other policy − old) over the fault events both have TTR samples
+    of, with a bootstrap interval from ``min_events`` events on; the old/new pair first.
+    Returns the differences and why others were left out."""
     if pair is None or not samples:
         return [], []
     old = pair[0]
@@ -85,12 +112,10 @@ def bootstrap_all(samples: Sequence[TTRSample], order: Sequence[str],
     cis, skipped = [], []
     for policy in others:
         ci = median_difference_ci(old, policy, old_events, samples_by_event(samples, policy),
-                                  seed=seed)
+                                  seed=seed, min_events=min_events)
         if ci is None:
-            n_old = sum(1 for s in samples if s.policy == old)
-            n_new = sum(1 for s in samples if s.policy == policy)
-            skipped.append(f"{policy} vs {old}: {n_new} and {n_old} TTR samples, fewer than "
-                           f"{MIN_SAMPLES}: no confidence interval.")
+            skipped.append(f"{policy} vs {old}: no fault event with TTR samples of both: "
+                           "no difference to show.")
         else:
             cis.append(ci)
     return cis, skipped
@@ -106,7 +131,7 @@ def analyse(run: RunData) -> ReportModel:
     seed = results.get("seed")
     cis, ci_skipped = bootstrap_all(samples, order, pair,
                                     seed if isinstance(seed, int) and not isinstance(seed, bool)
-                                    else 0)
+                                    else 0, min_events=min_fault_events(run))
     curves, latency_notes = latency_curves(run, order)
     split = errors_by_kind_phase(run.timeline, order)
     figures = {

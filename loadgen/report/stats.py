@@ -5,7 +5,9 @@ Censored samples (not recovered) are +inf throughout: they count in ``n`` and in
 as in results.json. The bootstrap resamples fault events, not partitions: the partitions of
 one event fail and recover together, so treating them as independent would make the interval
 too narrow. Old and new are resampled together (the same events), as both faced the same
-faults.
+faults. For the same reason the interval needs enough events, not enough samples: from 3
+events there are at most 10 distinct resamples. Below ``min_events`` (the profile's
+``report.min_fault_events``) only the difference of medians is given, with the reason.
 """
 
 from __future__ import annotations
@@ -15,9 +17,12 @@ import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from ..profile_schema import DEFAULT_MIN_FAULT_EVENTS, MIN_FAULT_EVENTS_FLOOR
+
 BOOTSTRAP_RESAMPLES = 2000
 CONFIDENCE = 0.95
-MIN_SAMPLES = 5               # per policy, for a confidence interval to be shown
+#: Fault events both policies have samples of, for a confidence interval to be shown.
+MIN_FAULT_EVENTS = DEFAULT_MIN_FAULT_EVENTS
 MAX_UNDEFINED = 0.05          # share of resamples allowed an undefined (∞ − ∞) difference
 
 
@@ -51,7 +56,8 @@ def cdf_points(values: Sequence[float]) -> tuple[list[float], list[float], int]:
 
 @dataclass(frozen=True)
 class BootstrapCI:
-    """median(new) − median(old) (ms) with its percentile bootstrap interval."""
+    """median(new) − median(old) (ms) with its percentile bootstrap interval, or with
+    ``reason`` saying why there is none (too few events, too many undefined resamples)."""
 
     old: str
     new: str
@@ -65,19 +71,33 @@ class BootstrapCI:
     seed: int
     confidence: float
     undefined: int                # resamples where both medians were +inf
+    min_events: int = MIN_FAULT_EVENTS
+    reason: str = ""              # why low/high are None; "" when they are set
 
 
 def median_difference_ci(old: str, new: str, old_by_event: Mapping[str, Sequence[float]],
                          new_by_event: Mapping[str, Sequence[float]], *, seed: int,
+                         min_events: int = MIN_FAULT_EVENTS,
                          resamples: int = BOOTSTRAP_RESAMPLES,
                          confidence: float = CONFIDENCE) -> BootstrapCI | None:
-    """Bootstrap the difference of medians over fault events both policies have samples of;
-    None if either policy has fewer than MIN_SAMPLES samples there."""
-    events = [e for e in old_by_event if e in new_by_event]
+    """The difference of medians over the fault events both policies have samples of, with
+    its bootstrap interval when there are at least ``min_events`` of them (else ``reason``
+    says so and no resample is drawn); None when they share no event with samples."""
+    if min_events < MIN_FAULT_EVENTS_FLOOR:
+        raise ValueError(f"min_events must be at least {MIN_FAULT_EVENTS_FLOOR}, got {min_events}")
+    events = [e for e in old_by_event if e in new_by_event
+              and old_by_event[e] and new_by_event[e]]
     old_all = [v for e in events for v in old_by_event[e]]
     new_all = [v for e in events for v in new_by_event[e]]
-    if len(old_all) < MIN_SAMPLES or len(new_all) < MIN_SAMPLES:
+    if not events:
         return None
+    observed = difference(median(new_all), median(old_all))
+    base = dict(old=old, new=new, observed=observed, events=len(events), n_old=len(old_all),
+                n_new=len(new_all), seed=seed, confidence=confidence, min_events=min_events)
+    if len(events) < min_events:
+        return BootstrapCI(**base, low=None, high=None, resamples=0, undefined=0,
+                           reason=f"too few fault events for an interval "
+                                  f"({len(events)} < {min_events})")
     rng = random.Random(seed)
     diffs: list[float] = []
     undefined = 0
@@ -90,12 +110,13 @@ def median_difference_ci(old: str, new: str, old_by_event: Mapping[str, Sequence
         else:
             diffs.append(d)
     low = high = None
+    reason = ""
     if diffs and undefined <= MAX_UNDEFINED * resamples:
         diffs.sort()
         tail = (1 - confidence) / 2
         low = diffs[min(math.floor(tail * len(diffs)), len(diffs) - 1)]
         high = diffs[max(math.ceil((1 - tail) * len(diffs)) - 1, 0)]
-    return BootstrapCI(old=old, new=new, observed=difference(median(new_all), median(old_all)),
-                       low=low, high=high, events=len(events), n_old=len(old_all),
-                       n_new=len(new_all), resamples=resamples, seed=seed,
-                       confidence=confidence, undefined=undefined)
+    else:
+        reason = f"undefined ({undefined} of {resamples} resamples had neither recover)"
+    return BootstrapCI(**base, low=low, high=high, resamples=resamples, undefined=undefined,
+                       reason=reason)

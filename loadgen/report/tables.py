@@ -7,8 +7,9 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ..metrics.slo import slo_unknown_reason, slo_verdict
 from .html import DASH, badge, esc, no_data, note, number, percent, table, times, ttr_ms
-from .stats import MIN_SAMPLES, BootstrapCI
+from .stats import BootstrapCI
 from .summary import (RECOVERED, SUMMARY_METRICS, TTR_P50, Metric, lost_writes, metric_value,
                       ratio, recovered_counts)
 
@@ -94,15 +95,18 @@ def headline(results: Mapping[str, Any], pair: tuple[str, str] | None) -> str:
 
 
 def verdict_block(results: Mapping[str, Any], pair: tuple[str, str] | None) -> str:
-    """The SLO verdict badge, counts of checks by verdict, and the headline."""
+    """The verdict badge (:func:`slo_verdict`, as the exit code and junit.xml), counts of
+    checks by verdict, why the verdict is unknown, and the headline."""
     slo = results.get("slo") if isinstance(results.get("slo"), Mapping) else {}
     checks = slo.get("checks") or []
     counts = {v: sum(1 for c in checks if c.get("passed") is v) for v in (True, False)}
     unknown = len(checks) - counts[True] - counts[False]
     text = (f"{len(checks)} SLO checks: {counts[True]} passed, {counts[False]} failed, "
             f"{unknown} unknown" if checks else "no SLO checks in this run")
-    return (f'<div class="verdict">Verdict {badge(slo.get("passed", "unknown"))} '
-            f"<span>{esc(text)}</span></div>{headline(results, pair)}")
+    reason = slo_unknown_reason(results)
+    why = f'<p class="unknown-reason">Unknown: {esc(reason)}</p>' if reason else ""
+    return (f'<div class="verdict">Verdict {badge(slo_verdict(results))} '
+            f"<span>{esc(text)}</span></div>{why}{headline(results, pair)}")
 
 
 def slo_table(results: Mapping[str, Any]) -> str:
@@ -137,9 +141,7 @@ def bootstrap_table(cis: Sequence[BootstrapCI], skipped: Sequence[str]) -> str:
         rows = []
         for ci in cis:
             interval = (f"[{_signed_ms(ci.low)}, {_signed_ms(ci.high)}]"
-                        if ci.low is not None and ci.high is not None
-                        else f"undefined ({ci.undefined} of {ci.resamples} resamples had "
-                             "neither recover)")
+                        if ci.low is not None and ci.high is not None else ci.reason)
             rows.append([f"{ci.new} − {ci.old}", _signed_ms(ci.observed), interval,
                          ci.events, f"{ci.n_old} / {ci.n_new}", ci.resamples, ci.seed])
         ci_header = f"{round(cis[0].confidence * 100)} % bootstrap CI"
@@ -147,10 +149,12 @@ def bootstrap_table(cis: Sequence[BootstrapCI], skipped: Sequence[str]) -> str:
                             "samples old / new", "resamples", "seed"), rows, cls="bootstrap"))
         parts.append(note("Negative = the second policy recovers sooner. Resampled unit: the "
                           "fault event (with all its partitions), the same events for both "
-                          "policies; not-recovered samples count as +∞; percentile interval."))
+                          "policies; not-recovered samples count as +∞; percentile interval, "
+                          f"given from {cis[0].min_events} fault events on "
+                          "(report.min_fault_events)."))
     for text in skipped:
         parts.append(no_data(text))
     if not parts:
-        parts.append(no_data(f"No pair of policies with {MIN_SAMPLES} or more TTR samples: "
-                             "no confidence interval."))
+        parts.append(no_data("No pair of policies with TTR samples of the same fault events: "
+                             "no difference to show."))
     return "".join(parts)
