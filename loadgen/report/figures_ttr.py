@@ -3,6 +3,8 @@
 Dot plot: one row per (fault event, affected partition); per policy, TTR-first (filled
 circle) and TTR-stable (open diamond) beside the server failover time (black bar). A sample
 not recovered is drawn at the time observed (its horizon) as an arrow "▶" and said so on hover.
+A row whose new primary was itself faulted shortly before (results.json's
+``faults[].new_primary``) carries the flag in its label and in every hover of that row.
 
 CDF: over every (event, partition) sample of a policy; a censored sample counts in the
 denominator but never steps the curve, so a policy that did not always recover stays below 1.
@@ -18,14 +20,21 @@ from plotly.subplots import make_subplots
 
 from .stats import cdf_points
 from .style import NEUTRAL, base_layout
-from .views import TTRSample
+from .views import TTRSample, new_primary_flag
 
 ROW_SPREAD = 0.6       # policies of one row are spread over this much of the y unit
 
 
 def row_label(s: TTRSample) -> str:
-    """The dot plot's row name of a sample."""
-    return f"{s.event_id} {s.kind} {s.node} · p{s.partition}"
+    """The dot plot's row name of a sample, with the new-primary flag on a second line."""
+    flag = new_primary_flag(s)
+    label = f"{s.event_id} {s.kind} {s.node} · p{s.partition}"
+    return f"{label}<br>⚠ {flag}" if flag else label
+
+
+def _hover_flags(samples: Sequence[TTRSample]) -> list[str]:
+    """Per sample, the flag as a hover line ("" when not flagged)."""
+    return [f"<br>⚠ {flag}" if (flag := new_primary_flag(s)) else "" for s in samples]
 
 
 def fault_detail_figure(samples: Sequence[TTRSample], order: Sequence[str],
@@ -39,13 +48,17 @@ def fault_detail_figure(samples: Sequence[TTRSample], order: Sequence[str],
     policies = [p for p in order if any(s.policy == p for s in samples)]
     step = ROW_SPREAD / max(len(policies), 1)
     fig = go.Figure()
-    failover = {(s.event_id, s.partition): s.server_failover_ms for s in samples}
-    fx = [(ms, index[key]) for key, ms in failover.items() if ms is not None]
+    first_of_row = {}
+    for s in samples:
+        first_of_row.setdefault((s.event_id, s.partition), s)
+    fx = [(s.server_failover_ms, index[key], flag) for (key, s), flag in
+          zip(first_of_row.items(), _hover_flags(list(first_of_row.values())))
+          if s.server_failover_ms is not None]
     fig.add_trace(go.Scatter(
-        x=[ms for ms, _ in fx], y=[i for _, i in fx], mode="markers", name="server failover",
-        meta="server-failover",
+        x=[ms for ms, _, _ in fx], y=[i for _, i, _ in fx], text=[f for _, _, f in fx],
+        mode="markers", name="server failover", meta="server-failover",
         marker={"symbol": "line-ns-open", "size": 22, "color": NEUTRAL, "line": {"width": 2}},
-        hovertemplate="server failover %{x:.1f} ms<extra></extra>"))
+        hovertemplate="server failover %{x:.1f} ms%{text}<extra></extra>"))
     for j, policy in enumerate(policies):
         offset = (j - (len(policies) - 1) / 2) * step
         mine = [s for s in samples if s.policy == policy]
@@ -54,22 +67,24 @@ def fault_detail_figure(samples: Sequence[TTRSample], order: Sequence[str],
                 ("TTR-first", "circle", lambda s: (s.first_ms, s.recovered)),
                 ("TTR-stable", "diamond-open", lambda s: (s.stable_ms, s.stable_recovered)),
         ):
-            done = [(pick(s)[0], index[(s.event_id, s.partition)] + offset) for s in mine
-                    if pick(s)[1]]
+            done = [(pick(s)[0], index[(s.event_id, s.partition)] + offset, flag)
+                    for s, flag in zip(mine, _hover_flags(mine)) if pick(s)[1]]
             fig.add_trace(go.Scatter(
-                x=[x for x, _ in done], y=[y for _, y in done], mode="markers",
+                x=[x for x, _, _ in done], y=[y for _, y, _ in done],
+                text=[f for _, _, f in done], mode="markers",
                 name=f"{policy} {label}", meta=policy, legendgroup=policy,
                 marker={"symbol": symbol, "size": 9, "color": colour},
-                hovertemplate=f"{policy} {label} %{{x:.1f}} ms<extra></extra>"))
-        censored = [(s.first_ms, index[(s.event_id, s.partition)] + offset) for s in mine
-                    if not s.recovered]
+                hovertemplate=f"{policy} {label} %{{x:.1f}} ms%{{text}}<extra></extra>"))
+        censored = [(s.first_ms, index[(s.event_id, s.partition)] + offset, flag)
+                    for s, flag in zip(mine, _hover_flags(mine)) if not s.recovered]
         if censored:
             fig.add_trace(go.Scatter(
-                x=[x for x, _ in censored], y=[y for _, y in censored], mode="markers",
+                x=[x for x, _, _ in censored], y=[y for _, y, _ in censored],
+                text=[f for _, _, f in censored], mode="markers",
                 name=f"{policy} not recovered", meta=policy, legendgroup=policy,
                 marker={"symbol": "triangle-right", "size": 11, "color": colour},
                 hovertemplate=(f"{policy}: not recovered within %{{x:.0f}} ms "
-                               "(censored)<extra></extra>")))
+                               "(censored)%{text}<extra></extra>")))
     fig.update_yaxes(tickvals=list(range(len(rows))), ticktext=[labels[k] for k in rows],
                      autorange="reversed", zeroline=False)
     fig.update_xaxes(type="log", title_text="ms after t_inject (log)")

@@ -7,8 +7,9 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ..metrics.events import RECENT_FAULT_WINDOW_S
 from .html import DASH, details, esc, key_values, no_data, note, number, percent, table, ttr_ms
-from .views import TTRSample, dig, skipped_faults
+from .views import TTRSample, dig, new_primary_flag, skipped_faults
 
 PHASES = ("fault", "recovery", "steady")
 
@@ -17,13 +18,21 @@ def _ttr_cell(value: float, recovered: bool) -> str:
     return ttr_ms(value) if recovered else f"{ttr_ms(float('inf'))} (> {number(value, 4)})"
 
 
+def _new_primary_cell(s: TTRSample) -> str:
+    flag = new_primary_flag(s)
+    if flag:
+        return f"⚠ {flag}"
+    return s.new_primary or DASH
+
+
 def fault_detail_table(samples: Sequence[TTRSample], order: Sequence[str]) -> str:
-    """One row per (event, affected partition): server failover, then per policy TTR-first,
-    TTR-stable and client lag (ms)."""
+    """One row per (event, affected partition): server failover, the promoted node (flagged
+    when it was itself faulted shortly before), then per policy TTR-first, TTR-stable and
+    client lag (ms)."""
     if not samples:
         return no_data("No fault was injected in this run: no per-fault detail.")
     policies = [p for p in order if any(s.policy == p for s in samples)]
-    header = ["fault", "kind", "node", "partition", "server failover (ms)"]
+    header = ["fault", "kind", "node", "partition", "server failover (ms)", "new primary"]
     for p in policies:
         header += [f"{p} TTR-first", f"{p} TTR-stable", f"{p} lag"]
     by_key: dict[tuple[str, int], dict[str, TTRSample]] = {}
@@ -32,7 +41,8 @@ def fault_detail_table(samples: Sequence[TTRSample], order: Sequence[str]) -> st
     rows = []
     for (event, pidx), mine in by_key.items():
         first = next(iter(mine.values()))
-        row: list[Any] = [event, first.kind, first.node, pidx, number(first.server_failover_ms, 4)]
+        row: list[Any] = [event, first.kind, first.node, pidx, number(first.server_failover_ms, 4),
+                          _new_primary_cell(first)]
         for p in policies:
             s = mine.get(p)
             if s is None:
@@ -44,9 +54,17 @@ def fault_detail_table(samples: Sequence[TTRSample], order: Sequence[str]) -> st
             row += [_ttr_cell(s.first_ms, s.recovered), _ttr_cell(s.stable_ms, s.stable_recovered),
                     lag]
         rows.append(row)
-    return (table(header, rows, cls="faults") + note(
+    flagged = sum(1 for key in by_key if new_primary_flag(next(iter(by_key[key].values()))))
+    out = table(header, rows, cls="faults") + note(
         "ms after t_inject. A sample not recovered shows the time observed up to its horizon "
-        "(the next fault touching the partition, or the run end)."))
+        "(the next fault touching any replica of the partition, or the run end).")
+    if flagged:
+        out += note(
+            f"⚠ {flagged} (fault, partition) sample(s) moved to a new primary that was itself "
+            f"faulted less than {RECENT_FAULT_WINDOW_S:.0f} s earlier: the Go client redials an "
+            "address at most once per 60 s (kDialInterval), so these samples can inherit the "
+            "earlier fault's after-effects rather than measure this fault alone.")
+    return out
 
 
 def skipped_table(results: Mapping[str, Any]) -> str:

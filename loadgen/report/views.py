@@ -106,6 +106,31 @@ class TTRSample:
     horizon_ms: float | None
     server_failover_ms: float | None
     t_inject: float
+    #: the node the meta promoted for this partition, and the age of that node's own last
+    #: fault before this one (results.json ``faults[].new_primary``; None in older results)
+    new_primary: str | None = None
+    new_primary_fault_age_s: float | None = None
+    new_primary_recently_faulted: bool = False
+
+
+def new_primary_flag(s: TTRSample) -> str:
+    """"new primary replica1 faulted 18 s earlier" for a sample whose new primary was itself
+    faulted within the flag window (RECENT_FAULT_WINDOW_S); "" otherwise."""
+    if not s.new_primary_recently_faulted or s.new_primary_fault_age_s is None:
+        return ""
+    age = s.new_primary_fault_age_s
+    return f"new primary {s.new_primary} faulted {age:.0f} s earlier" if age >= 10 else \
+        f"new primary {s.new_primary} faulted {age:.1f} s earlier"
+
+
+def _new_primary(fault: Mapping[str, Any], partition: int) -> tuple[str | None, float | None, bool]:
+    entry = (fault.get("new_primary") or {}).get(str(partition))
+    if not isinstance(entry, Mapping):
+        return None, None, False
+    age = entry.get("last_fault_age_s")
+    age = float(age) if isinstance(age, (int, float)) and not isinstance(age, bool) else None
+    node = entry.get("node")
+    return (None if node is None else str(node)), age, entry.get("recently_faulted") is True
 
 
 def injected_faults(results: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -132,6 +157,7 @@ def ttr_samples(results: Mapping[str, Any]) -> list[TTRSample]:
     for fault in injected_faults(results):
         ttr = fault.get("ttr") or {}
         for pidx in fault.get("affected_partitions", []):
+            promoted, age, recent = _new_primary(fault, pidx)
             for policy in order:
                 entry = (ttr.get(policy) or {}).get(str(pidx))
                 if not isinstance(entry, Mapping) or entry.get("first_ms") is None:
@@ -146,7 +172,8 @@ def ttr_samples(results: Mapping[str, Any]) -> list[TTRSample]:
                     lag_ms=entry.get("lag_ms"), lag_negative=bool(entry.get("lag_negative")),
                     horizon_ms=entry.get("horizon_ms"),
                     server_failover_ms=server_failover_ms(fault, pidx),
-                    t_inject=float(fault.get("t_inject", 0.0))))
+                    t_inject=float(fault.get("t_inject", 0.0)), new_primary=promoted,
+                    new_primary_fault_age_s=age, new_primary_recently_faulted=recent))
     return out
 
 
