@@ -14,13 +14,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .metrics.slo import PASS, UNKNOWN, Verdict, verdict_name, with_unknown
+from .metrics.slo import PASS, SATURATED_REASON, UNKNOWN, Verdict, verdict_name, with_unknown
 from .selfcheck import Saturation
 
 EXIT_OK, EXIT_VERDICT, EXIT_USAGE, EXIT_RUNTIME = 0, 1, 2, 3
-
-#: The first words of ``slo.unknown_reason`` when the self-check flagged the run.
-SATURATED_REASON = "the load generator was its own bottleneck"
 
 
 def effective_verdict(verdict: Verdict | None, saturation: Saturation | None = None) -> Verdict | None:
@@ -33,8 +30,9 @@ def effective_verdict(verdict: Verdict | None, saturation: Saturation | None = N
 def conclude(slo: Mapping[str, Any], *, saturation: Saturation | None = None,
              incomplete: str = "") -> dict[str, Any]:
     """The final ``slo`` object of results.json: the checks' verdict, made unknown with its
-    reason when the load generator was its own bottleneck or the run is ``incomplete``
-    (a reason such as "interrupted"; "" when it completed)."""
+    reason when the load generator's self-check flagged it (``saturation``: its own CPU or
+    hub, or a schedule not sent) or the run is ``incomplete`` (a reason such as "the run was
+    interrupted"; "" when it completed)."""
     out = dict(slo)
     if incomplete:
         out = with_unknown(out, incomplete)

@@ -28,6 +28,10 @@ UNKNOWN = "unknown"
 Verdict = Union[bool, str]           # True | False | "unknown"
 PASS, FAIL = "pass", "fail"
 VERDICTS = (PASS, FAIL, UNKNOWN)     # slo.verdict in results.json
+#: The first words of ``slo.unknown_reason`` when the load generator's self-check flagged the
+#: run (its own CPU or hub, or a schedule not sent because the generator or the cluster fell
+#: behind: the reason that follows says which).
+SATURATED_REASON = "the load generator did not keep up"
 BOUNDS = ("min", "max")
 
 
@@ -221,7 +225,7 @@ def slo_unknown_reason(results: Mapping[str, Any]) -> str:
         return reason
     load = results.get("load_generator")
     if isinstance(load, Mapping) and load.get("saturated") is True:
-        return f"the load generator was its own bottleneck: {load.get('reason') or '?'}"
+        return f"{SATURATED_REASON}: {load.get('reason') or '?'}"
     if results.get("interrupted") is True:
         return "the run was interrupted"
     if not isinstance(slo, Mapping):

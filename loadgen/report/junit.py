@@ -2,10 +2,11 @@
 
 A check that failed is a ``<failure>``; one whose verdict is unknown (its metric is missing or
 it raised) is an ``<error>``: not a pass. The self-check is a case of its own, "load generator
-kept up", an ``<error>`` with the reason when the load generator was its own bottleneck; "run
-complete" is an ``<error>`` when the run was interrupted or a worker's report is missing. A
-verdict worse than every case shows (a hand-edited or old file) adds a case "verdict". So CI
-sees red exactly when ``pegbench run`` exits 1.
+kept up", an ``<error>`` with the reason when ``load_generator.saturated`` (the generator was
+its own bottleneck, or its schedule did not go out); "run complete" is an ``<error>`` when
+the run was interrupted or a worker's report is missing. A verdict worse than every case
+shows (a hand-edited or old file) adds a case "verdict". So CI sees red exactly when
+``pegbench run`` exits 1.
 """
 
 from __future__ import annotations
