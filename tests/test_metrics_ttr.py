@@ -11,9 +11,9 @@ import random
 import pytest
 from support.metrics import OFFSET_S, SERVICE_S, op, record_in_end_order, writes
 
-from loadgen.metrics import FaultEvent, Recorder, event_ttrs
+from loadgen.metrics import FaultEvent, Recorder, Series, event_ttrs
 from loadgen.metrics.analysis import ttr_summary
-from loadgen.metrics.ttr import horizon, stable_from
+from loadgen.metrics.ttr import horizon, observed_until, stable_from
 
 pytestmark = pytest.mark.unit
 
@@ -226,6 +226,16 @@ def test_a_bad_window_before_the_last_observed_bucket_still_counts():
     history = writes(90, 100) + writes(100, 140.2, ok=lambda t: 100.85 <= t < 139)
     [ttr] = _ttrs(history, [fault], t_end=140.2)
     assert ttr.recovered and not ttr.stable_recovered
+
+
+def test_the_grid_ends_at_the_start_of_the_bucket_holding_the_limit():
+    series = Series(width=3, coarse={103: (20, 0, 0), 139: (20, 0, 0)},
+                    fine={103: (1, 0, 0) * 100})
+    assert observed_until(series, 103.6) == 103.6           # on a 10 ms edge (float-safe)
+    assert observed_until(series, 103.655) == 103.65        # inside a 10 ms bucket
+    assert observed_until(series, 139.7) == 139.0           # a 1 s bucket
+    assert observed_until(None, 139.7) == 139.0
+    assert observed_until(series, 140.0) == 140.0
 
 
 def test_a_fault_on_a_secondary_of_the_partition_ends_the_horizon():

@@ -93,6 +93,7 @@ def observed_until(series: Series | None, t: float) -> float:
     """The end of the last bucket of ``series`` that ends at or before ``t``: the start of
     the bucket holding ``t`` (10 ms where that second kept its detail, else the whole
     second; a second the series never saw counts as coarse, the safe side)."""
+    t += _EPSILON_S     # 103.6 * 100 is 10359.999…: an instant on an edge starts its bucket
     sec = math.floor(t)
     if series is not None and sec in series.fine:
         return fine_index(t) / FINE_PER_S
