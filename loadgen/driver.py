@@ -1,16 +1,24 @@
-"""One user's op loop: open-loop schedule, op mix, keys, values, the ledger, the request event.
+"""One user's arrivals: open-loop schedule, op mix, keys, values, the ledger, the request event.
 
-An :class:`OpDriver` is what a Locust user does, without Locust: :meth:`~OpDriver.delay`
-answers "how long until my next op is due" (the user's ``wait_time``) and
-:meth:`~OpDriver.step` issues the op that is due, if any (the user's one task). Each step is
-bounded: at most one op, itself bounded by the client's op timeout.
+An :class:`OpDriver` is what a Locust user does, without Locust. Arrivals are true open
+loop (k6's ``constant-arrival-rate``, wrk2's intended starts): :meth:`~OpDriver.step`
+launches every op that is due, each in its own greenlet, and returns at once;
+:meth:`~OpDriver.delay` answers "how long until my next arrival" (the user's
+``wait_time``). A user may have at most ``max_inflight`` ops in flight: an arrival that
+finds them all busy is *dropped* and counted (per policy, partition and second, in the
+recorder), never delayed. So an op stuck on a dead partition never holds back an op to a
+healthy one, as in a Go or Java application that sends its writes concurrently. Arrivals
+more than ``max_lag_s`` behind (the load generator itself was late) are *missed*
+(:mod:`loadgen.pacing`).
 
 Each op goes through the policy's shared client with ``intended_start`` = its slot on the
-schedule (:mod:`loadgen.pacing`), so the recorder measures response time from there. The
-user's keys are ``<prefix><index>`` with index uniform in ``[0, key_space)`` and prefix
-``run/policy/worker/seq/``; ``put`` writes sort key ``v``, ``multi_put`` the sort keys ``m0``
-… ``m2`` (one value, atomically), ``get`` reads ``v``. Value sizes are uniform in
-``value_bytes``. Acknowledged writes go to the user's durability ledger.
+schedule, so the recorder measures response time from there and service time from the
+hand-off. The user's keys are ``<prefix><index>`` with index uniform in ``[0, key_space)``
+and prefix ``run/policy/worker/seq/``; ``put`` writes sort key ``v``, ``multi_put`` the sort
+keys ``m0`` … ``m2`` (one value, atomically), ``get`` reads ``v``. A write never goes to a
+key the same user is still writing (the next free index is taken), so each key's writes
+stay ordered and the durability ledger exact. Value sizes are uniform in ``value_bytes``.
+Acknowledged writes go to the user's durability ledger.
 
 ``fire`` is Locust's ``events.request.fire``: ``request_type`` ``"pegasus"``, ``name``
 ``"<policy>:<op>"``, ``response_time`` in ms **from the intended start** (the same
@@ -22,18 +30,26 @@ Locust's error table groups them).
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from collections.abc import Callable
 from typing import Any
+
+import gevent
 
 from .durability import MULTI_SLOT, MULTI_SORT_KEYS, PUT_SLOT, PUT_SORT_KEY, pack_token
 from .errors import PegasusError
 from .pacing import OpenLoopSchedule
 from .workload import WORKLOAD_OPS, Workload
 
+log = logging.getLogger(__name__)
+
 REQUEST_TYPE = "pegasus"
 _PUT, _MULTI_PUT, _GET = WORKLOAD_OPS
+#: Arrivals launched by one step at most: a backlog (the hub was late) goes out in slices,
+#: with the hub free between them.
+MAX_LAUNCH_PER_STEP = 256
 
 
 class OpFailed(Exception):
@@ -56,9 +72,14 @@ class OpDriver:
     """One user's open-loop op loop (see the module docstring)."""
 
     def __init__(self, workload: Workload, policy: str, fire: Callable[..., Any], *,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic,
+                 on_crash: Callable[[BaseException], Any] | None = None):
         s = workload.settings
         self.workload, self.policy, self.fire, self.clock = workload, policy, fire, clock
+        self.on_crash = on_crash          # an op greenlet's unexpected exception (a bug)
+        self.max_inflight = s.max_inflight
+        self.inflight: set[gevent.Greenlet] = set()
+        self.busy_keys: set[int] = set()  # key indexes with a write in flight
         self.seq, self.prefix = workload.new_user(policy)
         self.rng = random.Random(f"{s.seed}/{self.prefix.decode()}")
         self.schedule = OpenLoopSchedule.with_phase(clock(), s.rate_per_user, s.max_lag_s,
@@ -82,33 +103,62 @@ class OpDriver:
         self.table = None
 
     def delay(self) -> float:
-        """Seconds until the next op is due (Locust's ``wait_time``)."""
+        """Seconds until the next arrival (Locust's ``wait_time``; 0 while a backlog is left)."""
         return self.schedule.delay(self.clock())
 
-    def step(self) -> None:
-        """Issue the op that is due now (nothing if none is)."""
-        due = self.schedule.take(self.clock())
-        if due is None:
-            return
-        if due.missed:
-            self.workload.add_missed(self.policy, due.missed)
+    def step(self) -> int:
+        """Launch the ops due now, each in its own greenlet (at most ``MAX_LAUNCH_PER_STEP``);
+        an arrival that finds ``max_inflight`` ops in flight is dropped. Returns how many
+        arrivals were handled."""
+        now = self.clock()
+        handled = 0
+        while handled < MAX_LAUNCH_PER_STEP:
+            due = self.schedule.take(now)
+            if due is None:
+                break
+            handled += 1
+            if due.missed:
+                self.workload.add_missed(self.policy, due.missed)
+            op = self._pick_op()
+            idx = int(self.rng.random() * self.key_space)
+            if len(self.inflight) >= self.max_inflight:
+                table = self.table
+                partition = -1 if table is None else table.partition_of(self.prefix + b"%d" % idx)
+                self.workload.add_dropped(self.policy, partition, due.t_intended)
+                continue
+            g = gevent.spawn(self._run_guarded, op, due.t_intended, idx)
+            self.inflight.add(g)
+            g.link(self.inflight.discard)
+        return handled
+
+    def _pick_op(self) -> str:
         r = self.rng.random() * self.total_share
-        op = self.last_op
         for name, edge in self.mix:
             if r < edge:
-                op = name
-                break
-        self.run(op, due.t_intended)
+                return name
+        return self.last_op
 
     def close(self) -> None:
-        """The user stops: ops due but never issued count as missed (not silently skipped);
-        the last interval is spared, so a user on schedule that stops between ops misses none."""
+        """The user stops: arrivals due but never launched count as missed (not silently
+        skipped; the last interval is spared, so a user on schedule misses none), and ops
+        still in flight are abandoned (a write among them stays "possibly applied")."""
         n = self.schedule.close(self.clock() - self.schedule.interval_s)
         if n:
             self.workload.add_missed(self.policy, n)
+        inflight, self.inflight = list(self.inflight), set()
+        gevent.killall(inflight, block=False)
 
-    def run(self, op: str, t_intended: float) -> None:
-        """Issue one ``op`` intended at ``t_intended`` and report it."""
+    def _run_guarded(self, op: str, t_intended: float, idx: int) -> None:
+        try:
+            self.run(op, t_intended, idx)
+        except Exception as exc:  # noqa: BLE001 - a bug in one op must not go unseen
+            log.exception("%s: op %s failed unexpectedly", self.policy, op)
+            if self.on_crash is not None:
+                self.on_crash(exc)
+
+    def run(self, op: str, t_intended: float, idx: int | None = None) -> None:
+        """Issue one ``op`` intended at ``t_intended`` (on key index ``idx``, else a random
+        one) and report it. Blocks this greenlet until the op ends."""
         table = self.table
         if table is None:
             try:
@@ -119,16 +169,23 @@ class OpDriver:
                 self._report("open_table", t_intended, 0, exc)
                 return
         rand = self.rng.random     # int(random() * n): a third of randrange's cost
-        idx = int(rand() * self.key_space)
-        hash_key = self.prefix + b"%d" % idx
+        if idx is None:
+            idx = int(rand() * self.key_space)
         exc: PegasusError | None = None
         if op == _GET:
+            hash_key = self.prefix + b"%d" % idx
             try:
                 value = table.get(hash_key, PUT_SORT_KEY, intended_start=t_intended)
             except PegasusError as e:
                 exc, value = e, None
             self._report(op, t_intended, len(value) if value else 0, exc)
             return
+        busy = self.busy_keys
+        if idx in busy:   # free within max_inflight steps: fewer writes than keys are in flight
+            idx = next(i % self.key_space for i in range(idx + 1, idx + self.key_space)
+                       if i % self.key_space not in busy)   # key_space > max_inflight
+        hash_key = self.prefix + b"%d" % idx
+        busy.add(idx)
         self.counter += 1
         size = self.size_lo + int(rand() * self.size_span)
         token = pack_token(self.counter, size)
@@ -138,9 +195,9 @@ class OpDriver:
             slot, length = idx * 2 + PUT_SLOT, size
         else:
             slot, length = idx * 2 + MULTI_SLOT, size * len(MULTI_SORT_KEYS)
-        # Set before sending and cleared only on return: a user killed mid-op leaves its
+        # Set before sending and cleared only on return: an op killed mid-way leaves its
         # write "in flight", which the read-back treats as possibly applied.
-        ledger.inflight = (slot, token)
+        ledger.inflight[slot] = token
         try:
             if op == _PUT:
                 table.put(hash_key, PUT_SORT_KEY, value, intended_start=t_intended)
@@ -153,7 +210,8 @@ class OpDriver:
                 ledger.unknown(slot, token)
         else:
             ledger.ok(slot, token)
-        ledger.inflight = None
+        del ledger.inflight[slot]
+        busy.discard(idx)
         self._report(op, t_intended, length, exc)
 
     def _report(self, op: str, t_intended: float, length: int, exc: PegasusError | None) -> None:

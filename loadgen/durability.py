@@ -103,7 +103,7 @@ class KeyLedger:
         self.prefix = prefix
         self.acked: dict[int, int] = {}          # slot -> token of the last acknowledged write
         self.maybe: dict[int, list[int]] = {}    # slot -> tokens of unknown writes since
-        self.inflight: tuple[int, int] | None = None   # (slot, token) of the write in flight
+        self.inflight: dict[int, int] = {}       # slot -> token of the write in flight there
         self.book = book
 
     def ok(self, slot: int, token: int) -> None:
@@ -124,8 +124,8 @@ class KeyLedger:
     def candidates(self, slot: int) -> tuple[int, list[int]]:
         """(last acknowledged token, tokens that may have replaced it)."""
         extra = list(self.maybe.get(slot, ()))
-        if self.inflight is not None and self.inflight[0] == slot:
-            extra.append(self.inflight[1])
+        if slot in self.inflight:
+            extra.append(self.inflight[slot])
         return self.acked[slot], extra
 
     def hash_key(self, slot: int) -> bytes:

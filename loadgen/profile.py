@@ -33,7 +33,7 @@ from .profile_schema import (
     CLUSTER_MODES, COMMAND_PLACEHOLDERS, COMMAND_TEMPLATES, DEFAULT_BEACON_S, DEFAULT_CHECK_S,
     DEFAULT_CLUSTER_MODE, DEFAULT_COMMAND_TIMEOUT_S, DEFAULT_COMPARE, DEFAULT_DROP_EXPIRED,
     DEFAULT_DURATION_S, DEFAULT_GRACE_S, DEFAULT_HEALTH_GATE_ENABLED, DEFAULT_HEALTH_GATE_LIMIT_S,
-    DEFAULT_INJECTOR, DEFAULT_KEY_SPACE, DEFAULT_LEASE_S, DEFAULT_MAX_LAG_S, DEFAULT_MIN_REPLICAS,
+    DEFAULT_INJECTOR, DEFAULT_KEY_SPACE, DEFAULT_LEASE_S, DEFAULT_MAX_INFLIGHT, DEFAULT_MAX_LAG_S, DEFAULT_MIN_REPLICAS,
     DEFAULT_MIN_FAULT_EVENTS, DEFAULT_MIX, DEFAULT_OP_TIMEOUT_MS, DEFAULT_PARTITIONS,
     DEFAULT_POLICY_MODE,
     DEFAULT_RATE_PER_USER, DEFAULT_REPLICA_NODES, DEFAULT_REPLICAS, DEFAULT_REPORT_OUT,
@@ -196,11 +196,15 @@ def _read_workload(t: TableReader) -> WorkloadConfig:
     if abs(sum(shares.values()) - 1) > MIX_TOLERANCE:
         raise t.error("mix", f"shares summing to 1, got {sum(shares.values()):g}")
     max_lag_s = t.seconds("max_lag_s", DEFAULT_MAX_LAG_S, positive=True)
+    max_inflight = t.integer("max_inflight", DEFAULT_MAX_INFLIGHT, minimum=1)
+    if max_inflight >= key_space:   # each write in flight holds a key of its own
+        raise t.error("max_inflight", f"less than {t.key('key_space')} ({key_space}), "
+                                      f"got {max_inflight}")
     t.done()
     return WorkloadConfig(users=users, rate_per_user=rate, duration_s=duration_s,
                           warmup_s=warmup_s, op_timeout_ms=op_timeout_ms, key_space=key_space,
                           value_bytes=(value_bytes[0], value_bytes[1]), mix=OpMix(**shares),
-                          max_lag_s=max_lag_s)
+                          max_lag_s=max_lag_s, max_inflight=max_inflight)
 
 
 def _is_dotted(name: str) -> bool:

@@ -55,6 +55,7 @@ DEFAULT_VALUE_BYTES = (64, 1024)
 #: Workload op -> share of ops; a mix a profile gives replaces this one as a whole.
 DEFAULT_MIX = types.MappingProxyType({"put": 0.85, "multi_put": 0.10, "get": 0.05})
 DEFAULT_MAX_LAG_S = 10.0
+DEFAULT_MAX_INFLIGHT = 64
 
 POLICY_MODES = ("paired", "sequential")
 DEFAULT_COMPARE = ("legacy", "failover")
@@ -140,6 +141,8 @@ class WorkloadConfig:
     mix: OpMix = field(default_factory=OpMix)
     #: Ops more than this behind their intended start are counted as missed.
     max_lag_s: float = DEFAULT_MAX_LAG_S
+    #: Ops one user may have in flight; an arrival that finds them all busy is dropped.
+    max_inflight: int = DEFAULT_MAX_INFLIGHT
 
 
 # ---------------------------------------------------------------------------- policies

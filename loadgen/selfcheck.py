@@ -1,5 +1,10 @@
 """Is the load generator its own bottleneck? A generator that saturates itself measures itself.
 
+Two checks: :class:`LoadMonitor` watches the load process while it runs (below), and
+:func:`schedule_checks` asks afterwards whether each policy's schedule actually went out
+outside the fault windows (dropped or missed arrivals above ``SCHEDULE_SHORTFALL_LIMIT``
+while the policy's ops succeed), naming whether the generator or the cluster fell behind.
+
 :class:`LoadMonitor` runs one greenlet per load process that ticks every ``TICK_S`` and
 measures two things:
 
@@ -20,13 +25,17 @@ and comes with a reason; results with it carry an ``unknown`` verdict.
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 import gevent
+
+from .metrics.events import STEADY, Phase, PhaseLookup
+from .metrics.state import RecorderState
 
 TICK_S = 0.01
 SAMPLE_S = 1.0
@@ -59,6 +68,15 @@ class Saturation:
                           cpu_max=float(data.get("cpu_max", 0.0)),
                           late_max_ms=float(data.get("late_max_ms", 0.0)),
                           since=data.get("since"))  # type: ignore[arg-type]
+
+    def plus(self, other: Saturation) -> Saturation:
+        """Saturated if either is; both reasons, the figures' maxima, the earliest flag."""
+        since = [s.since for s in (self, other) if s.saturated and s.since is not None]
+        return Saturation(saturated=self.saturated or other.saturated,
+                          reason="; ".join(r for r in (self.reason, other.reason) if r),
+                          cpu_max=max(self.cpu_max, other.cpu_max),
+                          late_max_ms=max(self.late_max_ms, other.late_max_ms),
+                          since=min(since, default=None))
 
     @staticmethod
     def combine(parts: Mapping[str, Saturation]) -> Saturation:
@@ -150,3 +168,99 @@ class LoadMonitor:
                 self.sample(now, self._cpu_clock(), self._late_in_sample)
                 self._late_in_sample = 0.0
                 next_sample = now + SAMPLE_S
+
+
+# ------------------------------------------------------------------ the schedule, after a run
+
+#: Arrivals of a policy that may go unsent outside faults before the run is UNKNOWN.
+SCHEDULE_SHORTFALL_LIMIT = 0.01
+#: A second counts for the schedule check only if its ops (by intended start) failed less
+#: than this: the check asks whether the *load* went out, not whether a policy coped.
+SCHEDULE_OK_ERROR_RATE = 0.01
+
+
+@dataclass(frozen=True)
+class ScheduleCheck:
+    """How much of one policy's open-loop schedule went out in the steady seconds where its
+    ops succeeded (see :func:`schedule_checks`)."""
+
+    policy: str
+    seconds: int          # whole steady seconds checked
+    intended: float       # arrivals the schedule held in them
+    sent: int             # ops that went out (and came back) with an intended start in them
+    dropped: int          # arrivals in them that found the in-flight cap full
+    missed: int           # arrivals more than max_lag_s late, over the whole run
+
+    @property
+    def shortfall(self) -> float:
+        """Fraction of the intended arrivals that did not go out (0 when none were due)."""
+        return max(0.0, 1.0 - self.sent / self.intended) if self.intended > 0 else 0.0
+
+    @property
+    def behind(self) -> str | None:
+        """Who fell behind when the shortfall is over the limit: ``"cluster"`` when most
+        unsent arrivals were dropped at the in-flight cap (replies were slow), else
+        ``"generator"`` (this process did not send them in time); None when on schedule."""
+        if self.shortfall <= SCHEDULE_SHORTFALL_LIMIT:
+            return None
+        unsent = self.intended - self.sent
+        return "cluster" if self.dropped >= unsent / 2 else "generator"
+
+    def reason(self, max_inflight: int) -> str:
+        """One line for a user, empty when on schedule."""
+        behind = self.behind
+        if behind is None:
+            return ""
+        what = (f"{self.policy}: {self.shortfall:.1%} of the schedule outside faults was not "
+                f"sent ({self.intended - self.sent:,.0f} of {self.intended:,.0f} arrivals "
+                f"over {self.seconds} s; limit {SCHEDULE_SHORTFALL_LIMIT:.0%})")
+        if behind == "cluster":
+            return (f"{what}: the cluster fell behind ({self.dropped:,} arrivals found all "
+                    f"{max_inflight} ops of their user in flight)")
+        return (f"{what}: the generator fell behind ({self.missed:,} arrivals missed, more "
+                f"than max_lag_s late; the rest never left this process)")
+
+    def as_dict(self) -> dict[str, object]:
+        """Plain data for results.json."""
+        return {"seconds": self.seconds, "intended": round(self.intended),
+                "sent": self.sent, "dropped": self.dropped, "missed": self.missed,
+                "shortfall": round(self.shortfall, 4), "behind": self.behind}
+
+
+def schedule_checks(state: RecorderState, spans: Iterable[Phase], *, t_start: float,
+                    t_end: float, offered_per_s: float, settle_s: float,
+                    missed: Mapping[str, int] | None = None) -> dict[str, ScheduleCheck]:
+    """Per policy: the whole steady seconds in ``[t_start, t_end − settle_s)`` (``settle_s``:
+    ops still in flight at the end were never recorded) whose ops failed less than
+    ``SCHEDULE_OK_ERROR_RATE``, and how many of their ``offered_per_s`` intended arrivals
+    per second went out. A second with no op back at all counts (nothing went out)."""
+    lookup = PhaseLookup(list(spans))
+    first, last = math.ceil(t_start), math.floor(t_end - settle_s)   # whole seconds [first, last)
+    out = {}
+    for name, p in state.policies.items():
+        per_sec: dict[int, list[int]] = {}
+        for start, _width, counts in p.series.buckets(first, last):
+            row = per_sec.setdefault(int(math.floor(start)), [0, 0])
+            row[0] += counts[0] + counts[1] + counts[2]
+            row[1] += counts[1] + counts[2]
+        seconds = sent = dropped = 0
+        for sec in range(first, last):
+            if lookup.phase_of(sec) != STEADY or lookup.phase_of(sec + 0.999) != STEADY:
+                continue
+            ops, failed = per_sec.get(sec, (0, 0))
+            if ops and failed > SCHEDULE_OK_ERROR_RATE * ops:
+                continue
+            seconds += 1
+            sent += ops
+            dropped += p.dropped_by_second.get(sec, 0)
+        out[name] = ScheduleCheck(policy=name, seconds=seconds, intended=seconds * offered_per_s,
+                                  sent=sent, dropped=dropped,
+                                  missed=0 if missed is None else missed.get(name, 0))
+    return out
+
+
+def schedule_saturation(checks: Mapping[str, ScheduleCheck], max_inflight: int) -> Saturation:
+    """The self-bottleneck flag of a run whose schedule did not go out (see
+    :func:`schedule_checks`), with every late policy's reason."""
+    reasons = [c.reason(max_inflight) for _, c in sorted(checks.items()) if c.behind]
+    return Saturation(saturated=bool(reasons), reason="; ".join(reasons))

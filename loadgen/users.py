@@ -1,10 +1,11 @@
-"""Locust users: one User class per compared policy, equal weights, each an open-loop op loop.
+"""Locust users: one User class per compared policy, equal weights, each an open-loop arrival loop.
 
-A user's one task issues the op that is due (:class:`~loadgen.driver.OpDriver`), or a short
-burst of them when behind schedule, and its ``wait_time`` is the time until the next one, so
-Locust's own stop (graceful or not) works between task runs. Classes are made per policy name on demand and cached, so every process (local,
-master, workers) resolves the same name to the same class: ``"failover"`` →
-``FailoverUser``, ``"refresh-on-reset"`` → ``RefreshOnResetUser``.
+A user's one task launches the ops that are due (:class:`~loadgen.driver.OpDriver`), each in
+its own greenlet, and its ``wait_time`` is the time until the next arrival, so the user is
+never blocked by a reply and Locust's own stop works between task runs (the ops still in
+flight are abandoned at ``on_stop``). Classes are made per policy name on demand and cached,
+so every process (local, master, workers) resolves the same name to the same class:
+``"failover"`` → ``FailoverUser``, ``"refresh-on-reset"`` → ``RefreshOnResetUser``.
 
 Users find their process's :class:`~loadgen.workload.Workload` through the environment
 (:func:`bind` / :func:`workload_of`).
@@ -13,7 +14,6 @@ Users find their process's :class:`~loadgen.workload.Workload` through the envir
 from __future__ import annotations
 
 import re
-import time
 import weakref
 from collections.abc import Iterable
 from typing import ClassVar
@@ -23,12 +23,6 @@ from locust.env import Environment
 
 from .driver import OpDriver
 from .workload import Workload
-
-#: Behind schedule, one task run issues up to this many due ops, for at most BURST_S:
-#: Locust's task loop costs about as much per op as the op's own bookkeeping, and a backlog
-#: is due at once anyway. Each op still waits for its reply, so other users run meanwhile.
-BURST_OPS = 8
-BURST_S = 0.05
 
 _WORKLOADS: weakref.WeakKeyDictionary[Environment, Workload] = weakref.WeakKeyDictionary()
 _CLASSES: dict[str, type[PolicyUser]] = {}
@@ -54,10 +48,15 @@ class PolicyUser(User):
     def on_start(self) -> None:
         """Start this user's schedule now (plus its random phase)."""
         self.driver = OpDriver(workload_of(self.environment), self.policy,
-                               self.environment.events.request.fire)
+                               self.environment.events.request.fire, on_crash=self._crashed)
+
+    def _crashed(self, exc: BaseException) -> None:
+        # as Locust counts a task's exception: in the runner's exceptions and the UI
+        self.environment.events.user_error.fire(user_instance=self, exception=exc,
+                                                tb=exc.__traceback__)
 
     def on_stop(self) -> None:
-        """Count the ops due but never issued as missed."""
+        """Count the arrivals due but never launched as missed; abandon the ops in flight."""
         driver = getattr(self, "driver", None)   # None: stopped before on_start finished
         if driver is not None:
             driver.close()
@@ -67,15 +66,9 @@ class PolicyUser(User):
         return self.driver.delay()
 
     @task
-    def run_due_ops(self) -> None:
-        """Issue the op that is due now, if any; when behind schedule, the next due ones too
-        (at most ``BURST_OPS``, for at most ``BURST_S``)."""
-        driver = self.driver
-        deadline = time.monotonic() + BURST_S
-        for _ in range(BURST_OPS):
-            driver.step()
-            if driver.delay() > 0 or time.monotonic() >= deadline:
-                break
+    def launch_due_ops(self) -> None:
+        """Launch the ops that are due now (see :meth:`OpDriver.step`)."""
+        self.driver.step()
 
 
 def class_name(policy: str) -> str:

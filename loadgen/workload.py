@@ -7,8 +7,9 @@ too, with no users, for its settings). It owns what the users of every policy sh
   test stops; each user of that policy goes through it;
 * the process's :class:`~loadgen.metrics.Recorder` (the clients' observer), reset at the end
   of warm-up and at the start of each test;
-* missed ops per policy (too far behind the open-loop schedule), the durability ledgers and
-  the load monitor (is this process its own bottleneck?).
+* missed ops per policy (too far behind the open-loop schedule; arrivals dropped at the
+  in-flight cap are the recorder's), the durability ledgers and the load monitor (is this
+  process its own bottleneck?).
 
 No Locust here: the Locust side (users, events, messages) is in :mod:`loadgen.locust_hooks`
 and :mod:`loadgen.users`; this module is driven by plain calls and is testable without it.
@@ -35,6 +36,7 @@ from .profile_schema import (
     DEFAULT_COMPARE,
     DEFAULT_DURATION_S,
     DEFAULT_KEY_SPACE,
+    DEFAULT_MAX_INFLIGHT,
     DEFAULT_MAX_LAG_S,
     DEFAULT_MIX,
     DEFAULT_OP_TIMEOUT_MS,
@@ -73,6 +75,7 @@ class WorkloadSettings:
     #: op -> share of ops (ops of WORKLOAD_OPS; shares sum to 1)
     mix: Mapping[str, float] = field(default_factory=lambda: frozen_map(DEFAULT_MIX), hash=False)
     max_lag_s: float = DEFAULT_MAX_LAG_S
+    max_inflight: int = DEFAULT_MAX_INFLIGHT      # per user
     run_id: str = ""
     seed: int = 0
 
@@ -84,6 +87,11 @@ class WorkloadSettings:
         unknown = set(self.mix) - set(WORKLOAD_OPS)
         if unknown:
             raise ConfigError("", "workload.mix", f"only {list(WORKLOAD_OPS)}, not {sorted(unknown)}")
+        if self.key_space <= self.max_inflight:
+            # each write in flight holds a key of its own (see loadgen.driver)
+            raise ConfigError("", "workload.max_inflight",
+                              f"fewer than workload.key_space ({self.key_space}), "
+                              f"got {self.max_inflight}")
         if not self.run_id:
             object.__setattr__(self, "run_id", new_run_id())
 
@@ -111,7 +119,7 @@ class WorkloadSettings:
             "users": w.users, "rate_per_user": w.rate_per_user, "duration_s": w.duration_s,
             "warmup_s": w.warmup_s, "op_timeout_ms": w.op_timeout_ms, "key_space": w.key_space,
             "value_bytes": tuple(w.value_bytes), "mix": frozen_map(dataclasses.asdict(w.mix)),
-            "max_lag_s": w.max_lag_s, "run_id": run_id or "", "seed": profile.seed}
+            "max_lag_s": w.max_lag_s, "max_inflight": w.max_inflight, "run_id": run_id or "", "seed": profile.seed}
         values.update(overrides)
         return cls(**values)
 
@@ -243,6 +251,11 @@ class Workload:
         """``n`` ops of ``policy`` were missed by the schedule."""
         label = self.labels.get(policy, policy)
         self.missed[label] = self.missed.get(label, 0) + n
+
+    def add_dropped(self, policy: str, partition: int, t_intended: float) -> None:
+        """An arrival of ``policy`` found its user's in-flight cap full and was dropped."""
+        self.recorder.drop(self.labels.get(policy, policy), partition,
+                           t_intended + self._clock_shift_s)
 
     def add_open_failure(self, policy: str) -> None:
         """An op of ``policy`` could not start: its table could not be opened."""

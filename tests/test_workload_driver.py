@@ -1,8 +1,10 @@
-"""The workload without Locust: users' op loops against the in-process test cluster.
+"""The workload without Locust: users' arrival loops against the in-process test cluster.
 
-Checks what a user does (mix, keys, values, Locust's request event, the recorder), that a
-stall is measured from each op's intended start and beyond ``max_lag_s`` counted as missed,
-and that the durability read-back finds every acknowledged write and notices lost ones.
+Checks what a user does (mix, keys, values, Locust's request event, the recorder); that
+arrivals are true open loop: a stall is measured from each op's intended start, never
+delays the ops to healthy partitions, and arrivals over the in-flight cap are dropped and
+counted by partition; that a late generator's arrivals beyond ``max_lag_s`` are missed; and
+that the durability read-back finds every acknowledged write and notices lost ones.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ def cluster():
 def settings(cluster: TestCluster, **kw) -> WorkloadSettings:
     values = {"meta": tuple(cluster.meta_addrs), "policies": ("failover",), "users": 2,
               "rate_per_user": 200, "warmup_s": 0, "op_timeout_ms": 2000, "key_space": 30,
-              "value_bytes": (10, 80), "max_lag_s": 5, "run_id": "run1", "seed": 3}
+              "value_bytes": (10, 80), "max_lag_s": 5, "max_inflight": 16, "run_id": "run1",
+              "seed": 3}
     values.update(kw)
     return WorkloadSettings(**values)
 
@@ -44,8 +47,9 @@ class Fired:
         self.calls.append(kwargs)
 
 
-def drive(drivers: list[OpDriver], seconds: float) -> None:
-    """Run each driver as a Locust user would: step, then sleep its wait time."""
+def drive(drivers: list[OpDriver], seconds: float, *, settle: bool = True) -> None:
+    """Run each driver as a Locust user would: step, then sleep its wait time; then (if
+    ``settle``) wait for the ops still in flight."""
     end = time.monotonic() + seconds
 
     def user(d: OpDriver) -> None:
@@ -54,6 +58,8 @@ def drive(drivers: list[OpDriver], seconds: float) -> None:
             gevent.sleep(d.delay())
 
     gevent.joinall([gevent.spawn(user, d) for d in drivers], raise_error=True)
+    if settle:
+        gevent.joinall([g for d in drivers for g in list(d.inflight)], timeout=10)
 
 
 def test_users_drive_the_mix_on_their_own_keys_and_fire_one_request_per_op(cluster):
@@ -84,30 +90,89 @@ def test_users_drive_the_mix_on_their_own_keys_and_fire_one_request_per_op(clust
             assert 10 <= len(value) <= 80
 
 
-def test_a_stall_counts_from_intended_starts_and_ops_beyond_max_lag_are_missed(cluster):
-    workload = Workload(settings(cluster, rate_per_user=50, max_lag_s=0.3))
+def test_a_stall_is_measured_from_intended_starts_and_never_delays_healthy_partitions(cluster):
+    workload = Workload(settings(cluster, rate_per_user=100, max_inflight=25, key_space=400))
     workload.start_test(monitor=False)
     fired = Fired()
     driver = OpDriver(workload, "failover", fired)
     replica = cluster.replica_addrs[0]
+    for pidx in (2, 3):
+        cluster.move_primary(pidx, cluster.replica_addrs[1])
+    stalled = {p for p in range(4) if cluster.primary_of(p) == replica}
+    stall_s = 0.8
     try:
         drive([driver], 0.3)
+        before = len(fired.calls)
         cluster.set_mode(replica, "pause")          # requests wait in the socket
-        gevent.spawn_later(0.8, cluster.set_mode, replica, "ok")
+        t_pause = time.monotonic()
+        workload.recorder.fault_at(t_pause)         # 10 ms buckets around it
+        gevent.spawn_later(stall_s, cluster.set_mode, replica, "ok")
         drive([driver], 1.5)
     finally:
         workload.stop_test()
-    worst = max(c["response_time"] for c in fired.calls)
-    assert worst >= 700                             # the stalled op, from its intended start
-    # the backlog within max_lag_s went out at once after the stall, each op measured from
-    # its own intended start: a run of response times spread over the last 0.3 s
-    backlog = [c for c in fired.calls if 60 <= c["response_time"] < 700]
-    assert len(backlog) >= 5
-    assert workload.missed["failover"] > 0          # ops more than 0.3 s behind: missed
+    state = workload.recorder.snapshot()
+    table = driver.table
+    assert stalled and len(stalled) < 4
+    during = [c for c in fired.calls[before:]]
+    assert max(c["response_time"] for c in during) >= 0.9 * stall_s * 1000   # the stalled ops
+    # ops to the other partitions kept going out on schedule and came back at once: every
+    # write to a healthy partition handed over during the stall answered fast
+    healthy = []
+    for (tbl, pidx), timeline in state.policies["failover"].partitions.items():
+        if pidx in stalled:
+            continue
+        counts = timeline.series.buckets(t_pause, t_pause + stall_s)
+        healthy.append(sum(c[0] for _, _, c in counts))
+    assert sum(healthy) >= 0.5 * 100 * stall_s * (4 - len(stalled)) / 4
+    # the in-flight cap (25) filled with ops to the stalled partitions: later arrivals were
+    # dropped and counted by partition, never delayed
+    dropped = state.policies["failover"].dropped
+    assert sum(dropped.values()) > 0
+    assert set(dropped) <= set(range(4)) and table is not None
+    assert workload.missed.get("failover", 0) == 0          # the generator itself was on time
     issued = len(fired.calls)
-    assert issued + driver.schedule.missed == driver.schedule.next_k
+    assert issued + sum(dropped.values()) == driver.schedule.next_k
     driver.close()                                  # a stop leaves nothing unaccounted for
     assert driver.schedule.backlog(time.monotonic() - driver.schedule.interval_s) == 0
+
+
+def test_arrivals_more_than_max_lag_behind_a_late_generator_are_missed(cluster):
+    clock = [100.0]
+    workload = Workload(settings(cluster, rate_per_user=50, max_lag_s=0.3))
+    workload.start_test(monitor=False)
+    driver = OpDriver(workload, "failover", Fired(), clock=lambda: clock[0])
+    try:
+        driver.step()
+        clock[0] += 1.0               # the hub woke this user 1 s late: 0.7 s of arrivals missed
+        launched = driver.step()
+    finally:
+        driver.close()
+        workload.stop_test()
+    assert workload.missed["failover"] == pytest.approx(0.7 * 50, abs=2)
+    assert launched == pytest.approx(0.3 * 50 + 1, abs=2)
+
+
+def test_writes_to_one_key_never_overlap_within_a_user(cluster):
+    workload = Workload(settings(cluster, key_space=20, max_inflight=16, rate_per_user=400,
+                                 mix={"put": 1.0}))
+    workload.start_test(monitor=False)
+    driver = OpDriver(workload, "failover", Fired())
+    cluster.set_mode(cluster.replica_addrs[0], "slow:0.05")
+    overlaps = []
+    original = driver.ledger.inflight
+
+    class Watch(dict):
+        def __setitem__(self, slot, token):
+            if slot in self:
+                overlaps.append(slot)
+            super().__setitem__(slot, token)
+
+    driver.ledger.inflight = Watch(original)
+    try:
+        drive([driver], 0.5)
+    finally:
+        workload.stop_test()
+    assert driver.counter > 50 and not overlaps
 
 
 def test_read_back_verifies_acknowledged_writes_and_notices_lost_ones(cluster):
@@ -152,6 +217,7 @@ def test_an_unreachable_meta_fails_ops_without_crashing_the_user(cluster):
         driver.step()
         gevent.sleep(driver.delay())
         driver.step()
+        gevent.joinall(list(driver.inflight), timeout=10)
     finally:
         workload.stop_test()
     assert fired.calls and all(c["name"] == "failover:open_table" for c in fired.calls)

@@ -54,7 +54,7 @@ def test_ledger_keeps_last_ack_and_later_unknowns_within_a_budget():
     ledger.unknown(0, 1)
     ledger.ok(0, 2)                 # an ack clears the unknown writes before it
     ledger.unknown(0, 3)
-    ledger.inflight = (0, 4)
+    ledger.inflight[0] = 4
     assert ledger.candidates(0) == (2, [3, 4])
     ledger.ok(2, 5)
     ledger.ok(4, 6)                 # a third slot: over budget, not tracked
@@ -130,7 +130,7 @@ def test_saturation_of_several_processes_names_the_saturated_ones():
 # ----------------------------------------------------------------------- settings, verdict
 
 def test_settings_come_from_the_profile_with_meta_and_policies_from_the_command_line():
-    options = argparse.Namespace(profile=QUICK, pegbench_profile=None, meta="127.0.0.1:1,h:2",
+    options = argparse.Namespace(profile="nightly", pegbench_profile=QUICK, meta="127.0.0.1:1,h:2",
                                  policies="java,failover", pegbench_set=["workload.users=3"],
                                  pegbench_run_id=None)
     s = settings_from_options(options)
@@ -149,6 +149,11 @@ def test_settings_errors_name_what_is_missing():
                              pegbench_set=None, pegbench_run_id=None)
     with pytest.raises(ConfigError, match="nope"):
         settings_from_options(bad)
+    # Locust's own --profile names a run group; a TOML file there is the old spelling
+    old = argparse.Namespace(profile=QUICK, pegbench_profile=None, meta="h:1", policies=None,
+                             pegbench_set=None, pegbench_run_id=None)
+    with pytest.raises(ConfigError, match="--pegbench-profile"):
+        settings_from_options(old)
 
 
 def test_verdicts_map_to_exit_codes_and_saturation_makes_them_unknown():

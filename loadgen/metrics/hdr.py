@@ -13,6 +13,8 @@ response-time histogram per second for the per-second p50/p99 series of ``timeli
 
 from __future__ import annotations
 
+import ctypes
+from array import array
 from collections.abc import Iterable, Sequence
 
 from hdrh.histogram import HdrHistogram
@@ -36,6 +38,8 @@ HALF_MAGNITUDE = _REFERENCE.sub_bucket_half_count_magnitude
 MASK = _REFERENCE.sub_bucket_mask
 SHIFT = HALF_MAGNITUDE + 1
 assert _REFERENCE.unit_magnitude == 0, "the fast index assumes LOWEST_US == 1"
+assert ctypes.sizeof(_REFERENCE.counts) == array("Q").itemsize * COUNTS_LEN, \
+    "to_histogram copies 64-bit counts byte for byte"
 
 #: The coarse per-second layout: the same arithmetic with 16 sub-buckets per half-octave.
 COARSE_HALF_MAGNITUDE = 4
@@ -98,19 +102,21 @@ def new_counts() -> list[int]:
 
 
 def to_histogram(counts: Sequence[int]) -> HdrHistogram:
-    """An ``HdrHistogram`` holding ``counts`` (a list in the :func:`counts_index` layout)."""
+    """An ``HdrHistogram`` holding ``counts`` (a list in the :func:`counts_index` layout).
+
+    Copied and scanned at C speed (array, memmove, byte strips): a Python loop over the
+    23k counts cost ~2 ms, and a load process converts tens of them at a time."""
     hist = new_histogram()
-    target = hist.counts
-    total, first, last = 0, -1, -1
-    for index, count in enumerate(counts):
-        if count:
-            target[index] = count
-            total += count
-            last = index
-            if first < 0:
-                first = index
-    if total:
-        hist.set_internal_tacking_values(first, last, total)
+    if len(counts) != hist.counts_len:
+        raise ValueError(f"{len(counts)} counts, expected {hist.counts_len}")
+    raw = array("Q", counts).tobytes()
+    width = 8
+    first_byte = len(raw) - len(raw.lstrip(b"\0"))
+    if first_byte == len(raw):
+        return hist
+    ctypes.memmove(hist.counts, raw, len(raw))
+    last_byte = len(raw.rstrip(b"\0")) - 1
+    hist.set_internal_tacking_values(first_byte // width, last_byte // width, sum(counts))
     return hist
 
 

@@ -8,10 +8,11 @@ Read back with ``hdrh.log.HistogramLogReader(path, hdr.new_histogram())``.
 
 from __future__ import annotations
 
+import operator
 import os
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TextIO
 
@@ -69,16 +70,23 @@ class IntervalLogs:
         next interval is the whole of the fresh histograms."""
         self._previous.clear()
 
-    def write(self, histograms: Mapping[Key, HdrHistogram], t_from: float, t_to: float) -> None:
-        """Append the interval [t_from, t_to): each histogram minus what was logged before.
-        A histogram that shrank (a reset without :meth:`restart`) starts over from zero."""
-        for key, hist in sorted(histograms.items()):
-            counts = [hist.counts[i] for i in range(hist.counts_len)]
+    def write(self, histograms: Mapping[Key, HdrHistogram | Sequence[int]], t_from: float,
+              t_to: float, *, pause: Callable[[], object] | None = None) -> None:
+        """Append the interval [t_from, t_to): each histogram (an ``HdrHistogram`` or its
+        counts in hdrh's layout, e.g. ``Recorder.histogram_counts()``) minus what was logged
+        before. A histogram that shrank (a reset without :meth:`restart`) starts over from
+        zero. ``pause`` runs between histograms: a cooperative caller yields there, so a
+        load process's hub is never held for the whole set (~1 ms each)."""
+        for n, (key, hist) in enumerate(sorted(histograms.items())):
+            if n and pause is not None:
+                pause()
+            counts = hist.counts[:hist.counts_len] if isinstance(hist, HdrHistogram) else list(hist)
             previous = self._previous.get(key)
-            if previous is not None and all(c >= p for c, p in zip(counts, previous)):
-                delta = [c - p for c, p in zip(counts, previous)]
-            else:
-                delta = counts
+            delta = counts
+            if previous is not None:
+                diff = list(map(operator.sub, counts, previous))   # C speed, unlike a comprehension
+                if min(diff, default=0) >= 0:
+                    delta = diff
             self._previous[key] = counts
             interval = hdr.to_histogram(delta)
             start_s, end_s = t_from - self.t0, t_to - self.t0

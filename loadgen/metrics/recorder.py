@@ -122,7 +122,7 @@ class _Policy:
 
     __slots__ = ("ops", "attempts", "outcomes", "errors", "attempt_outcomes", "attempt_errors",
                  "meta_queries", "meta_failed", "clamped", "hists", "series", "open",
-                 "second_errors", "partitions")
+                 "second_errors", "partitions", "dropped", "dropped_by_second")
 
     def __init__(self) -> None:
         self.attempts = 0
@@ -139,6 +139,8 @@ class _Policy:
         self.open = self.series.open            # the hot path's shortcut
         self.second_errors: dict[int, dict[str, int]] = {}
         self.partitions: dict[tuple[str, int], _Partition] = {}
+        self.dropped: dict[int, int] = {}
+        self.dropped_by_second: dict[int, int] = {}
 
     def add_op(self, op: str) -> tuple[list[int], list[int], bool]:
         entry = self.hists[op] = (hdr.new_counts(), hdr.new_counts(), op in WRITE_OPS)
@@ -217,6 +219,16 @@ class Recorder:
                 part.ok_ends.append(end)
         if end >= self._next_maintenance:
             self._maintain(end)
+
+    def drop(self, policy: str, partition: int, intended_start: float) -> None:
+        """An arrival of ``policy`` was dropped (its user's in-flight cap was full): it never
+        became an op, so it is counted here, by partition (-1 if unknown) and second."""
+        p = self._policies.get(policy)
+        if p is None:
+            p = self._add_policy(policy)
+        p.dropped[partition] = p.dropped.get(partition, 0) + 1
+        sec = int(intended_start)
+        p.dropped_by_second[sec] = p.dropped_by_second.get(sec, 0) + 1
 
     # ------------------------------------------------------------------ the rest
 
@@ -307,8 +319,12 @@ class Recorder:
         """Drop everything recorded so far (end of warm-up); fault instants are kept."""
         self._policies.clear()
 
-    def snapshot(self) -> RecorderState:
-        """Everything recorded so far, as plain data (the recorder keeps running)."""
+    def snapshot(self, *, histograms: bool = True) -> RecorderState:
+        """Everything recorded so far, as plain data (the recorder keeps running).
+
+        ``histograms=False`` leaves the HDR histograms out: converting them costs ~2 ms each
+        (30 for five policies), which a live display polled every second must not pay on
+        the hub that also sends the load."""
         policies = {}
         for name, p in self._policies.items():
             series, latency = p.series.view(lambda sec: self._keeps_fine(sec, None))
@@ -318,26 +334,37 @@ class Recorder:
                 pseries, _ = part.series.view(
                     lambda sec, pidx=part.partition: self._keeps_fine(sec, pidx))
                 partitions[key] = PartitionTimeline(series=pseries, first_ok=dict(part.first_ok))
-            histograms = {}
-            for op, (service, response, _) in p.hists.items():
-                histograms[(op, "service")] = hdr.to_histogram(service)
-                histograms[(op, "response")] = hdr.to_histogram(response)
+            hists = {}
+            if histograms:
+                for op, (service, response, _) in p.hists.items():
+                    hists[(op, "service")] = hdr.to_histogram(service)
+                    hists[(op, "response")] = hdr.to_histogram(response)
             policies[name] = PolicyState(
                 ops=sum(p.outcomes), attempts=p.attempts,
                 outcomes=dict(zip(OUTCOME_SLOTS, p.outcomes)), errors=dict(p.errors),
                 attempt_outcomes=dict(zip(OUTCOME_SLOTS, p.attempt_outcomes)),
                 attempt_errors=dict(p.attempt_errors), meta_queries=p.meta_queries,
-                meta_failed=p.meta_failed, clamped=p.clamped, histograms=histograms,
+                meta_failed=p.meta_failed, clamped=p.clamped, histograms=hists,
                 series=series, latency=latency,
                 errors_by_second={s: dict(e) for s, e in p.second_errors.items()},
-                partitions=partitions)
+                partitions=partitions, dropped=dict(p.dropped),
+                dropped_by_second=dict(p.dropped_by_second))
         return RecorderState(faults=tuple((t, _parts(ps)) for t, ps in self._faults),
                              heals=tuple((t, _parts(ps)) for t, ps in self._heals),
                              policies=policies)
 
+    def dropped_totals(self) -> dict[str, int]:
+        """Arrivals dropped so far, per policy (cheap: for live displays)."""
+        return {name: sum(p.dropped.values()) for name, p in self._policies.items()}
+
     def histograms(self) -> dict[tuple[str, str, str], HdrHistogram]:
-        """Cumulative µs histograms by (policy, op, "service" | "response") (for .hlog)."""
-        return {(name, op, kind): hdr.to_histogram(counts)
+        """Cumulative µs histograms by (policy, op, "service" | "response")."""
+        return {key: hdr.to_histogram(counts) for key, counts in self.histogram_counts().items()}
+
+    def histogram_counts(self) -> dict[tuple[str, str, str], list[int]]:
+        """Copies of the cumulative µs counts (hdrh's layout) by (policy, op, kind): what
+        the .hlog writer needs, without building an ``HdrHistogram`` per key."""
+        return {(name, op, kind): counts[:]
                 for name, p in self._policies.items()
                 for op, (service, response, _) in p.hists.items()
                 for kind, counts in (("service", service), ("response", response))}

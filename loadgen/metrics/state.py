@@ -44,6 +44,15 @@ class PolicyState:
     latency: Mapping[int, Mapping[int, int]] = field(default_factory=dict)
     errors_by_second: Mapping[int, Mapping[str, int]] = field(default_factory=dict)
     partitions: Mapping[tuple[str, int], PartitionTimeline] = field(default_factory=dict)
+    #: arrivals dropped because the user's in-flight cap was full: partition -> count
+    #: (-1: the table was not open yet) and second of the intended start -> count
+    dropped: Mapping[int, int] = field(default_factory=dict)
+    dropped_by_second: Mapping[int, int] = field(default_factory=dict)
+
+    @property
+    def dropped_total(self) -> int:
+        """Arrivals dropped over all partitions."""
+        return sum(self.dropped.values())
 
 
 @dataclass(frozen=True)
@@ -91,6 +100,8 @@ def _encode_policy(p: PolicyState) -> dict[str, Any]:
         "partitions": {f"{table}:{pidx}": {"series": _encode_series(t.series),
                                            "first_ok": [[i, e] for i, e in t.first_ok.items()]}
                        for (table, pidx), t in p.partitions.items()},
+        "dropped": {str(k): n for k, n in p.dropped.items()},
+        "dropped_by_second": {str(s): n for s, n in p.dropped_by_second.items()},
     }
 
 
@@ -136,7 +147,10 @@ def _decode_policy(data: Mapping[str, Any]) -> PolicyState:
         series=_decode_series(data["series"]),
         latency={int(s): {k: c for k, c in rows} for s, rows in data["latency"].items()},
         errors_by_second={int(s): dict(e) for s, e in data["errors_by_second"].items()},
-        partitions=partitions)
+        partitions=partitions,
+        # absent in documents from before the open-loop arrivals: nothing was dropped
+        dropped={int(k): n for k, n in data.get("dropped", {}).items()},
+        dropped_by_second={int(s): n for s, n in data.get("dropped_by_second", {}).items()})
 
 
 def decode_state(data: Mapping[str, Any]) -> RecorderState:
@@ -226,7 +240,9 @@ def _merge_policy(a: PolicyState, b: PolicyState) -> PolicyState:
         meta_queries=a.meta_queries + b.meta_queries, meta_failed=a.meta_failed + b.meta_failed,
         clamped=a.clamped + b.clamped, histograms=_merge_histograms(a.histograms, b.histograms),
         series=_merge_series(a.series, b.series), latency=latency,
-        errors_by_second=errors_by_second, partitions=partitions)
+        errors_by_second=errors_by_second, partitions=partitions,
+        dropped=_add_maps(a.dropped, b.dropped),
+        dropped_by_second=_add_maps(a.dropped_by_second, b.dropped_by_second))
 
 
 def merge_states(states: Iterable[RecorderState]) -> RecorderState:
