@@ -135,6 +135,8 @@ def policy_results(policy: PolicyState, *, ttrs: Iterable[PartitionTTR], name: s
         "meta_queries_per_s_overall": _ratio(policy.meta_queries, t_end - t_start),
         "recovery_cost": cost,
         "missed": missed,
+        "dropped": policy.dropped_total,
+        "dropped_by_partition": {str(k): n for k, n in sorted(policy.dropped.items())},
         "attempt_outcomes": dict(policy.attempt_outcomes),
         "attempt_errors": dict(sorted(policy.attempt_errors.items())),
         "clamped": policy.clamped,
