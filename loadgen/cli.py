@@ -314,8 +314,8 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
     for cmd, module, help in (
             ("report", "loadgen.report", "write a run folder's HTML report (RUN_DIR [--out FILE])"),
             ("compare", "loadgen.report.compare",
-             "compare two runs (BASE CANDIDATE [--max-regression 10%%] [--html FILE]); "
-             "exit 1 on a regression")):
+             "compare runs of two builds (BASE CANDIDATE, or BASE... --candidate CAND...; "
+             "[--max-regression 10%%] [--html FILE]); exit 1 on a significant regression")):
         # every further argument, --help included, belongs to the delegate
         p = sub.add_parser(cmd, help=help, add_help=False)
         p.set_defaults(func=_delegate(module), passthrough=True)
