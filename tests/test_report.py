@@ -144,7 +144,8 @@ def test_summary_has_each_metric_with_old_new_ratio(page):
     for label in ("what it models", "TTR-first p50", "TTR-first p99", "TTR-first max",
                   "recovered / total", "client lag p99", "error rate (overall)",
                   "error rate (during faults)", "attempts / op", "meta queries/s",
-                  "missed ops", "put response time p99", "put response time p99.9",
+                  "missed arrivals (generator late)", "dropped arrivals (in-flight cap full)",
+                  "put response time p99", "put response time p99.9",
                   "lost writes"):
         assert f"<td>{label}" in summary, label
     assert "Go client before #1916" in summary and "5 / 7 (71.4 %)" in summary

@@ -41,13 +41,15 @@ ERROR_RATE = Metric("error_rate", "error rate (overall)", "%", 100.0)
 ERROR_RATE_FAULT = Metric("error_rate_by_phase.fault", "error rate (during faults)", "%", 100.0)
 ATTEMPTS = Metric("attempts_per_op", "attempts / op")
 META_QPS = Metric("meta_queries_per_s", "meta queries/s (fault + recovery)", "/s")
-MISSED = Metric("missed", "missed ops")
+MISSED = Metric("missed", "missed arrivals (generator late)")
+DROPPED = Metric("dropped", "dropped arrivals (in-flight cap full)")
 PUT_P99 = Metric("latency_us.put.response.p99", "put response time p99", "ms", 0.001)
 PUT_P999 = Metric("latency_us.put.response.p999", "put response time p99.9", "ms", 0.001)
 
 #: The rows of the summary table, in order (lost writes, run-wide, come after them).
 SUMMARY_METRICS = (TTR_P50, TTR_P99, TTR_MAX, RECOVERED, LAG_P99, ERROR_RATE,
-                   ERROR_RATE_FAULT, ATTEMPTS, META_QPS, MISSED, PUT_P99, PUT_P999)
+                   ERROR_RATE_FAULT, ATTEMPTS, META_QPS, MISSED, DROPPED, PUT_P99,
+                   PUT_P999)
 
 
 def metric_value(policy_block: Mapping[str, Any], metric: Metric) -> float | None:

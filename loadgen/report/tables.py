@@ -20,7 +20,7 @@ def format_metric(metric: Metric, value: float | None) -> str:
         return ttr_ms(value)
     if metric.unit == "%":
         return percent(value)
-    if metric.key == "missed" and value is not None:
+    if metric.key in ("missed", "dropped") and value is not None:
         return number(int(value))
     return number(value, 4 if metric.unit == "ms" else 3)
 
