@@ -141,6 +141,14 @@ def test_a_run_without_timeline_is_compared_on_ttr_and_noted(runs, tmp_path, cap
     assert f"note: {lone / 'results.json'}: no timeline.json next to it" in out
 
 
+def test_runs_without_faults_have_nothing_to_test(tmp_path, capsys):
+    a = make_run(tmp_path / "a", faults=False, policies=("failover",), hlog=False)
+    assert main([str(a), str(a)]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"n/a\s+n/a\s+n/a\s+no samples \(n=0\+0\)$", _row(out, "failover", "ttr_first_ms"))
+    assert "verdict: PASS" in out
+
+
 def test_each_run_shows_its_own_verdict(runs, capsys):
     main([str(runs["base"]), str(runs["same"])])
     out = capsys.readouterr().out

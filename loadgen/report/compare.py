@@ -149,7 +149,7 @@ def judge_ranked(policy: str, metric: SampleMetric, base: Sequence[float],
     """One ranked metric: Mann–Whitney U, then the threshold (see the module docstring)."""
     b, c = side(base), side(candidate)
     if b is None or c is None:
-        return Row(policy, metric, b, c, None, None, NA, "no samples on one side")
+        return Row(policy, metric, b, c, None, None, NA, _missing(b, c))
     change = relative_change(b.median, c.median)
     if min(b.n, c.n) < MIN_SAMPLES or min_attainable_p(b.n, c.n) >= alpha:
         return Row(policy, metric, b, c, change, None, FEW, "too few samples")
@@ -166,6 +166,10 @@ def judge_ranked(policy: str, metric: SampleMetric, base: Sequence[float],
                significant=True)
 
 
+def _missing(b: Side | None, c: Side | None) -> str:
+    return "no samples" if b is None and c is None else "no samples on one side"
+
+
 def judge_recovered(policy: str, base: tuple[int, int], candidate: tuple[int, int], *,
                     alpha: float) -> Row:
     """recovered_fraction: Fisher's exact test on the counts; any significant drop is worse."""
@@ -173,7 +177,7 @@ def judge_recovered(policy: str, base: tuple[int, int], candidate: tuple[int, in
     b = Side(nb, 100.0 * rb / nb, 0.0, 0.0, rb) if nb else None
     c = Side(nc, 100.0 * rc / nc, 0.0, 0.0, rc) if nc else None
     if b is None or c is None:
-        return Row(policy, RECOVERED, b, c, None, None, NA, "no samples on one side")
+        return Row(policy, RECOVERED, b, c, None, None, NA, _missing(b, c))
     change = relative_change(b.median, c.median)
     if min(nb, nc) < MIN_SAMPLES or fisher_exact(nb, 0, 0, nc) >= alpha:
         return Row(policy, RECOVERED, b, c, change, None, FEW, "too few samples")
@@ -276,7 +280,7 @@ def test_text(row: Row) -> str:
 
 def row_cells(row: Row) -> tuple[str, ...]:
     """policy, metric, base, candidate, change ("~" when not significant), test, mark."""
-    change = change_text(row.change) if row.significant else SAME
+    change = change_text(row.change) if row.significant else NA if row.status == NA else SAME
     mark = {WORSE: "WORSE", BETTER: "better"}.get(row.status, "")
     return (row.policy, row.metric.key, describe(row.metric, row.base),
             describe(row.metric, row.candidate), change, test_text(row), mark)
