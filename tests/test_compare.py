@@ -67,6 +67,17 @@ def test_a_significantly_slower_candidate_exits_1_and_names_the_metrics(runs, ca
     assert re.search(r"~\s+p=0\.11 n=7\+7$", _row(out, "failover", "client_lag_ms"))
 
 
+def test_by_kind_finds_a_change_that_hits_one_fault_kind(runs, capsys):
+    assert main([str(runs["base"]), str(runs["slower"]), "--by-kind"]) == 1
+    out, err = capsys.readouterr()
+    # kills only: 5+5 samples fully separated, p = 2/C(10,5) = 0.0079
+    assert re.search(r"\+\d+\.\d %\s+p=0\.0079 n=5\+5\s+WORSE$",
+                     _row(out, "failover", r"client_lag_ms\[kill\]"))
+    assert "too few samples (n=2+2)" in _row(out, "failover", r"client_lag_ms\[pause\]")
+    assert "REGRESSION failover client_lag_ms[kill]:" in err
+    assert not any(line.startswith("failover  client_lag_ms ") for line in out.splitlines())
+
+
 def test_a_wider_threshold_lets_the_same_candidate_pass_but_shows_the_change(runs, capsys):
     assert main([str(runs["base"]), str(runs["slower"]), "--max-regression", "1000%"]) == 0
     out, err = capsys.readouterr()

@@ -185,9 +185,9 @@ def test_sizes_that_cannot_reach_significance_are_too_few(n):
 
 TIMELINE = {
     "t_start": 100.0, "t_end": 140.0,
-    "faults": [{"id": "1", "t_inject": 110.4, "skipped": False},
-               {"id": "2", "t_inject": 125.0, "skipped": False},
-               {"id": "3", "t_inject": 130.0, "skipped": True}],
+    "faults": [{"id": "1", "kind": "kill", "t_inject": 110.4, "skipped": False},
+               {"id": "2", "kind": "pause", "t_inject": 125.0, "skipped": False},
+               {"id": "3", "kind": "pause", "t_inject": 130.0, "skipped": True}],
     "phases": [{"name": "fault", "start": 110.4, "end": 112.0},
                {"name": "recovery", "start": 112.0, "end": 122.0},
                {"name": "fault", "start": 125.0, "end": 126.0},
@@ -202,14 +202,16 @@ TIMELINE = {
 
 
 def test_per_fault_rates_from_a_hand_built_timeline():
-    assert fault_windows(TIMELINE) == [(110.4, 125.0), (125.0, 140.0)]
+    assert fault_windows(TIMELINE) == [(110.4, 125.0, "kill"), (125.0, 140.0, "pause")]
     values = per_fault_rates(TIMELINE)
     # fault 1: buckets starting in [110.4, 112): 110.41 (1 ok, 3 fail), 111.5 (3 ok, 1 fail)
     # -> 4 / 8; fault 2: [125, 126): 2 unknown of 4
-    assert values[("failover", "error_rate_fault")] == [50.0, 50.0]
+    assert values[("failover", "error_rate_fault", "kill")] == [50.0]
+    assert values[("failover", "error_rate_fault", "pause")] == [50.0]
     # fault 1 owns [110.4, 122): the seconds ending inside are 110..121 (12 s), 20 queries;
     # fault 2 owns [125, 136): 125..135 (11 s), 20 queries
-    assert values[("failover", "meta_queries_per_s")] == pytest.approx([20 / 12, 20 / 11])
+    assert values[("failover", "meta_queries_per_s", "kill")] == pytest.approx([20 / 12])
+    assert values[("failover", "meta_queries_per_s", "pause")] == pytest.approx([20 / 11])
 
 
 def test_meta_rate_counts_the_second_that_holds_the_injection():

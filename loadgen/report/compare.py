@@ -19,6 +19,10 @@ both hold:
   floor (r = ``--max-regression``, floor per metric). ``recovered_fraction`` is worse on any
   significant drop, whatever r: a recovery lost is never noise-sized.
 
+``--by-kind`` runs the ranked tests once per fault kind (rows ``ttr_first_ms[kill]``, …):
+pooled over kinds, a change that hits only pauses is diluted by the kills' samples, both in
+the test and in the median.
+
 Otherwise the change shows "~" with the p-value and the sample counts. Fewer than
 :data:`MIN_SAMPLES` samples on a side, or sizes at which no outcome could reach p < alpha,
 print "~ too few samples". Exit codes: 0 no regression, 1 at least one (each named on
@@ -32,11 +36,11 @@ import argparse
 import math
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .compare_samples import (HIGHER, METRICS, RECOVERED, RunSamples, SampleMetric,
-                              load_run_samples, pooled, pooled_recovered)
+                              fault_kinds, load_run_samples, pooled, pooled_recovered)
 from .html import number
 from .run_dir import RunInputError
 from .significance import fisher_exact, mann_whitney, median, min_attainable_p, quantile
@@ -78,6 +82,12 @@ class Row:
     status: str                   # SAME, WORSE, BETTER, FEW or NA
     reason: str = ""
     significant: bool = False     # p < alpha
+    kind: str = ""                # with --by-kind: the fault kind of the samples
+
+    @property
+    def name(self) -> str:
+        """The metric as printed: ``ttr_first_ms``, or ``ttr_first_ms[pause]`` by kind."""
+        return f"{self.metric.key}[{self.kind}]" if self.kind else self.metric.key
 
     @property
     def worse(self) -> bool:
@@ -191,8 +201,11 @@ def judge_recovered(policy: str, base: tuple[int, int], candidate: tuple[int, in
 
 
 def compare_runs(base: Sequence[RunSamples], candidate: Sequence[RunSamples], *,
-                 max_regression: float, alpha: float = DEFAULT_ALPHA) -> Comparison:
-    """Compare two sides of one or more runs each (see the module docstring)."""
+                 max_regression: float, alpha: float = DEFAULT_ALPHA,
+                 by_kind: bool = False) -> Comparison:
+    """Compare two sides of one or more runs each (see the module docstring); ``by_kind``
+    tests each ranked metric once per fault kind instead of over all faults."""
+    kinds: list[str | None] = list(fault_kinds([*base, *candidate])) if by_kind else [None]
     base_order = list(dict.fromkeys(p for r in base for p in r.order))
     cand_order = list(dict.fromkeys(p for r in candidate for p in r.order))
     policies = [p for p in base_order if p in cand_order]
@@ -202,10 +215,12 @@ def compare_runs(base: Sequence[RunSamples], candidate: Sequence[RunSamples], *,
             if metric is RECOVERED:
                 rows.append(judge_recovered(policy, pooled_recovered(base, policy),
                                             pooled_recovered(candidate, policy), alpha=alpha))
-            else:
-                rows.append(judge_ranked(policy, metric, pooled(base, policy, metric),
-                                         pooled(candidate, policy, metric),
-                                         max_regression=max_regression, alpha=alpha))
+                continue
+            for kind in kinds:
+                row = judge_ranked(policy, metric, pooled(base, policy, metric, kind),
+                                   pooled(candidate, policy, metric, kind),
+                                   max_regression=max_regression, alpha=alpha)
+                rows.append(replace(row, kind=kind or ""))
     return Comparison(tuple(rows), tuple(policies),
                       tuple(p for p in base_order if p not in cand_order),
                       tuple(p for p in cand_order if p not in base_order),
@@ -282,7 +297,7 @@ def row_cells(row: Row) -> tuple[str, ...]:
     """policy, metric, base, candidate, change ("~" when not significant), test, mark."""
     change = change_text(row.change) if row.significant else NA if row.status == NA else SAME
     mark = {WORSE: "WORSE", BETTER: "better"}.get(row.status, "")
-    return (row.policy, row.metric.key, describe(row.metric, row.base),
+    return (row.policy, row.name, describe(row.metric, row.base),
             describe(row.metric, row.candidate), change, test_text(row), mark)
 
 
@@ -320,7 +335,7 @@ def run_label(run: RunSamples) -> str:
 
 def regression_lines(comparison: Comparison) -> list[str]:
     """One line per regression, naming the policy and the metric."""
-    return [f"REGRESSION {r.policy} {r.metric.key}: {describe(r.metric, r.base)} -> "
+    return [f"REGRESSION {r.policy} {r.name}: {describe(r.metric, r.base)} -> "
             f"{describe(r.metric, r.candidate)} ({change_text(r.change)}): {r.reason}"
             for r in comparison.regressions]
 
@@ -362,6 +377,10 @@ def build_parser() -> argparse.ArgumentParser:
                              "(default %(default)s)")
     parser.add_argument("--alpha", type=float, default=DEFAULT_ALPHA, metavar="P",
                         help="significance level of the two-sided tests (default %(default)s)")
+    parser.add_argument("--by-kind", action="store_true",
+                        help="test TTR-first, client lag, error rate and meta queries/s once "
+                             "per fault kind (kill, pause, …) instead of over all faults: more "
+                             "sensitive to a change that hits one kind, fewer samples per test")
     parser.add_argument("--html", metavar="FILE", default=None,
                         help="also write the comparison as a self-contained HTML page")
     return parser
@@ -391,7 +410,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         base = [load_run_samples(d) for d in base_dirs]
         candidate = [load_run_samples(d) for d in cand_dirs]
         comparison = compare_runs(base, candidate, max_regression=max_regression,
-                                  alpha=args.alpha)
+                                  alpha=args.alpha, by_kind=args.by_kind)
         if not comparison.policies:
             raise RunInputError(candidate[0].label, "no policy in common with the base runs "
                                 f"({', '.join(comparison.only_base) or 'none'})")

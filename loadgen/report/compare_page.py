@@ -39,7 +39,7 @@ def compare_figure(comparison: Comparison) -> go.Figure | None:
         y = [math.copysign(INF_BAR, r.change) * 100 if math.isinf(r.change) else r.change * 100
              for r in mine]
         fig.add_trace(go.Bar(
-            x=[r.metric.key for r in mine], y=y, name=policy, meta=policy,
+            x=[r.name for r in mine], y=y, name=policy, meta=policy,
             marker={"color": colours[policy],
                     "opacity": [1.0 if r.significant else 0.35 for r in mine],
                     "line": {"color": ["#c62828" if r.worse else "white" for r in mine],

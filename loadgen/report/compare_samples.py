@@ -80,13 +80,13 @@ METRICS = (*RANKED_METRICS, RECOVERED)
 
 @dataclass(frozen=True)
 class RunSamples:
-    """One run folder's samples: ``values[(policy, metric key)]``; ``recovered[policy]`` =
-    (recovered, all) TTR-first pairs. ``timeline`` is False when the folder had none (its
-    per-second metrics then have no samples from this run)."""
+    """One run folder's samples: ``values[(policy, metric key, fault kind)]``;
+    ``recovered[policy]`` = (recovered, all) TTR-first pairs. ``timeline`` is False when the
+    folder had none (its per-fault rates then have no samples from this run)."""
 
     label: str
     order: tuple[str, ...]
-    values: Mapping[tuple[str, str], list[float]] = field(default_factory=dict)
+    values: Mapping[tuple[str, str, str], list[float]] = field(default_factory=dict)
     recovered: Mapping[str, tuple[int, int]] = field(default_factory=dict)
     timeline: bool = True
     profile: str | None = None
@@ -95,17 +95,20 @@ class RunSamples:
     unknown_reason: str = ""
 
 
-def ttr_values(results: Mapping[str, Any]) -> tuple[dict[tuple[str, str], list[float]],
+Key = tuple[str, str, str]          # (policy, metric key, fault kind)
+
+
+def ttr_values(results: Mapping[str, Any]) -> tuple[dict[Key, list[float]],
                                                     dict[str, tuple[int, int]]]:
-    """TTR-first and client-lag samples per policy (ms, +inf when not recovered), and the
-    (recovered, all) counts."""
-    values: dict[tuple[str, str], list[float]] = {}
+    """TTR-first and client-lag samples per policy and fault kind (ms, +inf when not
+    recovered), and the (recovered, all) counts per policy."""
+    values: dict[Key, list[float]] = {}
     counts: dict[str, list[int]] = {}
     for s in ttr_samples(results):
-        values.setdefault((s.policy, TTR_FIRST.key), []).append(
+        values.setdefault((s.policy, TTR_FIRST.key, s.kind), []).append(
             s.first_ms if s.recovered else math.inf)
         if isinstance(s.lag_ms, (int, float)):
-            values.setdefault((s.policy, CLIENT_LAG.key), []).append(
+            values.setdefault((s.policy, CLIENT_LAG.key, s.kind), []).append(
                 float(s.lag_ms) if s.recovered else math.inf)
         c = counts.setdefault(s.policy, [0, 0])
         c[0] += int(s.recovered)
@@ -138,14 +141,17 @@ def inside(spans: Sequence[tuple[float, float]], t: float) -> bool:
     return any(a <= t < b for a, b in spans)
 
 
-def fault_windows(timeline: Mapping[str, Any]) -> list[tuple[float, float]]:
-    """Per injected fault, in t_inject order: [t_inject, the next fault's t_inject or t_end).
-    Each fault owns the fault and recovery phases from its injection to the next one."""
+def fault_windows(timeline: Mapping[str, Any]) -> list[tuple[float, float, str]]:
+    """Per injected fault, in t_inject order: [t_inject, the next fault's t_inject or t_end)
+    and its kind. Each fault owns the fault and recovery phases from its injection to the
+    next one."""
     t_end = float(timeline.get("t_end", math.inf))
-    starts = sorted(float(f["t_inject"]) for f in timeline.get("faults") or []
+    faults = sorted((float(f["t_inject"]), str(f.get("kind", "")))
+                    for f in timeline.get("faults") or []
                     if isinstance(f, Mapping) and not f.get("skipped")
                     and isinstance(f.get("t_inject"), (int, float)))
-    return [(a, b) for a, b in zip(starts, [*starts[1:], t_end]) if b > a]
+    ends = [t for t, _ in faults[1:]] + [t_end]
+    return [(a, b, kind) for (a, kind), b in zip(faults, ends) if b > a]
 
 
 def write_error_rate(partitions: Mapping[str, Any], spans: Sequence[tuple[float, float]]
@@ -177,18 +183,22 @@ def meta_rate(per_second: Mapping[str, Any], spans: Sequence[tuple[float, float]
     return sum(meta.get(t, 0) for t in seconds) / len(seconds)
 
 
-def per_fault_rates(timeline: Mapping[str, Any]) -> dict[tuple[str, str], list[float]]:
-    """Per policy and injected fault: the write error rate (%) of its fault phase and its meta
-    queries/s over its fault and recovery phases (see the module docstring)."""
+def per_fault_rates(timeline: Mapping[str, Any]) -> dict[Key, list[float]]:
+    """Per policy, fault kind and injected fault: the write error rate (%) of its fault phase
+    and its meta queries/s over its fault and recovery phases (see the module docstring)."""
     fault, cost = phase_spans(timeline, (FAULT,)), phase_spans(timeline, (FAULT, RECOVERY))
-    windows = [(clip(fault, a, b), clip(cost, a, b)) for a, b in fault_windows(timeline)]
-    values: dict[tuple[str, str], list[float]] = {}
+    windows = [(clip(fault, a, b), clip(cost, a, b), kind)
+               for a, b, kind in fault_windows(timeline)]
+    values: dict[Key, list[float]] = {}
     for policy, block in (timeline.get("policies") or {}).items():
         block = block or {}
-        rates = [write_error_rate(block.get("partitions") or {}, f) for f, _ in windows]
-        qps = [meta_rate(block.get("per_second") or {}, c) for _, c in windows]
-        values[(policy, ERROR_RATE_FAULT.key)] = [v for v in rates if v is not None]
-        values[(policy, META_QPS.key)] = [v for v in qps if v is not None]
+        for fault_spans, cost_spans, kind in windows:
+            rate = write_error_rate(block.get("partitions") or {}, fault_spans)
+            qps = meta_rate(block.get("per_second") or {}, cost_spans)
+            if rate is not None:
+                values.setdefault((policy, ERROR_RATE_FAULT.key, kind), []).append(rate)
+            if qps is not None:
+                values.setdefault((policy, META_QPS.key, kind), []).append(qps)
     return values
 
 
@@ -220,9 +230,16 @@ def load_run_samples(location: str) -> RunSamples:
     return run_samples(results, timeline, str(path))
 
 
-def pooled(runs: Sequence[RunSamples], policy: str, metric: SampleMetric) -> list[float]:
-    """Every run's samples of (policy, metric), concatenated."""
-    return [v for r in runs for v in r.values.get((policy, metric.key), [])]
+def pooled(runs: Sequence[RunSamples], policy: str, metric: SampleMetric,
+           kind: str | None = None) -> list[float]:
+    """Every run's samples of (policy, metric), of one fault kind or of all, concatenated."""
+    return [v for r in runs for (p, m, k), values in r.values.items()
+            if p == policy and m == metric.key and kind in (None, k) for v in values]
+
+
+def fault_kinds(runs: Sequence[RunSamples]) -> list[str]:
+    """The fault kinds with samples in any of the runs, sorted."""
+    return sorted({k for r in runs for (_, _, k) in r.values})
 
 
 def pooled_recovered(runs: Sequence[RunSamples], policy: str) -> tuple[int, int]:
