@@ -87,10 +87,15 @@ def clock_shift(anchor: Mapping[str, Any]) -> float:
 def build_report(workload: Workload, *, seq: int, final: bool,
                  with_state: bool = True) -> dict[str, Any]:
     """One worker report: everything since the worker's last reset (cumulative). Without
-    ``with_state`` it is light: counters and status only, the master keeps the last state."""
+    ``with_state`` it is light: counters and status only, the master keeps the last state.
+
+    ``state_at`` is (the state's instant, the recorder's last reset) on the worker's own
+    clock: live rates divide a worker's counts by its own interval between states."""
+    since = workload.t_warmup_end if workload.t_warmup_end is not None else workload.t_test_start
     return {
         "v": REPORT_VERSION, "worker": workload.label, "epoch": workload.epoch, "seq": seq,
         "final": final,
+        "state_at": [time.monotonic(), since] if with_state else None,
         "state": encode_state(workload.recorder.snapshot()) if with_state else None,
         "missed": dict(workload.missed), "open_failures": dict(workload.open_failures),
         "saturation": workload.saturation().as_dict(),
@@ -166,7 +171,7 @@ class MasterCollector:
         if report["state"] is None:   # light: fresher counters on the last state shipped
             if have is None or have["epoch"] != report["epoch"]:
                 return
-            report = {**report, "state": have["state"]}
+            report = {**report, "state": have["state"], "state_at": have.get("state_at")}
         self._latest[client_id] = report
 
     def on_final(self, environment: Any = None, msg: Any = None, **_kw: Any) -> None:
@@ -253,6 +258,16 @@ class MasterCollector:
         if self._merged is None or self._merged[0] != key:
             self._merged = (key, merge_states(self._state(c, r) for c, r in reports))
         return self._merged[1]
+
+    def live_states(self) -> dict[str, tuple[tuple, float, RecorderState]]:
+        """Per worker: (what its counts started from, the instant of its latest state, that
+        state), instants on the worker's own clock, for rates over its own report interval."""
+        out = {}
+        for client_id, r in sorted(self._latest.items()):
+            at = r.get("state_at")
+            if at is not None:
+                out[client_id] = ((r["epoch"], at[1]), float(at[0]), self._state(client_id, r))
+        return out
 
     def report(self, missing: Iterable[str] = ()) -> FinalReport:
         """The merged state, missed ops and saturation of the latest reports."""

@@ -56,7 +56,12 @@ from .distributed import (
 from .durability import Durability
 from .errors import ConfigError
 from .fault_relay import FaultRelay
-from .locust_options import add_arguments, apply_run_defaults, settings_from_options
+from .locust_options import (
+    add_arguments,
+    apply_run_defaults,
+    exit_code_on_error,
+    settings_from_options,
+)
 from .metrics import RecorderState
 from .selfcheck import Saturation
 from .users import bind, user_classes
@@ -83,12 +88,16 @@ LOCAL, MASTER, WORKER = "local", "master", "worker"
 
 
 def default_exit_code(environment: Any) -> int:
-    """Plain ``locust`` runs without a verdict: 0, or 3 if the users' code raised (a bug)."""
+    """Plain ``locust`` runs without a verdict: 3 if the users' code raised (a bug); else
+    Locust's ``--exit-code-on-error`` if given explicitly and a request failed; else 0."""
     from locust import log as locust_log
 
     runner = environment.runner
     crashed = bool(runner is not None and runner.exceptions) or locust_log.unhandled_greenlet_exception
-    return EXIT_RUNTIME if crashed else EXIT_OK
+    if crashed:
+        return EXIT_RUNTIME
+    on_error = exit_code_on_error(getattr(environment, "parsed_options", None))
+    return on_error if on_error is not None and runner is not None and runner.errors else EXIT_OK
 
 
 def role_of(runner: Any) -> str:
@@ -313,7 +322,7 @@ def attach(environment: Any, settings: WorkloadSettings | None, *,
             existing.configure(settings)
         return existing
     if settings is None and role_of(environment.runner) != WORKER:
-        raise ConfigError("command line", "--meta/--profile", "workload settings")
+        raise ConfigError("command line", "--meta/--pegbench-profile", "workload settings")
     session = LoadSession(environment, settings)
     session.register()
     environment.pegbench = session

@@ -2,9 +2,10 @@
 
 Added through ``events.init_command_line_parser``:
 
-* ``--profile PATH``: Locust's own option (it names a "profile" for grouping test runs);
-  pegbench reads it as a TOML profile when it names an existing file. Locust does not ship its
-  own options to workers, so the path is copied to ``--pegbench-profile``, which it does;
+* ``--pegbench-profile PATH``: the TOML profile (``pegbench run PROFILE``'s file), shipped to
+  workers. Not ``--profile``: that is Locust's own option (since 2.35: a name grouping test
+  runs, shown and edited in its web UI), left to Locust; a TOML file given there is refused
+  with a pointer to ``--pegbench-profile``;
 * ``--meta HOST:PORT[,...]``: the cluster's metas (required for a onebox profile);
 * ``--policies A,B``: the compared policies (default: the profile's ``policies.compare``);
 * ``--set KEY=VALUE``: profile overrides, as ``pegbench run --set`` (repeatable);
@@ -14,6 +15,12 @@ Added through ``events.init_command_line_parser``:
 
 Workers need none of these but the dump dir: their master sends its resolved settings
 (``pegbench_settings``) before each test, whatever the workers' own command lines say.
+
+Exit code of a plain ``locust`` run (:func:`exit_code_on_error`): failed requests are what a
+fault run measures, so by default they do not fail the process; Locust's
+``--exit-code-on-error N``, when given explicitly (flag, ``LOCUST_EXIT_CODE_ON_ERROR`` or a
+config file), is honoured: any failed request makes the exit code N. ``pegbench run`` sets
+the SLO verdict's code instead, whatever the options say.
 """
 
 from __future__ import annotations
@@ -27,13 +34,18 @@ from .profile import build_profile, load_profile
 from .workload import WorkloadSettings, new_run_id
 
 SOURCE = "command line"
+GROUP_DESCRIPTION = (
+    "Pegasus recovery benchmark (loadgen.locustfile). In a fault-injection run requests fail "
+    "by design, so failed requests do not fail the process (exit 0) unless "
+    "--exit-code-on-error is given explicitly; pegbench run exits with its SLO verdict's code.")
 
 
 def add_arguments(parser: Any) -> None:
     """Locust's ``init_command_line_parser`` listener: pegbench's options."""
-    group = parser.add_argument_group("pegbench", "Pegasus recovery benchmark (loadgen.locustfile)")
+    group = parser.add_argument_group("pegbench", GROUP_DESCRIPTION)
     group.add_argument("--pegbench-profile", default=None, metavar="PATH",
-                       help="TOML profile (set from --profile; shipped to workers)")
+                       help="TOML profile, as pegbench run PROFILE (shipped to workers; "
+                            "Locust's own --profile only names a group of test runs)")
     group.add_argument("--meta", default=None, metavar="HOST:PORT[,...]",
                        help="meta server addresses (default: the profile's cluster.meta)")
     group.add_argument("--policies", default=None, metavar="A,B",
@@ -44,15 +56,29 @@ def add_arguments(parser: Any) -> None:
                        help="first part of every key (default: fresh, shipped to workers)")
     group.add_argument("--pegbench-dump-dir", default=None, metavar="DIR",
                        help="write this process's final counts as JSON into DIR at quit")
+    # Locust's default (1) cannot be told from an explicit 1: None marks "not given", so a
+    # plain run honours the flag only when asked (see exit_code_on_error).
+    parser.set_defaults(exit_code_on_error=None)
+
+
+def exit_code_on_error(options: Any) -> int | None:
+    """Locust's ``--exit-code-on-error`` if it was given explicitly, else None."""
+    value = getattr(options, "exit_code_on_error", None)
+    return None if value is None else int(value)
 
 
 def profile_path(options: Any) -> str | None:
-    """The TOML profile the options name, if any (``--pegbench-profile`` or ``--profile``)."""
+    """The TOML profile ``--pegbench-profile`` names, if any (ConfigError if only Locust's
+    own ``--profile`` names a file: the old spelling, now Locust's run-group name)."""
     path = getattr(options, "pegbench_profile", None)
     if path:
         return path
     candidate = getattr(options, "profile", None)
-    return candidate if candidate and os.path.isfile(candidate) else None
+    if candidate and os.path.isfile(candidate):
+        raise ConfigError(SOURCE, "--profile",
+                          f"--pegbench-profile {candidate} (Locust's own --profile names a "
+                          f"group of test runs, not a pegbench TOML profile)")
+    return None
 
 
 def _split(value: str | None) -> list[str]:
@@ -72,7 +98,7 @@ def settings_from_options(options: Any) -> WorkloadSettings:
     if path:
         profile = load_profile(path, sets=sets, flags=flags)
     elif sets:
-        raise ConfigError(SOURCE, "--set", "a profile (--profile PATH) to override")
+        raise ConfigError(SOURCE, "--set", "a profile (--pegbench-profile PATH) to override")
     else:
         tree = {"policies": {"compare": policies}} if policies else {}
         profile = build_profile(tree, SOURCE, default_name="locust")

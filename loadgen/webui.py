@@ -5,10 +5,13 @@ Uses Locust 2.x's supported extension points (as its ``examples/extend_web_ui.py
 and its columns; rows travel in the ``/stats/requests`` JSON under ``extended_stats``
 (``[{"key": "recovery", "data": [...]}]``), added by an ``after_request`` hook, so the tab
 refreshes with Locust's own polling. ``/recovery`` serves the same rows as a plain HTML table
-(no JavaScript needed) and ``/recovery.json`` as JSON.
+(no JavaScript needed) and ``/recovery.json`` as JSON; both sit behind Locust's
+``--web-login`` (``web_ui.auth_required_if_enabled``) like Locust's own routes, and the rows
+in ``/stats/requests`` only go out with that route's own (authenticated) answer.
 
 Rows: one per policy (ops, errors, error rate, TTR-first p50/p99 over the faults so far,
-meta queries/s over the last ``LIVE_WINDOW_S``, attempts per op, missed ops), then one per
+meta queries/s over the last ``LIVE_WINDOW_S``, attempts per op, missed ops, arrivals dropped
+at the in-flight cap where the session counts them), then one per
 fault event with each policy's TTR-first on the fault's affected partitions. Faults come from
 the session's :class:`~loadgen.fault_relay.FaultRelay` (the controller's records when it has
 them, else what was announced so far). On a master the figures are the workers' merged
@@ -42,7 +45,7 @@ BASE_COLUMNS = (
     ("name", "Row"), ("ops", "Ops"), ("errors", "Errors"), ("error_rate_pct", "Error rate %"),
     ("ttr_first_p50_ms", "TTR-first p50 ms"), ("ttr_first_p99_ms", "TTR-first p99 ms"),
     ("meta_qps", f"Meta queries/s ({LIVE_WINDOW_S:.0f} s)"), ("attempts_per_op", "Attempts/op"),
-    ("missed", "Missed ops"),
+    ("missed", "Missed ops"), ("dropped", "Dropped arrivals"),
 )
 
 
@@ -94,19 +97,24 @@ class RecoveryTab:
     def _compute(self, now: float) -> list[dict[str, Any]]:
         state: RecorderState = self.session.live_state()
         missed = self.session.live_missed()
+        live_dropped = getattr(self.session, "live_dropped", None)   # sessions that count them
+        dropped = live_dropped() if callable(live_dropped) else None
         events = self.session.relay.fault_events()
         table = self.session.settings.table
         ttrs = event_ttrs(state, events, t_end=now, table=table) if events else []
-        rows = [self._policy_row(name, state, missed, ttrs, now) for name in self.policies]
+        rows = [self._policy_row(name, state, missed, dropped, ttrs, now)
+                for name in self.policies]
         rows += [self._fault_row(e, ttrs) for e in events]
         return rows
 
     def _policy_row(self, name: str, state: RecorderState, missed: dict[str, int],
-                    ttrs: Sequence[Any], now: float) -> dict[str, Any]:
+                    dropped: dict[str, int] | None, ttrs: Sequence[Any],
+                    now: float) -> dict[str, Any]:
         p = state.policies.get(name)
         row: dict[str, Any] = {key: "" for key, _ in BASE_COLUMNS}
         row["name"] = name
         row["missed"] = missed.get(name, 0)
+        row["dropped"] = "" if dropped is None else dropped.get(name, 0)
         if p is None:
             row.update(ops=0, errors=0)
             return row
@@ -203,11 +211,14 @@ def register(environment: Any, session: Any) -> RecoveryTab:
             log.exception("recovery tab: could not extend /stats/requests")
         return response
 
+    # behind Locust's --web-login like its own routes (a no-op without it)
     @web_ui.app.route("/recovery")
+    @web_ui.auth_required_if_enabled
     def _recovery_html() -> Response:
         return Response(tab.html(), mimetype="text/html")
 
     @web_ui.app.route("/recovery.json")
+    @web_ui.auth_required_if_enabled
     def _recovery_json() -> Response:
         return Response(json.dumps({"columns": tab.columns(), "rows": tab.rows()},
                                    allow_nan=False, default=_jsonable),

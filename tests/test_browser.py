@@ -50,7 +50,7 @@ def test_the_recovery_tab_of_the_locust_web_ui_shows_live_policy_rows(tmp_path):
     base = f"http://127.0.0.1:{port}"
     with make_box(tmp_path / "box", partitions=4) as box, Procs(tmp_path) as procs:
         procs.locust("--web-host", "127.0.0.1", "--web-port", str(port),
-                     "--profile", "profiles/quick.toml", "--meta", box.meta_addrs[0],
+                     "--pegbench-profile", "profiles/quick.toml", "--meta", box.meta_addrs[0],
                      "--policies", "legacy,failover", "--set", "workload.warmup_s=0.5",
                      "--set", "workload.users=2", name="locust")
         wait_for_http(f"{base}/")

@@ -48,7 +48,7 @@ def test_master_merges_exactly_what_the_workers_recorded(tmp_path):
         master = procs.locust(
             "--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port),
             "--headless", "--expect-workers", "2", "-t", "6", "--only-summary",
-            "--profile", "profiles/quick.toml", "--meta", meta, "--policies", "legacy,failover",
+            "--pegbench-profile", "profiles/quick.toml", "--meta", meta, "--policies", "legacy,failover",
             "--set", "workload.warmup_s=1", "--set", "workload.users=2",
             "--pegbench-dump-dir", str(tmp_path), name="master")
         workers = [procs.locust("--worker", "--master-host", "127.0.0.1", "--master-port",

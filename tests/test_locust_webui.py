@@ -7,17 +7,20 @@
 2. Plain ``locust -f loadgen/locustfile.py`` with its web UI: the tab is registered by the
    locustfile's ``init`` hook, rows fill after a swarm, and SIGTERM exits 0 (failed requests
    do not fail a plain run).
+3. With Locust's ``--web-login``: ``/recovery`` and ``/recovery.json`` refuse an anonymous
+   request (a redirect to the login page, as Locust's own routes do) and answer a logged-in one.
 """
 
 from __future__ import annotations
 
+from http.client import HTTPConnection
 import json
 import re
 import sys
 import time
 
 import pytest
-from support.locust_procs import SUPPORT, Procs, http, recovery_rows, wait_for_http
+from support.locust_procs import LOCUSTFILE, SUPPORT, Procs, http, recovery_rows, wait_for_http
 from support.ports import free_port
 
 pytestmark = pytest.mark.timeout(120)
@@ -87,7 +90,7 @@ def test_plain_locust_registers_the_tab_and_exits_0(tmp_path):
     with Procs(tmp_path) as procs:
         meta = procs.cluster()[0]
         ui = procs.locust("--web-host", "127.0.0.1", "--web-port", str(port),
-                          "--profile", "profiles/quick.toml", "--meta", meta,
+                          "--pegbench-profile", "profiles/quick.toml", "--meta", meta,
                           "--policies", "java,failover", "--set", "workload.warmup_s=0.5",
                           "--pegbench-dump-dir", str(tmp_path), name="locust")
         wait_for_http(f"{base}/")
@@ -105,3 +108,37 @@ def test_plain_locust_registers_the_tab_and_exits_0(tmp_path):
         assert ui.returncode == 0, procs.log("locust")
     dump = json.loads((tmp_path / "local-local-quit.json").read_text())
     assert set(dump["counts"]) == {"java", "failover"}
+
+
+def raw_get(port: int, path: str, cookie: str | None = None) -> tuple[int, dict, str]:
+    """(status, headers, body) of a GET that follows no redirect."""
+    conn = HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.request("GET", path, headers={"Cookie": cookie} if cookie else {})
+        resp = conn.getresponse()
+        return resp.status, dict(resp.getheaders()), resp.read().decode()
+    finally:
+        conn.close()
+
+
+def test_recovery_routes_refuse_anonymous_requests_under_web_login(tmp_path):
+    port = free_port()
+    with Procs(tmp_path) as procs:
+        procs.start([sys.executable, "-m", "locust",
+                     "-f", f"{LOCUSTFILE},{SUPPORT / 'locust_web_login.py'}", "--web-login",
+                     "--web-host", "127.0.0.1", "--web-port", str(port),
+                     "--pegbench-profile", "profiles/quick.toml", "--meta", "127.0.0.1:1",
+                     "--pegbench-dump-dir", str(tmp_path)], "locust")
+        wait_for_http(f"http://127.0.0.1:{port}/login")
+        for path in ("/", "/recovery", "/recovery.json"):   # Locust's own index, then ours
+            status, headers, body = raw_get(port, path)
+            assert status == 302 and "/login" in headers.get("Location", ""), \
+                (path, status, body[:300], procs.log("locust"))
+            assert "<table" not in body and "columns" not in body     # no rows leak
+        status, headers, _ = raw_get(port, "/test-login")
+        assert status == 200, procs.log("locust")
+        cookie = headers["Set-Cookie"].split(";")[0]
+        status, _, body = raw_get(port, "/recovery", cookie)
+        assert status == 200 and "<table id='recovery'>" in body, body[:500]
+        status, _, body = raw_get(port, "/recovery.json", cookie)
+        assert status == 200 and json.loads(body)["columns"][0]["key"] == "name"
