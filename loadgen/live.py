@@ -122,7 +122,7 @@ def observe_session(meter: RateMeter, session: Any, now: float) -> None:
             meter.observe(client_id, generation, t, counts_of(state), now)
         return
     w = session.workload
-    meter.observe("local", (w.epoch, w.t_warmup_end), now, counts_of(session.live_state()), now)
+    meter.observe("local", (w.epoch, w.t_warmup_end), now, w.recorder.totals(), now)
 
 
 class LiveView:

@@ -177,16 +177,33 @@ class LoadSession:
     # ------------------------------------------------------------------ results
 
     def live_state(self) -> RecorderState:
-        """What is recorded so far (merged over workers on a master)."""
+        """What is recorded so far (merged over workers on a master), for live displays:
+        counters, series and timelines, without the HDR histograms of a local recorder
+        (:meth:`live_histograms` has those)."""
         if self.collector is not None:
             return self.collector.merged()
-        return self.workload.recorder.snapshot()
+        return self.workload.recorder.snapshot(histograms=False)
+
+    def live_histograms(self) -> dict[tuple[str, str, str], Any]:
+        """Cumulative latency histograms so far by (policy, op, kind), for the .hlog
+        writer: counts lists from a local recorder (no conversion), merged histograms on a
+        master."""
+        if self.collector is not None:
+            return {(name, op, kind): hist for name, p in self.collector.merged().policies.items()
+                    for (op, kind), hist in p.histograms.items()}
+        return self.workload.recorder.histogram_counts()
 
     def live_missed(self) -> dict[str, int]:
         """Missed ops so far, per policy."""
         if self.collector is not None:
             return dict(self.collector.report().missed)
         return dict(self.workload.missed)
+
+    def live_dropped(self) -> dict[str, int]:
+        """Arrivals dropped at the in-flight cap so far, per policy."""
+        if self.collector is not None:
+            return {name: p.dropped_total for name, p in self.collector.merged().policies.items()}
+        return self.workload.recorder.dropped_totals()
 
     def saturation(self) -> Saturation:
         """Whether a load process was its own bottleneck so far."""
@@ -298,7 +315,8 @@ class LoadSession:
 
 def _counts(state: RecorderState, missed: dict[str, int] | Any) -> dict[str, Any]:
     return {name: {"ops": p.ops, "outcomes": dict(p.outcomes), "attempts": p.attempts,
-                   "meta_queries": p.meta_queries, "missed": missed.get(name, 0)}
+                   "meta_queries": p.meta_queries, "missed": missed.get(name, 0),
+                   "dropped": p.dropped_total}
             for name, p in state.policies.items()}
 
 

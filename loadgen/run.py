@@ -174,9 +174,13 @@ def _drive(profile, session, controller, view, hlogs, t0: float) -> None:
             hlogs.restart()  # warm-up is over: the recorder was reset
             logged_from, reset_seen = session.t_start, True
         if now >= next_hlog and reset_seen:
-            hlogs.write(_histograms(session.live_state()), logged_from, now)
+            hlogs.write(session.live_histograms(), logged_from, now, pause=_yield)
             logged_from, next_hlog = now, now + HLOG_INTERVAL_S
         view.tick(now - t0, session, session.relay.fault_events())
+
+
+def _yield() -> None:
+    gevent.sleep(0)   # lets the users' greenlets run between two histograms
 
 
 def _histograms(state) -> dict:
@@ -195,12 +199,14 @@ def _conclude(profile, out_dir: Path, session, controller, final, durability, t_
 
     events = controller.fault_events()
     t_start = session.t_start if session.t_start is not None else t_end
+    saturation, schedule = _load_generator_check(profile, final, events, t_start, t_end)
     extra = {
         "profile": profile.to_dict(), "seed": profile.seed, "versions": _versions(),
         "machine": {"platform": platform.platform(), "python": platform.python_version(),
                     "cpus": os.cpu_count()},
         "clock_anchor": {"wall_s": time.time(), "monotonic_s": time.monotonic()},
-        "load_generator": final.saturation.as_dict(),
+        "load_generator": {**saturation.as_dict(),
+                           "schedule": {name: c.as_dict() for name, c in schedule.items()}},
         "workers": {"reported": list(final.workers), "missing": list(final.missing)},
         "interrupted": interrupted,
         "policy_info": {i.name: {"models": i.models, "summary": i.summary, "source": i.source}
@@ -213,7 +219,7 @@ def _conclude(profile, out_dir: Path, session, controller, final, durability, t_
     results = build_results(final.state, events, t_start=t_start, t_end=t_end,
                             table=profile.cluster.table, missed=final.missed,
                             durability=durability.results_block(), slo=slo, extra=extra)
-    results["slo"] = conclude(results["slo"], saturation=final.saturation,
+    results["slo"] = conclude(results["slo"], saturation=saturation,
                               incomplete=incomplete_reason(interrupted, final.missing))
     write_results(out_dir / "results.json", results)
     write_timeline(out_dir / "timeline.json",
@@ -224,6 +230,19 @@ def _conclude(profile, out_dir: Path, session, controller, final, durability, t_
     if interrupted:
         return 130
     return exit_code_for(results["slo"]["verdict"])
+
+
+def _load_generator_check(profile, final, events, t_start: float, t_end: float):
+    """(saturation, schedule checks): the load processes' own flag plus whether each
+    policy's schedule went out outside the faults (:mod:`loadgen.selfcheck`)."""
+    from .metrics.events import phases
+    from .selfcheck import schedule_checks, schedule_saturation
+
+    w = profile.workload
+    checks = schedule_checks(final.state, phases(events), t_start=t_start, t_end=t_end,
+                             offered_per_s=w.users * w.rate_per_user,
+                             settle_s=w.op_timeout_ms / 1000 + 1.0, missed=final.missed)
+    return final.saturation.plus(schedule_saturation(checks, w.max_inflight)), checks
 
 
 def _write_report(out_dir: Path) -> Path | None:

@@ -296,10 +296,11 @@ class Workload:
 
     def counts(self) -> dict[str, Any]:
         """Plain per-policy totals of what this process recorded (ops, outcomes, attempts,
-        meta queries, missed), e.g. for a worker's own dump."""
+        meta queries, missed, dropped), e.g. for a worker's own dump."""
         state = self.recorder.snapshot()
         return {name: {"ops": p.ops, "outcomes": dict(p.outcomes), "attempts": p.attempts,
-                       "meta_queries": p.meta_queries, "missed": self.missed.get(name, 0)}
+                       "meta_queries": p.meta_queries, "missed": self.missed.get(name, 0),
+                       "dropped": p.dropped_total}
                 for name, p in state.policies.items()}
 
     def verify_durability(self, timeout_s: float = 60.0) -> Durability:

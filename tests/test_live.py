@@ -113,16 +113,17 @@ def test_two_workers_out_of_phase_show_the_true_rate_at_every_tick():
 
 
 def test_a_local_runner_uses_the_views_own_interval_and_survives_the_warmup_reset():
-    state = SimpleNamespace(policies={})
-    workload = SimpleNamespace(epoch=1, t_warmup_end=None)
-    session = SimpleNamespace(workload=workload, live_state=lambda: state)
+    totals: dict = {}
+    workload = SimpleNamespace(epoch=1, t_warmup_end=None,
+                               recorder=SimpleNamespace(totals=lambda: dict(totals)))
+    session = SimpleNamespace(workload=workload)
     clock = SimpleNamespace(now=0.0)
     view = LiveView(SimpleNamespace(workload=SimpleNamespace(duration_s=60)), quiet=True,
                     clock=lambda: clock.now)
 
     def at(t: float, ops: int, ok: int, meta: int) -> None:
         clock.now = t
-        state.policies = {"java": SimpleNamespace(ops=ops, outcomes={"ok": ok}, meta_queries=meta)}
+        totals["java"] = (ops, ops - ok, meta)   # Recorder.totals(): (ops, errors, meta)
         view.tick(t, session, [])
 
     at(1.0, 100, 100, 0)
@@ -159,9 +160,10 @@ def test_counts_of_a_state_are_ops_errors_and_meta_queries():
 
 @pytest.mark.parametrize("dropped", [None, {"failover": 7}])
 def test_the_dropped_column_shows_the_sessions_count_when_it_has_one(dropped):
-    state = SimpleNamespace(policies={})
-    workload = SimpleNamespace(epoch=1, t_warmup_end=None)
-    session = SimpleNamespace(workload=workload, live_state=lambda: state)
+    totals: dict = {}
+    workload = SimpleNamespace(epoch=1, t_warmup_end=None,
+                               recorder=SimpleNamespace(totals=lambda: dict(totals)))
+    session = SimpleNamespace(workload=workload)
     if dropped is not None:
         session.live_dropped = lambda: dropped
     clock = SimpleNamespace(now=0.0)
@@ -170,7 +172,7 @@ def test_the_dropped_column_shows_the_sessions_count_when_it_has_one(dropped):
     view.err = Console(file=plain, width=200, highlight=False)
     for t, ops in ((1.0, 0), (2.0, 50), (12.5, 150)):
         clock.now = t
-        state.policies = {"failover": SimpleNamespace(ops=ops, outcomes={"ok": ops}, meta_queries=0)}
+        totals["failover"] = (ops, 0, 0)
         view.tick(t, session, [])
     table = io.StringIO()
     Console(file=table, width=200).print(view.render(12.5, 60))

@@ -353,6 +353,12 @@ class Recorder:
                              heals=tuple((t, _parts(ps)) for t, ps in self._heals),
                              policies=policies)
 
+    def totals(self) -> dict[str, tuple[int, int, int]]:
+        """Per policy (ops, errors, meta queries) so far: the counters alone, for a live view
+        polled every second (a snapshot's series views cost tens of ms on the hub)."""
+        return {name: (sum(p.outcomes), sum(p.outcomes) - p.outcomes[0], p.meta_queries)
+                for name, p in self._policies.items()}
+
     def dropped_totals(self) -> dict[str, int]:
         """Arrivals dropped so far, per policy (cheap: for live displays)."""
         return {name: sum(p.dropped.values()) for name, p in self._policies.items()}

@@ -59,7 +59,7 @@ def main(mode: str, out: Path) -> int:
     runner = env.create_master_runner("127.0.0.1", 0) if mode == "master" else env.create_local_runner()
     settings = WorkloadSettings(meta=tuple(cluster.meta_addrs), policies=("legacy", "failover"),
                                 users=2, rate_per_user=40, duration_s=RUN_S, warmup_s=WARMUP_S,
-                                op_timeout_ms=500, key_space=20, value_bytes=(16, 64))
+                                op_timeout_ms=500, key_space=20, max_inflight=8, value_bytes=(16, 64))
     session = attach(env, settings)
     workers = start_workers(runner.server.port, out) if mode == "master" else []
     result: dict = {}
@@ -77,7 +77,8 @@ def main(mode: str, out: Path) -> int:
         durability = session.durability(timeout_s=20)
         code = set_exit_code(env, True, saturation=final.saturation)
         counts = {name: {"ops": p.ops, "outcomes": dict(p.outcomes), "attempts": p.attempts,
-                         "meta_queries": p.meta_queries, "missed": final.missed.get(name, 0)}
+                         "meta_queries": p.meta_queries, "missed": final.missed.get(name, 0),
+                         "dropped": p.dropped_total}
                   for name, p in final.state.policies.items()}
         first_ok = {name: {f"{t}:{pidx}": [[i, e] for i, e in tl.first_ok.items()]
                            for (t, pidx), tl in p.partitions.items()}

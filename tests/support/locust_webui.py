@@ -34,7 +34,7 @@ def main(port: int) -> int:
     env.create_web_ui("127.0.0.1", port)
     settings = WorkloadSettings(meta=tuple(cluster.meta_addrs), policies=("legacy", "failover"),
                                 users=2, rate_per_user=40, warmup_s=0.3, op_timeout_ms=500,
-                                key_space=50, value_bytes=(16, 64))
+                                key_space=50, max_inflight=16, value_bytes=(16, 64))
     session = attach(env, settings)
 
     def kill_primary() -> None:
