@@ -206,20 +206,6 @@ class ScheduleCheck:
         unsent = self.intended - self.sent
         return "cluster" if self.dropped >= unsent / 2 else "generator"
 
-    def reason(self, max_inflight: int) -> str:
-        """One line for a user, empty when on schedule."""
-        behind = self.behind
-        if behind is None:
-            return ""
-        what = (f"{self.policy}: {self.shortfall:.1%} of the schedule outside faults was not "
-                f"sent ({self.intended - self.sent:,.0f} of {self.intended:,.0f} arrivals "
-                f"over {self.seconds} s; limit {SCHEDULE_SHORTFALL_LIMIT:.0%})")
-        if behind == "cluster":
-            return (f"{what}: the cluster fell behind ({self.dropped:,} arrivals found all "
-                    f"{max_inflight} ops of their user in flight)")
-        return (f"{what}: the generator fell behind ({self.missed:,} arrivals missed, more "
-                f"than max_lag_s late; the rest never left this process)")
-
     def as_dict(self) -> dict[str, object]:
         """Plain data for results.json."""
         return {"seconds": self.seconds, "intended": round(self.intended),
@@ -261,6 +247,19 @@ def schedule_checks(state: RecorderState, spans: Iterable[Phase], *, t_start: fl
 
 def schedule_saturation(checks: Mapping[str, ScheduleCheck], max_inflight: int) -> Saturation:
     """The self-bottleneck flag of a run whose schedule did not go out (see
-    :func:`schedule_checks`), with every late policy's reason."""
-    reasons = [c.reason(max_inflight) for _, c in sorted(checks.items()) if c.behind]
-    return Saturation(saturated=bool(reasons), reason="; ".join(reasons))
+    :func:`schedule_checks`): one clause per side that fell behind, naming its policies."""
+    clauses = []
+    for behind in ("generator", "cluster"):
+        late = [c for _, c in sorted(checks.items()) if c.behind == behind]
+        if not late:
+            continue
+        short = ", ".join(f"{c.policy} {c.shortfall:.1%}" for c in late)
+        what = (f"the {behind} fell behind: part of the schedule outside faults was not sent "
+                f"({short} of it; limit {SCHEDULE_SHORTFALL_LIMIT:.0%})")
+        if behind == "cluster":
+            clauses.append(f"{what}; {sum(c.dropped for c in late):,} arrivals found all "
+                           f"{max_inflight} ops of their user in flight")
+        else:
+            clauses.append(f"{what}; {sum(c.missed for c in late):,} arrivals missed (more "
+                           f"than max_lag_s late), the rest never left the load process")
+    return Saturation(saturated=bool(clauses), reason="; ".join(clauses))

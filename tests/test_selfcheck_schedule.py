@@ -47,7 +47,7 @@ def test_unsent_arrivals_flag_the_generator_and_say_so():
     assert c.behind == "generator"
     s = schedule_saturation({"failover": c}, 64)
     assert s.saturated and "generator fell behind" in s.reason and "76 arrivals missed" in s.reason
-    assert "failover" in s.reason and "10.0%" in s.reason
+    assert "failover 10.0%" in s.reason
 
 
 def test_arrivals_dropped_at_the_cap_flag_the_cluster():
@@ -61,8 +61,8 @@ def test_arrivals_dropped_at_the_cap_flag_the_cluster():
     record_in_end_order(r, kept)
     c = check(r)["failover"]
     assert c.behind == "cluster" and c.dropped == pytest.approx(0.1 * c.intended, abs=2)
-    assert "cluster fell behind" in schedule_saturation({"failover": c}, 7).reason
-    assert "all 7 ops" in c.reason(7)
+    reason = schedule_saturation({"failover": c}, 7).reason
+    assert "cluster fell behind" in reason and f"{c.dropped} arrivals found all 7 ops" in reason
 
 
 def test_a_shortfall_at_the_limit_passes_and_just_over_it_fails():
