@@ -238,7 +238,7 @@ class LiveView:
                            f"{_verdict(check['passed'])}")
         load = results.get("load_generator") or {}
         if load.get("saturated"):
-            self.out.print(f"the load generator was its own bottleneck: {load.get('reason')}")
+            self.out.print(f"the load did not go out as scheduled: {load.get('reason')}")
         self.out.print(f"verdict: {slo_verdict(results).upper()}")
         self.out.print(f"results: {out_dir}/results.json" + (f", report: {report}" if report else ""))
         sys.stdout.flush()
