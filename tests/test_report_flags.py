@@ -13,10 +13,10 @@ import re
 
 import pytest
 from support.metrics import record_in_end_order, writes
-from support.runs import make_run
+from support.runs import make_run, write_run_files
 
-from loadgen.faults.records import FAULTS_JSONL, FaultLog, FaultRecord
-from loadgen.metrics import Recorder, build_results, build_timeline, write_results, write_timeline
+from loadgen.faults.records import FaultRecord
+from loadgen.metrics import Recorder, build_results
 from loadgen.report import main
 
 pytestmark = pytest.mark.unit
@@ -56,14 +56,7 @@ def _compound_run(directory):
     extra = {"seed": 1, "profile": {"name": "compound",
                                     "policies": {"compare": ["legacy", "failover"]}}}
     results = build_results(state, events, t_start=T_START, t_end=T_END, extra=extra)
-    write_results(directory / "results.json", results)
-    write_timeline(directory / "timeline.json",
-                   build_timeline(state, events, t_start=T_START, t_end=T_END))
-    log = FaultLog(directory / FAULTS_JSONL)
-    for r in records:
-        log.write(r)
-    log.close()
-    return directory
+    return write_run_files(directory, results, state, records, t_start=T_START, t_end=T_END)
 
 
 @pytest.fixture(scope="module")

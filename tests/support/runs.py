@@ -155,9 +155,16 @@ def make_run(directory: Path, *, policies: Sequence[str] = POLICIES, faults: boo
     results = build_results(state, events, t_start=T_START, t_end=T_END,
                             missed={"legacy": 3}, durability={"acked": acked, "verified": acked},
                             slo=SLO, extra=run_extra)
+    return write_run_files(directory, results, state, records)
+
+
+def write_run_files(directory: Path, results: dict, state, records: Sequence[FaultRecord], *,
+                    t_start: float = T_START, t_end: float = T_END) -> Path:
+    """What ``pegbench run`` leaves for the report: results.json, timeline.json, faults.jsonl."""
+    events = [r.to_event() for r in records]
     write_results(directory / "results.json", results)
     write_timeline(directory / "timeline.json",
-                   build_timeline(state, events, t_start=T_START, t_end=T_END))
+                   build_timeline(state, events, t_start=t_start, t_end=t_end))
     log = FaultLog(directory / FAULTS_JSONL)
     for r in records:
         log.write(r)
