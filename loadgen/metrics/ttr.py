@@ -9,10 +9,11 @@
   behind) fill early windows with successes, hence the max: stable is never before first,
   and a sample whose TTR-first is not recovered is not stably recovered either.
   Fewer than ``MIN_STABLE_WINDOWS`` windows from that one to the grid's end → censored.
-* Window grid: whole windows up to the last *fully observed* bucket before the horizon. A
-  bucket (10 ms near faults, 1 s on whole seconds elsewhere) counts in the window holding its
-  start, so the bucket that straddles the horizon or the run end (its ops partly after it,
-  or never offered) is left out with the windows it would fall in. Trailing windows in which
+* Window grid: whole windows up to the last *fully observed* bucket before the horizon: the
+  bucket (10 ms near faults, 1 s on whole seconds elsewhere) that straddles the horizon or
+  the run end (its ops partly after it, or never offered) is left out with the windows it
+  would fall in. A bucket's counts are shared among the windows it overlaps, in proportion
+  (so a change of bucket width never leaves a window a sliver of a second). Trailing windows in which
   the policy offered no op at all (on any partition) are unobserved and dropped too; a window
   where the policy offered load elsewhere but this partition saw no write stays, and is bad.
 * Horizon: the next injected fault touching *any* replica of the partition (primary or
@@ -30,7 +31,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from .events import FaultEvent, injected
-from .series import FINE_PER_S, PartitionTimeline, Series, fine_index
+from .series import COARSE_BUCKET_S, FINE_PER_S, PartitionTimeline, Series, fine_index
 from .state import RecorderState
 
 TTR_WINDOW_S = 1.0
@@ -77,16 +78,32 @@ def ttr_first(timeline: PartitionTimeline | None, t_inject: float,
 
 
 def window_counts(series: Series | None, t_inject: float, windows: int,
-                  window_s: float = TTR_WINDOW_S) -> list[tuple[int, int]]:
-    """(ok, total) writes of each window after ``t_inject``, by bucket start."""
-    counts = [[0, 0] for _ in range(windows)]
+                  window_s: float = TTR_WINDOW_S) -> list[tuple[float, float]]:
+    """(ok, total) writes of each window after ``t_inject``. A bucket's counts are shared
+    among the windows it overlaps, in proportion: where the series changes resolution
+    (1 s buckets, then the 10 ms detail kept around a later fault), counting a whole bucket
+    in the window holding its start would leave one window with a sliver of a second's
+    writes (a "bad" window on a healthy partition) and give its neighbour two seconds'."""
+    counts = [[0.0, 0.0] for _ in range(windows)]
     if series is None or not windows:
-        return [(0, 0)] * windows
-    for start, _, c in series.buckets(t_inject, t_inject + windows * window_s):
-        k = min(int((start - t_inject) / window_s), windows - 1)
-        counts[k][0] += c[0]
-        counts[k][1] += c[0] + c[1] + c[2]
-    return [(ok, total) for ok, total in counts]
+        return [(0.0, 0.0)] * windows
+    t_end = t_inject + windows * window_s
+    # from a second earlier: a 1 s bucket that starts before t_inject may reach into window 0
+    for start, width, c in series.buckets(t_inject - COARSE_BUCKET_S, t_end):
+        end = start + width
+        if end <= t_inject:
+            continue
+        ok, total = c[0], c[0] + c[1] + c[2]
+        k = max(0, int((start - t_inject) / window_s))
+        while k < windows:
+            w_from = t_inject + k * window_s
+            if w_from >= end:
+                break
+            share = (min(end, w_from + window_s) - max(start, w_from)) / width
+            counts[k][0] += ok * share
+            counts[k][1] += total * share
+            k += 1
+    return [(round(ok, 6), round(total, 6)) for ok, total in counts]
 
 
 def observed_until(series: Series | None, t: float) -> float:
@@ -107,7 +124,7 @@ def _offered(series: Series | None, t_from: float, t_to: float) -> bool:
 
 def stable_windows(series: Series | None, t_inject: float, t_horizon: float,
                    window_s: float = TTR_WINDOW_S, *,
-                   offered: Series | None = None) -> list[tuple[int, int]]:
+                   offered: Series | None = None) -> list[tuple[float, float]]:
     """(ok, total) of every window of the grid (see the module docstring): whole windows
     of fully observed buckets before ``t_horizon``, less trailing windows in which
     ``offered`` (the policy's series over all ops) holds no op."""
@@ -122,12 +139,12 @@ def stable_windows(series: Series | None, t_inject: float, t_horizon: float,
     return counts
 
 
-def is_good(ok: int, total: int) -> bool:
+def is_good(ok: float, total: float) -> bool:
     """A window is good with enough writes and ≥ GOOD_MIN_OK_PERCENT of them ok."""
     return total >= GOOD_MIN_WRITES and ok * 100 >= GOOD_MIN_OK_PERCENT * total
 
 
-def stable_from(windows: Sequence[tuple[int, int]]) -> int | None:
+def stable_from(windows: Sequence[tuple[float, float]]) -> int | None:
     """Index of the first window from which all are good; None if fewer than
     MIN_STABLE_WINDOWS such windows are left."""
     k = len(windows)
