@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from xml.etree import ElementTree as ET
@@ -90,13 +91,22 @@ def test_a_run_writes_every_output_and_passes_its_slos(tmp_path):
 
 def test_an_interrupted_run_heals_writes_what_it_measured_and_exits_130(tmp_path):
     out = tmp_path / "out"
-    proc = pegbench("run", str(write_profile(tmp_path, 60)), "--out", str(out), "--quiet")
+    proc = pegbench("run", str(write_profile(tmp_path, 60)), "--out", str(out))
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stderr.readline, "")),
+                              daemon=True)
+    reader.start()
     try:
-        assert wait_until(lambda: (out / "profile.json").exists(), 60)
-        time.sleep(6)  # past the kill at 4 s: the node is dead when the run is interrupted
+        # interrupted once the kill (4 s in, restarted 3 s later) is in: the node is dead
+        # then, so the stop must heal it (a fixed sleep raced the start-up's 2-3 s)
+        assert wait_until(lambda: any(" fault " in line and "partitions" in line
+                                      for line in lines), 60), "".join(lines)[-3000:]
         os.kill(proc.pid, signal.SIGINT)
         os.kill(proc.pid, signal.SIGINT)  # a second Ctrl-C must not cut the cleanup short
-        stdout, stderr = proc.communicate(timeout=120)
+        proc.wait(timeout=120)
+        stdout = proc.stdout.read()
+        reader.join(10)
+        stderr = "".join(lines)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
