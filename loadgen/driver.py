@@ -156,9 +156,9 @@ class OpDriver:
             if self.on_crash is not None:
                 self.on_crash(exc)
 
-    def run(self, op: str, t_intended: float, idx: int | None = None) -> None:
-        """Issue one ``op`` intended at ``t_intended`` (on key index ``idx``, else a random
-        one) and report it. Blocks this greenlet until the op ends."""
+    def run(self, op: str, t_intended: float, idx: int) -> None:
+        """Issue one ``op`` intended at ``t_intended`` on key index ``idx`` and report it.
+        Blocks this greenlet until the op ends."""
         table = self.table
         if table is None:
             try:
@@ -169,8 +169,6 @@ class OpDriver:
                 self._report("open_table", t_intended, 0, exc)
                 return
         rand = self.rng.random     # int(random() * n): a third of randrange's cost
-        if idx is None:
-            idx = int(rand() * self.key_space)
         exc: PegasusError | None = None
         if op == _GET:
             hash_key = self.prefix + b"%d" % idx
