@@ -107,8 +107,8 @@ def test_ci_is_the_design_example_with_each_fault_measured_alone():
     assert (p.name, p.seed) == ("ci", 42)
     assert p.cluster.fd == FailureDetectorConfig(beacon_s=0.3, check_s=0.1, lease_s=1.2, grace_s=1.5)
     assert p.workload.duration_s <= 180
-    w = p.workload  # every affected partition gets >= 50 writes/s per policy
-    assert w.users * w.rate_per_user * (w.mix.put + w.mix.multi_put) / p.cluster.partitions >= 50
+    w = p.workload  # >= 15 writes/s per partition per policy: TTR-stable's 1 s windows need 5
+    assert w.users * w.rate_per_user * (w.mix.put + w.mix.multi_put) / p.cluster.partitions >= 15
     assert p.policies.compare == ("legacy", "failover")
     assert p.policies.params_for("failover") == {"attempt_timeout_ms": 333}
     assert p.faults.schedule == ScheduleConfig(kind="kill", target=RandomReplica(), start_s=77,
@@ -127,6 +127,8 @@ def test_quick_runs_every_builtin_policy_through_a_pause_and_a_kill_measured_alo
 
     p = load_profile(PROFILES / "quick.toml")
     assert p.workload.duration_s <= 120 and p.cluster.fd.grace_s < 2
+    w = p.workload  # >= 15 writes/s per partition per policy: TTR-stable's 1 s windows need 5
+    assert w.users * w.rate_per_user * (w.mix.put + w.mix.multi_put) / p.cluster.partitions >= 15
     assert set(p.policies.compare) == {cls.name for cls in BUILTINS}
     plan = plan_faults(p)
     assert [f.kind for f in plan] == ["pause", "kill"] and faults_measured_alone(plan)
