@@ -250,7 +250,9 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
             ("recorder", "loadgen.metrics.bench",
              "cost of recording one outcome vs a bare record_value"),
             ("locust", "loadgen.locust_bench",
-             "the workload's Locust users vs the bare client, ops/s in one process")):
+             "the workload's Locust users vs the bare client, ops/s in one process"),
+            ("cpu", "loadgen.cpu_bench",
+             "CPU per acknowledged put: our client vs the official Python client")):
         # every further argument, --help included, belongs to the delegate
         p = kinds.add_parser(kind, help=help, add_help=False)
         p.set_defaults(func=_delegate(module), passthrough=True)
