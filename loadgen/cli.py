@@ -247,6 +247,8 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
             ("onebox", "loadgen.onebox.bench", "acknowledged replicated writes/s of a onebox"),
             ("policies", "loadgen.policy_matrix",
              "every built-in policy through kill, pauses, slow primary, reset, moved partition"),
+            ("frontier", "loadgen.frontier",
+             "each policy's cost knob swept: client lag against meta queries/s, Pareto front"),
             ("recorder", "loadgen.metrics.bench",
              "cost of recording one outcome vs a bare record_value"),
             ("locust", "loadgen.locust_bench",

@@ -8,6 +8,8 @@ test cluster (slow primary, one connection reset, partition moved). Each row: op
 failed from the fault on, the first success after the fault (and after the heal), meta
 queries/s from the fault on, attempts per op, and writes the servers executed per
 acknowledged write (> 1: the policy's retries or a backlog were executed for nothing).
+The runners also return the whole :class:`Trace` (``runner.trace(...)``), which
+``pegbench bench frontier`` (loadgen/frontier.py) measures further.
 """
 
 from __future__ import annotations
@@ -18,13 +20,15 @@ import json
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import gevent
 
+from .faults.observer import LogTailObserver
+from .onebox.spec import CONFIG_LOG, META_NODE
 from .pegasus import Client, PegasusError, keys
 from .pegasus.outcome import META, OK, OP
 from .pegasus.policies import BUILTINS
@@ -60,26 +64,46 @@ class Row:
     writes_per_ack: float | None      # None: nothing acknowledged
 
 
+@dataclass(frozen=True, slots=True)
+class WriterOp:
+    """One op of one writer, as the writer saw it (monotonic seconds)."""
+
+    intended: float                   # its instant on the writer's schedule
+    end: float                        # when the client returned or raised
+    ok: bool
+
+
 @dataclass
-class _Run:
+class Trace:
     """One policy's run through one scenario, filled in as it goes."""
 
+    scenario: str
+    policy: str
+    recorder: Recorder = field(default_factory=Recorder)
     t_fault: float = 0.0
-    t_heal: float | None = None
+    t_heal: float | None = None       # the restart's READY, the resume, the in-process heal
+    #: The first instant the server side could serve the faulted partitions again: the meta's
+    #: new primary or the heal, whichever came first (onebox); the heal, else the fault itself
+    #: (in-process: the servers are ready at once, only the client must catch up).
+    t_ready: float | None = None
     t_end: float = 0.0
     writes: int = 0                   # executed by the servers during the run
+    writers: list[list[WriterOp]] = field(default_factory=list)  # each writer's ops in order
 
 
 # --------------------------------------------------------------------------- load
 
 
-def _write_load(table, hash_keys: list[bytes], settings: Settings, until: float) -> None:
-    """Writers on a fixed schedule; a stalled op delays its writer, which then catches up,
-    until ``until``: ops due later, or not started by then, are not issued."""
+def _write_load(table, hash_keys: list[bytes], settings: Settings,
+                until: float) -> list[list[WriterOp]]:
+    """Writers on a fixed schedule, their phases spread evenly over a period (no bursts); a
+    stalled op delays its writer, which then catches up, until ``until``: ops due later, or
+    not started by then, are not issued. Returns each writer's ops."""
     period = 1 / settings.rate_per_writer
+    logs: list[list[WriterOp]] = [[] for _ in range(settings.writers)]
 
     def writer(n: int) -> None:
-        k, t0 = 0, time.monotonic()
+        k, t0 = 0, time.monotonic() + n * period / settings.writers
         while True:  # bounded by ``until``
             intended = t0 + k * period
             if intended >= until or time.monotonic() >= until:
@@ -90,21 +114,26 @@ def _write_load(table, hash_keys: list[bytes], settings: Settings, until: float)
             hk = hash_keys[(n + k) % len(hash_keys)]
             try:
                 table.put(hk, f"w{n}-{k}", b"v" * 64, intended_start=intended)
+                ok = True
             except PegasusError:
-                pass  # counted from the recorder
+                ok = False  # counted from the recorder
+            logs[n].append(WriterOp(intended, time.monotonic(), ok))
             k += 1
 
     gevent.joinall([gevent.spawn(writer, n) for n in range(settings.writers)])
+    return logs
 
 
-def _row(scenario: str, policy: str, rec: Recorder, run: _Run) -> Row:
-    ops = [o for o in rec.outcomes if o.level == OP and o.start >= run.t_fault]
-    oks = [o.end for o in rec.outcomes if o.level == OP and o.outcome == OK and o.end > run.t_fault]
-    acked = sum(1 for o in rec.outcomes if o.level == OP and o.outcome == OK)
+def row_of(run: Trace) -> Row:
+    """The matrix row of one traced run."""
+    outcomes = run.recorder.outcomes
+    ops = [o for o in outcomes if o.level == OP and o.start >= run.t_fault]
+    oks = [o.end for o in outcomes if o.level == OP and o.outcome == OK and o.end > run.t_fault]
+    acked = sum(1 for o in outcomes if o.level == OP and o.outcome == OK)
     after_heal = [t for t in oks if run.t_heal is not None and t > run.t_heal]
-    metas = sum(1 for o in rec.outcomes if o.level == META and o.start >= run.t_fault)
+    metas = sum(1 for o in outcomes if o.level == META and o.start >= run.t_fault)
     return Row(
-        scenario=scenario, policy=policy, ok=sum(o.outcome == OK for o in ops),
+        scenario=run.scenario, policy=run.policy, ok=sum(o.outcome == OK for o in ops),
         failed=sum(o.outcome != OK for o in ops),
         first_ok_s=min(oks) - run.t_fault if oks else None,
         first_ok_after_heal_s=min(after_heal) - run.t_heal if after_heal else None,
@@ -116,37 +145,51 @@ def _row(scenario: str, policy: str, rec: Recorder, run: _Run) -> Row:
 # --------------------------------------------------------------------------- in-process
 
 
-def in_process(scenario: str, fault: Callable[[TestCluster, Settings], None],
-               heal: Callable[[TestCluster, Settings], None] | None = None,
-               heal_after_s: Callable[[Settings], float] = lambda s: 0.0):
+@dataclass(frozen=True)
+class InProcess:
     """A scenario on the test cluster (2 replicas, 4 partitions, every primary on the first
     replica): ``fault`` makes it misbehave; ``heal``, if given, runs ``heal_after_s`` later.
-    Returns ``run(policy, settings) -> Row``."""
+    ``runner(policy, settings)`` returns the :class:`Row`, ``runner.trace(...)`` the run."""
 
-    def run(policy: str, settings: Settings) -> Row:
+    scenario: str
+    fault: Callable[[TestCluster, Settings], None]
+    heal: Callable[[TestCluster, Settings], None] | None = None
+    heal_after_s: Callable[[Settings], float] = lambda s: 0.0
+
+    def __call__(self, policy: str, settings: Settings) -> Row:
+        return row_of(self.trace(policy, settings))
+
+    def trace(self, policy: str, settings: Settings) -> Trace:
+        """Run ``policy`` through the scenario once."""
+        run = Trace(self.scenario, policy)
         with TestCluster(replicas=2, partitions=4) as cluster:
-            rec = Recorder()
             with Client(cluster.meta_addrs, policy=policy, op_timeout_ms=settings.op_timeout_ms,
-                        observer=rec, policy_params=settings.policy_params.get(policy)) as client:
+                        observer=run.recorder,
+                        policy_params=settings.policy_params.get(policy)) as client:
                 table = client.open_table("temp")
                 hash_keys = [f"k{i}".encode() for i in range(16)]
-                start = time.monotonic()
-                run = _Run(t_fault=start + settings.before_s)
+                run.t_fault = time.monotonic() + settings.before_s
                 load = gevent.spawn(_write_load, table, hash_keys, settings,
                                     run.t_fault + settings.after_s)
                 gevent.sleep(max(0.0, run.t_fault - time.monotonic()))
                 run.t_fault = time.monotonic()
-                fault(cluster, settings)
-                if heal is not None:
-                    gevent.sleep(heal_after_s(settings))
+                self.fault(cluster, settings)
+                if self.heal is not None:
+                    gevent.sleep(self.heal_after_s(settings))
                     run.t_heal = time.monotonic()
-                    heal(cluster, settings)
-                load.join()
+                    self.heal(cluster, settings)
+                run.t_ready = run.t_fault if run.t_heal is None else run.t_heal
+                run.writers = load.get()
                 run.t_end = time.monotonic()
                 run.writes = sum(cluster.writes(a) for a in cluster.replica_addrs)
-            return _row(scenario, policy, rec, run)
+        return run
 
-    return run
+
+def in_process(scenario: str, fault: Callable[[TestCluster, Settings], None],
+               heal: Callable[[TestCluster, Settings], None] | None = None,
+               heal_after_s: Callable[[Settings], float] = lambda s: 0.0) -> InProcess:
+    """An :class:`InProcess` scenario (the tests build their own this way)."""
+    return InProcess(scenario, fault, heal, heal_after_s)
 
 
 #: A slow primary answers after this share of the op timeout: past failover's attempt
@@ -185,42 +228,62 @@ def _onebox(settings: Settings) -> Iterator:
             yield box
 
 
-def _on_onebox(scenario: str, kind: str, hold_s: Callable[[Settings], float]):
+@dataclass(frozen=True)
+class OnOnebox:
     """A scenario on a real onebox: ``kind`` ("kill" or "pause") hits the node that is
-    primary of partition 0 for ``hold_s``, then it is restarted or resumed."""
+    primary of partition 0 for ``hold_s``, then it is restarted or resumed.
+    ``runner(policy, settings, box)`` returns the :class:`Row`, ``runner.trace(...)`` the run."""
 
-    def run(policy: str, settings: Settings, box) -> Row:
+    scenario: str
+    kind: str
+    hold_s: Callable[[Settings], float]
+
+    def __call__(self, policy: str, settings: Settings, box) -> Row:
+        return row_of(self.trace(policy, settings, box))
+
+    def trace(self, policy: str, settings: Settings, box) -> Trace:
+        """Run ``policy`` through the scenario once on ``box`` (healthy again afterwards)."""
         threads = gevent.get_hub().threadpool  # onebox calls block: keep the writers running
         box.wait_healthy(30)
         pidx = 0
         hash_keys = [k for k in (f"k{i}".encode() for i in range(4096))
                      if keys.partition_index(keys.crc64(k), box.spec.partitions) == pidx][:16]
-        victim = _node_named(box, str(box.config().partitions[pidx].primary))
+        primary = str(box.config().partitions[pidx].primary)
+        victim = _node_named(box, primary)
         decree0 = _decree(box, pidx)
-        rec = Recorder()
+        run = Trace(self.scenario, policy)
         with Client(box.meta_addrs, policy=policy, op_timeout_ms=settings.op_timeout_ms,
-                    observer=rec, policy_params=settings.policy_params.get(policy)) as client:
+                    observer=run.recorder, policy_params=settings.policy_params.get(policy)) as client:
             table = client.open_table("temp")
-            run = _Run(t_fault=time.monotonic() + settings.before_s)
+            run.t_fault = time.monotonic() + settings.before_s
             load = gevent.spawn(_write_load, table, hash_keys, settings,
                                 run.t_fault + settings.after_s)
             gevent.sleep(max(0.0, run.t_fault - time.monotonic()))
-            if kind == "kill":
+            if self.kind == "kill":
                 run.t_fault = threads.apply(box.kill, (victim,)).t_signal
-                gevent.sleep(hold_s(settings))
+                gevent.sleep(self.hold_s(settings))
                 run.t_heal = threads.apply(box.restart, (victim,)).t_ready
             else:
                 run.t_fault = threads.apply(box.pause, (victim,)).t_signal
-                gevent.sleep(hold_s(settings))
+                gevent.sleep(self.hold_s(settings))
                 run.t_heal = threads.apply(box.resume, (victim,)).t_signal
-            load.join()
+            run.writers = load.get()
             run.t_end = time.monotonic()
         threads.apply(box.wait_healthy, (30,))
         gevent.sleep(5 * box.spec.fd.beacon_s)  # the meta learns the last decrees by beacon
         run.writes = _decree(box, pidx) - decree0
-        return _row(scenario, policy, rec, run)
+        run.t_ready = _ready(box, pidx, primary, run)
+        return run
 
-    return run
+
+def _ready(box, pidx: int, old_primary: str, run: Trace) -> float:
+    """The meta's first config naming a new, alive primary of ``pidx`` after the fault (its
+    config-change log), or the heal if that came first (a pause below the lease moves nothing)."""
+    log = LogTailObserver(box.spec.node_dir(META_NODE) / CONFIG_LOG)
+    log.sync()
+    t = log.history.failover_instant(pidx, run.t_fault, old_primary, t_heal=run.t_heal,
+                                     until=run.t_end)
+    return run.t_heal if t is None else min(t, run.t_heal)
 
 
 def _node_named(box, addr: str) -> str:
@@ -235,14 +298,28 @@ def _decree(box, pidx: int) -> int:
 
 #: name -> (runs on a onebox?, runner)
 SCENARIOS: dict[str, tuple[bool, Callable]] = {
-    "kill": (True, _on_onebox("kill", "kill", lambda s: s.grace_s + 1.0)),
-    "pause-below-lease": (True, _on_onebox("pause-below-lease", "pause", lambda s: 0.75 * s.lease_s)),
-    "pause-past-grace": (True, _on_onebox("pause-past-grace", "pause", lambda s: s.grace_s + 1.0)),
-    "slow-primary": (False, in_process("slow-primary", _slow)),
-    "connection-reset": (False, in_process("connection-reset", _reset)),
-    "partition-moved": (False, in_process("partition-moved", _moved)),
+    "kill": (True, OnOnebox("kill", "kill", lambda s: s.grace_s + 1.0)),
+    "pause-below-lease": (True, OnOnebox("pause-below-lease", "pause", lambda s: 0.75 * s.lease_s)),
+    "pause-past-grace": (True, OnOnebox("pause-past-grace", "pause", lambda s: s.grace_s + 1.0)),
+    "slow-primary": (False, InProcess("slow-primary", _slow)),
+    "connection-reset": (False, InProcess("connection-reset", _reset)),
+    "partition-moved": (False, InProcess("partition-moved", _moved)),
 }
 POLICIES = tuple(cls.name for cls in BUILTINS)
+
+
+def trace_jobs(scenario: str, jobs: Iterable[tuple[str, Settings]],
+               box_settings: Settings) -> Iterator[Trace]:
+    """Trace each (policy, settings) job through ``scenario``, in order; a onebox scenario
+    runs them all on one onebox with ``box_settings``' failure-detector timings."""
+    on_onebox, runner = SCENARIOS[scenario]
+    if not on_onebox:
+        for policy, settings in jobs:
+            yield runner.trace(policy, settings)
+        return
+    with _onebox(box_settings) as box:
+        for policy, settings in jobs:
+            yield runner.trace(policy, settings, box)
 
 
 def run_matrix(scenarios: list[str], policies: list[str], settings: Settings,
@@ -250,16 +327,9 @@ def run_matrix(scenarios: list[str], policies: list[str], settings: Settings,
     """Run every (scenario, policy) pair in order; onebox scenarios share one onebox each."""
     rows: list[Row] = []
     for scenario in scenarios:
-        on_onebox, runner = SCENARIOS[scenario]
-        if on_onebox:
-            with _onebox(settings) as box:
-                for policy in policies:
-                    rows.append(runner(policy, settings, box))
-                    progress(rows[-1])
-        else:
-            for policy in policies:
-                rows.append(runner(policy, settings))
-                progress(rows[-1])
+        for run in trace_jobs(scenario, [(policy, settings) for policy in policies], settings):
+            rows.append(row_of(run))
+            progress(rows[-1])
     return rows
 
 
