@@ -9,7 +9,9 @@ finds them all busy is *dropped* and counted (per policy, partition and second, 
 recorder), never delayed. So an op stuck on a dead partition never holds back an op to a
 healthy one, as in a Go or Java application that sends its writes concurrently. Arrivals
 more than ``max_lag_s`` behind (the load generator itself was late) are *missed*
-(:mod:`loadgen.pacing`).
+(:mod:`loadgen.pacing`). An op's greenlet comes from the user's pool of idle ones (a new one
+when none is idle): it runs that op alone until the op ends, then waits for the next, so an
+arrival costs a switch, not a greenlet's creation and teardown.
 
 Each op goes through the policy's shared client with ``intended_start`` = its slot on the
 schedule, so the recorder measures response time from there and service time from the
@@ -32,11 +34,15 @@ from __future__ import annotations
 
 import logging
 import random
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
 
 import gevent
+from gevent.event import Event
+from gevent.hub import get_hub
+from greenlet import GreenletExit, getcurrent, greenlet
 
 from .durability import MULTI_SLOT, MULTI_SORT_KEYS, PUT_SLOT, PUT_SORT_KEY, pack_token
 from .errors import PegasusError
@@ -68,6 +74,12 @@ def failure(code: str, outcome: str | None) -> OpFailed:
     return exc
 
 
+def _kill(runner: greenlet) -> None:
+    """End an op greenlet (in the hub): GreenletExit where it waits."""
+    if not runner.dead:
+        runner.throw(GreenletExit)
+
+
 class OpDriver:
     """One user's open-loop op loop (see the module docstring)."""
 
@@ -78,7 +90,12 @@ class OpDriver:
         self.workload, self.policy, self.fire, self.clock = workload, policy, fire, clock
         self.on_crash = on_crash          # an op greenlet's unexpected exception (a bug)
         self.max_inflight = s.max_inflight
-        self.inflight: set[gevent.Greenlet] = set()
+        #: One entry per op in flight: the event set when it ends (joinable with
+        #: ``gevent.joinall``) -> the job (op, intended start, key index, event, runner).
+        self.inflight: dict[Event, list] = {}
+        self._hub = get_hub()
+        self._idle: list[greenlet] = []   # op greenlets waiting for their next op
+        self._closed = False
         self.busy_keys: set[int] = set()  # key indexes with a write in flight
         self.seq, self.prefix = workload.new_user(policy)
         self.rng = random.Random(f"{s.seed}/{self.prefix.decode()}")
@@ -126,10 +143,40 @@ class OpDriver:
                 partition = -1 if table is None else table.partition_of(self.prefix + b"%d" % idx)
                 self.workload.add_dropped(self.policy, partition, due.t_intended)
                 continue
-            g = gevent.spawn(self._run_guarded, op, due.t_intended, idx)
-            self.inflight.add(g)
-            g.link(self.inflight.discard)
+            self.launch(op, due.t_intended, idx)
         return handled
+
+    def launch(self, op: str, t_intended: float, idx: int) -> Event:
+        """Run one op in a greenlet of its own (an idle one of the pool, or a new one), which
+        starts once this greenlet yields; returns the event set when the op has ended."""
+        done = Event()
+        runner = self._idle.pop() if self._idle else greenlet(self._serve, parent=self._hub)
+        job = self.inflight[done] = [op, t_intended, idx, done, None]
+        self._hub.loop.run_callback(runner.switch, job)
+        return done
+
+    def _serve(self, job: list) -> None:
+        """An op greenlet: run the job it was given, then go idle until the next; a kill
+        (GreenletExit) ends it."""
+        me = getcurrent()
+        try:
+            while True:
+                done = job[3]
+                if done in self.inflight:       # else cancelled by close() before it started
+                    job[4] = me
+                    try:
+                        self._run_guarded(job[0], job[1], job[2])
+                    finally:
+                        self.inflight.pop(done, None)
+                        done.set()
+                if self._closed:
+                    return
+                self._idle.append(me)
+                job = self._hub.switch()        # the next job, from launch()
+        except GreenletExit:
+            pass
+        except BaseException:  # noqa: BLE001 - never into the hub: report it as gevent does
+            self._hub.handle_error(me, *sys.exc_info())
 
     def _pick_op(self) -> str:
         r = self.rng.random() * self.total_share
@@ -145,8 +192,16 @@ class OpDriver:
         n = self.schedule.close(self.clock() - self.schedule.interval_s)
         if n:
             self.workload.add_missed(self.policy, n)
-        inflight, self.inflight = list(self.inflight), set()
-        gevent.killall(inflight, block=False)
+        self._closed = True
+        jobs, self.inflight = list(self.inflight.values()), {}
+        idle, self._idle = self._idle, []
+        later = self._hub.loop.run_callback    # as gevent.killall(block=False) kills
+        for job in jobs:       # a job not started yet is cancelled (it never runs)
+            job[3].set()
+            if job[4] is not None:
+                later(_kill, job[4])
+        for runner in idle:
+            later(_kill, runner)
 
     def _run_guarded(self, op: str, t_intended: float, idx: int) -> None:
         try:

@@ -6,14 +6,19 @@ Responses: u32 length counting itself, the error name, a strict REPLY message he
 (``<name>_ACK``, same seqid), then, only for ``ERR_OK``, a result struct with field id 0.
 
 Structs are encoded by the generated code with the plain ``TBinaryProtocol``: the accelerated
-protocol would bypass the hand-written rDSN placeholder types. Every decoding failure raises
-:class:`~loadgen.errors.ProtocolError`; a claimed length is checked against
-``MAX_FRAME_BYTES`` before anything is allocated for it.
+protocol would bypass the hand-written rDSN placeholder types. A reply's result struct that
+holds no placeholder type at any depth (``update_response``: every put's reply) is decoded by
+the same generated code through thrift's ``TBinaryProtocolAccelerated`` (its C extension),
+which reads such a struct exactly as the plain protocol does at a fraction of the cost; any
+other result, or a reply laid out otherwise than one result field then STOP, takes the plain
+path. Every decoding failure raises :class:`~loadgen.errors.ProtocolError`; a claimed length
+is checked against ``MAX_FRAME_BYTES`` before anything is allocated for it.
 """
 
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,6 +53,26 @@ _ARGS_FIELD = bytes([TType.STRUCT, 0, 1])
 _RESULT_FIELD = bytes([TType.STRUCT, 0, 0])
 _STOP = b"\x00"
 
+try:  # thrift's C extension; without it every struct takes the plain path
+    from thrift.protocol import fastbinary as _fastbinary
+    ACCELERATED = True
+except ImportError:  # pragma: no cover - thrift built without its extension
+    _fastbinary = None
+    ACCELERATED = False
+
+
+class _AcceleratedReader:
+    """What the generated ``read`` and thrift's C decoder take from a
+    ``TBinaryProtocolAccelerated`` (its decoder, transport and length limits), without the
+    cost of building one per reply."""
+
+    __slots__ = ("container_length_limit", "string_length_limit", "trans")
+    _fast_decode = staticmethod(_fastbinary.decode_binary) if _fastbinary else None
+
+    def __init__(self, trans: TMemoryBuffer, limit: int):
+        self.trans = trans
+        self.string_length_limit = self.container_length_limit = limit
+
 
 @dataclass(frozen=True)
 class RpcSpec:
@@ -59,6 +84,8 @@ class RpcSpec:
 
 
 _RPCS: dict[str, RpcSpec] = {}
+#: reply name as its bytes on the wire (``RPC_..._ACK``) -> the RPC
+_ACKS: dict[bytes, RpcSpec] = {}
 
 
 def register_rpc(name: str, args: type, result: type | None) -> RpcSpec:
@@ -68,6 +95,7 @@ def register_rpc(name: str, args: type, result: type | None) -> RpcSpec:
     if existing is not None and existing != spec:
         raise ValueError(f"RPC {name} already registered with other types")
     _RPCS[name] = spec
+    _ACKS[(name + "_ACK").encode()] = spec
     return spec
 
 
@@ -111,23 +139,61 @@ class ResponseFrame:
 
 # ---------------------------------------------------------------------------- encoding
 
+class _Sink:
+    """A write-only transport that keeps the pieces the protocol writes, joined once at the
+    end: the plain protocol's every ``trans.write`` is then a list append."""
+
+    __slots__ = ("parts", "write")
+
+    def __init__(self):
+        self.parts: list[bytes] = []
+        self.write = self.parts.append
+
+
 def encode_struct(obj: Any) -> bytes:
     """Thrift-binary payload of one struct (or placeholder) as the generated code writes it."""
-    buf = TMemoryBuffer()
-    obj.write(TBinaryProtocol(buf))
-    return buf.getvalue()
+    sink = _Sink()
+    obj.write(TBinaryProtocol(sink))
+    return b"".join(sink.parts)
 
 
 def _message(begin: bytes, name: bytes, seqid: int) -> bytes:
     return begin + _I32.pack(len(name)) + name + _I32.pack(seqid)
 
 
+_KEY_FIELD, _VALUE_FIELD, _EXPIRE_FIELD = b"\x0c\x00\x01", b"\x0c\x00\x02", b"\x08\x00\x03"
+_I32_MIN, _I32_MAX = -2 ** 31, 2 ** 31 - 1
+
+
+def _update_request_bytes(args: rrdb.update_request) -> bytes | None:
+    """A put's argument as the generated code writes it (key and value blobs, expire time),
+    built in one join: the put is the hot path, and the generated ``write`` costs a dozen
+    protocol calls for it. None unless every field is set with its plain type (the generated
+    code then decides, errors included). tests/test_codec_fast_paths.py holds both to the
+    same bytes."""
+    key, value, expire = args.key, args.value, args.expire_ts_seconds
+    if type(key) is not rdsn.blob or type(value) is not rdsn.blob or type(expire) is not int:
+        return None
+    k, v = key.data, value.data
+    if type(k) is not bytes or type(v) is not bytes or not _I32_MIN <= expire <= _I32_MAX:
+        return None
+    pack = _I32.pack
+    return b"".join((_KEY_FIELD, pack(len(k)), k, _VALUE_FIELD, pack(len(v)), v,
+                     _EXPIRE_FIELD, pack(expire), _STOP))
+
+
+#: argument class -> its hand-built encoding (None: use the generated code)
+_ARGS_BYTES: dict[type, Callable[[Any], bytes | None]] = {rrdb.update_request: _update_request_bytes}
+
+
 def encode_request(rpc_name: str, seqid: int, args: Any, *, app_id: int = 0,
                    partition_index: int = 0, client_timeout_ms: int = 0,
                    partition_hash: int = 0, hdr_version: int = 0) -> bytes:
     """One complete request frame (header + body)."""
+    fast = _ARGS_BYTES.get(type(args))
+    payload = fast(args) if fast is not None else None
     body = b"".join((_message(_CALL_BEGIN, rpc_name.encode(), seqid), _ARGS_FIELD,
-                     encode_struct(args), _STOP))
+                     encode_struct(args) if payload is None else payload, _STOP))
     if hdr_version == 0:
         header = _HEADER_V0.pack(
             MAGIC, 0, HEADER_V0_BYTES, 0, len(body), 0, app_id, partition_index,
@@ -156,46 +222,49 @@ def encode_response(rpc_name: str, seqid: int, error: str = "ERR_OK", result: An
 
 # ---------------------------------------------------------------------------- decoding
 
+def _string_at(frame: bytes, offset: int, limit: int, what: str) -> tuple[str, int]:
+    """The thrift string at ``offset`` (no longer than ``limit``) and the offset after it."""
+    if offset + 4 > len(frame):
+        raise ProtocolError(f"{what}: truncated")
+    n = _I32.unpack_from(frame, offset)[0]
+    if n < 0 or n > limit:
+        raise ProtocolError(f"{what}: bad string length {n}")
+    offset += 4
+    end = offset + n
+    if end > len(frame):
+        raise ProtocolError(f"{what}: truncated")
+    try:
+        return frame[offset:end].decode("utf-8"), end
+    except UnicodeDecodeError as exc:
+        raise ProtocolError(f"{what}: not UTF-8") from exc
+
+
+def _message_at(frame: bytes, offset: int, limit: int, expected_type: int,
+                what: str) -> tuple[str, int, int]:
+    """The strict message header at ``offset``: (rpc name, seqid, offset after it)."""
+    if offset + 4 > len(frame):
+        raise ProtocolError(f"{what}: truncated before the message header")
+    version = _U32.unpack_from(frame, offset)[0]
+    if version & _VERSION_MASK != _VERSION_1:
+        raise ProtocolError(f"{what}: message header is not strict thrift (0x{version:08x})")
+    if version & 0xFF != expected_type:
+        raise ProtocolError(f"{what}: message type {version & 0xFF}, expected {expected_type}")
+    name, offset = _string_at(frame, offset + 4, limit, f"{what} rpc name")
+    if offset + 4 > len(frame):
+        raise ProtocolError(f"{what}: truncated seqid")
+    return name, _I32.unpack_from(frame, offset)[0], offset + 4
+
+
 class _Reader:
     """Thrift binary reader over one frame that turns every failure into ProtocolError."""
 
     __slots__ = ("prot", "buf", "size")
 
-    def __init__(self, data: bytes, offset: int = 0):
+    def __init__(self, data: bytes, offset: int = 0, limit: int | None = None):
         self.buf = TMemoryBuffer(data[offset:] if offset else data)
-        self.size = len(data) - offset
+        self.size = len(data) - offset if limit is None else limit
         self.prot = TBinaryProtocol(self.buf, strictRead=True, string_length_limit=self.size,
                                     container_length_limit=self.size)
-
-    def string(self, what: str) -> str:
-        raw = self.buf.read(4)
-        if len(raw) != 4:
-            raise ProtocolError(f"{what}: truncated")
-        n = _I32.unpack(raw)[0]
-        if n < 0 or n > self.size:
-            raise ProtocolError(f"{what}: bad string length {n}")
-        raw = self.buf.read(n)
-        if len(raw) != n:
-            raise ProtocolError(f"{what}: truncated")
-        try:
-            return raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise ProtocolError(f"{what}: not UTF-8") from exc
-
-    def message_begin(self, expected_type: int, what: str) -> tuple[str, int]:
-        raw = self.buf.read(4)
-        if len(raw) != 4:
-            raise ProtocolError(f"{what}: truncated before the message header")
-        version = _U32.unpack(raw)[0]
-        if version & _VERSION_MASK != _VERSION_1:
-            raise ProtocolError(f"{what}: message header is not strict thrift (0x{version:08x})")
-        if version & 0xFF != expected_type:
-            raise ProtocolError(f"{what}: message type {version & 0xFF}, expected {expected_type}")
-        name = self.string(f"{what} rpc name")
-        raw = self.buf.read(4)
-        if len(raw) != 4:
-            raise ProtocolError(f"{what}: truncated seqid")
-        return name, _I32.unpack(raw)[0]
 
     def single_field(self, field_id: int, cls: type | None, what: str) -> Any:
         """Read a struct holding (at least) ``field_id`` of type STRUCT; decode it as ``cls``."""
@@ -283,34 +352,128 @@ def decode_request(frame: bytes) -> RequestFrame:
         client_timeout = m.client_timeout or 0
         phash = (m.client_partition_hash or 0) & 0xFFFFFFFFFFFFFFFF
         offset = HEADER_V1_FIXED_BYTES + meta_len
-    reader = _Reader(frame, offset)
-    name, seqid = reader.message_begin(1, "request")
+    limit = len(frame) - offset
+    name, seqid, body = _message_at(frame, offset, limit, 1, "request")
     spec = _RPCS.get(name)
-    args = reader.single_field(1, spec.args if spec else None, f"request {name}")
+    args = _Reader(frame, body, limit).single_field(1, spec.args if spec else None,
+                                                    f"request {name}")
     if spec is not None and args is None:
         raise ProtocolError(f"request {name}: missing its argument (field 1)")
     return RequestFrame(name, seqid, args, app_id, pidx, client_timeout, phash, version)
 
 
-def decode_response(frame: bytes) -> ResponseFrame:
-    """Decode one whole response frame."""
-    _check_whole(frame, response_frame_size(frame), "response")
-    reader = _Reader(frame, 4)
-    error = reader.string("response error name")
+#: Encoded widths of the scalar field types; 0 for a string (4 + its bytes).
+_WIDTHS = {TType.BOOL: 1, TType.BYTE: 1, TType.I16: 2, TType.I32: 4, TType.I64: 8,
+           TType.DOUBLE: 8, TType.STRING: 0}
+
+
+def _flat_fields(cls: type) -> tuple[tuple[str, int], ...] | None:
+    """``(name, width)`` of each field of ``cls`` if the accelerated protocol may decode it,
+    else None: a flat struct, with a field spec (an rDSN placeholder has none) and only
+    scalar and string fields."""
+    spec = getattr(cls, "thrift_spec", None)
+    if spec is None or not all(f is None or f[1] in _WIDTHS for f in spec):
+        return None
+    return tuple((f[2], _WIDTHS[f[1]]) for f in spec if f is not None)
+
+
+#: result class -> its fields, or None: not decoded through the accelerated protocol
+_ACCELERABLE: dict[type, tuple[tuple[str, int], ...] | None] = {}
+
+
+def accelerated_result(cls: type | None) -> bool:
+    """Whether replies carrying a ``cls`` result are decoded through the accelerated protocol."""
+    if cls is None or not ACCELERATED:
+        return False
+    if cls not in _ACCELERABLE:
+        _ACCELERABLE[cls] = _flat_fields(cls)
+    return _ACCELERABLE[cls] is not None
+
+
+def _reply_header(frame: bytes) -> tuple[str, str, int, int]:
+    """(error name, reply name, seqid, offset of the body) of a whole response frame."""
+    limit = len(frame) - 4  # as a reader over the frame after its length would bound it
+    error, offset = _string_at(frame, 4, limit, "response error name")
     if not error_codes.is_decodable(error):
         raise ProtocolError(f"unknown error name {error!r}")
-    ack, seqid = reader.message_begin(2, "response")
-    if not ack.endswith("_ACK"):
-        raise ProtocolError(f"reply name {ack!r} does not end with _ACK")
-    name = ack[:-4]
-    spec = _RPCS.get(name)
-    if spec is None:
-        raise ProtocolError(f"reply to unknown RPC {name!r}")
+    ack, seqid, offset = _message_at(frame, offset, limit, 2, "response")
+    return error, ack, seqid, offset
+
+
+def _accelerated_result(frame: bytes, offset: int, cls: type) -> Any:
+    """The result struct at ``offset``, decoded by the generated ``read`` through the
+    accelerated protocol, when the plain protocol would read the same: the body is field 0
+    (STRUCT) holding it, then STOP, and the struct's bytes are exactly its known fields, once
+    each, with valid UTF-8. Otherwise None (the plain path decides): the C decoder skips an
+    unknown or mistyped field without the plain one's checks, and replaces bad UTF-8."""
+    if frame[offset:offset + 3] != _RESULT_FIELD:
+        return None
+    buf = TMemoryBuffer(frame, offset + 3)
+    value = cls()
+    try:
+        value.read(_AcceleratedReader(buf, len(frame) - 4))
+    except Exception:  # a malformed body: the plain path reports it as it always has
+        return None
+    size = 1  # the struct's STOP
+    for name, width in _ACCELERABLE[cls]:
+        field = getattr(value, name)
+        if field is not None:
+            if not width:
+                if "\ufffd" in field:  # bad UTF-8 replaced, or a real U+FFFD: let the plain
+                    return None         # path tell them apart
+                width = 4 + len(field.encode())
+            size += 3 + width
+    read = buf.cstringio_buf
+    if read.tell() != offset + 3 + size or read.read(1) != _STOP:
+        return None
+    return value
+
+
+#: What an ERR_OK reply holds after its length: the error name, then a strict REPLY header.
+_OK_REPLY = _I32.pack(6) + b"ERR_OK" + _REPLY_BEGIN
+_OK_NAME_AT = 4 + len(_OK_REPLY)
+
+
+def _ok_reply_header(frame: bytes) -> tuple[RpcSpec, int, int] | None:
+    """(rpc, seqid, offset of the body) of a well-formed ERR_OK reply to a known RPC, read in
+    a few steps (the usual reply); None for any other frame, which the general path then
+    reads and judges."""
+    total = len(frame)
+    if frame[4:_OK_NAME_AT] != _OK_REPLY or not 12 <= total <= MAX_FRAME_BYTES \
+            or _U32.unpack_from(frame)[0] != total or total < _OK_NAME_AT + 4:
+        return None
+    n = _I32.unpack_from(frame, _OK_NAME_AT)[0]
+    body = _OK_NAME_AT + 8 + n
+    spec = _ACKS.get(frame[_OK_NAME_AT + 4:_OK_NAME_AT + 4 + n]) if n > 0 else None
+    if spec is None or body > total:
+        return None
+    return spec, _I32.unpack_from(frame, body - 4)[0], body
+
+
+def decode_response(frame: bytes) -> ResponseFrame:
+    """Decode one whole response frame."""
+    ok = _ok_reply_header(frame)
+    if ok is not None:
+        spec, seqid, offset = ok
+        error, name = "ERR_OK", spec.name
+    else:
+        _check_whole(frame, response_frame_size(frame), "response")
+        error, ack, seqid, offset = _reply_header(frame)
+        if not ack.endswith("_ACK"):
+            raise ProtocolError(f"reply name {ack!r} does not end with _ACK")
+        name = ack[:-4]
+        spec = _RPCS.get(name)
+        if spec is None:
+            raise ProtocolError(f"reply to unknown RPC {name!r}")
     result = None
     if error == "ERR_OK":
-        result = reader.single_field(0, spec.result, f"reply {ack}")
+        if accelerated_result(spec.result):
+            result = _accelerated_result(frame, offset, spec.result)
+        if result is None:
+            result = _Reader(frame, offset, len(frame) - 4).single_field(
+                0, spec.result, f"reply {name}_ACK")
         if result is None and spec.result is not None:
-            raise ProtocolError(f"reply {ack}: ERR_OK without a result struct (field 0)")
+            raise ProtocolError(f"reply {name}_ACK: ERR_OK without a result struct (field 0)")
     return ResponseFrame(error, name, seqid, result)
 
 
@@ -333,6 +496,15 @@ class FrameSplitter:
     def feed(self, data: bytes) -> list[bytes]:
         """Add ``data``; return every frame it completed, oldest first."""
         buf = self._buf
+        if not buf and type(data) is bytes:  # nothing held back: the usual read
+            try:
+                need = self._size(data[:HEADER_V0_BYTES])
+            except ProtocolError:
+                buf += data
+                raise
+            if need == len(data):
+                return [data]                 # exactly one whole frame: no copy
+            self._need = need
         buf += data
         frames = []
         while True:

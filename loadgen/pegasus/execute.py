@@ -107,15 +107,14 @@ class _OpRun:
         ctx = self.x.ctx
         self.start = time.monotonic()
         self.deadline = self.start + ctx.op_timeout_s
-        steps = {_SEND: self._send, _AWAIT: self._await, _KEEP: self._keep, _ROUTE: self._route,
-                 _PAUSE: self._pause}
+        steps, closing = _STEPS, ctx.closing
         mode = _SEND
         while mode is not _DONE:  # every step waits at most until the deadline, or ends the op
-            if ctx.closing.is_set():
+            if closing.is_set():
                 closed = SessionReset(f"{self._where()}: client closed")
                 mode = self._finish(closed, abandoned=closed)
             else:
-                mode = steps[mode]()
+                mode = steps[mode](self)
         if self.error is not None:
             raise self.error
         return self.value
@@ -123,32 +122,37 @@ class _OpRun:
     # ------------------------------------------------------------------ steps
 
     def _send(self) -> str:
-        routing, policy = self.x.routing, self.x.ctx.policy
+        x = self.x
+        routing, ctx, op = x.routing, x.ctx, self.op
+        policy = ctx.policy
         if self.attempts >= MAX_ATTEMPTS_PER_OP:
             return self._finish(self.last_error or OpTimeout("too many attempts"), out_of_time=True)
         now = time.monotonic()
         previous = self.latest
+        config = routing.config
         if previous is None or policy.reroute_retries:
-            config = routing.config
-            pidx = keys.partition_index(self.op.partition_hash, config.partition_count)
+            pidx = keys.partition_index(op.partition_hash, config.partition_count)
             a = _Attempt(self.attempts + 1, pidx, config.partitions[pidx], routing.generation, now)
         else:  # Go's runPartitionOp: gpid and session were picked before the retry loop
             a = _Attempt(self.attempts + 1, previous.pidx, previous.route, previous.generation, now)
+        self.retries = self.attempts
         self.attempts += 1
-        self.retries = self.attempts - 1
         self.latest = a
         node = a.route.primary
         if node is None:
             return self._react(a, NoPrimary(f"{self._where(a)}: the meta names no primary"))
-        a.until = now + self.x.ctx.attempt_timeout_s
-        if not policy.attempt_outlives_op:
-            a.until = min(a.until, self.deadline)
+        until = now + ctx.attempt_timeout_s
+        deadline = self.deadline
+        if not policy.attempt_outlives_op and deadline < until:
+            until = deadline
+        a.until = until
         try:
-            a.call = self.x.ctx.session(node).send(
-                self.op.rpc, self.op.args, inbox=self.inbox, deadline=a.until, tag=a,
-                app_id=self.x.routing.config.app_id, partition_index=a.pidx,
-                partition_hash=self.op.partition_hash,
-                client_timeout_ms=max(0, int((max(self.deadline, a.until) - now) * 1000)))
+            a.call = ctx.session(node).send(
+                op.rpc, op.args, inbox=self.inbox, deadline=until, tag=a,
+                app_id=config.app_id, partition_index=a.pidx,
+                partition_hash=op.partition_hash,
+                client_timeout_ms=max(0, int(((deadline if deadline > until else until) - now)
+                                              * 1000)))
         except NotConnected as exc:
             return self._react(a, exc)
         self.pending.append(a)
@@ -157,13 +161,13 @@ class _OpRun:
     def _await(self) -> str:
         """Wait for a reply to the latest attempt until its own timeout (for a policy that
         follows route moves: or until a config another op fetched names another primary)."""
-        a = self.latest
-        follow = self.x.ctx.policy.follow_route_moves
-        wake = (self.x.ctx.closing, self.x.routing.next_result()) if follow else (self.x.ctx.closing,)
+        a, x = self.latest, self.x
+        follow = x.ctx.policy.follow_route_moves
+        wake = (x.ctx.closing, x.routing.next_result()) if follow else (x.ctx.closing,)
         item = self.inbox.get(a.until - time.monotonic(), wake)
         if item is not None:
             return self._take(item) or _AWAIT
-        if follow and _elsewhere(self.x.routing.route(a.pidx), a.route):
+        if follow and _elsewhere(x.routing.route(a.pidx), a.route):
             return _SEND  # the attempt stays pending: its reply still counts
         if time.monotonic() < a.until:
             return _AWAIT  # woken by the client closing (run() sees it) or a refresh
@@ -332,16 +336,19 @@ class _OpRun:
     # ------------------------------------------------------------------ helpers
 
     def _emit_attempt(self, a: _Attempt, exc: PegasusError | None, end: float | None = None) -> None:
-        result = classify(None if exc is None else exc.code, write=self.op.write,
-                          sent=exc is None or not exc.unsent)
-        self.any_unknown |= result == UNKNOWN
-        emit = self.x.ctx.emit
+        if exc is None:
+            result = OK   # what classify() says of a success
+        else:
+            result = classify(exc.code, write=self.op.write, sent=not exc.unsent)
+            self.any_unknown |= result == UNKNOWN
+        x = self.x
+        emit = x.ctx.emit
         if emit is not None:
-            emit(Outcome(level=ATTEMPT, op=self.op.name, table=self.x.routing.table,
+            emit(Outcome(level=ATTEMPT, op=self.op.name, table=x.routing.table,
                          partition=a.pidx, node=a.route.primary, start=a.start,
                          end=time.monotonic() if end is None else end, outcome=result,
                          error=None if exc is None else exc.code, attempt=a.number,
-                         refreshed=a.refreshed, policy=self.x.ctx.policy.name,
+                         refreshed=a.refreshed, policy=x.ctx.policy.name,
                          intended_start=self.intended_start))
 
     def _drop_pending(self, a: _Attempt) -> None:
@@ -357,6 +364,11 @@ class _OpRun:
         a = a or self.latest
         where = f"table {self.x.routing.table!r}"
         return where if a is None else f"{where} partition {a.pidx}"
+
+
+#: mode -> the step that carries it out
+_STEPS = {_SEND: _OpRun._send, _AWAIT: _OpRun._await, _KEEP: _OpRun._keep,
+          _ROUTE: _OpRun._route, _PAUSE: _OpRun._pause}
 
 
 def _elsewhere(route: PartitionRoute, old: PartitionRoute) -> bool:

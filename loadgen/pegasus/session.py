@@ -1,11 +1,13 @@
 """Session: one pipelined TCP connection to one Pegasus server address.
 
 Requests carry increasing seqids and replies are matched back by seqid, so any number of
-greenlets share one connection. Per connection a reader greenlet decodes replies and a writer
-greenlet flushes every frame queued since its last write in one ``sendall`` (writes coalesce
-under load). A reply goes to the :class:`Inbox` its request named, so one op may wait on
-several attempts at once. Socket and gevent failures become :mod:`loadgen.errors`
-exceptions here and nowhere else.
+greenlets share one connection. A connection has no greenlet of its own: its non-blocking
+socket is read by a callback of the event loop, which decodes the replies and hands each to
+the :class:`Inbox` its request named (the waiting op resumes at once, with no hand-off through
+another greenlet), and a :class:`~loadgen.pegasus.writer.HubWriter` sends every frame queued
+in one turn of the loop in one ``send`` (writes coalesce under load). One op may wait on
+several attempts at once. Socket and gevent failures become :mod:`loadgen.errors` exceptions
+here and nowhere else.
 
 How the session behaves when things go wrong is the policy's, as :class:`SessionRules`: fail
 pending calls on a lost connection or let them wait; how soon to redial; whether a send waits
@@ -32,7 +34,7 @@ from gevent.hub import Waiter
 from ..errors import NotConnected, OpTimeout, PegasusError, ProtocolError, SessionReset
 from . import codec
 from .addr import ip_family, parse_addr
-from .writer import FrameWriter
+from .writer import HubWriter
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +70,8 @@ class SessionRules:
 class Inbox:
     """Where the replies to one op's attempts arrive, as ``(call, reply or error)`` items.
 
-    :meth:`put` and :meth:`wake` run in the hub (loop callbacks, timers, event links).
+    :meth:`put` and :meth:`wake` run in the hub (loop callbacks, timers, event links, the
+    connections' read callbacks).
     """
 
     __slots__ = ("_items", "_waiter", "_loop")
@@ -80,7 +83,9 @@ class Inbox:
 
     def put(self, item: tuple[Call, Any]) -> None:
         self._items.append(item)
-        self.wake()
+        waiter, self._waiter = self._waiter, None   # wake(), inlined: once per reply
+        if waiter is not None:
+            waiter.switch(None)
 
     def wake(self, *_: Any) -> None:
         """Wake the greenlet waiting in :meth:`get` (it then finds no item)."""
@@ -110,15 +115,19 @@ class Inbox:
 
 
 class _Connection:
-    """One TCP connection's socket, writer and reader greenlet."""
+    """One TCP connection: its non-blocking socket, the read watcher whose callback decodes
+    the replies, the writer, and (with ``read_timeout_s``) the silence timer."""
 
-    __slots__ = ("lost", "reader", "sock", "writer")
+    __slots__ = ("last_read", "lost", "reader", "sock", "splitter", "timer", "writer")
 
     def __init__(self, sock):
         self.sock = sock
         self.lost: SessionReset | None = None
-        self.reader: gevent.Greenlet | None = None
-        self.writer: FrameWriter | None = None
+        self.reader = None   # the loop's io watcher (readable)
+        self.writer: HubWriter | None = None
+        self.splitter = codec.FrameSplitter("response")
+        self.timer = None
+        self.last_read = 0.0
 
 
 class Call:
@@ -158,6 +167,7 @@ class Session:
                  on_unresponsive: Callable[[Session], None] | None = None):
         self.addr = addr
         self.rules = rules
+        self._watch_writes = rules.read_timeout_s is not None  # Go's read-timeout rule needs them
         self._target = parse_addr(addr)
         # An IP literal is dialed directly: no trip through the resolver's thread pool per dial.
         self._family = ip_family(self._target[0])
@@ -217,7 +227,7 @@ class Session:
                                      client_timeout_ms=client_timeout_ms,
                                      partition_hash=partition_hash)
         call = self._pending[seqid] = Call(self, conn, seqid, inbox, tag)
-        if self.rules.read_timeout_s is not None:
+        if self._watch_writes:
             self._last_write = time.monotonic()
         conn.writer.send(frame)
         return call
@@ -335,50 +345,89 @@ class Session:
             except BaseException:
                 sock.close()
                 raise
-        sock.settimeout(self.rules.read_timeout_s)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return sock
 
-    def _attach(self, sock) -> None:
+    def _attach(self, gsock) -> None:
+        # The dialed gevent socket's descriptor, as a plain non-blocking socket: the event
+        # loop's read callback and the HubWriter use it directly (no greenlet per connection).
+        family = gsock.family
+        sock = socket.socket(family, socket.SOCK_STREAM, 0, gsock.detach())
+        sock.setblocking(False)
         conn = _Connection(sock)
-        conn.reader = gevent.spawn(self._read_loop, conn)
-        conn.writer = FrameWriter(
+        conn.writer = HubWriter(
             sock, lambda exc: self._lose(conn, f"{self.addr}: send failed, connection dropped: {exc!r}"))
+        conn.reader = self._loop.io(sock.fileno(), 1)  # 1: readable
+        conn.reader.start(self._on_readable, conn)
+        if self.rules.read_timeout_s is not None:
+            conn.last_read = time.monotonic()
+            self._arm_read_timer(conn, self.rules.read_timeout_s)
         self._conn, self._dial_error = conn, ""
         self._connected.set()
 
-    # ------------------------------------------------------------------ connection loops
+    # ------------------------------------------------------------------ reading
 
-    def _read_loop(self, conn: _Connection) -> None:
-        splitter = codec.FrameSplitter("response")
-        pending, run_callback = self._pending, self._loop.run_callback
-        recv = conn.sock.recv
+    def _on_readable(self, conn: _Connection) -> None:
+        """The read callback (in the event loop): read what has arrived, decode the replies,
+        then hand each to its call's inbox; any failure drops the connection."""
+        if conn.lost is not None:
+            return
         try:
-            # Runs for the life of the connection: EOF and socket errors end it.
-            while True:
-                try:
-                    data = recv(codec.RECV_BYTES)
-                except TimeoutError:  # only with rules.read_timeout_s
-                    self._read_timed_out()
-                    continue
-                if not data:
-                    reason = "connection closed by the server"
-                    break
-                self._first_timeout = None  # Java: any reply shows the server is alive
-                for frame in splitter.feed(data):
-                    reply = codec.decode_response(frame)
-                    call = pending.pop(reply.seqid, None)
-                    if call is not None:  # else the call was cancelled
-                        run_callback(call.inbox.put, (call, reply))
+            data = conn.sock.recv(codec.RECV_BYTES)
+        except BlockingIOError:  # woken with nothing to read after all
+            return
         except OSError as exc:
-            reason = f"connection lost: {exc}"
+            self._lose(conn, f"{self.addr}: connection lost: {exc}")
+            return
+        if not data:
+            self._lose(conn, f"{self.addr}: connection closed by the server")
+            return
+        self._first_timeout = None  # Java: any reply shows the server is alive
+        if conn.timer is not None:
+            conn.last_read = time.monotonic()
+        # Every reply of this read is matched before any is handed over, as a reader
+        # greenlet did: an op resumed by one hand-off (which may close the session) runs
+        # only after all of them are decoded.
+        handed: list[tuple[Call, codec.ResponseFrame]] = []
+        pending = self._pending
+        failure = None
+        try:
+            for frame in conn.splitter.feed(data):
+                reply = codec.decode_response(frame)
+                call = pending.pop(reply.seqid, None)
+                if call is not None:  # else the call was cancelled
+                    handed.append((call, reply))
         except ProtocolError as exc:
             # A reply we cannot parse leaves the stream unusable: drop the connection.
-            reason = f"unreadable reply, connection dropped: {exc}"
+            failure = f"unreadable reply, connection dropped: {exc}"
         except Exception as exc:  # a bug here must not leave a connection nobody reads
             log.exception("%s: reader failed", self.addr)
-            reason = f"reader failed, connection dropped: {exc!r}"
-        self._lose(conn, f"{self.addr}: {reason}")
+            failure = f"reader failed, connection dropped: {exc!r}"
+        for item in handed:
+            item[0].inbox.put(item)
+        if failure is not None:
+            self._lose(conn, f"{self.addr}: {failure}")
+
+    def _arm_read_timer(self, conn: _Connection, delay_s: float) -> None:
+        conn.timer = self._loop.timer(delay_s)
+        conn.timer.start(self._read_timer_fired, conn)
+
+    def _read_timer_fired(self, conn: _Connection) -> None:
+        """``read_timeout_s`` without data (since the last data, or the last time-out), as a
+        socket read timeout measures it: Go's read loop checks for an unresponsive server."""
+        conn.timer.close()
+        conn.timer = None
+        if conn.lost is not None:
+            return
+        timeout_s = self.rules.read_timeout_s
+        now = time.monotonic()
+        silent_s = now - conn.last_read
+        if silent_s >= timeout_s:
+            conn.last_read = now
+            gevent.spawn(self._read_timed_out)  # a handler may block: not in the event loop
+            self._arm_read_timer(conn, timeout_s)
+        else:
+            self._arm_read_timer(conn, timeout_s - silent_s)
 
     def _read_timed_out(self) -> None:
         """Go's loopForResponse: a read timeout with a recent write means "unresponsive"."""
@@ -397,9 +446,13 @@ class Session:
         if self._conn is conn:
             self._conn = None
             self._connected.clear()
+        conn.reader.close()  # before the socket: the loop must not watch a closed descriptor
+        if conn.timer is not None:
+            conn.timer.close()
+            conn.timer = None
         conn.writer.close()
         try:
-            conn.sock.close()  # also wakes a reader blocked in recv
+            conn.sock.close()
         except OSError:
             pass
         if self.rules.fail_pending_on_loss:

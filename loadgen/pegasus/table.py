@@ -13,8 +13,7 @@ never retried.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..errors import StorageError
 from . import codec, keys, ttl as ttl_clock
@@ -25,9 +24,8 @@ from .rdsn.ttypes import blob
 _STATUS_OK, _STATUS_NOT_FOUND, _STATUS_INCOMPLETE = 0, 1, 7
 
 
-@dataclass(frozen=True, slots=True)
-class Op:
-    """One operation as the client executes it."""
+class Op(NamedTuple):
+    """One operation as the client executes it (immutable; a tuple: one is built per op)."""
 
     name: str                       # "put", "get", ...
     rpc: str                        # request name, e.g. codec.RPC_PUT
@@ -67,11 +65,10 @@ class Table:
             ttl: int = 0, *, intended_start: float | None = None) -> None:
         """Write one value; ``ttl`` in seconds, 0 = never expires."""
         key, phash = _key(hash_key, sort_key)
-        args = rrdb.update_request(key=blob(key), value=blob(keys.to_bytes(value)),
-                                   expire_ts_seconds=ttl_clock.expire_ts(ttl))
-        op = Op(name="put", rpc=codec.RPC_PUT, args=args,
-                partition_hash=phash, parse=_written, write=True)
-        self._execute(op, intended_start)
+        args = rrdb.update_request(
+            key=blob(key), value=blob(value if type(value) is bytes else keys.to_bytes(value)),
+            expire_ts_seconds=ttl_clock.expire_ts(ttl) if ttl else 0)
+        self._execute(Op("put", codec.RPC_PUT, args, phash, _written, True), intended_start)
 
     def get(self, hash_key: bytes | str, sort_key: bytes | str, *,
             intended_start: float | None = None) -> bytes | None:
@@ -125,7 +122,8 @@ class Table:
 
 def _key(hash_key: bytes | str, sort_key: bytes | str) -> tuple[bytes, int]:
     """The stored key blob and its partition hash."""
-    h, s = keys.to_bytes(hash_key), keys.to_bytes(sort_key)
+    h = hash_key if type(hash_key) is bytes else keys.to_bytes(hash_key)
+    s = sort_key if type(sort_key) is bytes else keys.to_bytes(sort_key)
     return keys.make_key(h, s), keys.partition_hash(h, s)
 
 

@@ -1,8 +1,13 @@
-"""Frame writer: one greenlet per connection sends every frame queued since its last send at once.
+"""Frame writers: every frame queued on a connection since its last send goes out in one send.
 
-Frames queue while a ``sendall`` is in progress, so under load writes coalesce into large
-sends with no timer and no lock; an idle connection sends each frame as soon as it is queued.
-Shared by the client's sessions and the onebox's servers and peers.
+Two shapes of the same idea. :class:`FrameWriter` (the onebox's servers and peers) is a
+greenlet per connection: frames queue while a ``sendall`` is in progress, so under load writes
+coalesce into large sends with no timer and no lock; an idle connection sends each frame as
+soon as it is queued. :class:`HubWriter` (the client's sessions) has no greenlet: the first
+frame queued schedules one flush in the event loop, run after the current greenlet yields,
+so every frame queued in one turn of the loop goes out in one ``send`` on the non-blocking
+socket, and a send the kernel cannot take whole waits for the socket to be writable. A put
+then costs one system call and no greenlet switch on its way out.
 """
 
 from __future__ import annotations
@@ -67,3 +72,79 @@ class FrameWriter:
             if not self.closed:
                 self.closed = True
                 self._on_error(exc)
+
+
+class HubWriter:
+    """The outbound side of one non-blocking socket, flushed from the event loop (see the
+    module docstring); ``on_error`` runs once if a send fails, in the event loop."""
+
+    __slots__ = ("_loop", "_on_error", "_out", "_rest", "_scheduled", "_sock", "_watcher",
+                 "closed")
+
+    def __init__(self, sock, on_error: Callable[[Exception], None]):
+        self._sock = sock
+        self._on_error = on_error
+        self._loop = gevent.get_hub().loop
+        self._out: list[bytes] = []
+        self._rest = b""          # the part of a send the kernel did not take yet
+        self._scheduled = False   # a flush is queued in the loop
+        self._watcher = None      # waiting for the socket to be writable
+        self.closed = False
+
+    def send(self, frame: bytes) -> None:
+        """Queue one frame; frames queued after :meth:`close` are dropped."""
+        if self.closed:
+            return
+        self._out.append(frame)
+        if not self._scheduled:
+            self._scheduled = True
+            self._loop.run_callback(self._flush)
+
+    def close(self) -> None:
+        """Stop the writer; frames not sent yet are dropped."""
+        self.closed = True
+        self._out = []
+        self._rest = b""
+        if self._watcher is not None:
+            self._watcher.close()
+            self._watcher = None
+
+    @property
+    def dead(self) -> bool:
+        """Whether the writer has stopped (closed, or a send failed)."""
+        return self.closed
+
+    def _flush(self) -> None:
+        self._scheduled = False
+        if self.closed or self._watcher is not None:  # the writable callback sends the queue
+            return
+        out, self._out = self._out, []
+        if out:
+            self._write(out[0] if len(out) == 1 else b"".join(out))
+
+    def _on_writable(self) -> None:
+        self._watcher.close()
+        self._watcher = None
+        if self.closed:
+            return
+        out, self._out = self._out, []
+        self._write(b"".join([self._rest, *out]))
+
+    def _write(self, data: bytes) -> None:
+        try:
+            sent = self._sock.send(data)
+        except BlockingIOError:
+            sent = 0
+        except Exception as exc:  # OSError: the peer is gone; anything else is a bug. Either
+            if not isinstance(exc, OSError):  # way the stream is unusable: report, never hang.
+                log.exception("frame writer failed")
+            if not self.closed:
+                self.closed = True
+                self._on_error(exc)
+            return
+        if sent < len(data):
+            self._rest = data[sent:]
+            self._watcher = self._loop.io(self._sock.fileno(), 2)  # 2: writable
+            self._watcher.start(self._on_writable)
+        else:
+            self._rest = b""
