@@ -1,13 +1,15 @@
-"""One writer of the official Python client (pypegasus3, on Twisted): N puts, one at a time.
+"""One writer of the official Python client (pypegasus3, on Twisted): puts one at a time, in batches.
 
 The official side of ``pegbench bench cpu`` (loadgen/cpu_bench.py). It runs under the
 official client's own virtual environment (``bash scripts/official_client_venv.sh``), so it
 imports nothing from pegbench. It opens the table, does ``--warmup`` puts (connections made,
-code paths warm), then ``--ops`` puts, each waiting for its reply before the next one is sent,
-and prints one JSON line: the process's CPU time (user + sys, ``resource.getrusage``) and
-wall time over the measured puts, and how many were acknowledged (storage status 0).
+code paths warm) and prints ``{"ready": ...}``; then, for each line ``N`` read from stdin, it
+does N puts, each waiting for its reply before the next one is sent, and prints one JSON
+line: the process's CPU time (user + sys, ``resource.getrusage``) and wall time over those
+puts, and how many were acknowledged (storage status 0). ``quit`` or end of input ends it.
+While it waits for a line the reactor does nothing (the read blocks it), as ours does.
 
-    .venv-official/bin/python scripts/official_writer.py --meta 127.0.0.1:34601 --ops 3000
+    .venv-official/bin/python scripts/official_writer.py --meta 127.0.0.1:34601 <<< 3000
 """
 
 from __future__ import annotations
@@ -26,13 +28,17 @@ def _rusage() -> tuple[float, float]:
     return r.ru_utime, r.ru_stime
 
 
+def _emit(result: dict) -> None:
+    sys.stdout.write(json.dumps(result) + "\n")
+    sys.stdout.flush()
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the writer and print its figures as JSON; 3 if the table cannot be opened."""
+    """Serve batches of puts until ``quit``; 3 if the table cannot be opened."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--meta", required=True, help="meta address host:port")
     parser.add_argument("--table", default="temp")
-    parser.add_argument("--ops", type=int, default=3000, help="measured puts")
-    parser.add_argument("--warmup", type=int, default=300, help="puts before measuring")
+    parser.add_argument("--warmup", type=int, default=300, help="puts before the first batch")
     parser.add_argument("--value-bytes", type=int, default=100)
     parser.add_argument("--key-space", type=int, default=1000)
     parser.add_argument("--timeout-ms", type=int, default=5000)
@@ -44,15 +50,17 @@ def main(argv: list[str] | None = None) -> int:
     import warnings
 
     warnings.simplefilter("ignore")  # Twisted's service_identity warning: no TLS here
-    import twisted
     from importlib.metadata import version
+
+    import twisted
     from twisted.internet import defer, reactor
 
     from pypegasus.pgclient import Pegasus
 
     value = b"v" * args.value_bytes
-    result: dict = {"client": f"pypegasus3 {version('pypegasus3')}",
-                    "runtime": f"Twisted {twisted.__version__}, thrift {version('thrift')}"}
+    about = {"client": f"pypegasus3 {version('pypegasus3')}",
+             "runtime": f"Twisted {twisted.__version__}, thrift {version('thrift')}"}
+    failed: list[str] = []
 
     @defer.inlineCallbacks
     def run():
@@ -60,34 +68,45 @@ def main(argv: list[str] | None = None) -> int:
         try:
             opened = yield client.init()
             if not opened:
-                result["error"] = f"could not open table {args.table!r} via {args.meta}"
+                failed.append(f"could not open table {args.table!r} via {args.meta}")
                 return
-            ok = 0
-            for n in (args.warmup, args.ops):  # the second pass is measured
+            i = 0
+            n, report = args.warmup, False
+            while True:
                 ok, errors = 0, []
                 user0, sys0 = _rusage()
                 wall0 = time.monotonic()
-                for i in range(n):
+                for _ in range(n):
                     ret = yield client.set(b"official/%d" % (i % args.key_space), b"v", value)
+                    i += 1
                     if isinstance(ret, tuple) and ret[0] == 0:
                         ok += 1
                     elif len(errors) < 3:
                         errors.append(repr(ret))
                 wall1 = time.monotonic()
                 user1, sys1 = _rusage()
-            result.update(ops=args.ops, ok=ok, user_s=user1 - user0, sys_s=sys1 - sys0,
-                          cpu_s=(user1 - user0) + (sys1 - sys0), wall_s=wall1 - wall0,
-                          errors=errors)
+                if report:
+                    _emit({"ops": n, "ok": ok, "user_s": user1 - user0, "sys_s": sys1 - sys0,
+                           "cpu_s": (user1 - user0) + (sys1 - sys0), "wall_s": wall1 - wall0,
+                           "errors": errors})
+                else:
+                    _emit({"ready": True, **about})
+                line = sys.stdin.readline().strip()   # blocks the reactor between batches
+                if not line or line == "quit":
+                    return
+                n, report = int(line), True
         except Exception as exc:  # noqa: BLE001 - reported to the caller as JSON
-            result["error"] = f"{type(exc).__name__}: {exc}"
+            failed.append(f"{type(exc).__name__}: {exc}")
         finally:
             client.close()
             reactor.stop()
 
     reactor.callWhenRunning(run)
     reactor.run()
-    print(json.dumps(result), flush=True)
-    return 3 if "error" in result else 0
+    if failed:
+        _emit({"error": failed[0]})
+        return 3
+    return 0
 
 
 if __name__ == "__main__":
