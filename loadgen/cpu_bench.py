@@ -75,7 +75,7 @@ def _emit(result: dict[str, Any]) -> None:
 # ---------------------------------------------------------------------------- our writer
 
 def ours_writer(meta: str, warmup: int, value_bytes: int, key_space: int, policy: str,
-                profile: str | None = None) -> int:
+                run_id: str, profile: str | None = None) -> int:
     """Our side (runs in the child, the protocol of ``scripts/official_writer.py``): open the
     table, ``warmup`` puts, ``{"ready": ...}``; then a batch of N puts per line ``N`` read
     from stdin, each launched as an open-loop arrival is (:meth:`OpDriver.launch`: a
@@ -86,7 +86,7 @@ def ours_writer(meta: str, warmup: int, value_bytes: int, key_space: int, policy
     settings = WorkloadSettings(
         meta=(meta,), policies=(policy,), users=1, rate_per_user=1.0, warmup_s=0,
         op_timeout_ms=5000, key_space=key_space, value_bytes=(value_bytes, value_bytes),
-        mix={"put": 1.0}, max_inflight=1)
+        mix={"put": 1.0}, max_inflight=1, run_id=run_id)
     workload = Workload(settings)
     workload.start_test(monitor=False)
     acked = [0]
@@ -210,12 +210,20 @@ class _Writer:
 
 def _commands(meta: str, args: argparse.Namespace, official_python: Path | None,
               profile: str | None = None) -> dict[str, list[str]]:
+    """The writers' command lines. Both write the same keys: our driver's, one user's
+    ``<run id>/<policy>/local/0/<index>`` (index in the key space), sort key ``v``, and
+    values of the same size, so the two clients hash and encode the same bytes."""
+    from .workload import new_run_id
+
+    run_id = new_run_id()
     common = ["--meta", meta, "--warmup", str(args.warmup), "--value-bytes",
               str(args.value_bytes), "--key-space", str(args.key_space)]
     cmds = {"ours": [sys.executable, "-m", "loadgen.cpu_bench", "--child", *common,
-                     "--policy", args.policy] + (["--profile", profile] if profile else [])}
+                     "--policy", args.policy, "--run-id", run_id]
+                    + (["--profile", profile] if profile else [])}
     if official_python is not None:
-        cmds["official"] = [str(official_python), str(OFFICIAL_WRITER), *common]
+        cmds["official"] = [str(official_python), str(OFFICIAL_WRITER), *common,
+                            "--key-prefix", f"{run_id}/{args.policy}/local/0/"]
     return cmds
 
 
@@ -295,7 +303,7 @@ def format_summary(summary: dict[str, Any]) -> list[str]:
 
 def _child_main(args: argparse.Namespace) -> int:
     return ours_writer(args.meta, args.warmup, args.value_bytes, args.key_space, args.policy,
-                       args.profile)
+                       args.run_id, args.profile)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -323,6 +331,7 @@ def main(argv: list[str] | None = None) -> int:
                              "into FILE")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--meta", help=argparse.SUPPRESS)
+    parser.add_argument("--run-id", default="", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         return _child_main(args)

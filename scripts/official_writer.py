@@ -41,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=300, help="puts before the first batch")
     parser.add_argument("--value-bytes", type=int, default=100)
     parser.add_argument("--key-space", type=int, default=1000)
+    parser.add_argument("--key-prefix", default="official/",
+                        help="hash keys are this prefix and the key index (0 .. key space - 1)")
     parser.add_argument("--timeout-ms", type=int, default=5000)
     args = parser.parse_args(argv)
 
@@ -58,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     from pypegasus.pgclient import Pegasus
 
     value = b"v" * args.value_bytes
+    prefix = args.key_prefix.encode()
     about = {"client": f"pypegasus3 {version('pypegasus3')}",
              "runtime": f"Twisted {twisted.__version__}, thrift {version('thrift')}"}
     failed: list[str] = []
@@ -77,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
                 user0, sys0 = _rusage()
                 wall0 = time.monotonic()
                 for _ in range(n):
-                    ret = yield client.set(b"official/%d" % (i % args.key_space), b"v", value)
+                    ret = yield client.set(prefix + b"%d" % (i % args.key_space), b"v", value)
                     i += 1
                     if isinstance(ret, tuple) and ret[0] == 0:
                         ok += 1

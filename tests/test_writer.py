@@ -53,3 +53,96 @@ def test_close_drops_unsent_frames_and_reports_nothing():
     writer.send(b"late")
     gevent.sleep(0.05)
     assert sock.sent == [] and errors == [] and writer.dead
+
+
+# ------------------------------------------------------------------ HubWriter (the client's)
+
+def _pair():
+    import socket
+
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    return a, b
+
+
+class CountingSend:
+    def __init__(self, sock):
+        self.sock, self.sends = sock, []
+
+    def send(self, data: bytes) -> int:
+        self.sends.append(len(data))
+        return self.sock.send(data)
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+
+def read_all(sock, n: int) -> bytes:
+    got = b""
+    while len(got) < n:
+        gevent.sleep(0.001)
+        try:
+            got += sock.recv(1 << 20, __import__("socket").MSG_DONTWAIT)
+        except BlockingIOError:
+            pass
+    return got
+
+
+def test_hub_writer_sends_the_frames_of_one_loop_turn_in_one_send():
+    from loadgen.pegasus.writer import HubWriter
+
+    a, b = _pair()
+    counting, errors = CountingSend(a), []
+    writer = HubWriter(counting, errors.append)
+    for frame in (b"a", b"bb", b"ccc"):
+        writer.send(frame)
+    assert counting.sends == []          # nothing before the loop turns
+    assert read_all(b, 6) == b"abbccc" and counting.sends == [6] and errors == []
+    writer.close()
+    a.close(), b.close()
+
+
+def test_hub_writer_sends_what_the_kernel_did_not_take_once_writable():
+    from loadgen.pegasus.writer import HubWriter
+
+    a, b = _pair()
+    errors = []
+    writer = HubWriter(a, errors.append)
+    big = bytes(range(256)) * 40_000                 # 10 MB: far beyond the socket buffers
+    writer.send(big)
+    writer.send(b"tail")
+    assert read_all(b, len(big) + 4) == big + b"tail" and errors == []
+    writer.close()
+    a.close(), b.close()
+
+
+def test_hub_writer_reports_a_failed_send_once_and_drops_later_frames():
+    from loadgen.pegasus.writer import HubWriter
+
+    a, b = _pair()
+    b.close()
+    errors = []
+    writer = HubWriter(a, errors.append)
+    writer.send(b"x")
+    gevent.sleep(0.01)
+    writer.send(b"y")
+    gevent.sleep(0.01)
+    assert len(errors) == 1 and isinstance(errors[0], OSError) and writer.dead
+    a.close()
+
+
+def test_hub_writer_close_drops_unsent_frames():
+    from loadgen.pegasus.writer import HubWriter
+
+    a, b = _pair()
+    errors = []
+    writer = HubWriter(a, errors.append)
+    writer.send(b"x")
+    writer.close()
+    writer.send(b"late")
+    gevent.sleep(0.01)
+    b.setblocking(False)
+    with pytest.raises(BlockingIOError):
+        b.recv(10)
+    assert errors == [] and writer.dead
+    a.close(), b.close()

@@ -5,14 +5,14 @@ TBinaryProtocol message (CALL, rpc name, seqid) whose args struct has one field,
 Responses: u32 length counting itself, the error name, a strict REPLY message header
 (``<name>_ACK``, same seqid), then, only for ``ERR_OK``, a result struct with field id 0.
 
-Structs are encoded by the generated code with the plain ``TBinaryProtocol``: the accelerated
-protocol would bypass the hand-written rDSN placeholder types. A reply's result struct that
-holds no placeholder type at any depth (``update_response``: every put's reply) is decoded by
-the same generated code through thrift's ``TBinaryProtocolAccelerated`` (its C extension),
-which reads such a struct exactly as the plain protocol does at a fraction of the cost; any
-other result, or a reply laid out otherwise than one result field then STOP, takes the plain
-path. Every decoding failure raises :class:`~loadgen.errors.ProtocolError`; a claimed length
-is checked against ``MAX_FRAME_BYTES`` before anything is allocated for it.
+Structs are encoded and decoded by the generated code with the plain ``TBinaryProtocol``: the
+accelerated protocol would bypass the hand-written rDSN placeholder types. The put, the hot
+path, is the exception, measured (``pegbench bench cpu``) and held to the generated code's
+bytes and results by tests/test_codec_fast_paths.py: its argument is built in one join, and
+an ERR_OK reply whose result is a flat struct (``update_response``) laid out as the generated
+code writes it is read in a few ``unpack_from`` calls; anything else takes the general path.
+Every decoding failure raises :class:`~loadgen.errors.ProtocolError`; a claimed length is
+checked against ``MAX_FRAME_BYTES`` before anything is allocated for it.
 """
 
 from __future__ import annotations
@@ -52,27 +52,6 @@ _I32 = struct.Struct(">i")
 _ARGS_FIELD = bytes([TType.STRUCT, 0, 1])
 _RESULT_FIELD = bytes([TType.STRUCT, 0, 0])
 _STOP = b"\x00"
-
-try:  # thrift's C extension; without it every struct takes the plain path
-    from thrift.protocol import fastbinary as _fastbinary
-    ACCELERATED = True
-except ImportError:  # pragma: no cover - thrift built without its extension
-    _fastbinary = None
-    ACCELERATED = False
-
-
-class _AcceleratedReader:
-    """What the generated ``read`` and thrift's C decoder take from a
-    ``TBinaryProtocolAccelerated`` (its decoder, transport and length limits), without the
-    cost of building one per reply."""
-
-    __slots__ = ("container_length_limit", "string_length_limit", "trans")
-    _fast_decode = staticmethod(_fastbinary.decode_binary) if _fastbinary else None
-
-    def __init__(self, trans: TMemoryBuffer, limit: int):
-        self.trans = trans
-        self.string_length_limit = self.container_length_limit = limit
-
 
 @dataclass(frozen=True)
 class RpcSpec:
@@ -182,6 +161,8 @@ def _update_request_bytes(args: rrdb.update_request) -> bytes | None:
                      _EXPIRE_FIELD, pack(expire), _STOP))
 
 
+#: rpc name -> the strict CALL message header up to its seqid (built once per name)
+_CALL_NAMES: dict[str, bytes] = {}
 #: argument class -> its hand-built encoding (None: use the generated code)
 _ARGS_BYTES: dict[type, Callable[[Any], bytes | None]] = {rrdb.update_request: _update_request_bytes}
 
@@ -192,14 +173,19 @@ def encode_request(rpc_name: str, seqid: int, args: Any, *, app_id: int = 0,
     """One complete request frame (header + body)."""
     fast = _ARGS_BYTES.get(type(args))
     payload = fast(args) if fast is not None else None
-    body = b"".join((_message(_CALL_BEGIN, rpc_name.encode(), seqid), _ARGS_FIELD,
-                     encode_struct(args) if payload is None else payload, _STOP))
+    if payload is None:
+        payload = encode_struct(args)
+    call = _CALL_NAMES.get(rpc_name)
+    if call is None:
+        name = rpc_name.encode()
+        call = _CALL_NAMES[rpc_name] = _CALL_BEGIN + _I32.pack(len(name)) + name
     if hdr_version == 0:
         header = _HEADER_V0.pack(
-            MAGIC, 0, HEADER_V0_BYTES, 0, len(body), 0, app_id, partition_index,
-            client_timeout_ms & 0xFFFFFFFF, (app_id * 7919 + partition_index) & 0x7FFFFFFF,
-            partition_hash & 0xFFFFFFFFFFFFFFFF)
-        return header + body
+            MAGIC, 0, HEADER_V0_BYTES, 0, len(call) + len(payload) + 8, 0, app_id,
+            partition_index, client_timeout_ms & 0xFFFFFFFF,
+            (app_id * 7919 + partition_index) & 0x7FFFFFFF, partition_hash & 0xFFFFFFFFFFFFFFFF)
+        return b"".join((header, call, _I32.pack(seqid), _ARGS_FIELD, payload, _STOP))
+    body = b"".join((call, _I32.pack(seqid), _ARGS_FIELD, payload, _STOP))
     if hdr_version == 1:
         meta = encode_struct(rpc_meta.request_meta_v1(
             app_id=app_id, partition_index=partition_index, client_timeout=client_timeout_ms,
@@ -362,32 +348,82 @@ def decode_request(frame: bytes) -> RequestFrame:
     return RequestFrame(name, seqid, args, app_id, pidx, client_timeout, phash, version)
 
 
-#: Encoded widths of the scalar field types; 0 for a string (4 + its bytes).
-_WIDTHS = {TType.BOOL: 1, TType.BYTE: 1, TType.I16: 2, TType.I32: 4, TType.I64: 8,
-           TType.DOUBLE: 8, TType.STRING: 0}
+#: struct formats of the scalar field types a flat result may hold
+_SCALAR_FORMATS = {TType.BOOL: "?", TType.BYTE: "b", TType.I16: "h", TType.I32: "i",
+                   TType.I64: "q", TType.DOUBLE: "d"}
 
 
-def _flat_fields(cls: type) -> tuple[tuple[str, int], ...] | None:
-    """``(name, width)`` of each field of ``cls`` if the accelerated protocol may decode it,
-    else None: a flat struct, with a field spec (an rDSN placeholder has none) and only
-    scalar and string fields."""
+class _FlatPlan:
+    """How the generated code writes a flat struct (scalar and string fields only, no rDSN
+    placeholder) with every field set: its fields in id order, each a type byte, an i16 id
+    and the value, a string being an i32 length and UTF-8 bytes, then STOP. ``read`` takes
+    that layout apart in a few ``unpack_from`` calls: the reply to every put is one."""
+
+    __slots__ = ("cls", "segments")
+
+    def __init__(self, cls: type, fields_: list[tuple[int, int]]):
+        self.cls = cls
+        #: (struct of the fields up to and including a string's length, their types, their
+        #: ids, whether the last one is a string), in field order
+        self.segments: list[tuple[struct.Struct, tuple, tuple, bool]] = []
+        run: list[tuple[int, int]] = []
+        for i, field in enumerate(fields_):
+            run.append(field)
+            if field[0] == TType.STRING or i == len(fields_) - 1:
+                fmt = ">" + "".join("bh" + ("i" if t == TType.STRING else _SCALAR_FORMATS[t])
+                                    for t, _ in run)
+                self.segments.append((struct.Struct(fmt), tuple(t for t, _ in run),
+                                      tuple(i for _, i in run), field[0] == TType.STRING))
+                run = []
+
+    def read(self, frame: bytes, offset: int) -> Any:
+        """The struct at ``offset`` if it is laid out as the generated code writes it with
+        every field set, followed by the result's STOP; else None. Its fields are the
+        generated ``__init__``'s arguments, in order."""
+        values: list[Any] = []
+        try:
+            for layout, types, ids, string_last in self.segments:
+                got = layout.unpack_from(frame, offset)
+                if got[0::3] != types or got[1::3] != ids:
+                    return None
+                offset += layout.size
+                values += got[2::3]
+                if string_last:
+                    n = values[-1]
+                    raw = frame[offset:offset + n]
+                    if n < 0 or len(raw) != n:
+                        return None
+                    values[-1] = raw.decode("utf-8")
+                    offset += n
+        except (struct.error, UnicodeDecodeError):
+            return None   # short or not UTF-8: the plain path says how
+        if frame[offset:offset + 2] != b"\x00\x00":
+            return None
+        return self.cls(*values)
+
+
+def _flat_plan(cls: type | None) -> _FlatPlan | None:
     spec = getattr(cls, "thrift_spec", None)
-    if spec is None or not all(f is None or f[1] in _WIDTHS for f in spec):
+    if spec is None:
         return None
-    return tuple((f[2], _WIDTHS[f[1]]) for f in spec if f is not None)
+    fields_ = [(f[1], f[0]) for f in spec if f is not None]   # (type, id), in spec order
+    if not fields_ or not all(t in _SCALAR_FORMATS or t == TType.STRING for t, _ in fields_) \
+            or [i for _, i in fields_] != sorted(i for _, i in fields_):
+        return None
+    return _FlatPlan(cls, fields_)
 
 
-#: result class -> its fields, or None: not decoded through the accelerated protocol
-_ACCELERABLE: dict[type, tuple[tuple[str, int], ...] | None] = {}
+#: result class -> its plan, or None: always decoded by the generated code
+_FLAT_PLANS: dict[type, _FlatPlan | None] = {}
+#: Off: every result goes through the generated code (the tests compare both ways).
+FLAT_RESULTS = True
 
 
-def accelerated_result(cls: type | None) -> bool:
-    """Whether replies carrying a ``cls`` result are decoded through the accelerated protocol."""
-    if cls is None or not ACCELERATED:
-        return False
-    if cls not in _ACCELERABLE:
-        _ACCELERABLE[cls] = _flat_fields(cls)
-    return _ACCELERABLE[cls] is not None
+def flat_plan(cls: type | None) -> _FlatPlan | None:
+    """The fast layout reader of ``cls`` results, or None."""
+    if cls not in _FLAT_PLANS:
+        _FLAT_PLANS[cls] = _flat_plan(cls)
+    return _FLAT_PLANS[cls] if FLAT_RESULTS else None
 
 
 def _reply_header(frame: bytes) -> tuple[str, str, int, int]:
@@ -398,35 +434,6 @@ def _reply_header(frame: bytes) -> tuple[str, str, int, int]:
         raise ProtocolError(f"unknown error name {error!r}")
     ack, seqid, offset = _message_at(frame, offset, limit, 2, "response")
     return error, ack, seqid, offset
-
-
-def _accelerated_result(frame: bytes, offset: int, cls: type) -> Any:
-    """The result struct at ``offset``, decoded by the generated ``read`` through the
-    accelerated protocol, when the plain protocol would read the same: the body is field 0
-    (STRUCT) holding it, then STOP, and the struct's bytes are exactly its known fields, once
-    each, with valid UTF-8. Otherwise None (the plain path decides): the C decoder skips an
-    unknown or mistyped field without the plain one's checks, and replaces bad UTF-8."""
-    if frame[offset:offset + 3] != _RESULT_FIELD:
-        return None
-    buf = TMemoryBuffer(frame, offset + 3)
-    value = cls()
-    try:
-        value.read(_AcceleratedReader(buf, len(frame) - 4))
-    except Exception:  # a malformed body: the plain path reports it as it always has
-        return None
-    size = 1  # the struct's STOP
-    for name, width in _ACCELERABLE[cls]:
-        field = getattr(value, name)
-        if field is not None:
-            if not width:
-                if "\ufffd" in field:  # bad UTF-8 replaced, or a real U+FFFD: let the plain
-                    return None         # path tell them apart
-                width = 4 + len(field.encode())
-            size += 3 + width
-    read = buf.cstringio_buf
-    if read.tell() != offset + 3 + size or read.read(1) != _STOP:
-        return None
-    return value
 
 
 #: What an ERR_OK reply holds after its length: the error name, then a strict REPLY header.
@@ -467,8 +474,9 @@ def decode_response(frame: bytes) -> ResponseFrame:
             raise ProtocolError(f"reply to unknown RPC {name!r}")
     result = None
     if error == "ERR_OK":
-        if accelerated_result(spec.result):
-            result = _accelerated_result(frame, offset, spec.result)
+        plan = flat_plan(spec.result)
+        if plan is not None and frame[offset:offset + 3] == _RESULT_FIELD:
+            result = plan.read(frame, offset + 3)
         if result is None:
             result = _Reader(frame, offset, len(frame) - 4).single_field(
                 0, spec.result, f"reply {name}_ACK")

@@ -9,7 +9,6 @@ CRC-64/Jones, so no library variant is used.
 from __future__ import annotations
 
 import struct
-import sys
 
 _POLY = 0x9A6C9329AC4BC9B5
 _MASK = 0xFFFFFFFFFFFFFFFF
@@ -27,35 +26,33 @@ def _make_table() -> tuple[int, ...]:
 
 
 _TABLE = _make_table()
-_LITTLE_ENDIAN = sys.byteorder == "little"
-#: The same CRC two bytes at a step (65,536 entries, built on first use): a hash key takes
-#: half the interpreted steps.
-_TABLE16: tuple[int, ...] | None = None
 
 
-def _make_table16() -> tuple[int, ...]:
-    t = _TABLE
-    # two byte steps: low byte lo, then high byte hi, from a CRC whose low 16 bits were XORed in
-    return tuple(t[(t[i & 0xFF] ^ (i >> 8)) & 0xFF] ^ (t[i & 0xFF] >> 8) for i in range(65536))
+#: The CRC state after each whole-16-byte prefix of recent data (bounded): hash keys that
+#: share one (a load-generator user's, an application's ``user:``) hash only their tail.
+_PREFIX_STATES: dict[bytes, int] = {}
+_PREFIX_STATES_MAX = 4096
 
 
 def crc64(data: bytes) -> int:
     """Unsigned CRC-64 as Pegasus computes it."""
-    global _TABLE16
-    table = _TABLE16
-    if table is None:
-        table = _TABLE16 = _make_table16()
-    crc = _MASK
-    n = len(data)
-    # bytes 2k and 2k+1 as one little-endian 16-bit word, XORed into the CRC's low bits
-    if _LITTLE_ENDIAN:
-        for word in memoryview(data)[:n & ~1].cast("H"):
-            crc = table[(crc ^ word) & 0xFFFF] ^ (crc >> 16)
+    table = _TABLE
+    cut = len(data) & ~15
+    if cut:
+        head = bytes(data[:cut])
+        crc = _PREFIX_STATES.get(head)
+        if crc is None:
+            crc = _MASK
+            for b in head:
+                crc = table[(crc ^ b) & 0xFF] ^ (crc >> 8)
+            if len(_PREFIX_STATES) >= _PREFIX_STATES_MAX:
+                _PREFIX_STATES.clear()
+            _PREFIX_STATES[head] = crc
+        data = data[cut:]
     else:
-        for k in range(0, n - 1, 2):
-            crc = table[(crc ^ data[k] ^ (data[k + 1] << 8)) & 0xFFFF] ^ (crc >> 16)
-    if n & 1:
-        crc = _TABLE[(crc ^ data[n - 1]) & 0xFF] ^ (crc >> 8)
+        crc = _MASK
+    for b in data:
+        crc = table[(crc ^ b) & 0xFF] ^ (crc >> 8)
     return crc ^ _MASK
 
 

@@ -78,15 +78,13 @@ class HubWriter:
     """The outbound side of one non-blocking socket, flushed from the event loop (see the
     module docstring); ``on_error`` runs once if a send fails, in the event loop."""
 
-    __slots__ = ("_loop", "_on_error", "_out", "_rest", "_scheduled", "_sock", "_watcher",
-                 "closed")
+    __slots__ = ("_loop", "_on_error", "_out", "_scheduled", "_sock", "_watcher", "closed")
 
     def __init__(self, sock, on_error: Callable[[Exception], None]):
         self._sock = sock
         self._on_error = on_error
         self._loop = gevent.get_hub().loop
-        self._out: list[bytes] = []
-        self._rest = b""          # the part of a send the kernel did not take yet
+        self._out: list[bytes] = []   # first, the part of a send the kernel did not take yet
         self._scheduled = False   # a flush is queued in the loop
         self._watcher = None      # waiting for the socket to be writable
         self.closed = False
@@ -104,7 +102,6 @@ class HubWriter:
         """Stop the writer; frames not sent yet are dropped."""
         self.closed = True
         self._out = []
-        self._rest = b""
         if self._watcher is not None:
             self._watcher.close()
             self._watcher = None
@@ -115,22 +112,14 @@ class HubWriter:
         return self.closed
 
     def _flush(self) -> None:
+        """Send what is queued (in the event loop): at once, or once the socket is writable."""
         self._scheduled = False
-        if self.closed or self._watcher is not None:  # the writable callback sends the queue
+        if self.closed or self._watcher is not None:  # the writable callback flushes again
             return
         out, self._out = self._out, []
-        if out:
-            self._write(out[0] if len(out) == 1 else b"".join(out))
-
-    def _on_writable(self) -> None:
-        self._watcher.close()
-        self._watcher = None
-        if self.closed:
+        if not out:
             return
-        out, self._out = self._out, []
-        self._write(b"".join([self._rest, *out]))
-
-    def _write(self, data: bytes) -> None:
+        data = out[0] if len(out) == 1 else b"".join(out)
         try:
             sent = self._sock.send(data)
         except BlockingIOError:
@@ -142,9 +131,12 @@ class HubWriter:
                 self.closed = True
                 self._on_error(exc)
             return
-        if sent < len(data):
-            self._rest = data[sent:]
+        if sent < len(data):  # the kernel's buffer is full: the rest goes first when writable
+            self._out.insert(0, data[sent:])
             self._watcher = self._loop.io(self._sock.fileno(), 2)  # 2: writable
             self._watcher.start(self._on_writable)
-        else:
-            self._rest = b""
+
+    def _on_writable(self) -> None:
+        self._watcher.close()
+        self._watcher = None
+        self._flush()
