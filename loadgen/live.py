@@ -27,7 +27,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from .metrics.slo import slo_verdict
+from .metrics.slo import SATURATED_REASON, slo_verdict
 
 PLAIN_EVERY_S = 10.0
 #: A source whose last new sample is older than this many of its intervals (and at least
@@ -238,7 +238,7 @@ class LiveView:
                            f"{_verdict(check['passed'])}")
         load = results.get("load_generator") or {}
         if load.get("saturated"):
-            self.out.print(f"the load did not go out as scheduled: {load.get('reason')}")
+            self.out.print(f"{SATURATED_REASON}: {load.get('reason')}")
         self.out.print(f"verdict: {slo_verdict(results).upper()}")
         self.out.print(f"results: {out_dir}/results.json" + (f", report: {report}" if report else ""))
         sys.stdout.flush()

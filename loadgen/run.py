@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gevent
 
@@ -38,6 +38,9 @@ from . import __version__
 from .errors import ClusterError, ConfigError
 from .profile import load_profile
 from .profile_schema import Profile
+
+if TYPE_CHECKING:
+    from .baseline import Baseline
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +100,7 @@ def run(profile: Profile, out_dir: Path, *, workers: int = 0, quiet: bool = Fals
     from locust.env import Environment
     from locust.event import Events
 
+    from .baseline import measure as measure_baseline
     from .faults.controller import FaultController
     from .live import LiveView
     from .locust_hooks import attach
@@ -121,11 +125,14 @@ def run(profile: Profile, out_dir: Path, *, workers: int = 0, quiet: bool = Fals
                                                   listeners=[session.relay], out_dir=out_dir)
         session.relay.events_source = controller.fault_events
         hlogs: IntervalLogs | None = None
+        baseline: Baseline | None = None
         t_end = time.monotonic()
         try:
             if workers:
                 procs = _start_workers(runner, workers, out_dir)
             view.started(cluster.meta, workers)
+            baseline = measure_baseline(cluster.meta, profile.cluster.table,
+                                        op_timeout_ms=profile.workload.op_timeout_ms)
             runner.start(session.total_users, spawn_rate=session.total_users)
             t0 = time.monotonic()
             controller.start(t0)
@@ -156,7 +163,7 @@ def run(profile: Profile, out_dir: Path, *, workers: int = 0, quiet: bool = Fals
         if cluster.config_log is not None and cluster.config_log.exists():
             shutil.copy(cluster.config_log, out_dir / "meta-config-changes.jsonl")
         return _conclude(profile, out_dir, session, controller, final, durability, t_end,
-                         interrupted, view)
+                         interrupted, view, baseline)
 
 
 def _drive(profile, session, controller, view, hlogs, t0: float) -> None:
@@ -189,7 +196,7 @@ def _histograms(state) -> dict:
 
 
 def _conclude(profile, out_dir: Path, session, controller, final, durability, t_end: float,
-              interrupted: bool, view) -> int:
+              interrupted: bool, view, baseline: Baseline | None) -> int:
     from .metrics import hdr
     from .metrics.outputs import build_results, build_timeline, write_results, write_timeline
     from .metrics.slo import incomplete_reason
@@ -199,14 +206,17 @@ def _conclude(profile, out_dir: Path, session, controller, final, durability, t_
 
     events = controller.fault_events()
     t_start = session.t_start if session.t_start is not None else t_end
-    saturation, schedule = _load_generator_check(profile, final, events, t_start, t_end)
+    saturation, schedule, queue = _load_generator_check(profile, final, events, t_start, t_end,
+                                                        baseline)
     extra = {
         "profile": profile.to_dict(), "seed": profile.seed, "versions": _versions(),
         "machine": {"platform": platform.platform(), "python": platform.python_version(),
                     "cpus": os.cpu_count()},
         "clock_anchor": {"wall_s": time.time(), "monotonic_s": time.monotonic()},
         "load_generator": {**saturation.as_dict(),
-                           "schedule": {name: c.as_dict() for name, c in schedule.items()}},
+                           "schedule": {name: c.as_dict() for name, c in schedule.items()},
+                           "baseline": None if baseline is None else baseline.as_dict(),
+                           "cluster_queue": queue.as_dict()},
         "workers": {"reported": list(final.workers), "missing": list(final.missing)},
         "interrupted": interrupted,
         "policy_info": {i.name: {"models": i.models, "summary": i.summary, "source": i.source}
@@ -232,17 +242,27 @@ def _conclude(profile, out_dir: Path, session, controller, final, durability, t_
     return exit_code_for(results["slo"]["verdict"])
 
 
-def _load_generator_check(profile, final, events, t_start: float, t_end: float):
-    """(saturation, schedule checks): the load processes' own flag plus whether each
-    policy's schedule went out outside the faults (:mod:`loadgen.selfcheck`)."""
+def _load_generator_check(profile, final, events, t_start: float, t_end: float,
+                          baseline: Baseline | None):
+    """(saturation, schedule checks, cluster queue check): the load processes' own flag,
+    whether each policy's schedule went out outside the faults, and whether the cluster
+    answered near its unloaded speed (:mod:`loadgen.selfcheck`)."""
     from .metrics.events import phases
-    from .selfcheck import schedule_checks, schedule_saturation
+    from .selfcheck import (ClusterQueueCheck, cluster_queue_saturation, schedule_checks,
+                            schedule_saturation)
 
     w = profile.workload
     checks = schedule_checks(final.state, phases(events), t_start=t_start, t_end=t_end,
                              offered_per_s=w.users * w.rate_per_user,
                              settle_s=w.op_timeout_ms / 1000 + 1.0, missed=final.missed)
-    return final.saturation.plus(schedule_saturation(checks, w.max_inflight)), checks
+    put = {name: p.histograms[("put", "response")] for name, p in final.state.policies.items()
+           if ("put", "response") in p.histograms}
+    queue = ClusterQueueCheck(
+        baseline_p50_ms=None if baseline is None else baseline.p50_ms,
+        put_p50_ms={name: h.get_value_at_percentile(50) / 1000 for name, h in put.items()
+                    if h.get_total_count()})
+    saturation = final.saturation.plus(schedule_saturation(checks, w.max_inflight))
+    return saturation.plus(cluster_queue_saturation(queue)), checks, queue
 
 
 def _write_report(out_dir: Path) -> Path | None:

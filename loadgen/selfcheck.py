@@ -1,9 +1,11 @@
 """Is the load generator its own bottleneck? A generator that saturates itself measures itself.
 
-Two checks: :class:`LoadMonitor` watches the load process while it runs (below), and
+Three checks: :class:`LoadMonitor` watches the load process while it runs (below);
 :func:`schedule_checks` asks afterwards whether each policy's schedule actually went out
 outside the fault windows (dropped or missed arrivals above ``SCHEDULE_SHORTFALL_LIMIT``
-while the policy's ops succeed), naming whether the generator or the cluster fell behind.
+while the policy's ops succeed), naming whether the generator or the cluster fell behind;
+:class:`ClusterQueueCheck` asks whether the cluster answered near its unloaded speed
+(:mod:`loadgen.baseline`), since a queue of replies, not the client, then sets recovery times.
 
 :class:`LoadMonitor` runs one greenlet per load process that ticks every ``TICK_S`` and
 measures two things:
@@ -263,3 +265,54 @@ def schedule_saturation(checks: Mapping[str, ScheduleCheck], max_inflight: int) 
             clauses.append(f"{what}; {sum(c.missed for c in late):,} arrivals missed (more "
                            f"than max_lag_s late), the rest never left the load process")
     return Saturation(saturated=bool(clauses), reason="; ".join(clauses))
+
+
+#: The steady put response time may be at most this many times the unloaded one: beyond it
+#: replies queue, and a write after a failover waits behind the backlog (client lag then
+#: measures the cluster's queue). Measured on 2 cores against a 4.9 ms baseline: quick at
+#: 4 and 8 users per policy 1.6x and 3.6x (failover lag p99 65 and 125 ms), at 12 users 7.3x
+#: (lag 259 ms, a failed SLO that was the queue's), at 800 arrivals/s on 8 partitions 8.6x
+#: (lag 403 ms).
+CLUSTER_QUEUE_LIMIT = 5.0
+
+
+@dataclass(frozen=True)
+class ClusterQueueCheck:
+    """The run's put response p50 per policy against the cluster's unloaded put time."""
+
+    baseline_p50_ms: float | None        # None: not measured (then nothing is checked)
+    put_p50_ms: Mapping[str, float]      # per policy, over the run
+    limit: float = CLUSTER_QUEUE_LIMIT
+
+    @property
+    def ratio(self) -> float | None:
+        """The policies' median put p50 over the baseline (a policy stuck in an outage
+        cannot move the median); None when either is unknown."""
+        if not self.baseline_p50_ms or not self.put_p50_ms:
+            return None
+        return statistics.median(self.put_p50_ms.values()) / self.baseline_p50_ms
+
+    @property
+    def queued(self) -> bool:
+        """Replies queued beyond the limit."""
+        return self.ratio is not None and self.ratio > self.limit
+
+    def as_dict(self) -> dict[str, object]:
+        """Plain data for results.json."""
+        ratio = self.ratio
+        return {"baseline_put_p50_ms": self.baseline_p50_ms,
+                "put_p50_ms": {k: round(v, 3) for k, v in sorted(self.put_p50_ms.items())},
+                "ratio": None if ratio is None else round(ratio, 2), "limit": self.limit,
+                "queued": self.queued}
+
+
+def cluster_queue_saturation(check: ClusterQueueCheck) -> Saturation:
+    """The self-bottleneck flag of a run whose cluster answered far slower than unloaded."""
+    if not check.queued:
+        return Saturation()
+    median = statistics.median(check.put_p50_ms.values())
+    return Saturation(saturated=True, reason=(
+        f"the cluster fell behind: put response p50 {median:.1f} ms over the run is "
+        f"{check.ratio:.0f}x its unloaded {check.baseline_p50_ms:.1f} ms (limit "
+        f"{check.limit:g}x): replies queue, so recovery times measure the backlog, not the "
+        f"client; lower the load (users, rate_per_user) or give the cluster more cores"))

@@ -130,7 +130,7 @@ def test_slo_verdict_reads_new_and_old_results(results, verdict):
 def test_an_old_unknown_gets_a_reason_from_what_the_file_says():
     old = {"slo": {"passed": "unknown", "checks": []}, "interrupted": False,
            "load_generator": {"saturated": True, "reason": "gevent hub late by 51 ms"}}
-    assert slo_unknown_reason(old) == ("the load did not go out as scheduled: "
+    assert slo_unknown_reason(old) == ("the test bench was its own bottleneck: "
                                        "gevent hub late by 51 ms")
     old = {"slo": {"passed": "unknown", "checks": [{"name": "a.b", "passed": "unknown"}]}}
     assert slo_unknown_reason(old) == "SLO checks with no verdict: a.b"

@@ -105,9 +105,9 @@ def test_the_self_check_case_carries_the_reason_and_results_json_too():
     _, cases = _junit(results)
     assert cases[SELF_CHECK] == ("error", HUB_LATE)
     assert results["slo"]["unknown_reason"] == (
-        f"the load did not go out as scheduled: {HUB_LATE}")
+        f"the test bench was its own bottleneck: {HUB_LATE}")
     assert results["load_generator"]["saturated"] is True     # the saturation block stays
-    assert "Unknown: the load did not go out as scheduled" in verdict_block(results, None)
+    assert "Unknown: the test bench was its own bottleneck" in verdict_block(results, None)
 
 
 def test_an_interrupted_run_says_why_in_junit():
@@ -151,4 +151,4 @@ def test_the_report_page_badge_follows_slo_verdict(tmp_path):
     write_results(run_dir / "results.json", results)
     page = write_report(run_dir).read_text()
     assert _badge(page) == "unknown"
-    assert f"Unknown: the load did not go out as scheduled: {HUB_LATE}" in page
+    assert f"Unknown: the test bench was its own bottleneck: {HUB_LATE}" in page

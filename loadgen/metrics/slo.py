@@ -31,7 +31,7 @@ VERDICTS = (PASS, FAIL, UNKNOWN)     # slo.verdict in results.json
 #: The first words of ``slo.unknown_reason`` when the load generator's self-check flagged the
 #: run (its own CPU or hub, or a schedule not sent because the generator or the cluster fell
 #: behind: the reason that follows says which).
-SATURATED_REASON = "the load did not go out as scheduled"
+SATURATED_REASON = "the test bench was its own bottleneck"
 BOUNDS = ("min", "max")
 
 
