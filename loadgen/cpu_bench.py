@@ -75,11 +75,13 @@ def _emit(result: dict[str, Any]) -> None:
 # ---------------------------------------------------------------------------- our writer
 
 def ours_writer(meta: str, warmup: int, value_bytes: int, key_space: int, policy: str,
-                run_id: str, profile: str | None = None) -> int:
+                run_id: str, profile: str | None = None, rate: float = 0.0) -> int:
     """Our side (runs in the child, the protocol of ``scripts/official_writer.py``): open the
     table, ``warmup`` puts, ``{"ready": ...}``; then a batch of N puts per line ``N`` read
     from stdin, each launched as an open-loop arrival is (:meth:`OpDriver.launch`: a
     greenlet of its own) and awaited, and its CPU time as a JSON line."""
+    import gevent
+
     from .driver import OpDriver
     from .workload import Workload, WorkloadSettings
 
@@ -104,8 +106,15 @@ def ours_writer(meta: str, warmup: int, value_bytes: int, key_space: int, policy
 
     def puts(n: int) -> None:
         i = sent[0]
-        for i in range(i, i + n):   # as OpDriver.step launches an arrival; then await it
-            launch("put", clock(), i % key_space).wait()
+        if not rate:
+            for i in range(i, i + n):   # as OpDriver.step launches an arrival; then await it
+                launch("put", clock(), i % key_space).wait()
+        else:   # a Locust user's open loop: sleep until each arrival is due, launch it
+            interval, due = 1.0 / rate, clock()
+            for i in range(i, i + n):
+                due += interval
+                launch("put", clock(), i % key_space).wait()
+                gevent.sleep(max(0.0, due - clock()))
         sent[0] += n
 
     profiler = None
@@ -217,7 +226,7 @@ def _commands(meta: str, args: argparse.Namespace, official_python: Path | None,
 
     run_id = new_run_id()
     common = ["--meta", meta, "--warmup", str(args.warmup), "--value-bytes",
-              str(args.value_bytes), "--key-space", str(args.key_space)]
+              str(args.value_bytes), "--key-space", str(args.key_space), "--rate", str(args.rate)]
     cmds = {"ours": [sys.executable, "-m", "loadgen.cpu_bench", "--child", *common,
                      "--policy", args.policy, "--run-id", run_id]
                     + (["--profile", profile] if profile else [])}
@@ -303,7 +312,7 @@ def format_summary(summary: dict[str, Any]) -> list[str]:
 
 def _child_main(args: argparse.Namespace) -> int:
     return ours_writer(args.meta, args.warmup, args.value_bytes, args.key_space, args.policy,
-                       args.run_id, args.profile)
+                       args.run_id, args.profile, args.rate)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -318,6 +327,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--value-bytes", type=int, default=100)
     parser.add_argument("--key-space", type=int, default=1000, help="keys each writer cycles over")
     parser.add_argument("--policy", default="failover", help="our client's policy")
+    parser.add_argument("--rate", type=float, default=0.0,
+                        help="puts/s of each writer, as a Locust user's open loop (default 0: "
+                             "back to back)")
     parser.add_argument("--official-python", type=Path, default=None,
                         help=f"python of the official client's venv (default ${OFFICIAL_PYTHON_ENV}, "
                              f"else {DEFAULT_OFFICIAL_PYTHON.relative_to(_REPO)})")

@@ -165,7 +165,11 @@ class OpDriver:
                 if done in self.inflight:       # else cancelled by close() before it started
                     job[4] = me
                     try:
-                        self._run_guarded(job[0], job[1], job[2])
+                        self.run(job[0], job[1], job[2])
+                    except Exception as exc:  # noqa: BLE001 - a bug in one op must not go unseen
+                        log.exception("%s: op %s failed unexpectedly", self.policy, job[0])
+                        if self.on_crash is not None:
+                            self.on_crash(exc)
                     finally:
                         self.inflight.pop(done, None)
                         done.set()
@@ -202,14 +206,6 @@ class OpDriver:
                 later(_kill, job[4])
         for runner in idle:
             later(_kill, runner)
-
-    def _run_guarded(self, op: str, t_intended: float, idx: int) -> None:
-        try:
-            self.run(op, t_intended, idx)
-        except Exception as exc:  # noqa: BLE001 - a bug in one op must not go unseen
-            log.exception("%s: op %s failed unexpectedly", self.policy, op)
-            if self.on_crash is not None:
-                self.on_crash(exc)
 
     def run(self, op: str, t_intended: float, idx: int) -> None:
         """Issue one ``op`` intended at ``t_intended`` on key index ``idx`` and report it.

@@ -44,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--key-prefix", default="official/",
                         help="hash keys are this prefix and the key index (0 .. key space - 1)")
     parser.add_argument("--timeout-ms", type=int, default=5000)
+    parser.add_argument("--rate", type=float, default=0.0,
+                        help="puts/s, an arrival every 1/rate s (default 0: back to back)")
     args = parser.parse_args(argv)
 
     # pypegasus configures logging at import to a file 'pegasus.log' in the working
@@ -55,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     from importlib.metadata import version
 
     import twisted
-    from twisted.internet import defer, reactor
+    from twisted.internet import defer, reactor, task
 
     from pypegasus.pgclient import Pegasus
 
@@ -79,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
                 ok, errors = 0, []
                 user0, sys0 = _rusage()
                 wall0 = time.monotonic()
+                interval = 1.0 / args.rate if args.rate else 0.0
+                due = time.monotonic()
                 for _ in range(n):
                     ret = yield client.set(prefix + b"%d" % (i % args.key_space), b"v", value)
                     i += 1
@@ -86,6 +90,9 @@ def main(argv: list[str] | None = None) -> int:
                         ok += 1
                     elif len(errors) < 3:
                         errors.append(repr(ret))
+                    if interval:   # sleep until the next arrival is due
+                        due += interval
+                        yield task.deferLater(reactor, max(0.0, due - time.monotonic()))
                 wall1 = time.monotonic()
                 user1, sys1 = _rusage()
                 if report:

@@ -33,3 +33,12 @@ def test_crc64_matches_the_bytewise_definition_with_and_without_a_shared_prefix(
     assert len(keys._PREFIX_STATES) <= 50
     assert keys.crc64(bytearray(b"user1" * 9)) == bytewise(b"user1" * 9)
     assert keys.crc64(memoryview(b"user1" * 9)) == bytewise(b"user1" * 9)
+
+
+def test_key_and_hash_is_make_key_and_partition_hash():
+    rng = random.Random(5)
+    for _ in range(500):
+        h, s = rng.randbytes(rng.choice([0, 1, 16, 40, 100])), rng.randbytes(rng.randint(0, 5))
+        assert keys.key_and_hash(h, s) == (keys.make_key(h, s), keys.partition_hash(h, s))
+    with pytest.raises(ValueError, match="limit"):
+        keys.key_and_hash(b"h" * (keys.MAX_HASH_KEY_BYTES + 1), b"s")

@@ -166,12 +166,16 @@ class Recorder:
 
     def record(self, o: OutcomeLike) -> None:
         """Record one outcome (the client's observer callback)."""
-        if o.level != OP_LEVEL:
-            self._record_side(o)
-            return
+        level = o.level
         p = self._policies.get(o.policy)
         if p is None:
             p = self._add_policy(o.policy)
+        if level != OP_LEVEL:
+            if level == ATTEMPT_LEVEL and o.outcome == "ok":   # _record_side's usual case
+                p.attempt_outcomes[0] += 1
+            else:
+                self._record_side(o)
+            return
         start, end, t = o.start, o.end, o.intended_start
         if t is None:
             t = start

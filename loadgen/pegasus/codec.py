@@ -417,6 +417,7 @@ def _flat_plan(cls: type | None) -> _FlatPlan | None:
 _FLAT_PLANS: dict[type, _FlatPlan | None] = {}
 #: Off: every result goes through the generated code (the tests compare both ways).
 FLAT_RESULTS = True
+_UNPLANNED = object()
 
 
 def flat_plan(cls: type | None) -> _FlatPlan | None:
@@ -441,28 +442,20 @@ _OK_REPLY = _I32.pack(6) + b"ERR_OK" + _REPLY_BEGIN
 _OK_NAME_AT = 4 + len(_OK_REPLY)
 
 
-def _ok_reply_header(frame: bytes) -> tuple[RpcSpec, int, int] | None:
-    """(rpc, seqid, offset of the body) of a well-formed ERR_OK reply to a known RPC, read in
-    a few steps (the usual reply); None for any other frame, which the general path then
-    reads and judges."""
-    total = len(frame)
-    if frame[4:_OK_NAME_AT] != _OK_REPLY or not 12 <= total <= MAX_FRAME_BYTES \
-            or _U32.unpack_from(frame)[0] != total or total < _OK_NAME_AT + 4:
-        return None
-    n = _I32.unpack_from(frame, _OK_NAME_AT)[0]
-    body = _OK_NAME_AT + 8 + n
-    spec = _ACKS.get(frame[_OK_NAME_AT + 4:_OK_NAME_AT + 4 + n]) if n > 0 else None
-    if spec is None or body > total:
-        return None
-    return spec, _I32.unpack_from(frame, body - 4)[0], body
-
-
 def decode_response(frame: bytes) -> ResponseFrame:
     """Decode one whole response frame."""
-    ok = _ok_reply_header(frame)
-    if ok is not None:
-        spec, seqid, offset = ok
-        error, name = "ERR_OK", spec.name
+    # The usual reply first, read in a few steps: a well-formed ERR_OK reply to a known RPC
+    # (every check below is one the general path makes); any other frame, the general path
+    # reads and judges.
+    total, spec = len(frame), None
+    if frame[4:_OK_NAME_AT] == _OK_REPLY and 12 <= total <= MAX_FRAME_BYTES \
+            and _U32.unpack_from(frame)[0] == total and total >= _OK_NAME_AT + 4:
+        n = _I32.unpack_from(frame, _OK_NAME_AT)[0]
+        offset = _OK_NAME_AT + 8 + n
+        if n > 0 and offset <= total:
+            spec = _ACKS.get(frame[_OK_NAME_AT + 4:_OK_NAME_AT + 4 + n])
+    if spec is not None:
+        error, name, seqid = "ERR_OK", spec.name, _I32.unpack_from(frame, offset - 4)[0]
     else:
         _check_whole(frame, response_frame_size(frame), "response")
         error, ack, seqid, offset = _reply_header(frame)
@@ -474,8 +467,10 @@ def decode_response(frame: bytes) -> ResponseFrame:
             raise ProtocolError(f"reply to unknown RPC {name!r}")
     result = None
     if error == "ERR_OK":
-        plan = flat_plan(spec.result)
-        if plan is not None and frame[offset:offset + 3] == _RESULT_FIELD:
+        plan = _FLAT_PLANS.get(spec.result, _UNPLANNED)
+        if plan is _UNPLANNED:
+            plan = flat_plan(spec.result)
+        if plan is not None and FLAT_RESULTS and frame[offset:offset + 3] == _RESULT_FIELD:
             result = plan.read(frame, offset + 3)
         if result is None:
             result = _Reader(frame, offset, len(frame) - 4).single_field(
@@ -492,19 +487,23 @@ class FrameSplitter:
     ProtocolError at the first bad header, before any large buffer is reserved.
     """
 
-    __slots__ = ("_buf", "_need", "_size")
+    __slots__ = ("_buf", "_need", "_replies", "_size")
 
     def __init__(self, kind: str):
         if kind not in ("request", "response"):
             raise ValueError(f"kind must be 'request' or 'response', got {kind!r}")
         self._buf = bytearray()
         self._need = None
+        self._replies = kind == "response"
         self._size = request_frame_size if kind == "request" else response_frame_size
 
     def feed(self, data: bytes) -> list[bytes]:
         """Add ``data``; return every frame it completed, oldest first."""
         buf = self._buf
         if not buf and type(data) is bytes:  # nothing held back: the usual read
+            if self._replies and 12 <= len(data) <= MAX_FRAME_BYTES \
+                    and _U32.unpack_from(data)[0] == len(data):
+                return [data]   # exactly one whole reply, as response_frame_size checks it
             try:
                 need = self._size(data[:HEADER_V0_BYTES])
             except ProtocolError:

@@ -116,20 +116,23 @@ _SEND, _AWAIT, _KEEP, _ROUTE, _PAUSE, _DONE = "send", "await", "keep", "route", 
 
 
 class _OpRun:
-    """The state of one op while it runs (one per op: plain attributes, no locking)."""
+    """The state of one op while it runs (one per op: plain attributes, no locking). The
+    class attributes are each op's starting values, set on the instance once they change
+    (most ops succeed at their first attempt and never change them)."""
+
+    latest: _Attempt | None = None
+    attempts = retries = 0
+    last_error: PegasusError | None = None
+    any_unknown = any_refresh = False
+    tick = resume_at = 0.0
+    need_generation: int | None = None
+    value: Any = None
+    error: PegasusError | None = None
 
     def __init__(self, executor: TableExecutor, op: Op, intended_start: float | None):
         self.x, self.op, self.intended_start = executor, op, intended_start
         self.inbox = Inbox()
         self.pending: list[_Attempt] = []
-        self.latest: _Attempt | None = None
-        self.attempts = self.retries = 0
-        self.last_error: PegasusError | None = None
-        self.any_unknown = self.any_refresh = False
-        self.tick = self.resume_at = 0.0
-        self.need_generation: int | None = None
-        self.value: Any = None
-        self.error: PegasusError | None = None
 
     def run(self) -> Any:
         ctx = self.x.ctx

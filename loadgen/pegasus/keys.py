@@ -67,11 +67,22 @@ def to_bytes(value: bytes | str) -> bytes:
     raise TypeError(f"expected bytes or str, got {type(value).__name__}")
 
 
+_KEY_LENGTH = struct.Struct(">H")
+
+
 def make_key(hash_key: bytes, sort_key: bytes) -> bytes:
     """Build the stored key blob."""
     if len(hash_key) > MAX_HASH_KEY_BYTES:
         raise ValueError(f"hash_key is {len(hash_key)} bytes; the limit is {MAX_HASH_KEY_BYTES}")
-    return struct.pack(">H", len(hash_key)) + hash_key + sort_key
+    return _KEY_LENGTH.pack(len(hash_key)) + hash_key + sort_key
+
+
+def key_and_hash(hash_key: bytes, sort_key: bytes) -> tuple[bytes, int]:
+    """``(make_key(hash_key, sort_key), partition_hash(hash_key, sort_key))`` in one call."""
+    if len(hash_key) > MAX_HASH_KEY_BYTES:
+        raise ValueError(f"hash_key is {len(hash_key)} bytes; the limit is {MAX_HASH_KEY_BYTES}")
+    return _KEY_LENGTH.pack(len(hash_key)) + hash_key + sort_key, \
+        crc64(hash_key if hash_key else sort_key)
 
 
 def split_key(key: bytes) -> tuple[bytes, bytes]:

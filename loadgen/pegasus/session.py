@@ -403,8 +403,12 @@ class Session:
         except Exception as exc:  # a bug here must not leave a connection nobody reads
             log.exception("%s: reader failed", self.addr)
             failure = f"reader failed, connection dropped: {exc!r}"
-        for item in handed:
-            item[0].inbox.put(item)
+        for item in handed:   # Inbox.put, inlined: once per reply
+            inbox = item[0].inbox
+            inbox._items.append(item)
+            waiter, inbox._waiter = inbox._waiter, None
+            if waiter is not None:
+                waiter.switch(None)
         if failure is not None:
             self._lose(conn, f"{self.addr}: {failure}")
 

@@ -64,7 +64,9 @@ class Table:
     def put(self, hash_key: bytes | str, sort_key: bytes | str, value: bytes | str,
             ttl: int = 0, *, intended_start: float | None = None) -> None:
         """Write one value; ``ttl`` in seconds, 0 = never expires."""
-        key, phash = _key(hash_key, sort_key)
+        key, phash = keys.key_and_hash(  # _key(), inlined: the put is the hot path
+            hash_key if type(hash_key) is bytes else keys.to_bytes(hash_key),
+            sort_key if type(sort_key) is bytes else keys.to_bytes(sort_key))
         args = rrdb.update_request(
             key=blob(key), value=blob(value if type(value) is bytes else keys.to_bytes(value)),
             expire_ts_seconds=ttl_clock.expire_ts(ttl) if ttl else 0)
@@ -124,7 +126,7 @@ def _key(hash_key: bytes | str, sort_key: bytes | str) -> tuple[bytes, int]:
     """The stored key blob and its partition hash."""
     h = hash_key if type(hash_key) is bytes else keys.to_bytes(hash_key)
     s = sort_key if type(sort_key) is bytes else keys.to_bytes(sort_key)
-    return keys.make_key(h, s), keys.partition_hash(h, s)
+    return keys.key_and_hash(h, s)
 
 
 def _hash_key(hash_key: bytes | str) -> bytes:
