@@ -269,11 +269,11 @@ def schedule_saturation(checks: Mapping[str, ScheduleCheck], max_inflight: int) 
 
 #: The steady put response time may be at most this many times the unloaded one: beyond it
 #: replies queue, and a write after a failover waits behind the backlog (client lag then
-#: measures the cluster's queue). Measured on 2 cores against a 4.9 ms baseline: quick at
-#: 4 and 8 users per policy 1.6x and 3.6x (failover lag p99 65 and 125 ms), at 12 users 7.3x
-#: (lag 259 ms, a failed SLO that was the queue's), at 800 arrivals/s on 8 partitions 8.6x
-#: (lag 403 ms).
-CLUSTER_QUEUE_LIMIT = 5.0
+#: measures the cluster's queue). Measured on 2 cores: the baseline itself moves with the
+#: host (2.4-4.9 ms on one day), and a clean quick run reached 4.4x (failover lag p99 52 ms),
+#: so the limit only catches a cluster far gone: quick at 12 users per policy (put p50 36 ms,
+#: lag 236-259 ms) and at 800 arrivals/s on 8 partitions (p50 42 ms, lag 403 ms).
+CLUSTER_QUEUE_LIMIT = 10.0
 
 
 @dataclass(frozen=True)
