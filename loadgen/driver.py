@@ -39,7 +39,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import gevent
 from gevent.event import Event
 from gevent.hub import get_hub
 from greenlet import GreenletExit, getcurrent, greenlet

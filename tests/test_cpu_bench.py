@@ -33,17 +33,24 @@ def test_a_tiny_run_reports_cpu_per_acknowledged_put(tmp_path, official):
     assert done.returncode == 0, done.stderr
     summary = json.loads(out.read_text())
     assert len(summary["rounds"]) == 3
+    sides = ("ours", "client", "official") if official else ("ours", "client")
     for row in summary["rounds"]:
-        assert row["ours"]["ok"] == 20 and row["ours"]["cpu_s"] > 0 and row["ours"]["us_per_op"] > 0
-    assert summary["ours_us_per_op"] > 0
-    assert "round  3: ours" in done.stdout and "µs CPU per acknowledged put" in done.stdout
+        assert set(sides) <= set(row)
+        for side in sides:
+            assert row[side]["ok"] == 20 and row[side]["cpu_s"] > 0 and row[side]["us_per_op"] > 0
+    for side in sides:
+        assert summary[f"{side}_us_per_op"] > 0
+    assert "recorder, ledger" in summary["ours_about"] and "no observer" in summary["client_about"]
+    assert "round  3:" in done.stdout and "µs CPU per acknowledged put" in done.stdout
     if official:
         for row in summary["rounds"]:
-            assert row["official"]["ok"] == 20 and row["official"]["us_per_op"] > 0
             assert row["ratio"] == pytest.approx(row["ours"]["us_per_op"] / row["official"]["us_per_op"])
-        assert summary["ratio"] == pytest.approx(sorted(r["ratio"] for r in summary["rounds"])[1])
-        assert "pypegasus3" in summary["official_client"]
-        assert "ratio    :" in done.stdout
+            assert row["ratio_client"] == pytest.approx(
+                row["client"]["us_per_op"] / row["official"]["us_per_op"])
+        for key in ("ratio", "ratio_client"):
+            assert summary[key] == pytest.approx(sorted(r[key] for r in summary["rounds"])[1])
+        assert "pypegasus3" in summary["official_about"]
+        assert "ratio_client:" in done.stdout
     else:
         assert "ratio" not in summary and "official : not measured" in done.stdout
 

@@ -66,12 +66,18 @@ class FrameWriter:
                     continue
                 self._out = []
                 self._sock.sendall(out[0] if len(out) == 1 else b"".join(out))
-        except Exception as exc:  # OSError: the peer is gone; anything else is a bug. Either
-            if not isinstance(exc, OSError):  # way the stream is unusable: report, never hang.
-                log.exception("frame writer failed")
-            if not self.closed:
-                self.closed = True
-                self._on_error(exc)
+        except Exception as exc:
+            _failed(self, exc)
+
+
+def _failed(writer: FrameWriter | HubWriter, exc: Exception) -> None:
+    """A send failed. An OSError means the peer is gone, anything else is a bug; either way
+    the stream is unusable: report it once, never hang (called in the ``except`` block)."""
+    if not isinstance(exc, OSError):
+        log.exception("frame writer failed")
+    if not writer.closed:
+        writer.closed = True
+        writer._on_error(exc)
 
 
 class HubWriter:
@@ -124,12 +130,8 @@ class HubWriter:
             sent = self._sock.send(data)
         except BlockingIOError:
             sent = 0
-        except Exception as exc:  # OSError: the peer is gone; anything else is a bug. Either
-            if not isinstance(exc, OSError):  # way the stream is unusable: report, never hang.
-                log.exception("frame writer failed")
-            if not self.closed:
-                self.closed = True
-                self._on_error(exc)
+        except Exception as exc:
+            _failed(self, exc)
             return
         if sent < len(data):  # the kernel's buffer is full: the rest goes first when writable
             self._out.insert(0, data[sent:])
