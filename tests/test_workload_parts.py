@@ -135,7 +135,10 @@ def test_settings_come_from_the_profile_with_meta_and_policies_from_the_command_
                                  pegbench_run_id=None)
     s = settings_from_options(options)
     assert s.meta == ("127.0.0.1:1", "h:2") and s.policies == ("java", "failover")
-    assert (s.users, s.total_users, s.rate_per_user, s.duration_s) == (3, 6, 40, 105)
+    w = load_profile(QUICK).workload  # the rest is the profile's, whatever its size
+    assert (s.users, s.total_users, s.rate_per_user, s.duration_s) == (3, 6, w.rate_per_user,
+                                                                       w.duration_s)
+    assert w.users != 3  # so the override above is seen
     assert dict(s.mix) == {"put": 0.85, "multi_put": 0.10, "get": 0.05}
     # written back, so a master ships them to its workers
     assert options.pegbench_profile == QUICK and options.pegbench_run_id == s.run_id
