@@ -29,7 +29,7 @@ import gevent
 
 from .faults.observer import LogTailObserver
 from .onebox.spec import CONFIG_LOG, META_NODE
-from .pegasus import Client, PegasusError, keys
+from .pegasus import Client, PegasusError, keys, policies
 from .pegasus.outcome import META, OK, OP
 from .pegasus.policies import BUILTINS
 from .pegasus.testing import Recorder, TestCluster
@@ -89,6 +89,21 @@ class Trace:
     t_end: float = 0.0
     writes: int = 0                   # executed by the servers during the run
     writers: list[list[WriterOp]] = field(default_factory=list)  # each writer's ops in order
+
+
+#: The onebox's beacon and check intervals (its lease and grace are :class:`Settings`').
+BEACON_S, CHECK_S = 0.1, 0.05
+
+
+def policy_params(policy: str, settings: Settings, *, tell_fd: bool = True) -> dict:
+    """``policy``'s parameters in a run: the settings' own; with ``tell_fd``, a policy that
+    can use the cluster's failure-detector timings (``failover``) is told the onebox's
+    unless the settings set them."""
+    params = settings.policy_params.get(policy)
+    if not tell_fd:
+        return dict(params or {})
+    return policies.with_failure_detector(policy, params, beacon_s=BEACON_S, check_s=CHECK_S,
+                                          grace_s=settings.grace_s)
 
 
 # --------------------------------------------------------------------------- load
@@ -155,6 +170,11 @@ class InProcess:
     fault: Callable[[TestCluster, Settings], None]
     heal: Callable[[TestCluster, Settings], None] | None = None
     heal_after_s: Callable[[Settings], float] = lambda s: 0.0
+    #: Whether the policies are told the onebox's failure-detector timings. The test cluster
+    #: has no failure detector; a scenario whose fault no detector would act on (a slow
+    #: primary, a reset, a move by the meta) runs as on a cluster with the onebox's. One
+    #: that stands for a detector's verdict (a move ``heal_after_s`` after a crash) must not.
+    tell_fd: bool = False
 
     def __call__(self, policy: str, settings: Settings) -> Row:
         return row_of(self.trace(policy, settings))
@@ -163,9 +183,9 @@ class InProcess:
         """Run ``policy`` through the scenario once."""
         run = Trace(self.scenario, policy)
         with TestCluster(replicas=2, partitions=4) as cluster:
+            params = policy_params(policy, settings, tell_fd=self.tell_fd)
             with Client(cluster.meta_addrs, policy=policy, op_timeout_ms=settings.op_timeout_ms,
-                        observer=run.recorder,
-                        policy_params=settings.policy_params.get(policy)) as client:
+                        observer=run.recorder, policy_params=params) as client:
                 table = client.open_table("temp")
                 hash_keys = [f"k{i}".encode() for i in range(16)]
                 run.t_fault = time.monotonic() + settings.before_s
@@ -221,7 +241,8 @@ def _onebox(settings: Settings) -> Iterator:
     from .onebox.spec import FDConfig
     from .onebox.supervisor import Onebox
 
-    fd = FDConfig(beacon_s=0.1, check_s=0.05, lease_s=settings.lease_s, grace_s=settings.grace_s)
+    fd = FDConfig(beacon_s=BEACON_S, check_s=CHECK_S, lease_s=settings.lease_s,
+                  grace_s=settings.grace_s)
     with tempfile.TemporaryDirectory(prefix="pegbench-matrix-") as tmp:
         with Onebox(Path(tmp) / "box", replica_nodes=3, partitions=8, meta_port=free_port(),
                     replica_ports=[free_port() for _ in range(3)], fd=fd) as box:
@@ -253,7 +274,7 @@ class OnOnebox:
         decree0 = _decree(box, pidx)
         run = Trace(self.scenario, policy)
         with Client(box.meta_addrs, policy=policy, op_timeout_ms=settings.op_timeout_ms,
-                    observer=run.recorder, policy_params=settings.policy_params.get(policy)) as client:
+                    observer=run.recorder, policy_params=policy_params(policy, settings)) as client:
             table = client.open_table("temp")
             run.t_fault = time.monotonic() + settings.before_s
             load = gevent.spawn(_write_load, table, hash_keys, settings,
@@ -301,9 +322,9 @@ SCENARIOS: dict[str, tuple[bool, Callable]] = {
     "kill": (True, OnOnebox("kill", "kill", lambda s: s.grace_s + 1.0)),
     "pause-below-lease": (True, OnOnebox("pause-below-lease", "pause", lambda s: 0.75 * s.lease_s)),
     "pause-past-grace": (True, OnOnebox("pause-past-grace", "pause", lambda s: s.grace_s + 1.0)),
-    "slow-primary": (False, InProcess("slow-primary", _slow)),
-    "connection-reset": (False, InProcess("connection-reset", _reset)),
-    "partition-moved": (False, InProcess("partition-moved", _moved)),
+    "slow-primary": (False, InProcess("slow-primary", _slow, tell_fd=True)),
+    "connection-reset": (False, InProcess("connection-reset", _reset, tell_fd=True)),
+    "partition-moved": (False, InProcess("partition-moved", _moved, tell_fd=True)),
 }
 POLICIES = tuple(cls.name for cls in BUILTINS)
 

@@ -114,8 +114,7 @@ class WorkloadSettings:
         compare = tuple(policies) if policies else profile.policies.compare
         values: dict[str, Any] = {
             "meta": meta, "table": profile.cluster.table, "policies": compare,
-            "policy_params": frozen_map({p: frozen_map(profile.policies.params_for(p))
-                                         for p in compare}),
+            "policy_params": frozen_map({p: frozen_map(_params(profile, p)) for p in compare}),
             "users": w.users, "rate_per_user": w.rate_per_user, "duration_s": w.duration_s,
             "warmup_s": w.warmup_s, "op_timeout_ms": w.op_timeout_ms, "key_space": w.key_space,
             "value_bytes": tuple(w.value_bytes), "mix": frozen_map(dataclasses.asdict(w.mix)),
@@ -143,6 +142,17 @@ class WorkloadSettings:
                                               for p, v in values["policy_params"].items()})
         values["mix"] = frozen_map(values["mix"])
         return cls(**values)
+
+
+def _params(profile: Profile, policy: str) -> dict[str, Any]:
+    """The profile's parameters of ``policy``; on the onebox, a policy that can use the
+    cluster's failure-detector timings is told them unless the profile sets its own."""
+    params = profile.policies.params_for(policy)
+    if profile.cluster.mode == "external":
+        return params
+    fd = profile.cluster.fd
+    return policies.with_failure_detector(policy, params, beacon_s=fd.beacon_s,
+                                          check_s=fd.check_s, grace_s=fd.grace_s)
 
 
 def new_run_id() -> str:

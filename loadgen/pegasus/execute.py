@@ -27,7 +27,7 @@ from ..errors import (NoPrimary, NotConnected, OpTimeout, PegasusError, ServerEr
 from . import keys
 from .outcome import ATTEMPT, FAIL, OK, OP, UNKNOWN, Outcome, classify
 from .policies import NOTHING, AttemptContext, Policy, Reaction
-from .refresh import Refresher
+from .refresh import Refresher, Silence
 from .routing import PartitionRoute, TableRouting
 from .session import Call, Inbox, Session
 from .table import Op, Table
@@ -220,7 +220,7 @@ class _OpRun:
             return self._timed_out(a)
         # A hung primary is replaced only when the meta's grace period ends: the op learns
         # of it within one poll, not at its next attempt timeout.
-        self.x.refresher.request(routing.generation)
+        self.x.refresher.request(routing.generation, self._silence(a.route.primary, lost=False))
         item = self.inbox.get(min(self.deadline, self.tick) - now,
                               (routing.next_result(), self.x.ctx.closing))
         return (self._take(item) if item is not None else None) or _KEEP
@@ -237,7 +237,7 @@ class _OpRun:
         now = time.monotonic()
         if now >= self.deadline:
             return self._finish(self.last_error, out_of_time=True)
-        self.x.refresher.request(routing.generation)
+        self.x.refresher.request(routing.generation, self._silence(route.primary, lost=True))
         wake = [routing.next_result(), self.x.ctx.closing]
         if session is not None:
             wake.append(session.redial())
@@ -318,8 +318,12 @@ class _OpRun:
         # now; the others for one newer than their attempt's (Java's cachedConfigVersion).
         waits = reaction.keep_waiting or reaction.wait_for_route
         seen = self.x.routing.generation if waits else a.generation
-        if reaction.refresh and self.x.refresher.request(seen):
-            a.refreshed = self.any_refresh = True
+        if reaction.refresh:
+            lost = isinstance(exc, (SessionReset, NotConnected))
+            silence = (self._silence(a.route.primary, lost=lost)
+                       if lost or isinstance(exc, OpTimeout) else None)
+            if self.x.refresher.request(seen, silence):
+                a.refreshed = self.any_refresh = True
         self.last_error = (exc.last_error or self.last_error) if isinstance(exc, OpTimeout) else exc
         if not reaction.keep_waiting:
             self._emit_attempt(a, exc, now)
@@ -378,6 +382,15 @@ class _OpRun:
                               a.start, time.monotonic() if end is None else end, result,
                               None if exc is None else exc.code, a.number, a.refreshed,
                               x.ctx.policy.name, self.intended_start))
+
+    def _silence(self, node: str | None, *, lost: bool) -> Silence | None:
+        """Since when ``node`` has been silent (``lost``: its connection is gone)."""
+        if node is None:
+            return None
+        session = self.x.ctx.session(node)
+        heard = session.last_heard
+        return Silence(heard, max(heard, session.lost_at) if lost else heard,
+                       lambda: session.last_heard > heard)
 
     def _drop_pending(self, a: _Attempt) -> None:
         if a in self.pending:

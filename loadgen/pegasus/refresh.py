@@ -7,24 +7,67 @@ at most one query in flight). Each models one client's pacing:
 
 * :class:`GoTriggerLoop` — the Go client's ``tryConfUpdate`` / ``loopForAutoUpdate``;
 * :class:`PacedQuery` — the Java client's ``TableHandler.tryQueryMeta``;
-* :class:`MetaPoller` — ``failover``: at most one query per interval however many ops ask.
+* :class:`MetaPoller` — ``failover``: at most one query per interval however many ops ask;
+* :class:`FailureDetectorPoller` — ``failover`` told the cluster's failure-detector timings:
+  no query while the meta cannot have replaced a silent primary yet, then a few, timed so the
+  last one falls when it must have.
 
-``request(seen_generation)`` means "an op has seen config generation ``seen_generation`` and
-needs a newer one"; it returns whether a query is now under way or scheduled.
+``request(seen_generation, silence)`` means "an op has seen config generation
+``seen_generation`` and needs a newer one"; ``silence`` says, when the op's primary stopped
+answering or was lost, since when (None for error replies and a missing primary). It returns
+whether a query is now under way or scheduled.
 """
 
 from __future__ import annotations
 
+import math
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from .routing import TableRouting
 
 
+#: Slack after the last instant the meta can replace a dead primary: its check loop and its
+#: config change run a little late on a busy host.
+FD_SLACK_S = 0.02
+
+
+@dataclass(frozen=True, slots=True)
+class Silence:
+    """What a client knows of a primary that stopped answering (monotonic seconds): it was
+    last heard at ``heard`` and was surely gone by ``gone`` (its connection was lost then; a
+    primary that is merely silent is taken to have stopped when it was last heard).
+    ``heard_since`` (if given) says whether it has been heard from again since."""
+
+    heard: float
+    gone: float
+    heard_since: Callable[[], bool] | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class FailureDetector:
+    """The cluster's failure-detector timings (seconds): a replica beacons the meta every
+    ``beacon_s``; every ``check_s`` the meta declares dead a node whose last beacon is older
+    than ``grace_s`` and names a new primary for its partitions at once."""
+
+    beacon_s: float
+    check_s: float
+    grace_s: float
+
+    def window(self, silence: Silence) -> tuple[float, float]:
+        """The first and the last instant the meta can name a new primary in place of the
+        silent one: its last beacon went out at most ``beacon_s`` before it was last heard,
+        and at the latest when it was gone."""
+        return (silence.heard + self.grace_s - self.beacon_s,
+                silence.gone + self.grace_s + self.check_s + FD_SLACK_S)
+
+
 class Refresher(Protocol):
     """Turns "this op needs a newer config" into meta queries, paced its own way."""
 
-    def request(self, seen_generation: int) -> bool: ...
+    def request(self, seen_generation: int, silence: Silence | None = None) -> bool: ...
 
 
 class GoTriggerLoop:
@@ -40,7 +83,7 @@ class GoTriggerLoop:
         self._routing = routing
         self._pause_s = pause_s
 
-    def request(self, seen_generation: int) -> bool:
+    def request(self, seen_generation: int, silence: Silence | None = None) -> bool:
         routing = self._routing
         if routing.in_flight or routing.scheduled:
             return True  # flushed after the query, or the channel is full: either way dropped
@@ -58,7 +101,7 @@ class PacedQuery:
         self._routing = routing
         self._min_interval_s = min_interval_s
 
-    def request(self, seen_generation: int) -> bool:
+    def request(self, seen_generation: int, silence: Silence | None = None) -> bool:
         routing = self._routing
         if routing.in_flight:
             return False
@@ -87,7 +130,7 @@ class MetaPoller:
         """The pause between two queries right now."""
         return self._interval_s
 
-    def request(self, seen_generation: int) -> bool:
+    def request(self, seen_generation: int, silence: Silence | None = None) -> bool:
         routing = self._routing
         if routing.generation > seen_generation:
             return False  # a newer answer is already there for the asker to look at
@@ -106,3 +149,48 @@ class MetaPoller:
             self._interval_s = self._base_s
         else:
             self._interval_s = min(self._max_s, self._interval_s * 2)
+
+
+class FailureDetectorPoller:
+    """``failover`` told the cluster's :class:`FailureDetector` timings.
+
+    A primary that went silent or was lost cannot be replaced before the meta's failure
+    detector gives up on it, and must be replaced by the end of the detector's window
+    (:meth:`FailureDetector.window`). So: no query before the window opens; in it, queries on
+    a grid of ``interval_s`` laid back from the window's end (the last one falls when the new
+    config must be there; one query if the interval is wider than the window, which is
+    ``beacon + check`` wide); past it (the primary is alive after all, or went silent later
+    than it was last heard), one query per ``late_interval_s``. Requests without a silence
+    (error replies, no primary) are paced like :class:`MetaPoller`'s, and may bring a
+    scheduled query forward. At most one query in flight per table, however many ops ask.
+    """
+
+    def __init__(self, routing: TableRouting, interval_s: float, fd: FailureDetector,
+                 late_interval_s: float | None = None):
+        self._routing = routing
+        self._interval_s = interval_s
+        self._fd = fd
+        self._late_s = late_interval_s or max(interval_s, fd.beacon_s + fd.check_s)
+
+    def request(self, seen_generation: int, silence: Silence | None = None) -> bool:
+        routing = self._routing
+        if routing.generation > seen_generation:
+            return False
+        if routing.in_flight:
+            return True
+        # A query scheduled for a silent primary is dropped if it speaks again before then
+        # (a pause shorter than the window costs nothing).
+        routing.refresh_at(self.next_query(silence),
+                           unless=silence.heard_since if silence is not None else None)
+        return True
+
+    def next_query(self, silence: Silence | None) -> float:
+        """The instant the next query is due for an op with this ``silence``."""
+        last_start, step = self._routing.last_start, self._interval_s
+        if silence is None:
+            return last_start + step
+        first, last = self._fd.window(silence)
+        lo = max(first, math.nextafter(last_start, math.inf))
+        if lo <= last:
+            return last - math.floor((last - lo) / step) * step
+        return max(last_start + self._late_s, last)

@@ -14,6 +14,7 @@ order and stops at the first one without a primary, keeping the old routes from 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import gevent
@@ -85,6 +86,7 @@ class TableRouting:
         self._config: TableConfig | None = None
         self._refresher: gevent.Greenlet | None = None
         self._scheduled: gevent.Greenlet | None = None
+        self._scheduled_at = 0.0
         self._result = Event()  # set when the refresh under way (or the next one) ends
         self._closed = False
         #: Successful refreshes so far; goes up by one per answer applied.
@@ -135,16 +137,24 @@ class TableRouting:
             self._refresher = gevent.spawn(self._run_refresh)
         return True
 
-    def refresh_at(self, when: float) -> None:
+    def refresh_at(self, when: float, unless: Callable[[], bool] | None = None) -> None:
         """Start a refresh at monotonic instant ``when`` (at once if past), unless one is
-        under way or already scheduled."""
-        if self._closed or self._refresher is not None or self._scheduled is not None:
+        under way or one is scheduled no later than that (one scheduled later moves up).
+        A scheduled one for which ``unless()`` is true when it is due is dropped: no query,
+        but waiters on :meth:`next_result` wake (to ask again if they still need one)."""
+        if self._closed or self._refresher is not None:
             return
+        if self._scheduled is not None:
+            if self._scheduled_at <= when:
+                return
+            self._scheduled.kill(block=False)
+            self._scheduled = None
         delay = when - time.monotonic()
         if delay <= 0:
             self.refresh_now()
         else:
-            self._scheduled = gevent.spawn_later(delay, self._start_scheduled)
+            self._scheduled_at = when
+            self._scheduled = gevent.spawn_later(delay, self._start_scheduled, unless)
 
     def wait(self, deadline: float, *, newer_than: int) -> bool:
         """Refresh unless one newer than generation ``newer_than`` already succeeded, and wait
@@ -168,8 +178,12 @@ class TableRouting:
                 greenlet.kill(block=False)
         self._result.set()
 
-    def _start_scheduled(self) -> None:
+    def _start_scheduled(self, unless: Callable[[], bool] | None = None) -> None:
         self._scheduled = None
+        if unless is not None and unless():
+            done, self._result = self._result, Event()
+            done.set()
+            return
         self.refresh_now()
 
     def _run_refresh(self) -> None:

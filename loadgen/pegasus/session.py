@@ -187,6 +187,9 @@ class Session:
         self._closed = False
         #: Dials started so far (tests and reports count reconnects with it).
         self.dials = 0
+        #: Monotonic instants the server was last heard from (any data read) and a connection
+        #: was last lost (-inf: never).
+        self.last_heard = self.lost_at = float("-inf")
 
     @property
     def connected(self) -> bool:
@@ -383,8 +386,9 @@ class Session:
             self._lose(conn, f"{self.addr}: connection closed by the server")
             return
         self._first_timeout = None  # Java: any reply shows the server is alive
+        self.last_heard = now = time.monotonic()
         if conn.timer is not None:
-            conn.last_read = time.monotonic()
+            conn.last_read = now
         # Every reply of this read is matched before any is handed over, as a reader
         # greenlet did: an op resumed by one hand-off (which may close the session) runs
         # only after all of them are decoded.
@@ -447,6 +451,7 @@ class Session:
         if conn.lost is not None:
             return
         conn.lost = SessionReset(reason)
+        self.lost_at = time.monotonic()
         if self._conn is conn:
             self._conn = None
             self._connected.clear()

@@ -41,7 +41,7 @@ from .java import Java
 __all__ = [
     "NOTHING", "AttemptContext", "Policy", "Reaction", "check_positive", "Failover", "Legacy",
     "RefreshOnReset", "RefreshOnTimeout", "Java", "PolicyInfo", "register", "create",
-    "available", "BUILTINS",
+    "available", "BUILTINS", "FD_PARAMS", "with_failure_detector",
 ]
 
 _REGISTRY: dict[str, Callable[..., Policy]] = {}
@@ -95,6 +95,23 @@ def create(spec: str | Policy, params: Mapping[str, Any] | None = None) -> Polic
     if not isinstance(policy, Policy):
         raise ConfigError("", "policy", f"{spec} to build a loadgen.pegasus.policies.Policy")
     return policy
+
+
+#: The parameters that tell a policy the cluster's failure-detector timings (ms).
+FD_PARAMS = ("fd_beacon_ms", "fd_check_ms", "fd_grace_ms")
+
+
+def with_failure_detector(spec: str, params: Mapping[str, Any] | None, *, beacon_s: float,
+                          check_s: float, grace_s: float) -> dict[str, Any]:
+    """``params`` plus the cluster's failure-detector timings, for a policy that takes them
+    (:data:`FD_PARAMS`) and was not given any; other policies' params come back as they are."""
+    params = dict(params or {})
+    factory = _REGISTRY.get(spec)
+    if factory is None or any(p in params for p in FD_PARAMS) or not set(FD_PARAMS) <= set(
+            _defaults(factory)):
+        return params
+    params.update(zip(FD_PARAMS, (beacon_s * 1000, check_s * 1000, grace_s * 1000)))
+    return params
 
 
 def available() -> list[PolicyInfo]:

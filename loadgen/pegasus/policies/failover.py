@@ -8,7 +8,7 @@ from typing import ClassVar
 
 from ...errors import ConfigError
 from .. import error_codes
-from ..refresh import MetaPoller, Refresher
+from ..refresh import FailureDetector, FailureDetectorPoller, MetaPoller, Refresher
 from ..routing import TableRouting
 from ..session import SessionRules
 from .base import NOTHING, AttemptContext, Policy, Reaction, check_positive
@@ -33,6 +33,18 @@ class Failover(Policy):
     * Meta queries: at most one in flight and one per ``repoll_ms`` per table per client,
       however many ops wait (:class:`~loadgen.pegasus.refresh.MetaPoller`); with
       ``repoll_max_ms`` the interval doubles while answers change nothing.
+    * Told the cluster's failure-detector timings (``fd_beacon_ms``, ``fd_check_ms``,
+      ``fd_grace_ms``: the meta's ``beacon_interval``, ``fd_check_interval`` and
+      ``fd_grace_seconds``), it does not ask the meta about a primary that went silent or
+      was lost until the meta can have replaced it: the window opens ``grace − beacon`` after
+      the primary was last heard and closes ``grace + check`` after it was gone. In it, it
+      asks on a ``repoll_ms`` grid laid back from the window's end, so the last query falls
+      when the new config must be there: a kill costs ``(beacon + check) / repoll_ms + 1``
+      queries at most (one if ``repoll_ms`` is wider than the window) and is seen at most
+      ``repoll_ms`` late; a pause shorter than the window's opening and a slow primary cost
+      none. Past the window, one query per ``repoll_max_ms`` (default: the window's width).
+      (:class:`~loadgen.pegasus.refresh.FailureDetectorPoller`.) Error replies and a config
+      without a primary are paced by ``repoll_ms`` alone.
     """
 
     name: ClassVar[str] = "failover"
@@ -44,12 +56,27 @@ class Failover(Policy):
     backoff_multiplier: float = 2.0
     backoff_cap_ms: float = 200.0
     repoll_ms: float = 10.0
-    #: Back off the meta polling up to this while nothing changes; None: never.
+    #: Back off the meta polling up to this while nothing changes; None: never. With the
+    #: failure-detector timings: the pace after the window.
     repoll_max_ms: float | None = None
+    #: The cluster's failure-detector timings; all three or none (None: not known).
+    fd_beacon_ms: float | None = None
+    fd_check_ms: float | None = None
+    fd_grace_ms: float | None = None
 
     def __post_init__(self) -> None:
         check_positive(self, "backoff_base_ms", "backoff_multiplier", "backoff_cap_ms", "repoll_ms")
-        check_positive(self, "attempt_timeout_ms", "repoll_max_ms", optional=True)
+        check_positive(self, "attempt_timeout_ms", "repoll_max_ms", "fd_beacon_ms",
+                       "fd_check_ms", "fd_grace_ms", optional=True)
+        fd = (self.fd_beacon_ms, self.fd_check_ms, self.fd_grace_ms)
+        if None in fd and fd != (None, None, None):
+            raise ConfigError("", "policy_params.fd_grace_ms",
+                              f"all of fd_beacon_ms, fd_check_ms and fd_grace_ms, or none "
+                              f"({self.name}), got {fd}")
+        if self.fd_grace_ms is not None and self.fd_grace_ms <= self.fd_beacon_ms:
+            raise ConfigError("", "policy_params.fd_grace_ms",
+                              f"more than fd_beacon_ms ({self.fd_beacon_ms:g}) ({self.name}), "
+                              f"got {self.fd_grace_ms!r}")
         if self.repoll_max_ms is not None and self.repoll_max_ms < self.repoll_ms:
             raise ConfigError("", "policy_params.repoll_max_ms",
                               f"at least repoll_ms ({self.repoll_ms:g}) ({self.name}), "
@@ -58,8 +85,19 @@ class Failover(Policy):
     def session_rules(self) -> SessionRules:
         return SessionRules(fail_pending_on_loss=True, redial_backoff=self.backoff_s)
 
+    @property
+    def failure_detector(self) -> FailureDetector | None:
+        """The cluster's failure-detector timings, if the policy was told them."""
+        if self.fd_grace_ms is None:
+            return None
+        return FailureDetector(self.fd_beacon_ms / 1000, self.fd_check_ms / 1000,
+                               self.fd_grace_ms / 1000)
+
     def make_refresher(self, routing: TableRouting, op_timeout_s: float) -> Refresher:
         top = None if self.repoll_max_ms is None else self.repoll_max_ms / 1000
+        fd = self.failure_detector
+        if fd is not None:
+            return FailureDetectorPoller(routing, self.repoll_ms / 1000, fd, top)
         return MetaPoller(routing, self.repoll_ms / 1000, top)
 
     def attempt_timeout_s(self, op_timeout_s: float) -> float:
