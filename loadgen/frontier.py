@@ -33,7 +33,7 @@ from .frontier_analysis import (CHALLENGER, DEFAULT_LAG, FAILED_TOLERANCE, LAG_T
                                 Sample, Verdict, dominance, lag_percentiles_ms, pareto_front, point,
                                 writer_lags_s)
 from .pegasus import policies
-from .pegasus.outcome import META, OK, OP
+from .pegasus.outcome import ATTEMPT, META, OK, OP
 from .policy_matrix import SCENARIOS, Settings, Trace, row_of, trace_jobs
 
 #: Op timeouts at which java's meta pacing is swept (see :data:`DEFAULT_SWEEP`).
@@ -42,13 +42,16 @@ JAVA_OP_TIMEOUTS_MS = (500, 1000, 2000)
 #: T: it queries the meta at most every max(1, T/3) ms. The sweep sets that pacing
 #: (``meta_query_interval_ms``) and keeps the op timeout, so every row of a scenario faces the
 #: same fault with the same deadline: a longer timeout would also fail fewer ops, which
-#: compares deadlines, not retry logic. The Go models have no knob.
+#: compares deadlines, not retry logic. The Go models have no knob. failover is told the
+#: onebox's failure-detector timings (:func:`loadgen.policy_matrix.policy_params`); its knob
+#: is ``repoll_ms``, the grid of its queries in the detector's window (one query at 1000:
+#: wider than the window).
 DEFAULT_SWEEP: dict[str, list[dict[str, float]]] = {
     "legacy": [{}],
     "refresh-on-timeout": [{}],
     "refresh-on-reset": [{}],
     "java": [{"meta_query_interval_ms": max(1, ms // 3)} for ms in JAVA_OP_TIMEOUTS_MS],
-    "failover": [{"repoll_ms": ms} for ms in (10, 30, 100, 333, 1000)],
+    "failover": [{"repoll_ms": ms} for ms in (10, 30, 100, 1000)],
 }
 #: The sweep's load and timings: the matrix's, with the FD timings of issue 14's measurements
 #: (lease 1.2 s, grace 1.5 s) and windows just long enough for every policy to recover in
@@ -103,9 +106,11 @@ def sample_of(run: Trace, after_s: float) -> Sample:
 
 def run_frontier(scenarios: Sequence[str], settings_list: Sequence[Setting], base: Settings,
                  runs: int, in_process_after_s: float = IN_PROCESS_AFTER_S,
-                 progress: Callable[[str], None] = lambda line: None) -> list[Point]:
+                 progress: Callable[[str], None] = lambda line: None,
+                 trace: bool = False) -> list[Point]:
     """Every setting through every scenario ``runs`` times; one :class:`Point` per
-    (scenario, setting), in order."""
+    (scenario, setting), in order. With ``trace``, each run's timeline
+    (:func:`trace_lines`) goes to ``progress`` too."""
     points: list[Point] = []
     total, done, t0 = len(scenarios) * len(settings_list) * runs, 0, time.monotonic()
     for scenario in scenarios:
@@ -115,14 +120,47 @@ def run_frontier(scenarios: Sequence[str], settings_list: Sequence[Setting], bas
         samples: list[list[Sample]] = [[] for _ in settings_list]
         traces = trace_jobs(scenario, [(settings_list[i].policy, settings_list[i].settings(
             scenario_base)) for i, _ in jobs], scenario_base)
-        for (i, r), trace in zip(jobs, traces, strict=True):
-            samples[i].append(sample_of(trace, scenario_base.after_s))
+        for (i, r), trace_run in zip(jobs, traces, strict=True):
+            samples[i].append(sample_of(trace_run, scenario_base.after_s))
             done += 1
             progress(f"[{done}/{total}] {scenario} {settings_list[i].policy} "
                      f"{settings_list[i].label} run {r + 1}/{runs}: {_brief(samples[i][-1])} "
                      f"({time.monotonic() - t0:.0f} s)")
+            if trace:
+                for line in trace_lines(trace_run):
+                    progress(line)
         points += [point(scenario, s.policy, s.label, samples[i]) for i, s in enumerate(settings_list)]
     return points
+
+
+def trace_lines(run: Trace) -> list[str]:
+    """One traced run as a timeline, ms from the fault: the ready instant and the heal, each
+    meta query (start→end), the attempts that failed by error and when the first and the
+    last of each kind ended, and the writers' first acknowledged write after the ready
+    instant (``pegbench bench frontier --trace``: where a lag comes from)."""
+    t0 = run.t_fault
+
+    def ms(t: float | None) -> str:
+        return "-" if t is None else f"{(t - t0) * 1000:+.0f}"
+
+    outcomes = [o for o in run.recorder.outcomes if o.end > t0]
+    metas = [o for o in outcomes if o.level == META]
+    lines = [f"{run.scenario} {run.policy}: fault +0, ready {ms(run.t_ready)}, heal {ms(run.t_heal)} "
+             "(ms from the fault)",
+             f"  meta queries ({len(metas)}): " + (", ".join(f"{ms(o.start)}→{ms(o.end)}" for o in metas)
+                                                  or "none")]
+    failed: dict[str, list[float]] = {}
+    for o in outcomes:
+        if o.level == ATTEMPT and o.outcome != OK:
+            failed.setdefault(o.error or o.outcome, []).append(o.end)
+    for error, ends in sorted(failed.items(), key=lambda item: min(item[1])):
+        lines.append(f"  failed attempts {error}: {len(ends)}, ended {ms(min(ends))} … {ms(max(ends))}")
+    lags = sorted(lag for lag in writer_lags_s(run.writers, run.t_ready) if lag != float("inf"))
+    if lags:
+        lines.append(f"  writers' lag after ready (ms): min {lags[0] * 1000:.0f}, median "
+                     f"{lags[len(lags) // 2] * 1000:.0f}, max {lags[-1] * 1000:.0f} "
+                     f"({len(lags)} recovered)")
+    return lines
 
 
 def _brief(s: Sample) -> str:
@@ -203,6 +241,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="load from the fault on in the in-process scenarios")
     parser.add_argument("--lag", choices=("p50", "p99"), default=DEFAULT_LAG,
                         help="the lag percentile of the plot, the front and the check")
+    parser.add_argument("--trace", action="store_true",
+                        help="print each run's timeline: meta queries, failed attempts, lags")
     parser.add_argument("--check", action="store_true",
                         help=f"exit 1 unless {CHALLENGER} dominates every other setting")
     parser.add_argument("--json", metavar="FILE", help="also write the points as JSON")
@@ -247,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{base.grace_s:g} s; load {base.after_s:g} s from the fault (in-process "
           f"{args.in_process_after_s:g} s); lags in ms", flush=True)
     points = run_frontier(scenarios, settings_list, base, args.runs, args.in_process_after_s,
-                          progress=lambda line: print(line, flush=True))
+                          progress=lambda line: print(line, flush=True), trace=args.trace)
     verdicts = print_results(points, args.lag)
     document = report(points, verdicts, args.lag, base, args.runs)
     if args.json:

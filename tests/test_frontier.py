@@ -1,12 +1,10 @@
 """The cost–recovery frontier (loadgen/frontier*.py): client lag, the Pareto front and the
 dominance check on hand-built data, then one small sweep on the in-process test cluster.
 
-The real-data dominance test covers partition-moved only: it is the in-process scenario
-where failover dominates every other setting with a margin the run-to-run noise does not
-eat. In connection-reset it held when measured too, but there a run makes one meta query or
-none, depending on where the reset falls among the writes, so "meta q/s ≤ java's" over a
-few runs is a coin flip; slow-primary fails (failover polls the meta while it waits on a
-slow primary, the others make no query).
+The real-data dominance test sweeps partition-moved (small, 3 runs). In slow-primary and
+connection-reset, failover told the failure-detector timings makes no meta query at all
+(tests/test_policy_scenarios.py asserts it per run), so dominance there is a matter of lag,
+which those tests bound against the op timeout.
 """
 
 from __future__ import annotations
@@ -132,6 +130,33 @@ def test_dominance_is_per_scenario():
               pt("java", 1.0, 100, scenario="pause")]
     verdicts = {v.scenario: v for v in dominance(points)}
     assert not verdicts["kill"].holds and verdicts["pause"].holds
+
+
+# --------------------------------------------------------------------------- trace
+
+
+@pytest.mark.unit
+def test_a_run_trace_lists_meta_queries_failed_attempts_and_lags_from_the_fault():
+    from loadgen.pegasus.outcome import ATTEMPT, META, OK, Outcome
+    from loadgen.policy_matrix import Trace
+
+    def o(level, start, end, outcome=OK, error=None):
+        return Outcome(level, "put", "temp", 0, "n1", start, end, outcome, error, 1, False,
+                       "failover", None)
+
+    run = Trace("kill", "failover", t_fault=100.0, t_heal=102.5, t_ready=101.5)
+    run.recorder.outcomes += [o(META, 99.0, 99.01),                       # before: not listed
+                              o(ATTEMPT, 99.9, 100.001, "fail", "ERR_SESSION_RESET"),
+                              o(ATTEMPT, 100.2, 100.3, "fail", "ERR_TIMEOUT"),
+                              o(ATTEMPT, 100.5, 100.6, "fail", "ERR_SESSION_RESET"),
+                              o(META, 101.51, 101.513)]
+    run.writers = [[WriterOp(101.0, 101.53, True)], [WriterOp(101.6, 101.62, True)]]
+    lines = frontier.trace_lines(run)
+    assert lines[0] == ("kill failover: fault +0, ready +1500, heal +2500 (ms from the fault)")
+    assert lines[1] == "  meta queries (1): +1510→+1513"
+    assert lines[2] == "  failed attempts ERR_SESSION_RESET: 2, ended +1 … +600"
+    assert lines[3] == "  failed attempts ERR_TIMEOUT: 1, ended +300 … +300"
+    assert lines[4] == "  writers' lag after ready (ms): min 20, median 30, max 30 (2 recovered)"
 
 
 # --------------------------------------------------------------------------- command line
