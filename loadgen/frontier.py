@@ -33,7 +33,7 @@ from .frontier_analysis import (CHALLENGER, DEFAULT_LAG, FAILED_TOLERANCE, LAG_T
                                 Sample, Verdict, dominance, lag_percentiles_ms, pareto_front, point,
                                 writer_lags_s)
 from .pegasus import policies
-from .pegasus.outcome import ATTEMPT, META, OK, OP
+from .pegasus.outcome import ATTEMPT, META, OK, OP, PROBE
 from .policy_matrix import SCENARIOS, Settings, Trace, row_of, trace_jobs
 
 #: Op timeouts at which java's meta pacing is swept (see :data:`DEFAULT_SWEEP`).
@@ -94,14 +94,15 @@ def sample_of(run: Trace, after_s: float) -> Sample:
     meta queries started in [fault, fault + after_s) per second (a fixed window, so equal
     counts give equal rates), ops that failed after the fault (those waiting at it included)."""
     outcomes = run.recorder.outcomes
-    metas = sum(1 for o in outcomes
-                if o.level == META and run.t_fault <= o.start < run.t_fault + after_s)
+    window = [o for o in outcomes if run.t_fault <= o.start < run.t_fault + after_s]
+    metas = sum(1 for o in window if o.level == META)
     lags = writer_lags_s(run.writers, run.t_ready)
     p50, p99 = lag_percentiles_ms(lags)
     return Sample(meta_queries_per_s=metas / after_s, lag_p50_ms=p50, lag_p99_ms=p99,
                   failed=sum(1 for o in outcomes
                              if o.level == OP and o.end > run.t_fault and o.outcome != OK),
-                  writes_per_ack=row_of(run).writes_per_ack, writers=len(lags))
+                  writes_per_ack=row_of(run).writes_per_ack, writers=len(lags),
+                  replica_queries_per_s=sum(1 for o in window if o.level == PROBE) / after_s)
 
 
 def run_frontier(scenarios: Sequence[str], settings_list: Sequence[Setting], base: Settings,
@@ -173,14 +174,15 @@ def _ms(value: float | None) -> str:
 
 
 HEADER = (f"{'scenario':<18} {'policy':<19} {'setting':<26} {'meta q/s':>8} {'lag p50':>8} "
-          f"{'lag p99':>8} {'failed':>7} {'writes/ack':>10}  front")
+          f"{'lag p99':>8} {'failed':>7} {'writes/ack':>10} {'replica q/s':>11}  front")
 
 
 def format_point(p: Point, on_front: bool) -> str:
     """One aligned table line (see :data:`HEADER`); lags in ms."""
     wpa = "-" if p.writes_per_ack is None else f"{p.writes_per_ack:.2f}"
     return (f"{p.scenario:<18} {p.policy:<19} {p.setting:<26} {p.meta_queries_per_s:>8.1f} "
-            f"{_ms(p.lag_p50_ms):>8} {_ms(p.lag_p99_ms):>8} {p.failed:>7g} {wpa:>10}  "
+            f"{_ms(p.lag_p50_ms):>8} {_ms(p.lag_p99_ms):>8} {p.failed:>7g} {wpa:>10} "
+            f"{p.replica_queries_per_s:>11.1f}  "
             f"{'*' if on_front else ''}")
 
 

@@ -46,6 +46,7 @@ class Sample:
     failed: int                       # ops that failed after the fault
     writes_per_ack: float | None      # writes the servers executed per acknowledged one
     writers: int                      # writers in the lag sample
+    replica_queries_per_s: float = 0.0   # a replica probe's reads, same window
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,7 @@ class Point:
     failed: float
     writes_per_ack: float | None
     samples: tuple[Sample, ...]
+    replica_queries_per_s: float = 0.0
 
     @property
     def label(self) -> str:
@@ -109,6 +111,7 @@ def point(scenario: str, policy: str, setting: str, samples: Sequence[Sample]) -
                  lag_p99_ms=_median(s.lag_p99_ms for s in samples),
                  failed=median([s.failed for s in samples]),
                  writes_per_ack=_median(s.writes_per_ack for s in samples),
+                 replica_queries_per_s=median([s.replica_queries_per_s for s in samples]),
                  samples=tuple(samples))
 
 

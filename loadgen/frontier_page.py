@@ -36,7 +36,8 @@ def _x(p: Point) -> float:
 
 
 def _hover(p: Point, lag: str) -> str:
-    return (f"{p.label}<br>meta {p.meta_queries_per_s:.2f} q/s<br>lag {lag} "
+    replicas = f"<br>replica {p.replica_queries_per_s:.2f} q/s" if p.replica_queries_per_s else ""
+    return (f"{p.label}<br>meta {p.meta_queries_per_s:.2f} q/s{replicas}<br>lag {lag} "
             f"{p.lag_ms(lag):.0f} ms<br>failed {p.failed:g}")
 
 
@@ -94,7 +95,8 @@ def _rows(points: Sequence[Point]) -> list[list[Any]]:
 
     return [[p.scenario, p.policy, p.setting, f"{p.meta_queries_per_s:.2f}", ms(p.lag_p50_ms),
              ms(p.lag_p99_ms), f"{p.failed:g}",
-             "-" if p.writes_per_ack is None else f"{p.writes_per_ack:.2f}"] for p in points]
+             "-" if p.writes_per_ack is None else f"{p.writes_per_ack:.2f}",
+             f"{p.replica_queries_per_s:.2f}"] for p in points]
 
 
 def render_frontier(points: Sequence[Point], lag: str, document: dict[str, Any]) -> str:
@@ -118,7 +120,7 @@ def render_frontier(points: Sequence[Point], lag: str, document: dict[str, Any])
         "</section>",
         '<section id="sec-points"><h2>Points</h2>',
         table(("scenario", "policy", "setting", "meta q/s", "lag p50 ms", "lag p99 ms",
-               "failed", "writes/ack"), _rows(points)),
+               "failed", "writes/ack", "replica q/s"), _rows(points)),
         "</section>",
         f'<script type="application/json" id="{DATA_ID}">{script_json(document)}</script>',
         "</body></html>\n"])

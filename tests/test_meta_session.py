@@ -202,12 +202,32 @@ def test_one_refresh_in_flight_and_one_scheduled_at_most(cluster, metas):
     done = routing.next_result()
     assert done.wait(2) and not routing.in_flight
     routing.refresh_at(time.monotonic() + 0.1)
-    routing.refresh_at(time.monotonic() + 0.05)  # the first scheduled one stands
+    routing.refresh_at(time.monotonic() + 0.3)  # a later one joins the one scheduled
     assert routing.scheduled and cluster.requests(leader) == before + 1
-    gevent.sleep(0.075)
+    gevent.sleep(0.05)
     assert cluster.requests(leader) == before + 1
-    assert routing.next_result().wait(2)
+    assert routing.next_result().wait(2)        # at +0.1 s: one query, nothing left
     assert cluster.requests(leader) == before + 2 and not routing.scheduled
+    gevent.sleep(0.3)
+    assert cluster.requests(leader) == before + 2
+
+
+def test_an_earlier_request_moves_the_scheduled_refresh_up_and_a_dropped_one_wakes_waiters(
+        cluster, metas):
+    leader = cluster.meta_addrs[0]
+    routing = TableRouting("temp", metas(cluster.meta_addrs))
+    routing.load(soon())
+    before = cluster.requests(leader)
+    t0 = time.monotonic()
+    routing.refresh_at(t0 + 1.0)
+    routing.refresh_at(t0 + 0.05)               # moves it up: one query, at +0.05 s
+    assert routing.next_result().wait(2) and time.monotonic() - t0 < 0.5
+    gevent.sleep(0.1)
+    assert cluster.requests(leader) == before + 1 and not routing.scheduled
+    waiter = routing.next_result()
+    routing.refresh_at(time.monotonic() + 0.05, unless=lambda: True)
+    assert waiter.wait(2)                       # dropped when due: woken, nothing asked
+    assert cluster.requests(leader) == before + 1
 
 
 def test_failed_refresh_keeps_the_old_config(cluster, metas):

@@ -249,7 +249,7 @@ def test_builtins_are_registered_with_model_source_and_params():
     assert infos["failover"].params == {
         "attempt_timeout_ms": None, "backoff_base_ms": 10.0, "backoff_multiplier": 2.0,
         "backoff_cap_ms": 200.0, "repoll_ms": 10.0, "repoll_max_ms": None,
-        "fd_beacon_ms": None, "fd_check_ms": None, "fd_grace_ms": None}
+        "fd_beacon_ms": None, "fd_check_ms": None, "fd_grace_ms": None, "probe_replicas": False}
     assert infos["legacy"].params == {"dial_interval_s": 60.0, "refresh_pause_s": 1.0,
                                       "read_timeout_s": 30.0}
 

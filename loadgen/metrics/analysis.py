@@ -133,6 +133,7 @@ def policy_results(policy: PolicyState, *, ttrs: Iterable[PartitionTTR], name: s
         "meta_queries_failed": policy.meta_failed,
         "meta_queries_per_s": cost["meta_queries_per_s"],
         "meta_queries_per_s_overall": _ratio(policy.meta_queries, t_end - t_start),
+        "replica_queries": policy.replica_queries,
         "recovery_cost": cost,
         "missed": missed,
         "dropped": policy.dropped_total,

@@ -34,7 +34,7 @@ from .series import (FINE_PER_S, FINE_WINDOW_S, OUTCOME_SLOTS, POLICY_SLOTS, REC
                      LiveSeries, PartitionTimeline)
 from .state import PolicyState, RecorderState
 
-OP_LEVEL, ATTEMPT_LEVEL, META_LEVEL = "op", "attempt", "meta"
+OP_LEVEL, ATTEMPT_LEVEL, META_LEVEL, PROBE_LEVEL = "op", "attempt", "meta", "probe"
 #: Ops whose outcomes feed the per-partition timelines (TTR is about writes).
 WRITE_OPS = frozenset({"put", "multi_put", "remove", "multi_remove", "incr",
                        "check_and_set", "check_and_mutate"})
@@ -121,7 +121,8 @@ class _Policy:
     """Live counters, histograms and series of one policy."""
 
     __slots__ = ("ops", "attempts", "outcomes", "errors", "attempt_outcomes", "attempt_errors",
-                 "meta_queries", "meta_failed", "clamped", "hists", "series", "open",
+                 "meta_queries", "meta_failed", "replica_queries", "clamped", "hists",
+                 "series", "open",
                  "second_errors", "partitions", "dropped", "dropped_by_second")
 
     def __init__(self) -> None:
@@ -132,6 +133,7 @@ class _Policy:
         self.attempt_errors: dict[str, int] = {}
         self.meta_queries = 0
         self.meta_failed = 0
+        self.replica_queries = 0
         self.clamped = 0
         #: op -> (service counts, response counts, is a write)
         self.hists: dict[str, tuple[list[int], list[int], bool]] = {}
@@ -248,6 +250,9 @@ class Recorder:
                 name = o.error or UNSPECIFIED_ERROR
                 p.attempt_errors[name] = p.attempt_errors.get(name, 0) + 1
             return
+        if o.level == PROBE_LEVEL:
+            p.replica_queries += 1
+            return
         if o.level != META_LEVEL:
             raise ValueError(f"unknown outcome level {o.level!r}")
         p.meta_queries += 1
@@ -348,7 +353,8 @@ class Recorder:
                 outcomes=dict(zip(OUTCOME_SLOTS, p.outcomes)), errors=dict(p.errors),
                 attempt_outcomes=dict(zip(OUTCOME_SLOTS, p.attempt_outcomes)),
                 attempt_errors=dict(p.attempt_errors), meta_queries=p.meta_queries,
-                meta_failed=p.meta_failed, clamped=p.clamped, histograms=hists,
+                meta_failed=p.meta_failed, replica_queries=p.replica_queries,
+                clamped=p.clamped, histograms=hists,
                 series=series, latency=latency,
                 errors_by_second={s: dict(e) for s, e in p.second_errors.items()},
                 partitions=partitions, dropped=dict(p.dropped),

@@ -35,6 +35,7 @@ class PolicyState:
     attempt_errors: Mapping[str, int] = field(default_factory=dict)
     meta_queries: int = 0
     meta_failed: int = 0
+    replica_queries: int = 0                            # a replica probe's reads
     clamped: int = 0                                    # latencies pulled into 1 µs … 1 h
     #: (op, "service" | "response") -> µs histogram
     histograms: Mapping[tuple[str, str], HdrHistogram] = field(default_factory=dict)
@@ -93,7 +94,8 @@ def _encode_policy(p: PolicyState) -> dict[str, Any]:
         "ops": p.ops, "attempts": p.attempts, "outcomes": dict(p.outcomes),
         "errors": dict(p.errors), "attempt_outcomes": dict(p.attempt_outcomes),
         "attempt_errors": dict(p.attempt_errors), "meta_queries": p.meta_queries,
-        "meta_failed": p.meta_failed, "clamped": p.clamped, "histograms": histograms,
+        "meta_failed": p.meta_failed, "replica_queries": p.replica_queries,
+        "clamped": p.clamped, "histograms": histograms,
         "series": _encode_series(p.series),
         "latency": {str(s): [[k, c] for k, c in sorted(h.items())] for s, h in p.latency.items()},
         "errors_by_second": {str(s): dict(e) for s, e in p.errors_by_second.items()},
@@ -143,7 +145,8 @@ def _decode_policy(data: Mapping[str, Any]) -> PolicyState:
         ops=data["ops"], attempts=data["attempts"], outcomes=dict(data["outcomes"]),
         errors=dict(data["errors"]), attempt_outcomes=dict(data["attempt_outcomes"]),
         attempt_errors=dict(data["attempt_errors"]), meta_queries=data["meta_queries"],
-        meta_failed=data["meta_failed"], clamped=data["clamped"], histograms=histograms,
+        meta_failed=data["meta_failed"], replica_queries=data.get("replica_queries", 0),
+        clamped=data["clamped"], histograms=histograms,
         series=_decode_series(data["series"]),
         latency={int(s): {k: c for k, c in rows} for s, rows in data["latency"].items()},
         errors_by_second={int(s): dict(e) for s, e in data["errors_by_second"].items()},
@@ -238,6 +241,7 @@ def _merge_policy(a: PolicyState, b: PolicyState) -> PolicyState:
         attempt_outcomes=_add_maps(a.attempt_outcomes, b.attempt_outcomes),
         attempt_errors=_add_maps(a.attempt_errors, b.attempt_errors),
         meta_queries=a.meta_queries + b.meta_queries, meta_failed=a.meta_failed + b.meta_failed,
+        replica_queries=a.replica_queries + b.replica_queries,
         clamped=a.clamped + b.clamped, histograms=_merge_histograms(a.histograms, b.histograms),
         series=_merge_series(a.series, b.series), latency=latency,
         errors_by_second=errors_by_second, partitions=partitions,

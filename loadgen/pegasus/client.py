@@ -107,7 +107,8 @@ class Client:
             routing = TableRouting(name, self._meta, apply=self.policy.config_apply)
             routing.load(time.monotonic() + max(OPEN_TIMEOUT_S, self._ctx.op_timeout_s))
             executor = TableExecutor(self._ctx, routing,
-                                     self.policy.make_refresher(routing, self._ctx.op_timeout_s))
+                                     self.policy.make_refresher(routing, self._ctx.op_timeout_s),
+                                     self.policy.make_probe(routing, self._session, self._ctx.emit))
             executor.table = Table(name, executor.run, lambda: routing.config.partition_count)
             self._tables[name] = executor
         except Exception as exc:
@@ -143,6 +144,8 @@ class Client:
         self._closing.set()
         for executor in self._tables.values():
             executor.routing.close()
+            if executor.probe is not None:
+                executor.probe.close()
         for session in self._sessions.values():
             session.close()
         self._sessions.clear()

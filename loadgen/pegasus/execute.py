@@ -27,6 +27,7 @@ from ..errors import (NoPrimary, NotConnected, OpTimeout, PegasusError, ServerEr
 from . import keys
 from .outcome import ATTEMPT, FAIL, OK, OP, UNKNOWN, Outcome, classify
 from .policies import NOTHING, AttemptContext, Policy, Reaction
+from .probe import ReplicaProbe
 from .refresh import Refresher, Silence
 from .routing import PartitionRoute, TableRouting
 from .session import Call, Inbox, Session
@@ -81,10 +82,13 @@ class ClientContext:
 class TableExecutor:
     """Runs one table's ops for one client: its routing cache and its meta-query pacing."""
 
-    def __init__(self, ctx: ClientContext, routing: TableRouting, refresher: Refresher):
+    def __init__(self, ctx: ClientContext, routing: TableRouting, refresher: Refresher,
+                 probe: ReplicaProbe | None = None):
         self.ctx = ctx
         self.routing = routing
         self.refresher = refresher
+        #: Asks the replicas who is primary when one goes silent (the policy's option).
+        self.probe = probe
         #: The public face of this table (set by the client).
         self.table: Table | None = None
 
@@ -220,7 +224,7 @@ class _OpRun:
             return self._timed_out(a)
         # A hung primary is replaced only when the meta's grace period ends: the op learns
         # of it within one poll, not at its next attempt timeout.
-        self.x.refresher.request(routing.generation, self._silence(a.route.primary, lost=False))
+        self.x.refresher.request(routing.generation, self._silence(a.route, lost=False))
         item = self.inbox.get(min(self.deadline, self.tick) - now,
                               (routing.next_result(), self.x.ctx.closing))
         return (self._take(item) if item is not None else None) or _KEEP
@@ -237,7 +241,7 @@ class _OpRun:
         now = time.monotonic()
         if now >= self.deadline:
             return self._finish(self.last_error, out_of_time=True)
-        self.x.refresher.request(routing.generation, self._silence(route.primary, lost=True))
+        self.x.refresher.request(routing.generation, self._silence(route, lost=True))
         wake = [routing.next_result(), self.x.ctx.closing]
         if session is not None:
             wake.append(session.redial())
@@ -320,7 +324,7 @@ class _OpRun:
         seen = self.x.routing.generation if waits else a.generation
         if reaction.refresh:
             lost = isinstance(exc, (SessionReset, NotConnected))
-            silence = (self._silence(a.route.primary, lost=lost)
+            silence = (self._silence(a.route, lost=lost)
                        if lost or isinstance(exc, OpTimeout) else None)
             if self.x.refresher.request(seen, silence):
                 a.refreshed = self.any_refresh = True
@@ -383,14 +387,22 @@ class _OpRun:
                               None if exc is None else exc.code, a.number, a.refreshed,
                               x.ctx.policy.name, self.intended_start))
 
-    def _silence(self, node: str | None, *, lost: bool) -> Silence | None:
-        """Since when ``node`` has been silent (``lost``: its connection is gone)."""
+    def _silence(self, route: PartitionRoute, *, lost: bool) -> Silence | None:
+        """Since when ``route``'s primary has been silent (``lost``: its connection is
+        gone); the replica probe, if the policy has one, is set on it."""
+        node = route.primary
         if node is None:
             return None
-        session = self.x.ctx.session(node)
+        x = self.x
+        session, routing = x.ctx.session(node), x.routing
         heard = session.last_heard
-        return Silence(heard, max(heard, session.lost_at) if lost else heard,
-                       lambda: session.last_heard > heard)
+        gone = max(heard, session.lost_at) if lost else heard
+
+        def over() -> bool:
+            return session.last_heard > heard or _elsewhere(routing.route(route.index), route)
+
+        probed = x.probe is not None and x.probe.request(route, Silence(heard, gone, over))
+        return Silence(heard, gone, over, probed)
 
     def _drop_pending(self, a: _Attempt) -> None:
         if a in self.pending:

@@ -3,7 +3,9 @@
 Observers (metrics recorders, the Locust adapter, tests) receive one ``Outcome`` per attempt
 (``level="attempt"``), one per operation (``level="op"``, emitted after its attempts) and one
 per query the client sends a meta server (``level="meta"``, ``op="query_config"``,
-``partition=-1``, ``node`` = the meta): a policy's recovery cost. Times are
+``partition=-1``, ``node`` = the meta): a policy's recovery cost; and one per read a
+replica probe sends a replica (``level="probe"``, ``op="probe"``; ``ok``: it is primary;
+:mod:`loadgen.pegasus.probe`). Times are
 ``time.monotonic()`` seconds. Build them by keyword. ``outcome`` follows Jepsen's split of failures:
 
 * ``ok``      — the operation succeeded;
@@ -21,14 +23,14 @@ from dataclasses import dataclass
 from . import error_codes
 
 OK, FAIL, UNKNOWN = "ok", "fail", "unknown"
-ATTEMPT, OP, META = "attempt", "op", "meta"
+ATTEMPT, OP, META, PROBE = "attempt", "op", "meta", "probe"
 
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
     """One attempt or one whole operation, as seen by the client."""
 
-    level: str                  # "attempt" | "op" | "meta"
+    level: str                  # "attempt" | "op" | "meta" | "probe"
     op: str                     # "put", "get", "multi_put", "multi_get", "remove", "ttl"
     table: str
     partition: int

@@ -39,11 +39,14 @@ class Silence:
     """What a client knows of a primary that stopped answering (monotonic seconds): it was
     last heard at ``heard`` and was surely gone by ``gone`` (its connection was lost then; a
     primary that is merely silent is taken to have stopped when it was last heard).
-    ``heard_since`` (if given) says whether it has been heard from again since."""
+    ``over`` (if given) says whether the silence no longer matters: the primary was heard
+    from again, or the asker's partition has moved elsewhere. ``probed``: the partition's
+    replicas are asked who is primary (:mod:`loadgen.pegasus.probe`) through the window."""
 
     heard: float
     gone: float
-    heard_since: Callable[[], bool] | None = field(default=None, compare=False)
+    over: Callable[[], bool] | None = field(default=None, compare=False)
+    probed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,7 +184,7 @@ class FailureDetectorPoller:
         # A query scheduled for a silent primary is dropped if it speaks again before then
         # (a pause shorter than the window costs nothing).
         routing.refresh_at(self.next_query(silence),
-                           unless=silence.heard_since if silence is not None else None)
+                           unless=silence.over if silence is not None else None)
         return True
 
     def next_query(self, silence: Silence | None) -> float:
@@ -190,6 +193,8 @@ class FailureDetectorPoller:
         if silence is None:
             return last_start + step
         first, last = self._fd.window(silence)
+        if silence.probed:  # the replicas are asked through the window: the meta after it
+            first = last = last + step
         lo = max(first, math.nextafter(last_start, math.inf))
         if lo <= last:
             return last - math.floor((last - lo) / step) * step

@@ -33,11 +33,13 @@ APPLY_REPLACE, APPLY_GO = "replace", "go"
 
 @dataclass(frozen=True, slots=True)
 class PartitionRoute:
-    """Where partition ``index`` is served: its primary (None if the meta names none)."""
+    """Where partition ``index`` is served: its primary (None if the meta names none) and,
+    as far as the meta listed them, its secondaries."""
 
     index: int
     primary: str | None
     ballot: int
+    secondaries: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -65,7 +67,8 @@ class TableConfig:
             if not 0 <= index < count or routes[index] is not None:
                 raise ProtocolError(f"table {table!r}: bad or repeated partition index {index}")
             primary = str(part.primary) if part.primary is not None else ""
-            routes[index] = PartitionRoute(index, primary or None, part.ballot or 0)
+            secondaries = tuple(a for a in (str(s) for s in part.secondaries or []) if a)
+            routes[index] = PartitionRoute(index, primary or None, part.ballot or 0, secondaries)
         if any(r is None for r in routes):
             raise ProtocolError(f"table {table!r}: the meta listed {len(resp.partitions or [])} "
                                 f"of {count} partitions")
@@ -169,6 +172,24 @@ class TableRouting:
             if self.last_error is not None and self.generation <= newer_than:
                 break  # the metas could not answer: the caller decides what is next
         return self.generation > newer_than
+
+    def learn_primary(self, index: int, primary: str, seen: PartitionRoute) -> bool:
+        """A replica of partition ``index`` said it is primary now (a probe, not the meta):
+        route there, unless the route is no longer ``seen``. The cached config changes for
+        that partition alone (ballot + 1, the old primary dropped from its members) until
+        the next meta answer replaces it whole; waiters on :meth:`next_result` wake."""
+        config = self._config
+        if self._closed or config is None or config.partitions[index] != seen:
+            return False
+        members = tuple(m for m in seen.secondaries if m != primary)
+        parts = list(config.partitions)
+        parts[index] = PartitionRoute(index, primary, seen.ballot + 1, members)
+        self._config = TableConfig(config.table, config.app_id, config.partition_count, tuple(parts))
+        self.generation += 1
+        self.last_changed = True
+        done, self._result = self._result, Event()
+        done.set()
+        return True
 
     def close(self) -> None:
         """Stop a refresh in flight or scheduled; no refresh starts from now on."""

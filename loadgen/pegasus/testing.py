@@ -283,7 +283,8 @@ class TestCluster:
             return replication.query_cfg_response(err=error_code("ERR_OBJECT_NOT_FOUND"))
         parts = [replication.partition_configuration(
             pid=gpid(self.app_id, i), ballot=self._ballots[i], max_replica_count=3,
-            primary=rpc_address.from_string(p) if p else rpc_address(), secondaries=[],
+            primary=rpc_address.from_string(p) if p else rpc_address(),
+            secondaries=[rpc_address.from_string(a) for a in self.replica_addrs if a != p],
             last_drops=[], last_committed_decree=self._decrees[i])
             for i, p in enumerate(self._primaries)]
         return replication.query_cfg_response(

@@ -14,8 +14,9 @@ name                    models                               on a primary's cras
                                                              before its deadline refreshes
 ``java``                Java client                          pending calls fail at once; meta
                                                              queried (≤ 1 per timeout/3); retry
-``failover``            the new logic                        fail fast; redial + paced meta
-                                                             polling; retry until the deadline
+``failover``            the new logic                        fail fast; redial + meta queries
+                                                             timed to the failure detector's
+                                                             window; retry until the deadline
 ======================  ===================================  ===================================
 
 Register your own with :func:`register`, or name it by dotted path (``"pkg.mod:Class"`` or

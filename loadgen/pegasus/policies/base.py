@@ -9,13 +9,18 @@ are plain dataclass fields with defaults; :func:`check_positive` validates them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from ...errors import ConfigError
 from ..refresh import MetaPoller, Refresher
 from ..routing import APPLY_REPLACE, TableRouting
-from ..session import SessionRules
+from ..session import Session, SessionRules
+
+if TYPE_CHECKING:
+    from ..outcome import Outcome
+    from ..probe import ReplicaProbe
 
 
 @dataclass(frozen=True)
@@ -83,6 +88,12 @@ class Policy:
         """The object that paces this policy's meta queries for one table (default: one
         query in flight, requests during it share it)."""
         return MetaPoller(routing, 0.0)
+
+    def make_probe(self, routing: TableRouting, session: Callable[[str], Session],
+                   emit: Callable[[Outcome], None] | None) -> ReplicaProbe | None:
+        """The object that asks one table's replicas who is primary when a primary goes
+        silent (:mod:`loadgen.pegasus.probe`), or None (default: the meta alone is asked)."""
+        return None
 
     def attempt_timeout_s(self, op_timeout_s: float) -> float:
         """How long one attempt waits for its reply before :meth:`on_timeout`."""

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
 from ...errors import ConfigError
 from .. import error_codes
+from ..outcome import Outcome
+from ..probe import ReplicaProbe
 from ..refresh import FailureDetector, FailureDetectorPoller, MetaPoller, Refresher
 from ..routing import TableRouting
-from ..session import SessionRules
+from ..session import Session, SessionRules
 from .base import NOTHING, AttemptContext, Policy, Reaction, check_positive
 
+#: A probe read waits at least this long for its answer (a dial to a node not asked before
+#: comes first).
+PROBE_MIN_TIMEOUT_S = 0.1
 _UNREACHABLE = Reaction(refresh=True, retry=True, wait_for_route=True)
 _SLOW = Reaction(refresh=True, retry=True, keep_waiting=True)
 
@@ -34,9 +40,10 @@ class Failover(Policy):
       however many ops wait (:class:`~loadgen.pegasus.refresh.MetaPoller`); with
       ``repoll_max_ms`` the interval doubles while answers change nothing.
     * Told the cluster's failure-detector timings (``fd_beacon_ms``, ``fd_check_ms``,
-      ``fd_grace_ms``: the meta's ``beacon_interval``, ``fd_check_interval`` and
-      ``fd_grace_seconds``), it does not ask the meta about a primary that went silent or
-      was lost until the meta can have replaced it: the window opens ``grace − beacon`` after
+      ``fd_grace_ms``: the cluster's ``fd_beacon_interval_seconds``,
+      ``fd_check_interval_seconds`` and ``fd_grace_seconds``), it does not ask the meta
+      about a primary that went silent or was lost until the meta can have replaced it
+      (queries before that cannot find anything): the window opens ``grace − beacon`` after
       the primary was last heard and closes ``grace + check`` after it was gone. In it, it
       asks on a ``repoll_ms`` grid laid back from the window's end, so the last query falls
       when the new config must be there: a kill costs ``(beacon + check) / repoll_ms + 1``
@@ -45,6 +52,11 @@ class Failover(Policy):
       none. Past the window, one query per ``repoll_max_ms`` (default: the window's width).
       (:class:`~loadgen.pegasus.refresh.FailureDetectorPoller`.) Error replies and a config
       without a primary are paced by ``repoll_ms`` alone.
+    * ``probe_replicas`` (with the timings): through that window, ask the silent primary's
+      secondaries (from the last config) on the same grid which of them is primary now, a
+      read each, instead of the meta; the meta is asked only after the window
+      (:class:`~loadgen.pegasus.probe.ReplicaProbe`). A kill then costs the meta nothing
+      and ``len(secondaries)`` replica queries per grid point. No upstream client does this.
     """
 
     name: ClassVar[str] = "failover"
@@ -63,6 +75,9 @@ class Failover(Policy):
     fd_beacon_ms: float | None = None
     fd_check_ms: float | None = None
     fd_grace_ms: float | None = None
+    #: Through the failure detector's window, ask the silent primary's secondaries which of
+    #: them is primary now instead of the meta (needs the timings; no upstream client does).
+    probe_replicas: bool = False
 
     def __post_init__(self) -> None:
         check_positive(self, "backoff_base_ms", "backoff_multiplier", "backoff_cap_ms", "repoll_ms")
@@ -73,6 +88,13 @@ class Failover(Policy):
             raise ConfigError("", "policy_params.fd_grace_ms",
                               f"all of fd_beacon_ms, fd_check_ms and fd_grace_ms, or none "
                               f"({self.name}), got {fd}")
+        if not isinstance(self.probe_replicas, bool):
+            raise ConfigError("", "policy_params.probe_replicas",
+                              f"true or false ({self.name}), got {self.probe_replicas!r}")
+        if self.probe_replicas and self.fd_grace_ms is None:
+            raise ConfigError("", "policy_params.probe_replicas",
+                              f"the failure-detector timings fd_beacon_ms, fd_check_ms and "
+                              f"fd_grace_ms along with it ({self.name})")
         if self.fd_grace_ms is not None and self.fd_grace_ms <= self.fd_beacon_ms:
             raise ConfigError("", "policy_params.fd_grace_ms",
                               f"more than fd_beacon_ms ({self.fd_beacon_ms:g}) ({self.name}), "
@@ -99,6 +121,14 @@ class Failover(Policy):
         if fd is not None:
             return FailureDetectorPoller(routing, self.repoll_ms / 1000, fd, top)
         return MetaPoller(routing, self.repoll_ms / 1000, top)
+
+    def make_probe(self, routing: TableRouting, session: Callable[[str], Session],
+                   emit: Callable[[Outcome], None] | None) -> ReplicaProbe | None:
+        if not self.probe_replicas:
+            return None
+        step_s = self.repoll_ms / 1000
+        return ReplicaProbe(routing, session, self.failure_detector, step_s,
+                            max(step_s, PROBE_MIN_TIMEOUT_S), emit, self.name)
 
     def attempt_timeout_s(self, op_timeout_s: float) -> float:
         if self.attempt_timeout_ms is None:
