@@ -34,7 +34,7 @@ from .frontier_analysis import (CHALLENGER, DEFAULT_LAG, FAILED_TOLERANCE, LAG_T
                                 writer_lags_s)
 from .pegasus import policies
 from .pegasus.outcome import ATTEMPT, META, OK, OP, PROBE
-from .policy_matrix import SCENARIOS, Settings, Trace, row_of, trace_jobs
+from .policy_matrix import SCENARIOS, Settings, Trace, policy_params, row_of, trace_jobs
 
 #: Op timeouts at which java's meta pacing is swept (see :data:`DEFAULT_SWEEP`).
 JAVA_OP_TIMEOUTS_MS = (500, 1000, 2000)
@@ -45,13 +45,14 @@ JAVA_OP_TIMEOUTS_MS = (500, 1000, 2000)
 #: compares deadlines, not retry logic. The Go models have no knob. failover is told the
 #: onebox's failure-detector timings (:func:`loadgen.policy_matrix.policy_params`); its knob
 #: is ``repoll_ms``, the grid of its queries in the detector's window (one query at 1000:
-#: wider than the window).
+#: wider than the window); with ``probe_replicas`` it asks the secondaries instead of the meta.
 DEFAULT_SWEEP: dict[str, list[dict[str, float]]] = {
     "legacy": [{}],
     "refresh-on-timeout": [{}],
     "refresh-on-reset": [{}],
     "java": [{"meta_query_interval_ms": max(1, ms // 3)} for ms in JAVA_OP_TIMEOUTS_MS],
-    "failover": [{"repoll_ms": ms} for ms in (10, 30, 100, 1000)],
+    "failover": [*({"repoll_ms": ms} for ms in (10, 30, 100, 1000)),
+                 {"repoll_ms": 30, "probe_replicas": True}],
 }
 #: The sweep's load and timings: the matrix's, with the FD timings of issue 14's measurements
 #: (lease 1.2 s, grace 1.5 s) and windows just long enough for every policy to recover in
@@ -72,8 +73,8 @@ class Setting:
     @property
     def label(self) -> str:
         """``repoll_ms=30 repoll_max_ms=400``, or ``default``."""
-        return " ".join(f"{k}={v:g}" if isinstance(v, (int, float)) else f"{k}={v}"
-                        for k, v in self.params.items()) or "default"
+        return " ".join(f"{k}={str(v).lower()}" if isinstance(v, bool) or not isinstance(
+            v, (int, float)) else f"{k}={v:g}" for k, v in self.params.items()) or "default"
 
     def settings(self, base: Settings) -> Settings:
         """``base`` with this setting's parameters."""
@@ -84,8 +85,8 @@ def sweep(spec: dict[str, list[dict[str, Any]]], chosen: Sequence[str]) -> list[
     """The settings of the ``chosen`` policies, in order (a policy not in ``spec`` runs once
     with its defaults); a parameter a policy does not have is a ConfigError."""
     settings = [Setting(policy, entry) for policy in chosen for entry in spec.get(policy, [{}])]
-    for setting in settings:
-        policies.create(setting.policy, setting.params)
+    for setting in settings:  # as it will run: told the onebox's failure-detector timings
+        policies.create(setting.policy, policy_params(setting.policy, setting.settings(DEFAULTS)))
     return settings
 
 
@@ -136,9 +137,9 @@ def run_frontier(scenarios: Sequence[str], settings_list: Sequence[Setting], bas
 
 def trace_lines(run: Trace) -> list[str]:
     """One traced run as a timeline, ms from the fault: the ready instant and the heal, each
-    meta query (start→end), the attempts that failed by error and when the first and the
-    last of each kind ended, and the writers' first acknowledged write after the ready
-    instant (``pegbench bench frontier --trace``: where a lag comes from)."""
+    meta query (start→end), the replica probes (if any), the attempts that failed by error
+    and when the first and the last of each kind ended, and the writers' first acknowledged
+    write after the ready instant (``pegbench bench frontier --trace``: where a lag comes from)."""
     t0 = run.t_fault
 
     def ms(t: float | None) -> str:
@@ -150,6 +151,11 @@ def trace_lines(run: Trace) -> list[str]:
              "(ms from the fault)",
              f"  meta queries ({len(metas)}): " + (", ".join(f"{ms(o.start)}→{ms(o.end)}" for o in metas)
                                                   or "none")]
+    probes = [o for o in outcomes if o.level == PROBE]
+    if probes:
+        said = next((o for o in probes if o.outcome == OK), None)
+        lines.append(f"  replica probes ({len(probes)}): {ms(probes[0].start)} … {ms(probes[-1].start)}"
+                     + (f", {said.node} said primary at {ms(said.end)}" if said else ""))
     failed: dict[str, list[float]] = {}
     for o in outcomes:
         if o.level == ATTEMPT and o.outcome != OK:

@@ -179,9 +179,13 @@ def _verdict(x: Point, challengers: list[Point], lag: str, lag_tolerance_ms: flo
             f"{failed_over:g} failed ops" if failed_over else ""]
     return Verdict(x.scenario, x, holds, best,
                    f"{best.label}: {best.meta_queries_per_s:.2f} vs {x.meta_queries_per_s:.2f} "
-                   f"meta q/s, lag {lag} {_ms(best.lag_ms(lag))} vs {_ms(x.lag_ms(lag))} ms, "
+                   f"meta q/s{_replicas(best)}, lag {lag} {_ms(best.lag_ms(lag))} vs {_ms(x.lag_ms(lag))} ms, "
                    f"failed {best.failed:g} vs {x.failed:g}"
                    + ("" if holds else f" ({' and '.join(o for o in over if o)} over the bound)"))
+
+
+def _replicas(p: Point) -> str:
+    return f" (+ {p.replica_queries_per_s:.2f} replica q/s)" if p.replica_queries_per_s else ""
 
 
 def _ms(value: float) -> str:

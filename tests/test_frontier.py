@@ -137,7 +137,7 @@ def test_dominance_is_per_scenario():
 
 @pytest.mark.unit
 def test_a_run_trace_lists_meta_queries_failed_attempts_and_lags_from_the_fault():
-    from loadgen.pegasus.outcome import ATTEMPT, META, OK, Outcome
+    from loadgen.pegasus.outcome import ATTEMPT, META, OK, PROBE, Outcome
     from loadgen.policy_matrix import Trace
 
     def o(level, start, end, outcome=OK, error=None):
@@ -149,14 +149,17 @@ def test_a_run_trace_lists_meta_queries_failed_attempts_and_lags_from_the_fault(
                               o(ATTEMPT, 99.9, 100.001, "fail", "ERR_SESSION_RESET"),
                               o(ATTEMPT, 100.2, 100.3, "fail", "ERR_TIMEOUT"),
                               o(ATTEMPT, 100.5, 100.6, "fail", "ERR_SESSION_RESET"),
-                              o(META, 101.51, 101.513)]
+                              o(META, 101.51, 101.513),
+                              o(PROBE, 101.45, 101.452, "fail", "ERR_INVALID_STATE"),
+                              o(PROBE, 101.48, 101.481)]
     run.writers = [[WriterOp(101.0, 101.53, True)], [WriterOp(101.6, 101.62, True)]]
     lines = frontier.trace_lines(run)
     assert lines[0] == ("kill failover: fault +0, ready +1500, heal +2500 (ms from the fault)")
     assert lines[1] == "  meta queries (1): +1510→+1513"
-    assert lines[2] == "  failed attempts ERR_SESSION_RESET: 2, ended +1 … +600"
-    assert lines[3] == "  failed attempts ERR_TIMEOUT: 1, ended +300 … +300"
-    assert lines[4] == "  writers' lag after ready (ms): min 20, median 30, max 30 (2 recovered)"
+    assert lines[2] == "  replica probes (2): +1450 … +1480, n1 said primary at +1481"
+    assert lines[3] == "  failed attempts ERR_SESSION_RESET: 2, ended +1 … +600"
+    assert lines[4] == "  failed attempts ERR_TIMEOUT: 1, ended +300 … +300"
+    assert lines[5] == "  writers' lag after ready (ms): min 20, median 30, max 30 (2 recovered)"
 
 
 # --------------------------------------------------------------------------- command line
@@ -178,6 +181,8 @@ def test_the_sweep_is_table_driven():
     assert [(s.policy, s.label) for s in settings] == [
         ("java", "default"), ("failover", "repoll_ms=30"),
         ("failover", "repoll_ms=100 repoll_max_ms=400")]
+    assert frontier.Setting("failover", {"repoll_ms": 30, "probe_replicas": True}).label == \
+        "repoll_ms=30 probe_replicas=true"
     assert settings[2].settings(frontier.DEFAULTS).policy_params == {
         "failover": {"repoll_ms": 100, "repoll_max_ms": 400}}
 
