@@ -179,14 +179,14 @@ def _ms(value: float | None) -> str:
     return "never" if value is None else f"{value:.0f}"
 
 
-HEADER = (f"{'scenario':<18} {'policy':<19} {'setting':<26} {'meta q/s':>8} {'lag p50':>8} "
+HEADER = (f"{'scenario':<18} {'policy':<19} {'setting':<32} {'meta q/s':>8} {'lag p50':>8} "
           f"{'lag p99':>8} {'failed':>7} {'writes/ack':>10} {'replica q/s':>11}  front")
 
 
 def format_point(p: Point, on_front: bool) -> str:
     """One aligned table line (see :data:`HEADER`); lags in ms."""
     wpa = "-" if p.writes_per_ack is None else f"{p.writes_per_ack:.2f}"
-    return (f"{p.scenario:<18} {p.policy:<19} {p.setting:<26} {p.meta_queries_per_s:>8.1f} "
+    return (f"{p.scenario:<18} {p.policy:<19} {p.setting:<32} {p.meta_queries_per_s:>8.1f} "
             f"{_ms(p.lag_p50_ms):>8} {_ms(p.lag_p99_ms):>8} {p.failed:>7g} {wpa:>10} "
             f"{p.replica_queries_per_s:>11.1f}  "
             f"{'*' if on_front else ''}")
