@@ -1,10 +1,11 @@
 """The cost–recovery frontier (loadgen/frontier*.py): client lag, the Pareto front and the
 dominance check on hand-built data, then one small sweep on the in-process test cluster.
 
-The real-data dominance test sweeps partition-moved (small, 3 runs). In slow-primary and
-connection-reset, failover told the failure-detector timings makes no meta query at all
-(tests/test_policy_scenarios.py asserts it per run), so dominance there is a matter of lag,
-which those tests bound against the op timeout.
+The real-data dominance tests sweep small settings, 3 runs each, medians: partition-moved;
+slow-primary and connection-reset (failover told the failure-detector timings makes no meta
+query there); and a kill on a onebox against java (at its own pacing) and legacy (which asks
+the meta nothing: only the replica probe matches it). The two pauses are left to `pegbench
+bench frontier --check` (README): they would add a minute and a half of onebox runs.
 """
 
 from __future__ import annotations
@@ -238,4 +239,45 @@ def test_failover_dominates_every_other_setting_when_a_partition_moves(sweep_run
     verdicts = json.loads((out / "f.json").read_text())["dominance"]
     assert len(verdicts) == 6                  # three Go models, java at three paces
     failing = [v["client"] + ": " + v["reason"] for v in verdicts if not v["holds"]]
+    assert not failing and code == 0, failing
+
+
+# --------------------------------------------------------------------------- more scenarios
+
+def _verdicts(argv: list[str], tmp_path) -> tuple[int, list[dict]]:
+    out = tmp_path / "f.json"
+    code = frontier.main([*argv, "--json", str(out)])
+    return code, json.loads(out.read_text())["dominance"]
+
+
+@pytest.mark.timeout(240)
+def test_failover_dominates_on_a_slow_primary_and_a_reset_connection(tmp_path):
+    """failover told the FD timings makes no meta query on a slow primary or a reset: at
+    java's cost (0 or 1 query) it is never later (the lags are the primary's 0.4 s, or a
+    redial)."""
+    code, verdicts = _verdicts(
+        ["--scenarios", "slow-primary,connection-reset", "--policies", "java,refresh-on-reset,failover",
+         "--settings", 'failover=[{"repoll_ms": 30}]', "--runs", str(RUNS), "--writers", "4",
+         "--rate-per-writer", "10", "--before-s", "0.3", "--in-process-after-s", str(AFTER_S),
+         "--check"], tmp_path)
+    assert len(verdicts) == 8                  # 2 scenarios × (refresh-on-reset, java at 3 paces)
+    failing = [f"{v['scenario']} {v['client']}: {v['reason']}" for v in verdicts if not v["holds"]]
+    assert not failing and code == 0, failing
+
+
+@pytest.mark.onebox
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_failover_dominates_java_and_legacy_through_a_kill_on_the_onebox(tmp_path):
+    """The issue's kill row: at java's meta cost failover is no later and fails no more; at
+    legacy's (none) only the replica probe can find the new primary, and does. java's lag is
+    a draw between 0 and its 333 ms pacing, failover's at most its repoll_ms (10 ms)."""
+    code, verdicts = _verdicts(
+        ["--scenarios", "kill", "--policies", "java,legacy,failover", "--settings", "java=[{}]",
+         "--settings", 'failover=[{"repoll_ms": 30}, {"repoll_ms": 10, "probe_replicas": true}]',
+         "--runs", "3", "--after-s", "3.0", "--check"], tmp_path)
+    by_client = {v["client"]: v for v in verdicts}
+    assert set(by_client) == {"java", "legacy"}
+    assert "probe_replicas" in by_client["legacy"]["best"]   # no meta query at all
+    failing = [f"{v['client']}: {v['reason']}" for v in verdicts if not v["holds"]]
     assert not failing and code == 0, failing
