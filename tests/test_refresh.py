@@ -145,6 +145,24 @@ def test_fd_poller_asks_nothing_before_the_window_and_lays_its_grid_back_from_it
     assert len(in_window) <= width / interval_s + 1       # the cost bound the docstring states
 
 
+def test_fd_poller_keeps_queries_a_step_apart_when_several_silences_interleave():
+    """Every write stalls on a paused secondary: three primaries fall silent a few ms apart,
+    their ops ask in turn. The queries stay >= a step apart, and each window still gets a
+    query at most a step after its end."""
+    routing = _Routing()
+    poller = FailureDetectorPoller(routing, 0.01, FD)
+    silences = [Silence(100.0 + d, 100.0 + d) for d in (0.0, 0.003, 0.0065)]
+    instants = []
+    for i in range(60):
+        routing.last_start = poller.next_query(silences[i % 3])
+        instants.append(routing.last_start)
+    gaps = [b - a for a, b in zip(instants, instants[1:])]
+    assert min(gaps) >= 0.01 * (1 - 2e-6)
+    for s in silences:
+        _, last = FD.window(s)
+        assert any(last <= t <= last + 0.01 + 1e-9 for t in instants)
+
+
 def test_fd_poller_past_the_window_asks_once_per_window_width_and_error_replies_are_paced_alone():
     silence = Silence(heard=100.0, gone=100.0)
     _, last = FD.window(silence)

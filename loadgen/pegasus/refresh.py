@@ -29,6 +29,8 @@ from typing import Protocol
 from .routing import TableRouting
 
 
+#: A grid point counts as a step after the last query if it is this share of a step after.
+_GRID_TOLERANCE = 1 - 1e-6
 #: Slack after the last instant the meta can replace a dead primary: its check loop and its
 #: config change run a little late on a busy host.
 FD_SLACK_S = 0.02
@@ -162,7 +164,9 @@ class FailureDetectorPoller:
     (:meth:`FailureDetector.window`). So: no query before the window opens; in it, queries on
     a grid of ``interval_s`` laid back from the window's end (the last one falls when the new
     config must be there; one query if the interval is wider than the window, which is
-    ``beacon + check`` wide); past it (the primary is alive after all, or went silent later
+    ``beacon + check`` wide), never two closer than ``interval_s`` whichever silences ask
+    (when several primaries fall silent at once, e.g. every write stalls on a paused
+    secondary, their windows differ by a little and their grids interleave); past it (the primary is alive after all, or went silent later
     than it was last heard), one query per ``late_interval_s``. Requests without a silence
     (error replies, no primary) are paced like :class:`MetaPoller`'s, and may bring a
     scheduled query forward. At most one query in flight per table, however many ops ask.
@@ -195,7 +199,11 @@ class FailureDetectorPoller:
         first, last = self._fd.window(silence)
         if silence.probed:  # the replicas are asked through the window: the meta after it
             first = last = last + step
-        lo = max(first, math.nextafter(last_start, math.inf))
+        # Queries stay a step apart even when silences of several primaries (whose windows
+        # differ a little) ask at once: each lands on one of their grids, never closer.
+        lo = max(first, last_start + step * _GRID_TOLERANCE)  # float sums land a hair off
         if lo <= last:
             return last - math.floor((last - lo) / step) * step
+        if last_start < last:
+            return lo  # another silence's query took this window's last slot: a step later
         return max(last_start + self._late_s, last)
