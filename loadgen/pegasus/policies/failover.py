@@ -45,8 +45,8 @@ class Failover(Policy):
       about a primary that went silent or was lost until the meta can have replaced it
       (queries before that cannot find anything): the window opens ``grace − beacon`` after
       the primary was last heard and closes ``grace + check`` after it was gone. In it, it
-      asks on a ``repoll_ms`` grid laid back from the window's end, so the last query falls
-      when the new config must be there: a kill costs ``(beacon + check) / repoll_ms + 1``
+      asks on a ``repoll_ms`` grid laid back from the window's end (never two queries closer
+      than ``repoll_ms``), so the last query falls when the new config must be there: a kill costs ``(beacon + check) / repoll_ms + 1``
       queries at most (one if ``repoll_ms`` is wider than the window) and is seen at most
       ``repoll_ms`` late; a pause shorter than the window's opening and a slow primary cost
       none. Past the window, one query per ``repoll_max_ms`` (default: the window's width).
