@@ -1,26 +1,30 @@
 """CPU benchmark: CPU time per acknowledged put, our client against the official Python client.
 
 One server (the test cluster, ``python -m loadgen.pegasus.testing``, started as ``pegbench
-bench client`` does) and two writer processes against it, each doing puts one at a time
-(each waits for its reply before the next is sent):
+bench client`` does) and writer processes against it, each doing puts one at a time (the
+next put is sent once the reply to the last is in):
 
 * **ours** — the path the benchmark's Locust users take: a :class:`~loadgen.workload.Workload`
   (recorder as the client's observer, durability ledger, value maker) and an
   :class:`~loadgen.driver.OpDriver` that launches each op **in a greenlet of its own**
   (:meth:`~loadgen.driver.OpDriver.launch`, as its open-loop arrivals are launched); only
   Locust's own request statistics are left out (``fire`` counts acknowledgements).
-  ``python -m loadgen.cpu_bench --child ...``.
+  Back to back, the end of each put launches the next, as the official writer's loop sends
+  its next put when a reply resumes it; at ``--rate``, a loop sleeps until each arrival is
+  due, launches it and waits for its end. ``python -m loadgen.cpu_bench --child ...``.
+* **client** — the same greenlet per op around a bare client's put (no observer).
 * **official** — pypegasus3 (the Python 3 port of Apache Pegasus's Python client, on
   Twisted), ``scripts/official_writer.py`` run by the official client's own virtual
   environment (``bash scripts/official_client_venv.sh`` sets it up).
 
-Both start once, open the table and do ``--warmup`` puts; then ``--rounds`` rounds follow,
-in each of which one writer and then the other does a batch of ``--ops`` puts (who goes first
-alternates). Each writer measures its own CPU time (user + sys, ``resource.getrusage``) over
+All start once, open the table and do ``--warmup`` puts; then ``--rounds`` rounds follow,
+in each of which each writer in turn does a batch of ``--ops`` puts (who goes first
+rotates). Each writer measures its own CPU time (user + sys, ``resource.getrusage``) over
 each batch, so start-up and imports never count, and the two batches of a round run within
 about a second of each other: a host whose speed drifts (a shared VM) moves both alike. The
 figures are the medians over rounds of each writer's µs per acknowledged put and of the
-round's ratio ours ÷ official (target: at most 0.5). Run as ``pegbench bench cpu``.
+round's ratios ours ÷ official and client ÷ official (target for the latter: at most 0.5).
+Run as ``pegbench bench cpu``.
 """
 
 from __future__ import annotations
@@ -87,7 +91,7 @@ def ours_writer(meta: str, warmup: int, value_bytes: int, key_space: int, policy
     """Our side (runs in the child, the protocol of ``scripts/official_writer.py``): open the
     table, ``warmup`` puts, ``{"ready": ...}``; then a batch of N puts per line ``N`` read
     from stdin, each launched as an open-loop arrival is (:meth:`OpDriver.launch`: a
-    greenlet of its own) and awaited, and its CPU time as a JSON line. ``path`` client: each
+    greenlet of its own) once the last has ended, and its CPU time as a JSON line. ``path`` client: each
     of those greenlets does a bare :class:`~loadgen.pegasus.Client`'s put (no observer),
     instead of the driver's op (recorder, ledger, request event)."""
     import gevent
@@ -125,35 +129,47 @@ def ours_writer(meta: str, warmup: int, value_bytes: int, key_space: int, policy
     acked = [0]
     errors: list[str] = []
 
+    driver = (BarePuts if path == PATH_CLIENT else OpDriver)(workload, policy, lambda **_: None)
+    clock, launch, loop = time.monotonic, driver.launch, gevent.get_hub().loop
+    sent = [0]
+    batch: dict[str, Any] = {"left": 0}   # and "waiter": the batch's, while it runs
+
     def fire(**request: Any) -> None:  # Locust's request event, minus Locust's statistics
         if request["exception"] is None:
             acked[0] += 1
         elif len(errors) < 3:
             errors.append(str(request["exception"]))
+        if batch["left"]:   # back to back: the end of one put launches the next
+            batch["left"] -= 1
+            launch("put", clock(), sent[0] % key_space)
+            sent[0] += 1
+        elif "waiter" in batch:   # the batch's last put: wake the batch (from the hub)
+            loop.run_callback(batch.pop("waiter").switch, None)
 
-    driver = (BarePuts if path == PATH_CLIENT else OpDriver)(workload, policy, fire)
-    clock, launch = time.monotonic, driver.launch
-    sent = [0]
-
-    def await_put(i: int) -> None:
-        """Launch put ``i`` as OpDriver.step launches an arrival, and wait for its end (on a
-        bare Waiter: Event.wait's Python-level Timeout is no part of what is measured)."""
-        waiter = Waiter()
-        launch("put", clock(), i % key_space).rawlink(waiter.switch)
-        waiter.get()
+    driver.fire = fire
 
     def puts(n: int) -> None:
-        i = sent[0]
+        if not n:
+            return
         if not rate:
-            for i in range(i, i + n):
-                await_put(i)
-        else:   # a Locust user's open loop: sleep until each arrival is due, launch it
-            interval, due = 1.0 / rate, clock()
-            for i in range(i, i + n):
-                due += interval
-                await_put(i)
-                gevent.sleep(max(0.0, due - clock()))
-        sent[0] += n
+            # As the official writer's loop does (each reply resumes it, and it sends the next
+            # put): each put ends in its greenlet, which launches the next as an arrival.
+            waiter = batch["waiter"] = Waiter()
+            batch["left"] = n - 1
+            launch("put", clock(), sent[0] % key_space)
+            sent[0] += 1
+            waiter.get()
+            return
+        # A Locust user's open loop: sleep until each arrival is due, launch it, and (one
+        # put at a time, as the official writer) wait for its end.
+        interval, due = 1.0 / rate, clock()
+        for _ in range(n):
+            due += interval
+            waiter = Waiter()
+            launch("put", clock(), sent[0] % key_space).rawlink(waiter.switch)
+            sent[0] += 1
+            waiter.get()
+            gevent.sleep(max(0.0, due - clock()))
 
     profiler = None
     if profile:

@@ -59,3 +59,16 @@ def test_without_the_official_venv_it_says_how_to_set_it_up(tmp_path):
     done = run_bench("--ops", "5", "--official-python", str(tmp_path / "missing" / "python"))
     assert done.returncode == 2
     assert "scripts/official_client_venv.sh" in done.stderr and "--ours-only" in done.stderr
+
+
+def test_at_a_rate_each_writer_puts_one_arrival_per_interval(tmp_path):
+    out = tmp_path / "cpu.json"
+    done = run_bench("--ops", "20", "--warmup", "5", "--rounds", "2", "--rate", "200",
+                     "--ours-only", "--json", str(out))
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(out.read_text())
+    assert summary["rate"] == 200
+    for row in summary["rounds"]:
+        for side in ("ours", "client"):
+            # 20 arrivals 5 ms apart: the batch lasts at least 19 intervals
+            assert row[side]["ok"] == 20 and row[side]["wall_s"] >= 0.9 * 19 / 200

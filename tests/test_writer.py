@@ -88,7 +88,7 @@ def read_all(sock, n: int) -> bytes:
     return got
 
 
-def test_hub_writer_sends_the_frames_of_one_loop_turn_in_one_send():
+def test_hub_writer_sends_a_turns_first_frame_at_once_and_the_rest_in_one_send():
     from loadgen.pegasus.writer import HubWriter
 
     a, b = _pair()
@@ -96,8 +96,10 @@ def test_hub_writer_sends_the_frames_of_one_loop_turn_in_one_send():
     writer = HubWriter(counting, errors.append)
     for frame in (b"a", b"bb", b"ccc"):
         writer.send(frame)
-    assert counting.sends == []          # nothing before the loop turns
-    assert read_all(b, 6) == b"abbccc" and counting.sends == [6] and errors == []
+    assert counting.sends == [1]         # the first at once, the others wait for the loop
+    assert read_all(b, 6) == b"abbccc" and counting.sends == [1, 5] and errors == []
+    writer.send(b"dddd")                 # a later turn: at once again
+    assert counting.sends == [1, 5, 4] and read_all(b, 4) == b"dddd"
     writer.close()
     a.close(), b.close()
 
@@ -124,6 +126,7 @@ def test_hub_writer_reports_a_failed_send_once_and_drops_later_frames():
     errors = []
     writer = HubWriter(a, errors.append)
     writer.send(b"x")
+    assert errors == []   # reported from the event loop, not from the sending greenlet
     gevent.sleep(0.01)
     writer.send(b"y")
     gevent.sleep(0.01)
@@ -137,11 +140,13 @@ def test_hub_writer_close_drops_unsent_frames():
     a, b = _pair()
     errors = []
     writer = HubWriter(a, errors.append)
-    writer.send(b"x")
+    writer.send(b"x")        # sent at once
+    writer.send(b"queued")   # waits for the loop turn
     writer.close()
     writer.send(b"late")
     gevent.sleep(0.01)
     b.setblocking(False)
+    assert b.recv(10) == b"x"
     with pytest.raises(BlockingIOError):
         b.recv(10)
     assert errors == [] and writer.dead

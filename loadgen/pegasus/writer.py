@@ -4,10 +4,12 @@ Two shapes of the same idea. :class:`FrameWriter` (the onebox's servers and peer
 greenlet per connection: frames queue while a ``sendall`` is in progress, so under load writes
 coalesce into large sends with no timer and no lock; an idle connection sends each frame as
 soon as it is queued. :class:`HubWriter` (the client's sessions) has no greenlet: the first
-frame queued schedules one flush in the event loop, run after the current greenlet yields,
-so every frame queued in one turn of the loop goes out in one ``send`` on the non-blocking
-socket, and a send the kernel cannot take whole waits for the socket to be writable. A put
-then costs one system call and no greenlet switch on its way out.
+frame of a turn of the event loop is sent at once on the non-blocking socket, from the
+greenlet that queues it; a frame queued after it in the same turn schedules one flush in the
+event loop, run after the current greenlet yields, so the rest of the turn's frames go out in
+one ``send``; a send the kernel cannot take whole waits for the socket to be writable. A lone
+put then costs one system call and neither a greenlet switch nor a loop callback on its way
+out.
 """
 
 from __future__ import annotations
@@ -84,7 +86,8 @@ class HubWriter:
     """The outbound side of one non-blocking socket, flushed from the event loop (see the
     module docstring); ``on_error`` runs once if a send fails, in the event loop."""
 
-    __slots__ = ("_loop", "_on_error", "_out", "_scheduled", "_sock", "_watcher", "closed")
+    __slots__ = ("_loop", "_on_error", "_out", "_scheduled", "_sent_in", "_sock", "_watcher",
+                 "closed")
 
     def __init__(self, sock, on_error: Callable[[Exception], None]):
         self._sock = sock
@@ -92,6 +95,7 @@ class HubWriter:
         self._loop = gevent.get_hub().loop
         self._out: list[bytes] = []   # first, the part of a send the kernel did not take yet
         self._scheduled = False   # a flush is queued in the loop
+        self._sent_in = -1        # the loop turn of the last frame sent at once
         self._watcher = None      # waiting for the socket to be writable
         self.closed = False
 
@@ -99,6 +103,18 @@ class HubWriter:
         """Queue one frame; frames queued after :meth:`close` are dropped."""
         if self.closed:
             return
+        if not self._out and not self._scheduled and self._watcher is None \
+                and self._loop.iteration != self._sent_in:
+            # The first frame of a loop turn goes out at once, from the calling greenlet:
+            # a lone put pays no loop callback. Later ones in the same turn coalesce.
+            self._sent_in = self._loop.iteration
+            try:
+                sent = self._sock.send(frame)
+            except OSError:   # the flush, in the event loop, meets it again and reports it
+                sent = 0
+            if sent == len(frame):
+                return
+            frame = frame[sent:]
         self._out.append(frame)
         if not self._scheduled:
             self._scheduled = True
