@@ -28,8 +28,6 @@ from ..errors import PegasusError
 from . import codec, keys
 from .addr import parse_addr
 from .client import Client
-from .gen.rrdb import ttypes as rrdb
-from .rdsn.ttypes import blob
 
 TARGET_RATIO = 0.5
 _SERVER_START_TIMEOUT_S = 20.0
@@ -60,8 +58,7 @@ def start_server(partitions: int) -> tuple[subprocess.Popen, str, str]:
 
 def echo_ceiling(replica: str, seconds: float, window: int, value: bytes) -> float:
     """Ops/s of pipelined put frames on one socket, with nothing but the codec."""
-    key = keys.make_key(b"bench", b"s")
-    args = rrdb.update_request(key=blob(key), value=blob(value), expire_ts_seconds=0)
+    args = codec.put_args(keys.make_key(b"bench", b"s"), value)
     # Every partition's primary is the one replica; the partition must match the hash.
     pidx, phash = keys.partition_index(keys.crc64(b"bench"), _PARTITIONS), keys.crc64(b"bench")
 

@@ -18,7 +18,6 @@ checked against ``MAX_FRAME_BYTES`` before anything is allocated for it.
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -144,37 +143,35 @@ _KEY_FIELD, _VALUE_FIELD, _EXPIRE_FIELD = b"\x0c\x00\x01", b"\x0c\x00\x02", b"\x
 _I32_MIN, _I32_MAX = -2 ** 31, 2 ** 31 - 1
 
 
-def _update_request_bytes(args: rrdb.update_request) -> bytes | None:
-    """A put's argument as the generated code writes it (key and value blobs, expire time),
-    built in one join: the put is the hot path, and the generated ``write`` costs a dozen
-    protocol calls for it. None unless every field is set with its plain type (the generated
-    code then decides, errors included). tests/test_codec_fast_paths.py holds both to the
-    same bytes."""
-    key, value, expire = args.key, args.value, args.expire_ts_seconds
-    if type(key) is not rdsn.blob or type(value) is not rdsn.blob or type(expire) is not int:
-        return None
-    k, v = key.data, value.data
-    if type(k) is not bytes or type(v) is not bytes or not _I32_MIN <= expire <= _I32_MAX:
-        return None
+class EncodedArgs(bytes):
+    """A request's argument struct already in its wire form (see :func:`put_args`)."""
+
+    __slots__ = ()
+
+
+def put_args(key: bytes, value: bytes, expire_ts_seconds: int = 0) -> EncodedArgs:
+    """A put's argument (``update_request``: key and value blobs, expire time) as the
+    generated code writes it, built in one join: the put is the hot path, and building the
+    Thrift objects and running the generated ``write`` costs more than the put's own work.
+    tests/test_codec_fast_paths.py holds both to the same bytes. Raises ValueError for an
+    expire time outside i32."""
+    if not _I32_MIN <= expire_ts_seconds <= _I32_MAX:
+        raise ValueError(f"expire_ts_seconds {expire_ts_seconds} does not fit an i32")
     pack = _I32.pack
-    return b"".join((_KEY_FIELD, pack(len(k)), k, _VALUE_FIELD, pack(len(v)), v,
-                     _EXPIRE_FIELD, pack(expire), _STOP))
+    return EncodedArgs(b"".join((_KEY_FIELD, pack(len(key)), key, _VALUE_FIELD, pack(len(value)),
+                                 value, _EXPIRE_FIELD, pack(expire_ts_seconds), _STOP)))
 
 
 #: rpc name -> the strict CALL message header up to its seqid (built once per name)
 _CALL_NAMES: dict[str, bytes] = {}
-#: argument class -> its hand-built encoding (None: use the generated code)
-_ARGS_BYTES: dict[type, Callable[[Any], bytes | None]] = {rrdb.update_request: _update_request_bytes}
 
 
 def encode_request(rpc_name: str, seqid: int, args: Any, *, app_id: int = 0,
                    partition_index: int = 0, client_timeout_ms: int = 0,
                    partition_hash: int = 0, hdr_version: int = 0) -> bytes:
-    """One complete request frame (header + body)."""
-    fast = _ARGS_BYTES.get(type(args))
-    payload = fast(args) if fast is not None else None
-    if payload is None:
-        payload = encode_struct(args)
+    """One complete request frame (header + body); ``args`` is the argument struct, or
+    :class:`EncodedArgs`."""
+    payload = args if type(args) is EncodedArgs else encode_struct(args)
     call = _CALL_NAMES.get(rpc_name)
     if call is None:
         name = rpc_name.encode()

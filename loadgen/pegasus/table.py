@@ -29,7 +29,7 @@ class Op(NamedTuple):
 
     name: str                       # "put", "get", ...
     rpc: str                        # request name, e.g. codec.RPC_PUT
-    args: Any                       # the thrift args struct
+    args: Any                       # the thrift args struct, or codec.EncodedArgs
     partition_hash: int             # crc64 of the hash key: picks the partition
     parse: Callable[[Any], Any]     # ERR_OK result -> the op's value; raises StorageError
     write: bool                     # a write may end "unknown" when its fate is not known
@@ -67,9 +67,8 @@ class Table:
         key, phash = keys.key_and_hash(  # _key(), inlined: the put is the hot path
             hash_key if type(hash_key) is bytes else keys.to_bytes(hash_key),
             sort_key if type(sort_key) is bytes else keys.to_bytes(sort_key))
-        args = rrdb.update_request(
-            key=blob(key), value=blob(value if type(value) is bytes else keys.to_bytes(value)),
-            expire_ts_seconds=ttl_clock.expire_ts(ttl) if ttl else 0)
+        args = codec.put_args(key, value if type(value) is bytes else keys.to_bytes(value),
+                              ttl_clock.expire_ts(ttl) if ttl else 0)
         self._execute(Op("put", codec.RPC_PUT, args, phash, _written, True), intended_start)
 
     def get(self, hash_key: bytes | str, sort_key: bytes | str, *,
