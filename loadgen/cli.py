@@ -15,8 +15,8 @@ import json
 import platform
 import sys
 import traceback
-from importlib import metadata
 from collections.abc import Callable
+from importlib import metadata
 
 from . import __version__
 from .errors import ConfigError, PegbenchError
@@ -243,17 +243,17 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     bench = sub.add_parser("bench", help="throughput benchmarks")
     kinds = bench.add_subparsers(dest="kind", required=True, metavar="KIND")
     for kind, module, help in (
-            ("client", "loadgen.pegasus.bench", "codec echo ceiling vs. the client's puts"),
-            ("onebox", "loadgen.onebox.bench", "acknowledged replicated writes/s of a onebox"),
-            ("policies", "loadgen.policy_matrix",
+            ("client", "loadgen.bench.client", "codec echo ceiling vs. the client's puts"),
+            ("onebox", "loadgen.bench.onebox", "acknowledged replicated writes/s of a onebox"),
+            ("policies", "loadgen.bench.policies",
              "every built-in policy through kill, pauses, slow primary, reset, moved partition"),
-            ("frontier", "loadgen.frontier",
+            ("frontier", "loadgen.bench.frontier",
              "each policy's cost knob swept: client lag against meta queries/s, Pareto front"),
-            ("recorder", "loadgen.metrics.bench",
+            ("recorder", "loadgen.bench.recorder",
              "cost of recording one outcome vs a bare record_value"),
-            ("locust", "loadgen.locust_bench",
+            ("locust", "loadgen.bench.locust_users",
              "the workload's Locust users vs the bare client, ops/s in one process"),
-            ("cpu", "loadgen.cpu_bench",
+            ("cpu", "loadgen.bench.cpu",
              "CPU per acknowledged put: our client vs the official Python client")):
         # every further argument, --help included, belongs to the delegate
         p = kinds.add_parser(kind, help=help, add_help=False)
@@ -267,14 +267,14 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace) -> int:
     import locust  # noqa: F401 - monkey-patches the process first, as the locust command does
 
-    from . import run
+    from .runner import run
 
     return run.main(args.extra)
 
 
 def _add_run(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="run a benchmark profile: load, faults, verdict, report",
-                       add_help=False)  # every further argument belongs to loadgen.run
+                       add_help=False)  # every further argument belongs to loadgen.runner.run
     p.set_defaults(func=_run, passthrough=True)
 
 

@@ -21,14 +21,14 @@ each user an open-loop schedule of ``rate_per_user`` ops/s. Locust's request sta
 pegbench's own code failed; else, since failed requests are what a fault run measures, 0
 unless Locust's ``--exit-code-on-error N`` was given explicitly (then N if any request
 failed). ``pegbench run`` sets the SLO verdict's code instead.
-The wiring lives in :mod:`loadgen.locust_hooks`; this file only connects it.
+The wiring lives in :mod:`loadgen.harness.hooks`; this file only connects it.
 """
 
 from locust import events
 
-from loadgen.locust_hooks import install
+from loadgen.harness.hooks import install
+from loadgen.harness.users import user_class
 from loadgen.pegasus import policies
-from loadgen.users import user_class
 
 install(events)
 

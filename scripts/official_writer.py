@@ -1,6 +1,6 @@
 """One writer of the official Python client (pypegasus3, on Twisted): puts one at a time, in batches.
 
-The official side of ``pegbench bench cpu`` (loadgen/cpu_bench.py). It runs under the
+The official side of ``pegbench bench cpu`` (loadgen/bench/cpu.py). It runs under the
 official client's own virtual environment (``bash scripts/official_client_venv.sh``), so it
 imports nothing from pegbench. It opens the table, does ``--warmup`` puts (connections made,
 code paths warm) and prints ``{"ready": ...}``; then, for each line ``N`` read from stdin, it
@@ -57,9 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     from importlib.metadata import version
 
     import twisted
-    from twisted.internet import defer, reactor, task
-
     from pypegasus.pgclient import Pegasus
+    from twisted.internet import defer, reactor, task
 
     value = b"v" * args.value_bytes
     prefix = args.key_prefix.encode()

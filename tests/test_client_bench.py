@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from loadgen.pegasus import bench
+from loadgen.bench import client as bench
 
 pytestmark = pytest.mark.timeout(120)
 

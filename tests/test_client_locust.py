@@ -101,7 +101,7 @@ def test_locust_users_drive_the_client_through_a_primary_crash():
 
 def test_the_client_package_does_not_import_locust():
     proc = run_python("import sys, loadgen.pegasus as p; p.Client; p.policies; "
-                      "import loadgen.pegasus.testing, loadgen.pegasus.bench; "
+                      "import loadgen.pegasus.testing, loadgen.bench.client; "
                       "print('locust' in sys.modules)")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "False"

@@ -13,14 +13,14 @@ import sys
 
 import pytest
 
-from loadgen import cpu_bench
+from loadgen.bench import cpu as cpu_bench
 
 OFFICIAL_PYTHON = cpu_bench.default_official_python()
 HAVE_OFFICIAL = cpu_bench.official_available(OFFICIAL_PYTHON)
 
 
 def run_bench(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "loadgen.cpu_bench", *args],
+    return subprocess.run([sys.executable, "-m", "loadgen.bench.cpu", *args],
                           capture_output=True, text=True, timeout=240)
 
 

@@ -9,12 +9,11 @@ from typing import Any
 
 import pytest
 
+from loadgen.config.profile import build_profile
+from loadgen.config.targets import NodeTarget, PrimaryOf, RandomReplica, parse_target, replica_names
 from loadgen.errors import ConfigError
 from loadgen.faults import kinds
 from loadgen.faults.schedule import PlannedFault, plan_faults
-from loadgen.faults.targets import (NodeTarget, PrimaryOf, RandomReplica, parse_target,
-                                    replica_names)
-from loadgen.profile import build_profile
 
 pytestmark = pytest.mark.unit
 

@@ -14,12 +14,12 @@ import pytest
 from support.background import PEGBENCH
 from support.onebox import TIMING_SLACK_S
 
+from loadgen.config.profile import build_profile
 from loadgen.faults.controller import FaultController
 from loadgen.faults.records import read_fault_log
 from loadgen.onebox import control_client
 from loadgen.onebox.control_client import OneboxControl
 from loadgen.onebox.spec import FAST_FD
-from loadgen.profile import build_profile
 
 pytestmark = pytest.mark.onebox
 

@@ -10,11 +10,11 @@ import gevent
 import pytest
 from support.faults import NODES, FakeCluster, FakeInjector, RecordingListener, planned
 
+from loadgen.config.schema import HealthGateConfig
 from loadgen.faults.controller import FaultController
 from loadgen.faults.injectors import NoneInjector
 from loadgen.faults.records import read_fault_log
 from loadgen.metrics import Recorder
-from loadgen.profile_schema import HealthGateConfig
 
 pytestmark = pytest.mark.unit
 

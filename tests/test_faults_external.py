@@ -10,9 +10,9 @@ import gevent
 import pytest
 from support.onebox import TIMING_SLACK_S, first_new_primary, make_box, node_of
 
+from loadgen.config.targets import NodeTarget, PrimaryOf
 from loadgen.faults.cluster import ExternalCluster, resolve_target
 from loadgen.faults.observer import POLL_INTERVAL_S, PollingObserver
-from loadgen.faults.targets import NodeTarget, PrimaryOf
 
 pytestmark = pytest.mark.onebox
 

@@ -15,12 +15,12 @@ import gevent
 import pytest
 from support.processes import alive, wait_until
 
+from loadgen.config.schema import CommandTemplates
 from loadgen.errors import ClusterError
 from loadgen.faults.command_injector import CommandInjector
 from loadgen.faults.injector import Node
 from loadgen.faults.onebox_injector import OneboxInjector
 from loadgen.onebox.fault_applied import FaultApplied
-from loadgen.profile_schema import CommandTemplates
 
 NODE = Node("replica2", "127.0.0.1", 34802)
 #: How long a blocking call takes in these tests; the hub must tick meanwhile.
@@ -159,7 +159,7 @@ _PATCHED_RUN = textwrap.dedent("""
     from support.faults import FakeCluster, planned
     from loadgen.faults.command_injector import CommandInjector
     from loadgen.faults.controller import FaultController
-    from loadgen.profile_schema import CommandTemplates, HealthGateConfig
+    from loadgen.config.schema import CommandTemplates, HealthGateConfig
 
     ticks = []
     ticker = gevent.spawn(lambda: [ticks.append(gevent.sleep(0.01)) for _ in range(1000)])

@@ -27,13 +27,13 @@ import pytest
 from gevent.pool import Group
 from support.onebox import TIMING_SLACK_S, make_box
 
+from loadgen.config.profile import build_profile
 from loadgen.errors import PegasusError
 from loadgen.faults.controller import FaultController
 from loadgen.metrics import Recorder, build_results, event_ttrs
 from loadgen.onebox.spec import FAST_FD
 from loadgen.pegasus import Client, keys
 from loadgen.pegasus.outcome import OK, OP, Outcome
-from loadgen.profile import build_profile
 
 pytestmark = [pytest.mark.onebox, pytest.mark.slow, pytest.mark.timeout(180)]
 

@@ -8,6 +8,7 @@ import json
 import pytest
 from support.faults import ADDRS, config
 
+from loadgen.config.schema import CommandTemplates, InjectorConfig
 from loadgen.errors import ConfigError
 from loadgen.faults import injectors
 from loadgen.faults.cluster import config_problems, status_problems
@@ -17,7 +18,6 @@ from loadgen.faults.injector import ActionRecord
 from loadgen.faults.observer import LogTailObserver
 from loadgen.faults.onebox_injector import OneboxInjector
 from loadgen.faults.records import FaultLog, FaultRecord, read_fault_log
-from loadgen.profile_schema import CommandTemplates, InjectorConfig
 
 pytestmark = pytest.mark.unit
 
@@ -192,8 +192,8 @@ def test_the_config_log_is_tailed_line_by_line(tmp_path):
 def test_secondary_of_resolves_to_the_partitions_first_secondary_at_inject_time():
     from support.faults import NODES, FakeCluster
 
+    from loadgen.config.targets import SecondaryOf, parse_target
     from loadgen.faults.cluster import resolve_target
-    from loadgen.faults.targets import SecondaryOf, parse_target
 
     assert parse_target("secondary-of:2", replica_nodes=3, partitions=4) == SecondaryOf(2)
     assert str(SecondaryOf(2)) == "secondary-of:2"

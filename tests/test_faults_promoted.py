@@ -10,10 +10,10 @@ import gevent
 import pytest
 from support.faults import NODES, FakeCluster, FakeInjector, planned
 
+from loadgen.config.schema import HealthGateConfig
 from loadgen.faults.controller import FaultController
 from loadgen.faults.history import ConfigChange, ConfigHistory
 from loadgen.faults.records import FaultRecord
-from loadgen.profile_schema import HealthGateConfig
 
 pytestmark = pytest.mark.unit
 

@@ -16,10 +16,17 @@ import time
 
 import pytest
 
-from loadgen import frontier
-from loadgen.frontier_analysis import (Point, Sample, dominance, lag_percentiles_ms, pareto_front,
-                                       point, writer_lags_s)
-from loadgen.policy_matrix import WriterOp
+from loadgen.bench import frontier
+from loadgen.bench.frontier_analysis import (
+    Point,
+    Sample,
+    dominance,
+    lag_percentiles_ms,
+    pareto_front,
+    point,
+    writer_lags_s,
+)
+from loadgen.bench.policies import WriterOp
 
 
 def pt(policy: str, meta: float, lag_p99: float | None, failed: float = 0, *,
@@ -138,8 +145,8 @@ def test_dominance_is_per_scenario():
 
 @pytest.mark.unit
 def test_a_run_trace_lists_meta_queries_failed_attempts_and_lags_from_the_fault():
+    from loadgen.bench.policies import Trace
     from loadgen.pegasus.outcome import ATTEMPT, META, OK, PROBE, Outcome
-    from loadgen.policy_matrix import Trace
 
     def o(level, start, end, outcome=OK, error=None):
         return Outcome(level, "put", "temp", 0, "n1", start, end, outcome, error, 1, False,

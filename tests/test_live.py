@@ -15,9 +15,9 @@ import pytest
 from rich.console import Console
 from support.metrics import op
 
-from loadgen.distributed import MasterCollector, build_report
-from loadgen.live import LiveView, RateMeter, counts_of
-from loadgen.workload import Workload, WorkloadSettings
+from loadgen.harness.distributed import MasterCollector, build_report
+from loadgen.load.workload import Workload, WorkloadSettings
+from loadgen.runner.live import LiveView, RateMeter, counts_of
 
 pytestmark = pytest.mark.unit
 
@@ -187,9 +187,9 @@ def test_the_dropped_column_shows_the_sessions_count_when_it_has_one(dropped):
 
 @pytest.mark.parametrize("dropped", [None, {"failover": 3}])
 def test_the_recovery_tab_has_a_dropped_column_too(dropped):
-    from loadgen.fault_relay import FaultRelay
+    from loadgen.harness.fault_relay import FaultRelay
+    from loadgen.harness.webui import RecoveryTab
     from loadgen.metrics import Recorder
-    from loadgen.webui import RecoveryTab
 
     recorder = Recorder()
     for k in range(20):

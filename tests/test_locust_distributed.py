@@ -125,9 +125,9 @@ def test_orchestrated_local_runner_finishes_and_reads_writes_back(tmp_path):
 
 
 def test_workload_modules_do_not_import_locust():
-    code = ("import sys, loadgen.workload, loadgen.driver, loadgen.pacing, loadgen.durability, "
-            "loadgen.distributed, loadgen.fault_relay, loadgen.webui, loadgen.verdict, "
-            "loadgen.selfcheck, loadgen.locust_options; print('locust' in sys.modules)")
+    code = ("import sys, loadgen.load.workload, loadgen.load.driver, loadgen.load.pacing, loadgen.load.durability, "
+            "loadgen.harness.distributed, loadgen.harness.fault_relay, loadgen.harness.webui, loadgen.harness.verdict, "
+            "loadgen.load.selfcheck, loadgen.harness.options; print('locust' in sys.modules)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "False"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from loadgen.profile import load_profile
+from loadgen.config.profile import load_profile
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -27,8 +27,8 @@ from types import SimpleNamespace
 import locust
 from locust.argument_parser import get_empty_argument_parser, setup_parser_arguments
 from loadgen.errors import ConfigError
-from loadgen.locust_hooks import default_exit_code
-from loadgen.locust_options import add_arguments, exit_code_on_error, settings_from_options
+from loadgen.harness.hooks import default_exit_code
+from loadgen.harness.options import add_arguments, exit_code_on_error, settings_from_options
 
 def parser():
     p = get_empty_argument_parser(add_help=True, default_config_files=[])

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from loadgen import cli
-from loadgen.metrics import bench
+from loadgen.bench import recorder as bench
 
 pytestmark = pytest.mark.unit
 

@@ -11,7 +11,7 @@ pytestmark = pytest.mark.unit
 
 
 def test_importing_metrics_imports_no_client_gevent_or_locust():
-    code = ("import sys, loadgen.metrics, loadgen.metrics.bench, loadgen.metrics.hlog; "
+    code = ("import sys, loadgen.metrics, loadgen.bench.recorder, loadgen.metrics.hlog; "
             "bad = [m for m in sys.modules if m.split('.')[0] in ('gevent', 'locust') "
             "or m.startswith('loadgen.pegasus') or m.startswith('loadgen.onebox')]; "
             "print(sorted(bad))")

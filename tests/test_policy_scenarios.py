@@ -1,5 +1,5 @@
 """The failure scenarios for every built-in policy, through the policy matrix's own runners
-(loadgen/policy_matrix.py) on the in-process test cluster.
+(loadgen/bench/policies.py) on the in-process test cluster.
 
 Writers put on a fixed schedule to partitions whose primary the fault hits; each row says
 what one policy did. Bounds are relative to the op timeout or the policy's own intervals,
@@ -11,10 +11,9 @@ refresh-on-reset that refreshed on a deadline would recover from a reset, and so
 from __future__ import annotations
 
 import pytest
-
 from support.policy import POLICIES
 
-from loadgen.policy_matrix import SCENARIOS, Settings, in_process
+from loadgen.bench.policies import SCENARIOS, Settings, in_process
 
 pytestmark = [pytest.mark.unit, pytest.mark.timeout(120)]
 

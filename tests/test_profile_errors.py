@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
+from loadgen.config.profile import build_profile, load_profile
 from loadgen.errors import ConfigError
-from loadgen.profile import build_profile, load_profile
 
 pytestmark = pytest.mark.unit
 

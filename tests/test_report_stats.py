@@ -10,8 +10,8 @@ import random
 import pytest
 from support.runs import make_run
 
+from loadgen.config.profile import build_profile
 from loadgen.errors import ConfigError
-from loadgen.profile import build_profile
 from loadgen.report import RunInputError, analyse, load_run, render
 from loadgen.report.stats import MIN_FAULT_EVENTS, cdf_points, median, median_difference_ci
 from loadgen.report.views import old_new, policy_models, policy_order, samples_by_event

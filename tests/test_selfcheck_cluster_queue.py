@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import pytest
 
-from loadgen.baseline import BASELINE_HASH_KEY, measure
+from loadgen.load.selfcheck import CLUSTER_QUEUE_LIMIT, ClusterQueueCheck, cluster_queue_saturation
 from loadgen.pegasus.testing import TestCluster
-from loadgen.selfcheck import CLUSTER_QUEUE_LIMIT, ClusterQueueCheck, cluster_queue_saturation
+from loadgen.runner.baseline import BASELINE_HASH_KEY, measure
 
 
 @pytest.mark.unit

@@ -14,10 +14,9 @@ from dataclasses import replace
 
 import pytest
 
+from loadgen.load.selfcheck import SCHEDULE_SHORTFALL_LIMIT, schedule_checks, schedule_saturation
 from loadgen.metrics import Recorder
 from loadgen.metrics.events import FaultEvent, phases
-from loadgen.selfcheck import (SCHEDULE_SHORTFALL_LIMIT, schedule_checks,
-                               schedule_saturation)
 from tests.support.metrics import record_in_end_order, writes
 
 pytestmark = pytest.mark.unit

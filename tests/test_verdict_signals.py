@@ -11,13 +11,13 @@ from xml.etree import ElementTree as ET
 import pytest
 from support.runs import make_run
 
+from loadgen.harness.verdict import EXIT_OK, EXIT_VERDICT, conclude, exit_code_for
+from loadgen.load.selfcheck import Saturation
 from loadgen.metrics.outputs import write_results
 from loadgen.metrics.slo import evaluate, incomplete_reason
 from loadgen.report import write_report
 from loadgen.report.junit import RUN_COMPLETE, SELF_CHECK, junit_xml
 from loadgen.report.tables import verdict_block
-from loadgen.selfcheck import Saturation
-from loadgen.verdict import EXIT_OK, EXIT_VERDICT, conclude, exit_code_for
 
 pytestmark = pytest.mark.unit
 

@@ -14,10 +14,10 @@ import time
 import gevent
 import pytest
 
-from loadgen.driver import OpDriver
-from loadgen.durability import MULTI_SORT_KEYS, PUT_SORT_KEY, pack_token, token_size
+from loadgen.load.driver import OpDriver
+from loadgen.load.durability import MULTI_SORT_KEYS, PUT_SORT_KEY, pack_token, token_size
+from loadgen.load.workload import Workload, WorkloadSettings
 from loadgen.pegasus.testing import TestCluster
-from loadgen.workload import Workload, WorkloadSettings
 
 pytestmark = [pytest.mark.unit, pytest.mark.timeout(60)]
 

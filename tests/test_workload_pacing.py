@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from loadgen.pacing import OpenLoopSchedule
+from loadgen.load.pacing import OpenLoopSchedule
 
 pytestmark = pytest.mark.unit
 

@@ -11,7 +11,9 @@ import gevent
 import pytest
 from support.metrics import op, record_in_end_order, writes
 
-from loadgen.distributed import (
+from loadgen.config.profile import load_profile
+from loadgen.errors import ConfigError
+from loadgen.harness.distributed import (
     MSG_FAULT,
     MSG_FLUSH,
     MSG_VERIFY,
@@ -19,16 +21,14 @@ from loadgen.distributed import (
     WorkerReporter,
     build_report,
 )
-from loadgen.durability import DurabilityBook, ValueMaker, pack_token, token_counter
-from loadgen.errors import ConfigError
-from loadgen.fault_relay import FaultRelay
-from loadgen.locust_options import settings_from_options
+from loadgen.harness.fault_relay import FaultRelay
+from loadgen.harness.options import settings_from_options
+from loadgen.harness.verdict import exit_code_for, set_exit_code
+from loadgen.harness.webui import RecoveryTab
+from loadgen.load.durability import DurabilityBook, ValueMaker, pack_token, token_counter
+from loadgen.load.selfcheck import LoadMonitor, Saturation
+from loadgen.load.workload import Workload, WorkloadSettings
 from loadgen.metrics import FaultEvent, Recorder
-from loadgen.profile import load_profile
-from loadgen.selfcheck import LoadMonitor, Saturation
-from loadgen.verdict import exit_code_for, set_exit_code
-from loadgen.webui import RecoveryTab
-from loadgen.workload import Workload, WorkloadSettings
 
 pytestmark = pytest.mark.unit
 
@@ -222,7 +222,7 @@ def test_light_reports_refresh_counters_on_the_last_state_shipped():
 
 
 def test_durability_results_block_counts_unreadable_writes_as_lost():
-    from loadgen.durability import Durability
+    from loadgen.load.durability import Durability
     from loadgen.metrics import build_results
 
     d = Durability(acked=10, verified=7, lost=1, unreadable=2, untracked=5)
@@ -330,7 +330,7 @@ def test_recovery_rows_show_each_policy_and_each_fault_with_its_ttr():
 def test_workers_on_another_host_record_on_the_masters_clock():
     import time
 
-    from loadgen.distributed import boot_id, clock_anchor, clock_shift
+    from loadgen.harness.distributed import boot_id, clock_anchor, clock_shift
 
     assert clock_shift(clock_anchor()) == 0.0                  # same host: same monotonic clock
     other = {"boot_id": boot_id() + "-elsewhere", "offset_s": time.time() - time.monotonic() - 42.0}

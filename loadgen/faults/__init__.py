@@ -1,7 +1,6 @@
 """Faults: what to break, when, how, and what it did to the cluster.
 
 - ``kinds``        the fault kinds (kill, pause, restart): display metadata and inject/heal steps
-- ``targets``      fault targets parsed once: ``replicaN``, ``primary-of:P``, ``random``
 - ``schedule``     a profile's ``[faults]`` turned into one ordered, seeded plan
 - ``injector``     the injector interface (one ``apply(action, node)``) and its action records
 - ``injectors``    the injector registry: ``onebox``, ``command``, ``none``
@@ -12,6 +11,7 @@
 - ``controller``   runs the plan against the clock in a greenlet; heals in ``finally``
 - ``cooperative``  blocking calls and waits that never stall the gevent hub
 
-Submodules are imported by name (``from loadgen.faults import schedule``); this package
-re-exports nothing, so importing it never pulls in the profile schema.
+Fault targets (``replicaN``, ``primary-of:P``, ``random``) are parsed with the profile, in
+:mod:`loadgen.config.targets`. Submodules are imported by name (``from loadgen.faults import
+schedule``); this package re-exports nothing.
 """

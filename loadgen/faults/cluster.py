@@ -20,13 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
+from ..config.schema import ClusterConfig
+from ..config.targets import NodeTarget, PlannedTarget, PrimaryOf, SecondaryOf, replica_names
 from ..onebox.spec import CONFIG_LOG, META_NODE, OneboxSpec
 from ..pegasus.addr import parse_addr
 from ..pegasus.blocking import query_config
-from ..profile_schema import ClusterConfig
 from .injector import Node
 from .observer import LogTailObserver, MetaObserver, PollingObserver
-from .targets import NodeTarget, PlannedTarget, PrimaryOf, SecondaryOf, replica_names
 
 #: One-shot meta queries (config, health) give up after this.
 QUERY_TIMEOUT_S = 2.0

@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass
 from typing import ClassVar
 
-from ..profile_schema import COMMAND_TEMPLATES, CommandTemplates
+from ..config.schema import COMMAND_TEMPLATES, CommandTemplates
 from .cooperative import run_blocking
 from .injector import COMMAND_END, ActionRecord, Node
 

@@ -40,8 +40,9 @@ from typing import Any, Protocol
 import gevent
 from gevent.event import Event
 
+from ..config.schema import HealthGateConfig, Profile
+from ..config.targets import PlannedTarget
 from ..metrics.events import FaultEvent
-from ..profile_schema import HealthGateConfig, Profile
 from . import injectors, kinds
 from .cluster import ClusterView, PartitionConfig, Resolution, cluster_view, resolve_target
 from .cooperative import run_blocking, wait_until
@@ -50,7 +51,6 @@ from .injector import ActionRecord, Injector, Node
 from .observer import MetaObserver
 from .records import FAULTS_JSONL, HEALED_BY_PLAN, HEALED_BY_STOP, FaultLog, FaultRecord
 from .schedule import PlannedFault, plan_faults
-from .targets import PlannedTarget
 
 log = logging.getLogger(__name__)
 

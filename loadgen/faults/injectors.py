@@ -20,8 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from ..config.schema import InjectorConfig
 from ..errors import ConfigError
-from ..profile_schema import InjectorConfig
 from .command_injector import CommandInjector
 from .injector import ActionRecord, Injector, Node
 from .onebox_injector import OneboxDriver, OneboxInjector

@@ -17,7 +17,7 @@ from typing import Any
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
-from ..profile_schema import MIN_FAULT_EVENTS_FLOOR
+from ..config.schema import MIN_FAULT_EVENTS_FLOOR
 from .figures_errors import errors_by_kind_phase, errors_figure
 from .figures_latency import latency_figure
 from .figures_timeline import timeline_figure

@@ -17,7 +17,7 @@ import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from ..profile_schema import DEFAULT_MIN_FAULT_EVENTS, MIN_FAULT_EVENTS_FLOOR
+from ..config.schema import DEFAULT_MIN_FAULT_EVENTS, MIN_FAULT_EVENTS_FLOOR
 
 BOOTSTRAP_RESAMPLES = 2000
 CONFIDENCE = 0.95

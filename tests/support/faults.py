@@ -11,11 +11,11 @@ import time
 from collections.abc import Iterable
 from typing import ClassVar
 
+from loadgen.config.targets import NodeTarget, PrimaryOf
 from loadgen.faults.cluster import PartitionConfig
 from loadgen.faults.history import ConfigChange, ConfigHistory
 from loadgen.faults.injector import ActionRecord, Node
 from loadgen.faults.schedule import PlannedFault
-from loadgen.faults.targets import NodeTarget, PrimaryOf
 
 NODES = {f"replica{i}": Node(f"replica{i}", "10.0.0.1", i) for i in (1, 2, 3)}
 ADDRS = [n.addr for n in NODES.values()]

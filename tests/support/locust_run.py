@@ -24,10 +24,10 @@ import locust  # noqa: F401 - monkey-patches this process, as the locust command
 from locust.env import Environment
 from locust.event import Events
 
-from loadgen.locust_hooks import attach, worker_argv
+from loadgen.harness.hooks import attach, worker_argv
+from loadgen.harness.verdict import set_exit_code
+from loadgen.load.workload import WorkloadSettings
 from loadgen.pegasus.testing import TestCluster
-from loadgen.verdict import set_exit_code
-from loadgen.workload import WorkloadSettings
 
 RUN_S, WARMUP_S, FAULT_AT_S = 5.0, 1.0, 2.5
 WORKERS = 2

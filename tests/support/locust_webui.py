@@ -20,9 +20,9 @@ import locust  # noqa: F401 - monkey-patches this process, as the locust command
 from locust.env import Environment
 from locust.event import Events
 
-from loadgen.locust_hooks import attach
+from loadgen.harness.hooks import attach
+from loadgen.load.workload import WorkloadSettings
 from loadgen.pegasus.testing import TestCluster
-from loadgen.workload import WorkloadSettings
 
 FAULT_AFTER_S = 1.5
 

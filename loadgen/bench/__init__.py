@@ -1,0 +1,1 @@
+"""The ``pegbench bench`` benchmarks: client, cpu, onebox, recorder, locust users, policies, frontier."""

@@ -1,0 +1,58 @@
+"""The SLO verdict as a process exit code (DESIGN.md: 0 ok, 1 verdict failed or unknown).
+
+Locust exits 1 whenever any request failed, which in a fault run is always; the orchestration
+sets ``environment.process_exit_code`` from the verdict instead (:func:`set_exit_code`).
+A verdict is ``True``, ``False`` or ``"unknown"`` (:mod:`loadgen.metrics.slo`), or its name
+in results.json (``"pass" | "fail" | "unknown"``); a load generator that was its own
+bottleneck (:mod:`loadgen.load.selfcheck`) or a run that did not complete makes it unknown
+(:func:`conclude`). The exit code, ``slo.verdict``, junit.xml and the report's badge all
+derive from the one ``slo`` object that :func:`conclude` returns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ..load.selfcheck import Saturation
+from ..metrics.slo import PASS, SATURATED_REASON, UNKNOWN, Verdict, verdict_name, with_unknown
+
+EXIT_OK, EXIT_VERDICT, EXIT_USAGE, EXIT_RUNTIME = 0, 1, 2, 3
+
+
+def effective_verdict(verdict: Verdict | None, saturation: Saturation | None = None) -> Verdict | None:
+    """``verdict``, or ``"unknown"`` if the load generator was saturated."""
+    if saturation is not None and saturation.saturated and verdict is not None:
+        return UNKNOWN
+    return verdict
+
+
+def conclude(slo: Mapping[str, Any], *, saturation: Saturation | None = None,
+             incomplete: str = "") -> dict[str, Any]:
+    """The final ``slo`` object of results.json: the checks' verdict, made unknown with its
+    reason when the load generator's self-check flagged it (``saturation``: its own CPU or
+    hub, or a schedule not sent) or the run is ``incomplete`` (a reason such as "the run was
+    interrupted"; "" when it completed)."""
+    out = dict(slo)
+    if incomplete:
+        out = with_unknown(out, incomplete)
+    if saturation is not None and saturation.saturated:
+        out = with_unknown(out, f"{SATURATED_REASON}: {saturation.reason or '?'}")
+    return out
+
+
+def exit_code_for(verdict: Verdict | None, *, saturation: Saturation | None = None) -> int:
+    """true / "pass" → 0; false / "fail" → 1; unknown → 1 (not a pass, for CI); None (no
+    verdict: a plain Locust run with no analysis) → 0. A saturated generator turns a verdict
+    into unknown."""
+    verdict = effective_verdict(verdict, saturation)
+    if verdict is None or verdict_name(verdict) == PASS:
+        return EXIT_OK
+    return EXIT_VERDICT
+
+
+def set_exit_code(environment: Any, verdict: Verdict | None, *,
+                  saturation: Saturation | None = None) -> int:
+    """Set ``environment.process_exit_code`` from the verdict; returns the code."""
+    environment.process_exit_code = exit_code_for(verdict, saturation=saturation)
+    return environment.process_exit_code

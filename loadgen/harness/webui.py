@@ -1,0 +1,233 @@
+"""The "Recovery" tab of Locust's web UI: live recovery figures per policy and per fault.
+
+Uses Locust 2.x's supported extension points (as its ``examples/extend_web_ui.py``):
+``extended_tabs`` and ``extended_tables`` in the web UI's ``template_args`` declare the tab
+and its columns; rows travel in the ``/stats/requests`` JSON under ``extended_stats``
+(``[{"key": "recovery", "data": [...]}]``), added by an ``after_request`` hook, so the tab
+refreshes with Locust's own polling. ``/recovery`` serves the same rows as a plain HTML table
+(no JavaScript needed) and ``/recovery.json`` as JSON; both sit behind Locust's
+``--web-login`` (``web_ui.auth_required_if_enabled``) like Locust's own routes, and the rows
+in ``/stats/requests`` only go out with that route's own (authenticated) answer.
+
+Rows: one per policy (ops, errors, error rate, TTR-first p50/p99 over the faults so far,
+meta queries/s over the last ``LIVE_WINDOW_S``, attempts per op, missed ops, arrivals dropped
+at the in-flight cap where the session counts them), then one per
+fault event with each policy's TTR-first on the fault's affected partitions. Faults come from
+the session's :class:`~loadgen.harness.fault_relay.FaultRelay` (the controller's records when it has
+them, else what was announced so far). On a master the figures are the workers' merged
+reports, so they lag by Locust's report interval.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import math
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from ..metrics import FaultEvent, RecorderState, event_ttrs
+from ..metrics.analysis import ttr_summary
+
+log = logging.getLogger(__name__)
+
+TAB_KEY = "recovery"
+TAB_TITLE = "Recovery"
+#: Meta queries/s are averaged over the last this many seconds.
+LIVE_WINDOW_S = 10.0
+#: Rows are recomputed at most this often (the UI polls every ~2 s).
+CACHE_S = 1.0
+_META_SLOT = 4
+
+BASE_COLUMNS = (
+    ("name", "Row"), ("ops", "Ops"), ("errors", "Errors"), ("error_rate_pct", "Error rate %"),
+    ("ttr_first_p50_ms", "TTR-first p50 ms"), ("ttr_first_p99_ms", "TTR-first p99 ms"),
+    ("meta_qps", f"Meta queries/s ({LIVE_WINDOW_S:.0f} s)"), ("attempts_per_op", "Attempts/op"),
+    ("missed", "Missed ops"), ("dropped", "Dropped arrivals"),
+)
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000, 1)
+
+
+def _fmt_ms(value: float | None, censored: int = 0) -> Any:
+    """A TTR percentile for display: a number, "∞" when it landed on a censored sample."""
+    if value is None:
+        return "∞" if censored else ""
+    return round(value, 1)
+
+
+class RecoveryTab:
+    """Computes the tab's rows from a :class:`~loadgen.harness.hooks.LoadSession`."""
+
+    def __init__(self, session: Any, clock=time.monotonic):
+        self.session = session
+        self.clock = clock
+        self._cached: tuple[float, list[dict[str, Any]]] | None = None
+
+    @property
+    def policies(self) -> list[str]:
+        """Policy names as the outcomes carry them, in the compared order."""
+        labels = self.session.workload.labels
+        return [labels.get(p, p) for p in self.session.settings.policies]
+
+    def columns(self) -> list[dict[str, str]]:
+        """The table structure: fixed columns, then one TTR column per policy."""
+        cols = [{"key": key, "title": title} for key, title in BASE_COLUMNS]
+        cols += [{"key": f"ttr_{i}", "title": f"TTR-first {name}"}
+                 for i, name in enumerate(self.policies)]
+        return cols
+
+    def rows(self) -> list[dict[str, Any]]:
+        """Every row, recomputed at most every ``CACHE_S``."""
+        now = self.clock()
+        if self._cached is not None and now - self._cached[0] < CACHE_S:
+            return self._cached[1]
+        try:
+            rows = self._compute(now)
+        except Exception:  # noqa: BLE001 - a display must never break the run
+            log.exception("recovery tab: could not compute rows")
+            rows = self._cached[1] if self._cached else []
+        self._cached = (now, rows)
+        return rows
+
+    def _compute(self, now: float) -> list[dict[str, Any]]:
+        state: RecorderState = self.session.live_state()
+        missed = self.session.live_missed()
+        live_dropped = getattr(self.session, "live_dropped", None)   # sessions that count them
+        dropped = live_dropped() if callable(live_dropped) else None
+        events = self.session.relay.fault_events()
+        table = self.session.settings.table
+        ttrs = event_ttrs(state, events, t_end=now, table=table) if events else []
+        rows = [self._policy_row(name, state, missed, dropped, ttrs, now)
+                for name in self.policies]
+        rows += [self._fault_row(e, ttrs) for e in events]
+        return rows
+
+    def _policy_row(self, name: str, state: RecorderState, missed: dict[str, int],
+                    dropped: dict[str, int] | None, ttrs: Sequence[Any],
+                    now: float) -> dict[str, Any]:
+        p = state.policies.get(name)
+        row: dict[str, Any] = {key: "" for key, _ in BASE_COLUMNS}
+        row["name"] = name
+        row["missed"] = missed.get(name, 0)
+        row["dropped"] = "" if dropped is None else dropped.get(name, 0)
+        if p is None:
+            row.update(ops=0, errors=0)
+            return row
+        errors = p.ops - p.outcomes.get("ok", 0)
+        meta = sum(c[_META_SLOT] for _, _, c in p.series.buckets(now - LIVE_WINDOW_S, now))
+        summary = ttr_summary(ttrs, name)["ttr_first_ms"]
+        row.update(ops=p.ops, errors=errors,
+                   error_rate_pct=round(100.0 * errors / p.ops, 3) if p.ops else "",
+                   ttr_first_p50_ms=_fmt_ms(summary.get("p50"), summary.get("censored", 0)),
+                   ttr_first_p99_ms=_fmt_ms(summary.get("p99"), summary.get("censored", 0)),
+                   meta_qps=round(meta / LIVE_WINDOW_S, 2),
+                   attempts_per_op=round(p.attempts / p.ops, 3) if p.ops else "")
+        return row
+
+    def _fault_row(self, event: FaultEvent, ttrs: Sequence[Any]) -> dict[str, Any]:
+        row: dict[str, Any] = {key: "" for key, _ in BASE_COLUMNS}
+        row["name"] = self._fault_name(event)
+        for i, name in enumerate(self.policies):
+            mine = [t for t in ttrs if t.event_id == event.id and t.policy == name]
+            row[f"ttr_{i}"] = _describe(mine)
+        return row
+
+    def _fault_name(self, event: FaultEvent) -> str:
+        """``fault 2: kill replica1 at 12.3 s, partitions 0,3, healed after 8.00 s``."""
+        t0 = self.session.workload.t_test_start
+        at = "" if t0 is None else f" at {event.t_inject - t0:.1f} s"
+        what = "" if event.kind == "?" else f": {event.kind} {event.node}"
+        parts = ",".join(map(str, event.affected_partitions)) or "none"
+        healed = ("" if event.t_heal is None
+                  else f", healed after {event.t_heal - event.t_inject:.2f} s")
+        skipped = f", skipped: {event.skip_reason}" if event.skipped else ""
+        return f"fault {event.id}{what}{at}, partitions {parts}{healed}{skipped}"
+
+    # ------------------------------------------------------------------ Locust glue
+
+    def template_args(self) -> dict[str, Any]:
+        """The tab and table declarations for ``web_ui.template_args``."""
+        return {"extended_tabs": [{"key": TAB_KEY, "title": TAB_TITLE}],
+                "extended_tables": [{"key": TAB_KEY, "structure": self.columns()}]}
+
+    def html(self) -> str:
+        """The rows as a plain HTML table."""
+        cols = self.columns()
+        head = "".join(f"<th>{html.escape(c['title'])}</th>" for c in cols)
+        body = "".join("<tr>" + "".join(f"<td>{html.escape(str(r.get(c['key'], '')))}</td>"
+                                        for c in cols) + "</tr>" for r in self.rows())
+        return (f"<!doctype html><html><head><meta charset='utf-8'><title>{TAB_TITLE}</title>"
+                f"</head><body><h1>{TAB_TITLE}</h1><table id='{TAB_KEY}'><thead><tr>{head}"
+                f"</tr></thead><tbody>{body}</tbody></table></body></html>")
+
+
+def _describe(ttrs: Sequence[Any]) -> str:
+    """One policy's TTR-first on one fault: "812 ms", "max 950 ms (3/3)", "not yet (4.1 s)"."""
+    if not ttrs:
+        return ""
+    recovered = [t.first_s for t in ttrs if t.recovered]
+    if not recovered:
+        return f"not recovered ({max(t.first_s for t in ttrs):.1f} s observed)"
+    worst = max(recovered) * 1000
+    if len(ttrs) == 1:
+        return f"{worst:.0f} ms"
+    return f"max {worst:.0f} ms ({len(recovered)}/{len(ttrs)})"
+
+
+def _merge_args(template_args: dict[str, Any], ours: dict[str, Any]) -> None:
+    """Add our tab and table to whatever other extensions declared, replacing our own."""
+    for key, items in ours.items():
+        kept = [i for i in template_args.get(key) or [] if i.get("key") != TAB_KEY]
+        template_args[key] = kept + items
+
+
+def register(environment: Any, session: Any) -> RecoveryTab:
+    """Add the Recovery tab to ``environment.web_ui`` (call once, where a web UI exists)."""
+    from flask import Response, request
+
+    web_ui = environment.web_ui
+    tab = RecoveryTab(session)
+    _merge_args(web_ui.template_args, tab.template_args())
+
+    @environment.events.test_start.add_listener
+    def _columns_may_change(**_kw: Any) -> None:
+        _merge_args(web_ui.template_args, tab.template_args())
+
+    @web_ui.app.after_request
+    def _add_rows(response: Response) -> Response:
+        if not request.path.endswith("/stats/requests") or response.status_code != 200:
+            return response
+        try:
+            data = response.get_json()
+            stats = [s for s in data.get("extended_stats") or [] if s.get("key") != TAB_KEY]
+            data["extended_stats"] = stats + [{"key": TAB_KEY, "data": tab.rows()}]
+            response.set_data(json.dumps(data, allow_nan=False, default=_jsonable))
+        except Exception:  # noqa: BLE001 - Locust's own stats must still reach the UI
+            log.exception("recovery tab: could not extend /stats/requests")
+        return response
+
+    # behind Locust's --web-login like its own routes (a no-op without it)
+    @web_ui.app.route("/recovery")
+    @web_ui.auth_required_if_enabled
+    def _recovery_html() -> Response:
+        return Response(tab.html(), mimetype="text/html")
+
+    @web_ui.app.route("/recovery.json")
+    @web_ui.auth_required_if_enabled
+    def _recovery_json() -> Response:
+        return Response(json.dumps({"columns": tab.columns(), "rows": tab.rows()},
+                                   allow_nan=False, default=_jsonable),
+                        mimetype="application/json")
+
+    return tab
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return str(value)

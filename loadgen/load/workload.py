@@ -1,0 +1,318 @@
+"""The workload's process-wide state: settings, one client per policy, recorder, ledgers.
+
+One :class:`Workload` per load process (a local runner or a Locust worker; a master keeps one
+too, with no users, for its settings). It owns what the users of every policy share:
+
+* one :class:`~loadgen.pegasus.Client` per policy, opened on first use and closed when the
+  test stops; each user of that policy goes through it;
+* the process's :class:`~loadgen.metrics.Recorder` (the clients' observer), reset at the end
+  of warm-up and at the start of each test;
+* missed ops per policy (too far behind the open-loop schedule; arrivals dropped at the
+  in-flight cap are the recorder's), the durability ledgers and the load monitor (is this
+  process its own bottleneck?).
+
+No Locust here: the Locust side (users, events, messages) is in :mod:`loadgen.harness.hooks`
+and :mod:`loadgen.harness.users`; this module is driven by plain calls and is testable without it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import logging
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import gevent
+
+from ..config.schema import (
+    DEFAULT_COMPARE,
+    DEFAULT_DURATION_S,
+    DEFAULT_KEY_SPACE,
+    DEFAULT_MAX_INFLIGHT,
+    DEFAULT_MAX_LAG_S,
+    DEFAULT_MIX,
+    DEFAULT_OP_TIMEOUT_MS,
+    DEFAULT_RATE_PER_USER,
+    DEFAULT_TABLE,
+    DEFAULT_USERS,
+    DEFAULT_VALUE_BYTES,
+    DEFAULT_WARMUP_S,
+    Profile,
+    frozen_map,
+)
+from ..errors import ConfigError
+from ..metrics import Recorder
+from ..pegasus import policies
+from .durability import Durability, DurabilityBook, ValueMaker, verify
+from .selfcheck import LoadMonitor, Saturation
+
+log = logging.getLogger(__name__)
+
+#: The ops the workload issues.
+WORKLOAD_OPS = ("put", "multi_put", "get")
+
+
+@dataclass(frozen=True)
+class WorkloadSettings:
+    """Everything a load process needs to drive the workload (from a profile plus flags)."""
+
+    meta: tuple[str, ...]
+    table: str = DEFAULT_TABLE
+    policies: tuple[str, ...] = DEFAULT_COMPARE
+    #: policy -> parameter -> value
+    policy_params: Mapping[str, Mapping[str, Any]] = field(default_factory=frozen_map, hash=False)
+    users: int = DEFAULT_USERS                    # per policy
+    rate_per_user: float = DEFAULT_RATE_PER_USER  # intended ops/s of each user
+    duration_s: float = DEFAULT_DURATION_S        # the whole run, warm-up included
+    warmup_s: float = DEFAULT_WARMUP_S
+    op_timeout_ms: float = DEFAULT_OP_TIMEOUT_MS
+    key_space: int = DEFAULT_KEY_SPACE            # keys per user
+    value_bytes: tuple[int, int] = DEFAULT_VALUE_BYTES
+    #: op -> share of ops (ops of WORKLOAD_OPS; shares sum to 1)
+    mix: Mapping[str, float] = field(default_factory=lambda: frozen_map(DEFAULT_MIX), hash=False)
+    max_lag_s: float = DEFAULT_MAX_LAG_S
+    max_inflight: int = DEFAULT_MAX_INFLIGHT      # per user
+    run_id: str = ""
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.policies:
+            raise ConfigError("", "policies.compare", "at least one policy")
+        if len(set(self.policies)) != len(self.policies):
+            raise ConfigError("", "policies.compare", f"distinct policies, got {list(self.policies)}")
+        unknown = set(self.mix) - set(WORKLOAD_OPS)
+        if unknown:
+            raise ConfigError("", "workload.mix", f"only {list(WORKLOAD_OPS)}, not {sorted(unknown)}")
+        if self.key_space <= self.max_inflight:
+            # each write in flight holds a key of its own (see loadgen.load.driver)
+            raise ConfigError("", "workload.max_inflight",
+                              f"fewer than workload.key_space ({self.key_space}), "
+                              f"got {self.max_inflight}")
+        if not self.run_id:
+            object.__setattr__(self, "run_id", new_run_id())
+
+    @property
+    def total_users(self) -> int:
+        """Users over all policies: ``users`` per policy."""
+        return self.users * len(self.policies)
+
+    @classmethod
+    def from_profile(cls, profile: Profile, *, meta: Sequence[str] | None = None,
+                     policies: Sequence[str] | None = None, run_id: str | None = None,
+                     **overrides: Any) -> WorkloadSettings:
+        """Settings of ``profile``; ``meta`` (required unless the profile names an external
+        cluster's), ``policies`` and ``overrides`` (field=value) win over the profile."""
+        w = profile.workload
+        meta = tuple(meta) if meta else profile.cluster.meta
+        if not meta:
+            raise ConfigError(profile.source or "profile", "cluster.meta",
+                              "meta addresses 'host:port' (pass --meta for a onebox)")
+        compare = tuple(policies) if policies else profile.policies.compare
+        values: dict[str, Any] = {
+            "meta": meta, "table": profile.cluster.table, "policies": compare,
+            "policy_params": frozen_map({p: frozen_map(_params(profile, p)) for p in compare}),
+            "users": w.users, "rate_per_user": w.rate_per_user, "duration_s": w.duration_s,
+            "warmup_s": w.warmup_s, "op_timeout_ms": w.op_timeout_ms, "key_space": w.key_space,
+            "value_bytes": tuple(w.value_bytes), "mix": frozen_map(dataclasses.asdict(w.mix)),
+            "max_lag_s": w.max_lag_s, "max_inflight": w.max_inflight, "run_id": run_id or "", "seed": profile.seed}
+        values.update(overrides)
+        return cls(**values)
+
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (JSON, msgpack): what a master ships to its workers."""
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        data.update(meta=list(self.meta), policies=list(self.policies),
+                    value_bytes=list(self.value_bytes), mix=dict(self.mix),
+                    policy_params={p: dict(v) for p, v in self.policy_params.items()})
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> WorkloadSettings:
+        """The inverse of :meth:`to_dict`."""
+        values = dict(data)
+        values["meta"] = tuple(values["meta"])
+        values["policies"] = tuple(values["policies"])
+        values["value_bytes"] = tuple(values["value_bytes"])
+        values["policy_params"] = frozen_map({p: frozen_map(v)
+                                              for p, v in values["policy_params"].items()})
+        values["mix"] = frozen_map(values["mix"])
+        return cls(**values)
+
+
+def _params(profile: Profile, policy: str) -> dict[str, Any]:
+    """The profile's parameters of ``policy``; on the onebox, a policy that can use the
+    cluster's failure-detector timings is told them unless the profile sets its own."""
+    params = profile.policies.params_for(policy)
+    if profile.cluster.mode == "external":
+        return params
+    fd = profile.cluster.fd
+    return policies.with_failure_detector(policy, params, beacon_s=fd.beacon_s,
+                                          check_s=fd.check_s, grace_s=fd.grace_s)
+
+
+def new_run_id() -> str:
+    """A short id unique enough to keep runs' keys apart."""
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
+
+
+def policy_labels(settings: WorkloadSettings) -> dict[str, str]:
+    """Compared policy -> the name its outcomes carry (a dotted path's class may differ)."""
+    return {p: policies.create(p, settings.policy_params.get(p)).name or p
+            for p in settings.policies}
+
+
+class Workload:
+    """Process-wide workload state (see the module docstring)."""
+
+    def __init__(self, settings: WorkloadSettings, *, label: str = "local"):
+        self.settings = settings
+        self.label = label                      # "local", or the worker's id in key prefixes
+        self.labels = policy_labels(settings)
+        self.recorder = Recorder()
+        self.monitor = LoadMonitor()
+        self.book = DurabilityBook(ValueMaker(settings.value_bytes[1], seed=settings.seed))
+        self.missed: dict[str, int] = {}        # by outcome label
+        self.open_failures: dict[str, int] = {}
+        #: called at the end of warm-up, after the recorder's reset (e.g. Locust's stats reset)
+        self.on_warmup_end: list[Callable[[], None]] = []
+        self.t_test_start: float | None = None
+        self.t_warmup_end: float | None = None
+        self.epoch = 0                           # tests started in this process
+        self._clock_shift_s = 0.0
+        self._clients: dict[str, Any] = {}
+        self._tables: dict[str, Any] = {}
+        self._seq: dict[str, itertools.count] = {}
+        self._warmup: gevent.Greenlet | None = None
+
+    # ------------------------------------------------------------------ test lifecycle
+
+    def start_test(self, *, monitor: bool = True) -> None:
+        """A test starts: fresh recorder, counters, ledgers; warm-up timer; load monitor."""
+        self.stop_test()
+        self.epoch += 1
+        self.recorder.reset()
+        self.missed.clear()
+        self.open_failures.clear()
+        self.book.clear()
+        self._seq.clear()
+        self.t_test_start, self.t_warmup_end = time.monotonic(), None
+        if monitor:
+            self.monitor.start()
+        if self.settings.warmup_s > 0:
+            self._warmup = gevent.spawn_later(self.settings.warmup_s, self.end_warmup)
+        else:
+            self.end_warmup()
+
+    def end_warmup(self) -> None:
+        """Warm-up is over: drop what was recorded so far (wrk2 resets after calibrating)."""
+        self.recorder.reset()
+        self.missed.clear()
+        self.monitor.reset()
+        self.t_warmup_end = time.monotonic()
+        for hook in list(self.on_warmup_end):
+            try:
+                hook()
+            except Exception:  # noqa: BLE001 - a hook's bug must not stop the run
+                log.exception("warm-up end hook %r failed", hook)
+
+    def stop_test(self) -> None:
+        """The test stopped: close the clients (reopened on the next test's first op)."""
+        if self._warmup is not None:
+            self._warmup.kill(block=False)
+            self._warmup = None
+        self.monitor.stop()
+        clients, self._clients, self._tables = self._clients, {}, {}
+        for client in clients.values():
+            client.close()
+
+    # ------------------------------------------------------------------ users' needs
+
+    def table(self, policy: str):
+        """The table of ``policy``'s shared client (opened on first use; may raise
+        PegasusError if the metas cannot be reached)."""
+        table = self._tables.get(policy)
+        if table is not None:
+            return table
+        client = self._clients.get(policy)
+        if client is None:
+            from ..pegasus import Client  # the client is only needed where users run
+
+            s = self.settings
+            client = self._clients[policy] = Client(
+                list(s.meta), policy=policy, op_timeout_ms=s.op_timeout_ms,
+                observer=self.observer, policy_params=s.policy_params.get(policy))
+        table = client.open_table(self.settings.table)   # concurrent openers share one query
+        if self._clients.get(policy) is client:          # not closed meanwhile
+            self._tables[policy] = table
+        return table
+
+    def new_user(self, policy: str) -> tuple[int, bytes]:
+        """(sequence number, key prefix ``run/policy/worker/seq/``) for a new user."""
+        seq = next(self._seq.setdefault(policy, itertools.count()))
+        prefix = f"{self.settings.run_id}/{policy}/{self.label}/{seq}/".encode()
+        return seq, prefix
+
+    def add_missed(self, policy: str, n: int) -> None:
+        """``n`` ops of ``policy`` were missed by the schedule."""
+        label = self.labels.get(policy, policy)
+        self.missed[label] = self.missed.get(label, 0) + n
+
+    def add_dropped(self, policy: str, partition: int, t_intended: float) -> None:
+        """An arrival of ``policy`` found its user's in-flight cap full and was dropped."""
+        self.recorder.drop(self.labels.get(policy, policy), partition,
+                           t_intended + self._clock_shift_s)
+
+    def add_open_failure(self, policy: str) -> None:
+        """An op of ``policy`` could not start: its table could not be opened."""
+        self.open_failures[policy] = self.open_failures.get(policy, 0) + 1
+
+    # ------------------------------------------------------------------ clocks
+
+    @property
+    def observer(self) -> Callable[[Any], None]:
+        """What the clients report to: the recorder, shifted to the master's clock if needed."""
+        record = self.recorder.record
+        shift = self._clock_shift_s
+        if not shift:
+            return record
+
+        def shifted(o) -> None:
+            intended = None if o.intended_start is None else o.intended_start + shift
+            record(dataclasses.replace(o, start=o.start + shift, end=o.end + shift,
+                                       intended_start=intended))
+        return shifted
+
+    @property
+    def clock_shift_s(self) -> float:
+        """Seconds added to this host's monotonic times before recording (0: same host)."""
+        return self._clock_shift_s
+
+    def set_clock_shift(self, shift_s: float) -> None:
+        """Record outcomes on another host's monotonic clock: ``t + shift_s``."""
+        self._clock_shift_s = shift_s
+        for client in self._clients.values():
+            client.observer = self.observer
+
+    # ------------------------------------------------------------------ results
+
+    def saturation(self) -> Saturation:
+        """Whether this process was its own bottleneck (see :mod:`loadgen.load.selfcheck`)."""
+        return self.monitor.status()
+
+    def counts(self) -> dict[str, Any]:
+        """Plain per-policy totals of what this process recorded (ops, outcomes, attempts,
+        meta queries, missed, dropped), e.g. for a worker's own dump."""
+        state = self.recorder.snapshot()
+        return {name: {"ops": p.ops, "outcomes": dict(p.outcomes), "attempts": p.attempts,
+                       "meta_queries": p.meta_queries, "missed": self.missed.get(name, 0),
+                       "dropped": p.dropped_total}
+                for name, p in state.policies.items()}
+
+    def verify_durability(self, timeout_s: float = 60.0) -> Durability:
+        """Read back this process's acknowledged writes through a fresh client."""
+        return verify(self.book, self.settings.meta, self.settings.table, timeout_s=timeout_s)
