@@ -20,10 +20,8 @@ from importlib import metadata
 
 from . import __version__
 from .errors import ConfigError, PegbenchError
+from .exitcodes import EXIT_CODES_HELP, EXIT_INTERRUPTED, EXIT_OK, EXIT_RUNTIME, EXIT_USAGE
 
-EXIT_OK, EXIT_VERDICT, EXIT_USAGE, EXIT_RUNTIME, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
-EXIT_CODES_HELP = ("exit codes: 0 ok, 1 verdict failed, 2 usage/profile/input error, "
-                   "3 runtime failure, 130 interrupted (after cleanup)")
 #: libraries whose versions ``pegbench version`` reports
 KEY_LIBRARIES = ("locust", "gevent", "thrift", "hdrhistogram", "plotly", "rich")
 

@@ -16,10 +16,10 @@ from support.onebox import TIMING_SLACK_S
 
 from loadgen.config.profile import build_profile
 from loadgen.faults.controller import FaultController
-from loadgen.faults.records import read_fault_log
 from loadgen.onebox import control_client
 from loadgen.onebox.control_client import OneboxControl
 from loadgen.onebox.spec import FAST_FD
+from loadgen.report.run_dir import read_fault_log
 
 pytestmark = pytest.mark.onebox
 

@@ -13,8 +13,8 @@ from support.faults import NODES, FakeCluster, FakeInjector, RecordingListener, 
 from loadgen.config.schema import HealthGateConfig
 from loadgen.faults.controller import FaultController
 from loadgen.faults.injectors import NoneInjector
-from loadgen.faults.records import read_fault_log
 from loadgen.metrics import Recorder
+from loadgen.report.run_dir import read_fault_log
 
 pytestmark = pytest.mark.unit
 

@@ -17,7 +17,8 @@ from loadgen.faults.history import ConfigChange, ConfigHistory
 from loadgen.faults.injector import ActionRecord
 from loadgen.faults.observer import LogTailObserver
 from loadgen.faults.onebox_injector import OneboxInjector
-from loadgen.faults.records import FaultLog, FaultRecord, read_fault_log
+from loadgen.faults.records import FaultLog, FaultRecord
+from loadgen.report.run_dir import read_fault_log
 
 pytestmark = pytest.mark.unit
 

@@ -11,7 +11,7 @@ from loadgen.metrics import FaultEvent, Recorder, phases
 from loadgen.metrics.analysis import durability, error_summary, new_primary_block, recovery_cost
 from loadgen.metrics.distribution import CensoredDistribution
 from loadgen.metrics.events import (FAULT, RECENT_FAULT_WINDOW_S, RECOVERY, STEADY, Phase,
-                                    PhaseLookup, new_primaries, phase_seconds)
+                                    PhaseLookup, new_primaries, phase_seconds, phases_from_dicts)
 
 pytestmark = pytest.mark.unit
 
@@ -38,6 +38,17 @@ def test_a_fault_never_healed_lasts_to_the_end():
     spans = phases([_event("a", 100.0, None)])
     assert spans == [Phase(FAULT, 100.0, math.inf)]
     assert phase_seconds(spans, (FAULT,), 90.0, 120.0) == 20.0
+
+
+def test_phases_read_back_from_timeline_json_look_up_alike():
+    """The report finds phases in timeline.json (an unhealed fault's end is null there)."""
+    spans = phases([_event("a", 100.0, 102.0), _event("b", 140.0, None)])
+    rows = [{"name": p.name, "start": p.start, "end": None if p.end == math.inf else p.end}
+            for p in reversed(spans)]
+    assert phases_from_dicts(rows) == spans
+    lookup = PhaseLookup(phases_from_dicts(rows))
+    assert [lookup.phase_of(t) for t in (99.0, 101.0, 111.9, 112.0, 500.0)] == [
+        STEADY, FAULT, RECOVERY, STEADY, FAULT]
 
 
 def _phased_run():

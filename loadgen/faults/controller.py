@@ -43,13 +43,14 @@ from gevent.event import Event
 from ..config.schema import HealthGateConfig, Profile
 from ..config.targets import PlannedTarget
 from ..metrics.events import FaultEvent
+from ..metrics.outputs import FAULTS_JSONL
 from . import injectors, kinds
 from .cluster import ClusterView, PartitionConfig, Resolution, cluster_view, resolve_target
 from .cooperative import run_blocking, wait_until
 from .history import ConfigChange
 from .injector import ActionRecord, Injector, Node
 from .observer import MetaObserver
-from .records import FAULTS_JSONL, HEALED_BY_PLAN, HEALED_BY_STOP, FaultLog, FaultRecord
+from .records import HEALED_BY_PLAN, HEALED_BY_STOP, FaultLog, FaultRecord
 from .schedule import PlannedFault, plan_faults
 
 log = logging.getLogger(__name__)

@@ -23,9 +23,6 @@ from typing import IO, Any
 from ..metrics.events import FaultEvent
 from .injector import ActionRecord
 
-#: The file name a run's fault records go to, in its output dir.
-FAULTS_JSONL = "faults.jsonl"
-
 #: ``healed_by``: the plan healed it on time; the end of the run (``stop``) did; nothing did.
 HEALED_BY_PLAN, HEALED_BY_STOP, NOT_HEALED = "plan", "stop", ""
 
@@ -115,9 +112,3 @@ class FaultLog:
         if self._file is not None:
             self._file.close()
             self._file = None
-
-
-def read_fault_log(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """The records of a ``faults.jsonl``, as plain dicts, in file order."""
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from ..exitcodes import EXIT_OK, EXIT_RUNTIME, EXIT_USAGE
 from ..load.durability import Durability
 from ..load.selfcheck import Saturation
 from ..load.workload import Workload, WorkloadSettings
@@ -61,7 +62,7 @@ from .distributed import (
 from .fault_relay import FaultRelay
 from .options import add_arguments, apply_run_defaults, exit_code_on_error, settings_from_options
 from .users import bind, user_classes
-from .verdict import EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, exit_code_for, set_exit_code
+from .verdict import exit_code_for, set_exit_code
 
 __all__ = [
     "FinalReport",

@@ -14,10 +14,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ..exitcodes import EXIT_OK, EXIT_VERDICT
 from ..load.selfcheck import Saturation
 from ..metrics.slo import PASS, SATURATED_REASON, UNKNOWN, Verdict, verdict_name, with_unknown
-
-EXIT_OK, EXIT_VERDICT, EXIT_USAGE, EXIT_RUNTIME = 0, 1, 2, 3
 
 
 def effective_verdict(verdict: Verdict | None, saturation: Saturation | None = None) -> Verdict | None:

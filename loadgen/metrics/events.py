@@ -18,6 +18,7 @@ import math
 from bisect import bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 RECOVERY_S = 10.0
 #: A (fault, partition) sample whose new primary was itself faulted less than this earlier
@@ -26,6 +27,8 @@ RECOVERY_S = 10.0
 #: the earlier fault, and the sample inherits that fault's after-effects.
 RECENT_FAULT_WINDOW_S = 60.0
 FAULT, RECOVERY, STEADY = "fault", "recovery", "steady"
+#: The phase names in the order tables and figures show them.
+PHASE_NAMES = (FAULT, RECOVERY, STEADY)
 PHASES = (FAULT, RECOVERY, STEADY)
 _RANK = {FAULT: 0, RECOVERY: 1, STEADY: 2}
 
@@ -157,6 +160,12 @@ class PhaseLookup:
         if i >= 0 and t < self._spans[i].end:
             return self._spans[i].name
         return STEADY
+
+
+def phases_from_dicts(rows: Iterable[Mapping[str, Any]]) -> list[Phase]:
+    """:func:`phases` from timeline.json's ``phases`` (``end`` null: never healed)."""
+    return sorted((Phase(row["name"], row["start"], math.inf if row.get("end") is None
+                         else row["end"]) for row in rows), key=lambda p: p.start)
 
 
 def phase_seconds(spans: Iterable[Phase], names: Iterable[str], t_start: float,

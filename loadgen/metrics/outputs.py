@@ -21,6 +21,8 @@ from .state import PolicyState, RecorderState
 from .ttr import TTR_WINDOW_S, PartitionTTR, event_ttrs, resolve_table
 
 RESULTS_FORMAT, TIMELINE_FORMAT, VERSION = "pegbench-results", "pegbench-timeline", 1
+#: A run folder's files: its results, its timelines, its fault records (one JSON object a line).
+RESULTS_JSON, TIMELINE_JSON, FAULTS_JSONL = "results.json", "timeline.json", "faults.jsonl"
 
 
 def _ms(seconds: float | None) -> float | None:

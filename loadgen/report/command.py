@@ -11,12 +11,12 @@ import os
 import sys
 from pathlib import Path
 
+from ..exitcodes import EXIT_OK, EXIT_USAGE
 from .html import write_page
 from .page import analyse, render
 from .run_dir import RunInputError, load_run
 
 REPORT_HTML = "report.html"
-EXIT_OK, EXIT_INPUT = 0, 2
 
 
 def write_report(run_dir: str | os.PathLike[str], out: str | os.PathLike[str] | None = None) -> Path:
@@ -49,6 +49,6 @@ def main(argv: list[str] | None = None) -> int:
         path = write_report(args.run_dir, args.out)
     except RunInputError as exc:
         print(f"pegbench report: error: {exc}", file=sys.stderr)
-        return EXIT_INPUT
+        return EXIT_USAGE
     print(path)
     return EXIT_OK

@@ -39,13 +39,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .compare_samples import (HIGHER, METRICS, RECOVERED, RunSamples, SampleMetric,
-                              fault_kinds, load_run_samples, pooled, pooled_recovered)
+from ..exitcodes import EXIT_OK, EXIT_USAGE, EXIT_VERDICT
+from .compare_samples import (
+    HIGHER,
+    METRICS,
+    RECOVERED,
+    RunSamples,
+    SampleMetric,
+    fault_kinds,
+    load_run_samples,
+    pooled,
+    pooled_recovered,
+)
 from .html import number
 from .run_dir import RunInputError
 from .significance import fisher_exact, mann_whitney, median, min_attainable_p, quantile
 
-EXIT_OK, EXIT_WORSE, EXIT_INPUT = 0, 1, 2
 DEFAULT_MAX_REGRESSION = "10%"
 DEFAULT_ALPHA = 0.05
 MIN_SAMPLES = 3
@@ -419,9 +428,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             write_compare_page(Path(args.html), comparison, base, candidate)
     except (RunInputError, ValueError) as exc:
         print(f"pegbench compare: error: {exc}", file=sys.stderr)
-        return EXIT_INPUT
+        return EXIT_USAGE
     sys.stdout.write(format_text(comparison, [run_label(r) for r in base],
                                  [run_label(r) for r in candidate]))
     for line in regression_lines(comparison):
         print(line, file=sys.stderr)
-    return EXIT_OK if comparison.passed else EXIT_WORSE
+    return EXIT_OK if comparison.passed else EXIT_VERDICT

@@ -8,26 +8,15 @@ exact to 10 ms). Bars: colour per policy, hatching per error kind, stacked per p
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import plotly.graph_objects as go
 
+from ..metrics.events import PHASE_NAMES, PhaseLookup, phases_from_dicts
 from .style import base_layout
 
-PHASES = ("fault", "recovery", "steady")
 PATTERNS = ("", "/", "x", ".", "\\", "+", "-", "|")
-
-
-def phase_of(t: float, phases: Sequence[Mapping[str, Any]]) -> str:
-    """The global phase at instant ``t`` (timeline.json's ``phases``; steady elsewhere)."""
-    spans = sorted(((p["start"], p.get("end"), p["name"]) for p in phases),
-                   key=lambda s: s[0])
-    i = bisect_right([s[0] for s in spans], t) - 1
-    if i >= 0 and (spans[i][1] is None or t < spans[i][1]):
-        return spans[i][2]
-    return "steady"
 
 
 def errors_by_kind_phase(timeline: Mapping[str, Any] | None,
@@ -35,16 +24,16 @@ def errors_by_kind_phase(timeline: Mapping[str, Any] | None,
     """policy -> error kind -> phase -> failed ops (1 s resolution, see the module docstring)."""
     if not timeline:
         return {}
-    phases = timeline.get("phases") or []
+    lookup = PhaseLookup(phases_from_dicts(timeline.get("phases") or []))
     out: dict[str, dict[str, dict[str, int]]] = {}
     for policy in order:
         per_second = (timeline.get("policies", {}).get(policy) or {}).get("per_second") or {}
         seconds = per_second.get("t") or []
         for kind, counts in sorted((per_second.get("errors") or {}).items()):
-            by_phase = {name: 0 for name in PHASES}
+            by_phase = {name: 0 for name in PHASE_NAMES}
             for t, count in zip(seconds, counts):
                 if count:
-                    by_phase[phase_of(t + 0.5, phases)] += count
+                    by_phase[lookup.phase_of(t + 0.5)] += count
             if any(by_phase.values()):
                 out.setdefault(policy, {})[kind] = by_phase
     return out
@@ -64,7 +53,7 @@ def errors_figure(split: Mapping[str, Mapping[str, Mapping[str, int]]], order: S
             if not by_phase:
                 continue
             fig.add_trace(go.Bar(
-                x=[list(PHASES), [policy] * len(PHASES)], y=[by_phase[p] for p in PHASES],
+                x=[list(PHASE_NAMES), [policy] * len(PHASE_NAMES)], y=[by_phase[p] for p in PHASE_NAMES],
                 name=f"{policy} {kind}", meta=policy, legendgroup=policy,
                 marker={"color": colours[policy],
                         "pattern": {"shape": PATTERNS[kinds.index(kind) % len(PATTERNS)]},

@@ -17,9 +17,15 @@ from typing import Any
 
 from ..errors import ConfigError, PegbenchError
 from ..metrics.hlog import log_name
-from ..metrics.outputs import RESULTS_FORMAT, TIMELINE_FORMAT, VERSION
+from ..metrics.outputs import (
+    FAULTS_JSONL,
+    RESULTS_FORMAT,
+    RESULTS_JSON,
+    TIMELINE_FORMAT,
+    TIMELINE_JSON,
+    VERSION,
+)
 
-RESULTS_JSON, TIMELINE_JSON, FAULTS_JSONL = "results.json", "timeline.json", "faults.jsonl"
 LATENCY_KINDS = ("service", "response")
 
 

@@ -38,6 +38,7 @@ from .. import __version__
 from ..config.profile import load_profile
 from ..config.schema import Profile
 from ..errors import ClusterError, ConfigError
+from ..exitcodes import EXIT_INTERRUPTED
 
 if TYPE_CHECKING:
     from .baseline import Baseline
@@ -199,7 +200,14 @@ def _conclude(profile, out_dir: Path, session, controller, final, durability, t_
               interrupted: bool, view, baseline: Baseline | None) -> int:
     from ..harness.verdict import conclude, exit_code_for
     from ..metrics import hdr
-    from ..metrics.outputs import build_results, build_timeline, write_results, write_timeline
+    from ..metrics.outputs import (
+        RESULTS_JSON,
+        TIMELINE_JSON,
+        build_results,
+        build_timeline,
+        write_results,
+        write_timeline,
+    )
     from ..metrics.slo import incomplete_reason
     from ..pegasus import policies
     from ..report.junit import write_junit
@@ -231,14 +239,14 @@ def _conclude(profile, out_dir: Path, session, controller, final, durability, t_
                             durability=durability.results_block(), slo=slo, extra=extra)
     results["slo"] = conclude(results["slo"], saturation=saturation,
                               incomplete=incomplete_reason(interrupted, final.missing))
-    write_results(out_dir / "results.json", results)
-    write_timeline(out_dir / "timeline.json",
+    write_results(out_dir / RESULTS_JSON, results)
+    write_timeline(out_dir / TIMELINE_JSON,
                    build_timeline(final.state, events, t_start=t_start, t_end=t_end))
     write_junit(out_dir / "junit.xml", results, suite=f"pegbench.{profile.name}")
     report = _write_report(out_dir)
     view.finished(results, out_dir, report)
     if interrupted:
-        return 130
+        return EXIT_INTERRUPTED
     return exit_code_for(results["slo"]["verdict"])
 
 

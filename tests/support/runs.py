@@ -15,13 +15,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from support.metrics import OFFSET_S, RATE, SERVICE_S, meta, op
-
 from loadgen.faults.injector import ActionRecord
-from loadgen.faults.records import FAULTS_JSONL, FaultLog, FaultRecord
+from loadgen.faults.records import FaultLog, FaultRecord
 from loadgen.metrics import Recorder, build_results, build_timeline, write_results, write_timeline
 from loadgen.metrics.hlog import IntervalLogs
+from loadgen.metrics.outputs import FAULTS_JSONL
 from loadgen.pegasus.outcome import Outcome
+from support.metrics import OFFSET_S, RATE, SERVICE_S, meta, op
 
 T_START, T_END = 90.0, 130.0
 PARTITIONS = (1, 2, 3, 5, 6)
