@@ -13,7 +13,8 @@ from support.faults import NODES, FakeCluster, FakeInjector, RecordingListener, 
 from loadgen.config.schema import HealthGateConfig
 from loadgen.faults.controller import FaultController
 from loadgen.faults.injectors import NoneInjector
-from loadgen.metrics import Recorder
+from loadgen.metrics import FaultInstant, Recorder
+from loadgen.metrics.events import HEAL, INJECT
 from loadgen.report.run_dir import read_fault_log
 
 pytestmark = pytest.mark.unit
@@ -49,8 +50,11 @@ def test_plan_runs_against_the_clock_and_announces_each_fault(tmp_path):
         assert record.t_heal - record.t_inject >= fault.heal_at_s - fault.at_s
         assert record.healed_by == "plan"
     assert kill.t_inject >= pause.t_heal  # one fault at a time, in order
-    assert listener.heard == [("fault", pause.t_inject, (0, 3)), ("heal", pause.t_heal, (0, 3)),
-                              ("fault", kill.t_inject, (2,)), ("heal", kill.t_heal, (2,))]
+    assert listener.heard == [
+        FaultInstant("1", "pause", "replica1", INJECT, pause.t_inject, (0, 3)),
+        FaultInstant("1", "pause", "replica1", HEAL, pause.t_heal, (0, 3)),
+        FaultInstant("2", "kill", "replica3", INJECT, kill.t_inject, (2,)),
+        FaultInstant("2", "kill", "replica3", HEAL, kill.t_heal, (2,))]
     lines = read_fault_log(tmp_path / "faults.jsonl")
     assert [line["id"] for line in lines] == [1, 2]
     assert lines[0]["actions"][0]["action"] == "pause" and lines[0]["injected"]
@@ -230,10 +234,7 @@ def test_failed_actions_are_recorded_and_uncertain_ones_healed():
 
 def test_a_failing_listener_is_not_fatal_and_a_recorder_listens(caplog):
     class Broken:
-        def fault_at(self, t, partitions=None):
-            raise RuntimeError("listener bug")
-
-        def heal_at(self, t, partitions=None):
+        def fault_instant(self, instant):
             raise RuntimeError("listener bug")
 
     recorder = Recorder()

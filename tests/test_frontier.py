@@ -17,15 +17,8 @@ import time
 import pytest
 
 from loadgen.bench import frontier
-from loadgen.bench.frontier_analysis import (
-    Point,
-    Sample,
-    dominance,
-    lag_percentiles_ms,
-    pareto_front,
-    point,
-    writer_lags_s,
-)
+from loadgen.bench.frontier_analysis import (Point, Sample, dominance, lag_percentiles_ms, pareto_front,
+                                             point, writer_lags_s)
 from loadgen.bench.policies import WriterOp
 
 

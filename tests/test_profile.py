@@ -13,21 +13,9 @@ import pytest
 
 from loadgen.config.keys import apply_override, format_key, parse_key, parse_set, parse_value
 from loadgen.config.profile import build_profile, load_profile
-from loadgen.config.schema import (
-    ClusterConfig,
-    CommandTemplates,
-    FailureDetectorConfig,
-    FaultsConfig,
-    HealthGateConfig,
-    InjectorConfig,
-    OpMix,
-    PoliciesConfig,
-    Profile,
-    ReportConfig,
-    ScheduleConfig,
-    SloBound,
-    WorkloadConfig,
-)
+from loadgen.config.schema import (ClusterConfig, CommandTemplates, FailureDetectorConfig, FaultsConfig,
+                                   HealthGateConfig, InjectorConfig, OpMix, PoliciesConfig, Profile,
+                                   ReportConfig, ScheduleConfig, SloBound, WorkloadConfig)
 from loadgen.config.targets import NodeTarget, PrimaryOf, RandomReplica
 from loadgen.errors import ConfigError
 from loadgen.faults.schedule import plan_faults

@@ -13,14 +13,8 @@ from support.metrics import op, record_in_end_order, writes
 
 from loadgen.config.profile import load_profile
 from loadgen.errors import ConfigError
-from loadgen.harness.distributed import (
-    MSG_FAULT,
-    MSG_FLUSH,
-    MSG_VERIFY,
-    MasterCollector,
-    WorkerReporter,
-    build_report,
-)
+from loadgen.harness.distributed import (MSG_FAULT, MSG_FLUSH, MSG_VERIFY, MasterCollector, WorkerReporter,
+                                         build_report)
 from loadgen.harness.fault_relay import FaultRelay
 from loadgen.harness.options import settings_from_options
 from loadgen.harness.verdict import exit_code_for, set_exit_code
@@ -28,7 +22,8 @@ from loadgen.harness.webui import RecoveryTab
 from loadgen.load.durability import DurabilityBook, ValueMaker, pack_token, token_counter
 from loadgen.load.selfcheck import LoadMonitor, Saturation
 from loadgen.load.workload import Workload, WorkloadSettings
-from loadgen.metrics import FaultEvent, Recorder
+from loadgen.metrics import FaultEvent, FaultInstant, Recorder
+from loadgen.metrics.events import HEAL, INJECT
 
 pytestmark = pytest.mark.unit
 
@@ -273,19 +268,28 @@ def test_relay_marks_the_recorder_forwards_every_instant_and_merges_controller_e
     runner = FakeRunner(clients=["c0"])
     recorder = Recorder()
     relay = FaultRelay(recorder, runner)
-    relay.fault_at(10.0, [3, 1])
-    relay.heal_at(12.0, [1, 3])
-    relay.fault_at(20.0, [2])
+    instants = [FaultInstant("1", "kill", "replica1", INJECT, 10.0, (1, 3)),
+                FaultInstant("1", "kill", "replica1", HEAL, 12.0, (1, 3)),
+                FaultInstant("2", "pause", "replica2", INJECT, 20.0, (2,))]
+    for instant in instants:
+        relay.fault_instant(instant)
     assert [t for t, _ in recorder.snapshot().faults] == [10.0, 20.0]
+    assert [t for t, _ in recorder.snapshot().heals] == [12.0]
     last = [d for t, d, _ in runner.sent if t == MSG_FAULT][-1]
-    assert [list(i) for i in last["instants"]] == [
-        ["fault", 10.0, [1, 3]], ["heal", 12.0, [1, 3]], ["fault", 20.0, [2]]]
+    assert [FaultInstant.from_dict(d) for d in last["instants"]] == instants
+    # before the controller has final records, the instants describe each fault by its id
+    assert [(e.id, e.kind, e.node, e.t_inject, e.t_heal, e.affected_partitions)
+            for e in relay.fault_events()] == [("1", "kill", "replica1", 10.0, 12.0, (1, 3)),
+                                               ("2", "pause", "replica2", 20.0, None, (2,))]
+    # the controller's record of fault 1 replaces its live one, matched by id, not by time
     relay.events_source = lambda: [FaultEvent(id="1", kind="kill", node="replica1",
-                                              t_inject=10.0, t_heal=12.0,
-                                              affected_partitions=(1, 3))]
+                                              t_inject=10.0004, t_heal=12.0,
+                                              affected_partitions=(1, 3),
+                                              server_failover_s={1: 0.5, 3: 0.6})]
     events = relay.fault_events()
     assert [(e.id, e.kind, e.t_heal) for e in events] == [("1", "kill", 12.0),
-                                                          ("live-2", "?", None)]
+                                                          ("2", "pause", None)]
+    assert events[0].server_failover_s == {1: 0.5, 3: 0.6}
 
     # a worker marks each instant once on its recorder, on the master's clock
     w = worker("w0", 0.0, 0)
@@ -293,6 +297,7 @@ def test_relay_marks_the_recorder_forwards_every_instant_and_merges_controller_e
     for _ in range(2):
         reporter.on_fault(msg=msg("master", last))
     assert [t for t, _ in w.recorder.snapshot().faults] == [10.0, 20.0]
+    assert [t for t, _ in w.recorder.snapshot().heals] == [12.0]
     assert w.clock_shift_s == 0.0
 
 
@@ -306,7 +311,7 @@ def test_recovery_rows_show_each_policy_and_each_fault_with_its_ttr():
     history += writes(100.0, 110.0, partition=3, policy="legacy", ok=lambda t: t < t_fault)
     record_in_end_order(recorder, history, faults=[(t_fault, (3,))])
     relay = FaultRelay(recorder)
-    relay.live.append(SimpleNamespace(t_inject=t_fault, partitions=(3,), t_heal=None))
+    relay.fault_instant(FaultInstant("1", "kill", "replica1", INJECT, t_fault, (3,)))
     settings = WorkloadSettings(meta=("h:1",), policies=("legacy", "failover"), run_id="r")
     session = SimpleNamespace(
         settings=settings, relay=relay, live_state=recorder.snapshot,
@@ -320,7 +325,7 @@ def test_recovery_rows_show_each_policy_and_each_fault_with_its_ttr():
     assert failover["errors"] == 4 and failover["ttr_first_p50_ms"] < 1000
     assert legacy["ttr_first_p50_ms"] == "∞" and legacy["missed"] == 7
     fault = next(r for name, r in rows.items() if name.startswith("fault"))
-    assert "at 5.0 s" in fault["name"] and "partitions 3" in fault["name"]
+    assert fault["name"].startswith("fault 1: kill replica1 at 5.0 s, partitions 3"), fault["name"]
     assert fault["ttr_0"].startswith("not recovered") and fault["ttr_1"].endswith("ms")
     keys = [c["key"] for c in tab.columns()]
     assert keys[-2:] == ["ttr_0", "ttr_1"] and all(k in keys for k in failover)

@@ -1,1 +1,3 @@
-"""The ``pegbench bench`` benchmarks: client, cpu, onebox, recorder, locust users, policies, frontier."""
+"""The ``pegbench bench`` benchmarks: client, cpu, onebox, recorder, locust users, policies,
+frontier.
+"""

@@ -31,20 +31,8 @@ from typing import Any
 from ..errors import ConfigError
 from ..pegasus import policies
 from ..pegasus.outcome import ATTEMPT, META, OK, OP, PROBE
-from .frontier_analysis import (
-    CHALLENGER,
-    DEFAULT_LAG,
-    FAILED_TOLERANCE,
-    LAG_TOLERANCE_MS,
-    Point,
-    Sample,
-    Verdict,
-    dominance,
-    lag_percentiles_ms,
-    pareto_front,
-    point,
-    writer_lags_s,
-)
+from .frontier_analysis import (CHALLENGER, DEFAULT_LAG, FAILED_TOLERANCE, LAG_TOLERANCE_MS, Point, Sample,
+                                Verdict, dominance, lag_percentiles_ms, pareto_front, point, writer_lags_s)
 from .policies import SCENARIOS, Settings, Trace, policy_params, row_of, trace_jobs
 
 #: Op timeouts at which java's meta pacing is swept (see :data:`DEFAULT_SWEEP`).

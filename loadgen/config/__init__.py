@@ -1,1 +1,3 @@
-"""Configuration: the profile (TOML) read, checked and resolved: keys, schema, reader, --set overrides, fault targets."""
+"""Configuration: the profile (TOML) read, checked and resolved: keys, schema, reader, --set
+overrides, fault targets.
+"""

@@ -8,10 +8,11 @@ For each planned fault, at ``t0 + at_s`` (``t0``: the run's start instant, monot
    skipped), a node name maps to its address; a node another fault still holds is skipped;
 3. inject it (the kind's ``inject`` through the injector); the affected partitions are those
    whose primary was on the node at ``t_inject``, the touched ones those with any replica
-   there, primary or secondary (both from the meta observer); listeners hear
-   ``fault_at(t_inject, affected)``;
-4. heal it ``duration_s`` / ``restart_after_s`` after ``t_inject`` (listeners hear
-   ``heal_at``). Heals come due while later faults wait (for their time or the health gate),
+   there, primary or secondary (both from the meta observer); listeners hear a
+   :class:`~loadgen.metrics.FaultInstant` (the fault's id, kind and node, inject, t_inject,
+   affected);
+4. heal it ``duration_s`` / ``restart_after_s`` after ``t_inject`` (listeners hear its heal
+   instant). Heals come due while later faults wait (for their time or the health gate),
    so faults on different nodes may overlap as the plan says.
 
 Every wait is a gevent wait and every blocking call goes to gevent's threadpool
@@ -42,7 +43,7 @@ from gevent.event import Event
 
 from ..config.schema import HealthGateConfig, Profile
 from ..config.targets import PlannedTarget
-from ..metrics.events import FaultEvent
+from ..metrics.events import HEAL, INJECT, FaultEvent, FaultInstant
 from ..metrics.outputs import FAULTS_JSONL
 from . import injectors, kinds
 from .cluster import ClusterView, PartitionConfig, Resolution, cluster_view, resolve_target
@@ -60,14 +61,12 @@ GATE_POLL_S = 0.1
 
 
 class FaultListener(Protocol):
-    """Hears faults as they happen (a :class:`~loadgen.metrics.Recorder` is one)."""
+    """Hears faults as they happen: each inject and heal as a :class:`FaultInstant` (the
+    run's :class:`~loadgen.harness.fault_relay.FaultRelay` and a
+    :class:`~loadgen.metrics.Recorder` are listeners)."""
 
-    def fault_at(self, t: float, partitions: Iterable[int] | None = None) -> None:
-        """A fault took effect at monotonic ``t``, touching ``partitions`` (its affected)."""
-        ...
-
-    def heal_at(self, t: float, partitions: Iterable[int] | None = None) -> None:
-        """A fault was healed at ``t``."""
+    def fault_instant(self, instant: FaultInstant) -> None:
+        """A fault took effect (``edge`` inject) or was healed (heal)."""
         ...
 
 
@@ -275,7 +274,7 @@ class FaultController:
                      touched=touched, actions=[action])
         self._held.append(held)
         self._done.append(held)
-        self._announce("fault_at", action.t, affected)
+        self._announce(held, INJECT, action.t)
 
     def _heal(self, held: _Held, healed_by: str) -> None:
         action = self._step(held.kind.heal, "heal", held.node)
@@ -290,7 +289,7 @@ class FaultController:
         held.t_heal, held.healed_by = action.t, healed_by
         self._settling.append(held)
         if held.injected:
-            self._announce("heal_at", action.t, held.affected)
+            self._announce(held, HEAL, action.t)
 
     def _step(self, step: kinds.Step, what: str, node: Node) -> ActionRecord:
         """``step(injector, node)``; an injector that raises (it should not) is a failure."""
@@ -399,9 +398,11 @@ class FaultController:
         if self._log is not None:
             self._log.write(record)
 
-    def _announce(self, hook: str, t: float, partitions: tuple[int, ...]) -> None:
+    def _announce(self, held: _Held, edge: str, t: float) -> None:
+        instant = FaultInstant(str(held.planned.id), held.kind.name, held.node.name, edge, t,
+                               held.affected)
         for listener in self.listeners:
             try:
-                getattr(listener, hook)(t, partitions)
+                listener.fault_instant(instant)
             except Exception:  # noqa: BLE001 - a failing listener is logged, never fatal
-                log.exception("fault listener %r failed in %s", listener, hook)
+                log.exception("fault listener %r failed on %s", listener, instant)

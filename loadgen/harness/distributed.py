@@ -43,7 +43,7 @@ from gevent.event import Event
 from ..load.durability import Durability
 from ..load.selfcheck import Saturation
 from ..load.workload import Workload
-from ..metrics import RecorderState, decode_state, encode_state, merge_states
+from ..metrics import FaultInstant, RecorderState, decode_state, encode_state, merge_states
 
 log = logging.getLogger(__name__)
 
@@ -292,7 +292,7 @@ class WorkerReporter:
         self.workload_source = workload_source
         self.on_final = on_final
         self._seq = 0
-        self._instants: set[tuple[str, float]] = set()
+        self._instants: set[tuple[str, str]] = set()   # (fault id, edge) marked
         self._marked: object = None          # the recorder the instants were marked on
         self._next_state_at = 0.0            # monotonic: no full state before this
 
@@ -344,12 +344,12 @@ class WorkerReporter:
         workload.set_clock_shift(clock_shift(msg.data["clock"]))
         if self._marked is not workload.recorder:   # a new workload: mark everything again
             self._marked, self._instants = workload.recorder, set()
-        for kind, t, partitions in msg.data["instants"]:
-            if (kind, t) in self._instants:
+        for data in msg.data["instants"]:
+            instant = FaultInstant.from_dict(data)
+            if (instant.event_id, instant.edge) in self._instants:
                 continue
-            self._instants.add((kind, t))
-            mark = workload.recorder.fault_at if kind == "fault" else workload.recorder.heal_at
-            mark(t, partitions)
+            self._instants.add((instant.event_id, instant.edge))
+            workload.recorder.fault_instant(instant)
 
 
 def send_safely(runner: Any, msg_type: str, data: Any, client_id: str | None = None) -> None:

@@ -44,21 +44,9 @@ from ..load.durability import Durability
 from ..load.selfcheck import Saturation
 from ..load.workload import Workload, WorkloadSettings
 from ..metrics import RecorderState
-from .distributed import (
-    MSG_CLOCK,
-    MSG_FAULT,
-    MSG_FINAL,
-    MSG_FLUSH,
-    MSG_SETTINGS,
-    MSG_VERIFIED,
-    MSG_VERIFY,
-    FinalReport,
-    MasterCollector,
-    WorkerReporter,
-    clock_anchor,
-    in_message_loop,
-    send_safely,
-)
+from .distributed import (MSG_CLOCK, MSG_FAULT, MSG_FINAL, MSG_FLUSH, MSG_SETTINGS, MSG_VERIFIED,
+                          MSG_VERIFY, FinalReport, MasterCollector, WorkerReporter, clock_anchor,
+                          in_message_loop, send_safely)
 from .fault_relay import FaultRelay
 from .options import add_arguments, apply_run_defaults, exit_code_on_error, settings_from_options
 from .users import bind, user_classes

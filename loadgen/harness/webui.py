@@ -141,7 +141,7 @@ class RecoveryTab:
         """``fault 2: kill replica1 at 12.3 s, partitions 0,3, healed after 8.00 s``."""
         t0 = self.session.workload.t_test_start
         at = "" if t0 is None else f" at {event.t_inject - t0:.1f} s"
-        what = "" if event.kind == "?" else f": {event.kind} {event.node}"
+        what = f": {event.kind} {event.node}"
         parts = ",".join(map(str, event.affected_partitions)) or "none"
         healed = ("" if event.t_heal is None
                   else f", healed after {event.t_heal - event.t_inject:.2f} s")

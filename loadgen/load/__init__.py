@@ -1,1 +1,3 @@
-"""The load model, without Locust: workload settings, the open-loop op driver, pacing, the durability ledger, the load generator's self-check."""
+"""The load model, without Locust: workload settings, the open-loop op driver, pacing, the
+durability ledger, the load generator's self-check.
+"""

@@ -28,22 +28,10 @@ from typing import Any
 
 import gevent
 
-from ..config.schema import (
-    DEFAULT_COMPARE,
-    DEFAULT_DURATION_S,
-    DEFAULT_KEY_SPACE,
-    DEFAULT_MAX_INFLIGHT,
-    DEFAULT_MAX_LAG_S,
-    DEFAULT_MIX,
-    DEFAULT_OP_TIMEOUT_MS,
-    DEFAULT_RATE_PER_USER,
-    DEFAULT_TABLE,
-    DEFAULT_USERS,
-    DEFAULT_VALUE_BYTES,
-    DEFAULT_WARMUP_S,
-    Profile,
-    frozen_map,
-)
+from ..config.schema import (DEFAULT_COMPARE, DEFAULT_DURATION_S, DEFAULT_KEY_SPACE, DEFAULT_MAX_INFLIGHT,
+                             DEFAULT_MAX_LAG_S, DEFAULT_MIX, DEFAULT_OP_TIMEOUT_MS, DEFAULT_RATE_PER_USER,
+                             DEFAULT_TABLE, DEFAULT_USERS, DEFAULT_VALUE_BYTES, DEFAULT_WARMUP_S, Profile,
+                             frozen_map)
 from ..errors import ConfigError
 from ..metrics import Recorder
 from ..pegasus import policies

@@ -7,16 +7,15 @@ Pure data in, plain data out: nothing here opens a socket or imports Locust or t
     state.py         RecorderState: encode / decode / merge across processes
     hdr.py           the HDR configuration and fast counting path
     hlog.py          .hlog interval logs
-    events.py        FaultEvent, global phases
+    events.py        FaultEvent, FaultInstant (one edge of a fault, live), global phases
     ttr.py           TTR-first, TTR-stable, client lag, horizons, censoring
     distribution.py  distributions with censored (+inf) and negative samples
     analysis.py      per-policy figures (error rates, recovery cost, latency, TTR)
     slo.py           SLO checks and verdicts
-    outputs.py       results.json and timeline.json
-    bench.py         the recorder's cost vs a bare record_value
+    outputs.py       results.json and timeline.json (the recorder's cost: loadgen/bench/recorder.py)
 """
 
-from .events import RECOVERY_S, FaultEvent, Phase, phases
+from .events import RECOVERY_S, FaultEvent, FaultInstant, Phase, phases
 from .outputs import build_results, build_timeline, write_results, write_timeline
 from .recorder import Recorder
 from .series import PartitionTimeline, Series
@@ -26,6 +25,6 @@ from .ttr import PartitionTTR, event_ttrs
 __all__ = [
     "Recorder", "RecorderState", "PolicyState", "Series", "PartitionTimeline",
     "encode_state", "decode_state", "merge_states",
-    "FaultEvent", "Phase", "phases", "RECOVERY_S", "PartitionTTR", "event_ttrs",
+    "FaultEvent", "FaultInstant", "Phase", "phases", "RECOVERY_S", "PartitionTTR", "event_ttrs",
     "build_results", "build_timeline", "write_results", "write_timeline",
 ]

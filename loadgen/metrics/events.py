@@ -27,8 +27,7 @@ RECOVERY_S = 10.0
 #: the earlier fault, and the sample inherits that fault's after-effects.
 RECENT_FAULT_WINDOW_S = 60.0
 FAULT, RECOVERY, STEADY = "fault", "recovery", "steady"
-#: The phase names in the order tables and figures show them.
-PHASE_NAMES = (FAULT, RECOVERY, STEADY)
+#: The phase names, in the order tables and figures show them.
 PHASES = (FAULT, RECOVERY, STEADY)
 _RANK = {FAULT: 0, RECOVERY: 1, STEADY: 2}
 
@@ -108,6 +107,43 @@ def new_primaries(event: FaultEvent, events: Iterable[FaultEvent]) -> dict[int, 
         out[pidx] = NewPrimary(pidx, node, None if last is None else last.id,
                                None if last is None else event.t_inject - last.t_inject)
     return out
+
+
+#: The two edges of a fault as it happens.
+INJECT, HEAL = "inject", "heal"
+
+
+@dataclass(frozen=True)
+class FaultInstant:
+    """One edge of one fault, as the controller announces it while the run goes on: the
+    fault's id, kind and node (those of its :class:`FaultEvent`), ``edge`` (:data:`INJECT`
+    or :data:`HEAL`), the monotonic instant ``t`` and the partitions whose primary was on the
+    node (its affected partitions; None: all)."""
+
+    event_id: str
+    kind: str
+    node: str
+    edge: str
+    t: float
+    partitions: tuple[int, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.edge not in (INJECT, HEAL):
+            raise ValueError(f"fault {self.event_id}: edge must be {INJECT!r} or {HEAL!r}, "
+                             f"not {self.edge!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (the master's message to its workers)."""
+        return {"event_id": self.event_id, "kind": self.kind, "node": self.node,
+                "edge": self.edge, "t": self.t,
+                "partitions": None if self.partitions is None else list(self.partitions)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> FaultInstant:
+        """The inverse of :meth:`to_dict`."""
+        parts = data.get("partitions")
+        return cls(str(data["event_id"]), data["kind"], data["node"], data["edge"],
+                   float(data["t"]), None if parts is None else tuple(parts))
 
 
 @dataclass(frozen=True)

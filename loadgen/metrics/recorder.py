@@ -30,8 +30,9 @@ from typing import Protocol
 from hdrh.histogram import HdrHistogram
 
 from . import hdr
-from .series import (FINE_PER_S, FINE_WINDOW_S, OUTCOME_SLOTS, POLICY_SLOTS, RECENT_S,
-                     LiveSeries, PartitionTimeline)
+from .events import INJECT, FaultInstant
+from .series import (FINE_PER_S, FINE_WINDOW_S, OUTCOME_SLOTS, POLICY_SLOTS, RECENT_S, LiveSeries,
+                     PartitionTimeline)
 from .state import PolicyState, RecorderState
 
 OP_LEVEL, ATTEMPT_LEVEL, META_LEVEL, PROBE_LEVEL = "op", "attempt", "meta", "probe"
@@ -323,6 +324,12 @@ class Recorder:
     def heal_at(self, t: float, partitions: Iterable[int] | None = None) -> None:
         """A fault was healed at ``t``: keep 10 ms detail around it too (phase boundaries)."""
         self._heals.append((t, None if partitions is None else frozenset(partitions)))
+
+    def fault_instant(self, instant: FaultInstant) -> None:
+        """A fault's inject or heal instant, as a fault controller announces it (the recorder
+        is a ``FaultListener``): :meth:`fault_at` or :meth:`heal_at`."""
+        mark = self.fault_at if instant.edge == INJECT else self.heal_at
+        mark(instant.t, instant.partitions)
 
     def reset(self) -> None:
         """Drop everything recorded so far (end of warm-up); fault instants are kept."""

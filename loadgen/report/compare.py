@@ -40,17 +40,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..exitcodes import EXIT_OK, EXIT_USAGE, EXIT_VERDICT
-from .compare_samples import (
-    HIGHER,
-    METRICS,
-    RECOVERED,
-    RunSamples,
-    SampleMetric,
-    fault_kinds,
-    load_run_samples,
-    pooled,
-    pooled_recovered,
-)
+from .compare_samples import (HIGHER, METRICS, RECOVERED, RunSamples, SampleMetric, fault_kinds,
+                              load_run_samples, pooled, pooled_recovered)
 from .html import number
 from .run_dir import RunInputError
 from .significance import fisher_exact, mann_whitney, median, min_attainable_p, quantile

@@ -13,7 +13,7 @@ from typing import Any
 
 import plotly.graph_objects as go
 
-from ..metrics.events import PHASE_NAMES, PhaseLookup, phases_from_dicts
+from ..metrics.events import PHASES, PhaseLookup, phases_from_dicts
 from .style import base_layout
 
 PATTERNS = ("", "/", "x", ".", "\\", "+", "-", "|")
@@ -30,7 +30,7 @@ def errors_by_kind_phase(timeline: Mapping[str, Any] | None,
         per_second = (timeline.get("policies", {}).get(policy) or {}).get("per_second") or {}
         seconds = per_second.get("t") or []
         for kind, counts in sorted((per_second.get("errors") or {}).items()):
-            by_phase = {name: 0 for name in PHASE_NAMES}
+            by_phase = {name: 0 for name in PHASES}
             for t, count in zip(seconds, counts):
                 if count:
                     by_phase[lookup.phase_of(t + 0.5)] += count
@@ -53,7 +53,7 @@ def errors_figure(split: Mapping[str, Mapping[str, Mapping[str, int]]], order: S
             if not by_phase:
                 continue
             fig.add_trace(go.Bar(
-                x=[list(PHASE_NAMES), [policy] * len(PHASE_NAMES)], y=[by_phase[p] for p in PHASE_NAMES],
+                x=[list(PHASES), [policy] * len(PHASES)], y=[by_phase[p] for p in PHASES],
                 name=f"{policy} {kind}", meta=policy, legendgroup=policy,
                 marker={"color": colours[policy],
                         "pattern": {"shape": PATTERNS[kinds.index(kind) % len(PATTERNS)]},

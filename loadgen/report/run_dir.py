@@ -17,14 +17,8 @@ from typing import Any
 
 from ..errors import ConfigError, PegbenchError
 from ..metrics.hlog import log_name
-from ..metrics.outputs import (
-    FAULTS_JSONL,
-    RESULTS_FORMAT,
-    RESULTS_JSON,
-    TIMELINE_FORMAT,
-    TIMELINE_JSON,
-    VERSION,
-)
+from ..metrics.outputs import (FAULTS_JSONL, RESULTS_FORMAT, RESULTS_JSON, TIMELINE_FORMAT, TIMELINE_JSON,
+                               VERSION)
 
 LATENCY_KINDS = ("service", "response")
 

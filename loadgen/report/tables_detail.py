@@ -7,7 +7,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..metrics.events import PHASE_NAMES, RECENT_FAULT_WINDOW_S
+from ..metrics.events import PHASES, RECENT_FAULT_WINDOW_S
 from .html import DASH, details, esc, key_values, no_data, note, number, percent, table, ttr_ms
 from .views import TTRSample, dig, new_primary_flag, skipped_faults
 
@@ -84,14 +84,14 @@ def error_tables(results: Mapping[str, Any], order: Sequence[str]) -> str:
         by_phase = policies[p].get("ops_by_phase") or {}
         rates = policies[p].get("error_rate_by_phase") or {}
         cells = []
-        for phase in PHASE_NAMES:
+        for phase in PHASES:
             counts = by_phase.get(phase) or {}
             rate = rates.get(phase)
             cells.append(DASH if not counts.get("ops") else
                          f"{counts.get('errors', 0)} / {counts['ops']} "
                          f"({percent(None if rate is None else 100 * rate)})")
         phase_rows.append([p, *cells, f"{policies[p].get('errors', 0)} / {policies[p].get('ops', 0)}"])
-    out = table(("policy", *[f"{ph}: errors / ops" for ph in PHASE_NAMES], "overall"), phase_rows,
+    out = table(("policy", *[f"{ph}: errors / ops" for ph in PHASES], "overall"), phase_rows,
                 cls="errors-phase")
     kinds = sorted({k for p in order for k in (policies[p].get("errors_by_kind") or {})})
     if kinds:

@@ -1,1 +1,3 @@
-"""``pegbench run``: the run's lifecycle (cluster, baseline, Locust, faults, conclusion), the live view, the verdict."""
+"""``pegbench run``: the run's lifecycle (cluster, baseline, Locust, faults, conclusion) and
+its live view in the terminal.
+"""

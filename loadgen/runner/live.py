@@ -140,7 +140,7 @@ class LiveView:
         self._meter = RateMeter()
         self._rates: dict[str, Rates] = {}
         self._dropped: dict[str, int] | None = None   # None: the session does not count them
-        self._faults_seen: set[object] = set()  # by injection instant (or id if skipped)
+        self._faults_seen: set[str] = set()   # fault ids with a line
         self._fault_lines: list[str] = []
         self._next_plain = 0.0
 
@@ -169,16 +169,14 @@ class LiveView:
         live_dropped = getattr(session, "live_dropped", None)
         self._dropped = dict(live_dropped()) if callable(live_dropped) else None
         for event in faults:
-            # A fault shows up first as the relay saw it, later as the controller's record.
-            key = event.id if event.skipped else round(event.t_inject, 3)
-            if key not in self._faults_seen:
-                self._faults_seen.add(key)
+            # A fault shows up first as its inject instant, later as the controller's record:
+            # one line per fault id.
+            if event.id not in self._faults_seen:
+                self._faults_seen.add(event.id)
                 if event.skipped:
                     what = f"skipped ({event.skip_reason})"
-                else:  # kind and node are known once the controller's record is final
-                    kind = event.kind if event.kind not in ("", "?") else "injected"
-                    node = f" on {event.node}" if event.node not in ("", "?") else ""
-                    what = f"{kind}{node}, partitions {list(event.affected_partitions)}"
+                else:
+                    what = f"{event.kind} on {event.node}, partitions {list(event.affected_partitions)}"
                 line = f"[{elapsed_s:6.1f} s] fault {event.id}: {what}"
                 self._fault_lines.append(line)
                 self.say(line)

@@ -200,14 +200,8 @@ def _conclude(profile, out_dir: Path, session, controller, final, durability, t_
               interrupted: bool, view, baseline: Baseline | None) -> int:
     from ..harness.verdict import conclude, exit_code_for
     from ..metrics import hdr
-    from ..metrics.outputs import (
-        RESULTS_JSON,
-        TIMELINE_JSON,
-        build_results,
-        build_timeline,
-        write_results,
-        write_timeline,
-    )
+    from ..metrics.outputs import (RESULTS_JSON, TIMELINE_JSON, build_results, build_timeline,
+                                   write_results, write_timeline)
     from ..metrics.slo import incomplete_reason
     from ..pegasus import policies
     from ..report.junit import write_junit
@@ -255,12 +249,8 @@ def _load_generator_check(profile, final, events, t_start: float, t_end: float,
     """(saturation, schedule checks, cluster queue check): the load processes' own flag,
     whether each policy's schedule went out outside the faults, and whether the cluster
     answered near its unloaded speed (:mod:`loadgen.load.selfcheck`)."""
-    from ..load.selfcheck import (
-        ClusterQueueCheck,
-        cluster_queue_saturation,
-        schedule_checks,
-        schedule_saturation,
-    )
+    from ..load.selfcheck import (ClusterQueueCheck, cluster_queue_saturation, schedule_checks,
+                                  schedule_saturation)
     from ..metrics.events import phases
 
     w = profile.workload

@@ -8,7 +8,6 @@ problems are plain attributes a test changes. The fake injector applies actions 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
 from typing import ClassVar
 
 from loadgen.config.targets import NodeTarget, PrimaryOf
@@ -16,6 +15,7 @@ from loadgen.faults.cluster import PartitionConfig
 from loadgen.faults.history import ConfigChange, ConfigHistory
 from loadgen.faults.injector import ActionRecord, Node
 from loadgen.faults.schedule import PlannedFault
+from loadgen.metrics import FaultInstant
 
 NODES = {f"replica{i}": Node(f"replica{i}", "10.0.0.1", i) for i in (1, 2, 3)}
 ADDRS = [n.addr for n in NODES.values()]
@@ -117,16 +117,13 @@ class FakeInjector:
 
 
 class RecordingListener:
-    """Keeps every fault_at / heal_at it hears."""
+    """Keeps every fault instant it hears."""
 
     def __init__(self) -> None:
-        self.heard: list[tuple[str, float, tuple[int, ...]]] = []
+        self.heard: list[FaultInstant] = []
 
-    def fault_at(self, t: float, partitions: Iterable[int] | None = None) -> None:
-        self.heard.append(("fault", t, tuple(partitions or ())))
-
-    def heal_at(self, t: float, partitions: Iterable[int] | None = None) -> None:
-        self.heard.append(("heal", t, tuple(partitions or ())))
+    def fault_instant(self, instant: FaultInstant) -> None:
+        self.heard.append(instant)
 
 
 def planned(id: int, at_s: float, kind: str, target: str, *, duration_s: float | None = None,

@@ -27,6 +27,8 @@ from locust.event import Events
 from loadgen.harness.hooks import attach, worker_argv
 from loadgen.harness.verdict import set_exit_code
 from loadgen.load.workload import WorkloadSettings
+from loadgen.metrics import FaultInstant
+from loadgen.metrics.events import INJECT
 from loadgen.pegasus.testing import TestCluster
 
 RUN_S, WARMUP_S, FAULT_AT_S = 5.0, 1.0, 2.5
@@ -49,7 +51,8 @@ def kill_primary(cluster: TestCluster, session) -> float:
     cluster.set_mode(a, "down")
     for pidx in range(cluster.partition_count):
         cluster.move_primary(pidx, b)
-    session.relay.fault_at(t, range(cluster.partition_count))
+    session.relay.fault_instant(FaultInstant("1", "kill", a, INJECT, t,
+                                             tuple(range(cluster.partition_count))))
     return t
 
 

@@ -22,6 +22,8 @@ from locust.event import Events
 
 from loadgen.harness.hooks import attach
 from loadgen.load.workload import WorkloadSettings
+from loadgen.metrics import FaultInstant
+from loadgen.metrics.events import INJECT
 from loadgen.pegasus.testing import TestCluster
 
 FAULT_AFTER_S = 1.5
@@ -43,7 +45,8 @@ def main(port: int) -> int:
         cluster.set_mode(a, "down")
         for pidx in range(cluster.partition_count):
             cluster.move_primary(pidx, b)
-        session.relay.fault_at(t, range(cluster.partition_count))
+        session.relay.fault_instant(FaultInstant("1", "kill", a, INJECT, t,
+                                                 tuple(range(cluster.partition_count))))
 
     env.events.test_start.add_listener(lambda **_kw: gevent.spawn_later(FAULT_AFTER_S, kill_primary))
     done = gevent.event.Event()
