@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..node_actions import ACTIONS
 from .targets import NodeTarget, PrimaryOf, RandomReplica, SecondaryOf, Target
 
 # ---------------------------------------------------------------------------- defaults
@@ -69,7 +70,7 @@ DEFAULT_HEALTH_GATE_LIMIT_S = 60.0
 INJECTOR_KINDS = ("onebox", "command", "none")
 DEFAULT_INJECTOR = "onebox"
 #: Templates of ``[injector.command]`` and the placeholders they may use.
-COMMAND_TEMPLATES = ("kill", "pause", "resume", "terminate", "restart")
+COMMAND_TEMPLATES = ACTIONS   # one per node action (loadgen.node_actions)
 COMMAND_PLACEHOLDERS = ("node", "host", "port")
 DEFAULT_COMMAND_TIMEOUT_S = 20.0
 

@@ -14,9 +14,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
-KILL, PAUSE, RESUME, TERMINATE, RESTART = "kill", "pause", "resume", "terminate", "restart"
-ACTIONS = (KILL, PAUSE, RESUME, TERMINATE, RESTART)
-
 #: What an :class:`ActionRecord`'s ``t`` is (its ``instant``):
 SIGNAL = "signal"              # taken by the supervisor right at the signal (exact)
 READY = "ready"                # a restarted node's READY line (exact)
@@ -72,5 +69,6 @@ class Injector(Protocol):
     injects: ClassVar[bool]
 
     def apply(self, action: str, node: Node) -> ActionRecord:
-        """Apply ``action`` (one of :data:`ACTIONS`) to ``node``; never raises for a failure."""
+        """Apply ``action`` (one of :data:`loadgen.node_actions.ACTIONS`) to ``node``; never
+        raises for a failure."""
         ...

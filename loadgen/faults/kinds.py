@@ -25,7 +25,7 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import injector as actions
+from .. import node_actions as actions
 from .injector import ActionRecord, Injector, Node
 
 #: Timing parameters a kind may take.

@@ -14,9 +14,10 @@ from __future__ import annotations
 import time
 from typing import ClassVar, Protocol
 
+from ..node_actions import ACTIONS, RESTART
 from ..onebox.fault_applied import FaultApplied
 from .cooperative import run_blocking
-from .injector import ACTIONS, READY, RESTART, SIGNAL, ActionRecord, Node
+from .injector import READY, SIGNAL, ActionRecord, Node
 
 
 class OneboxDriver(Protocol):

@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ClusterError, ConfigError
-from .control_protocol import (CONTROL_SOCK, START_ERROR, SUPERVISOR_LOG, raise_reply_error,
-                               sock_address)
-from .fault_applied import KILL, PAUSE, RESTART, RESUME, TERMINATE, FaultApplied
+from ..node_actions import KILL, PAUSE, RESTART, RESUME, TERMINATE
+from .control_protocol import CONTROL_SOCK, START_ERROR, SUPERVISOR_LOG, raise_reply_error, sock_address
+from .fault_applied import FaultApplied
 from .node_process import NODE_PID
 from .ownership import owned_error, owner_pid
 from .process import await_gone, live_pid, proc_state, signal_group

@@ -16,10 +16,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import ClusterError, ConfigError, NodeCrashed
+from ..node_actions import ACTIONS
 
 CONTROL_SOCK = "control.sock"
 SUPERVISOR_LOG = "supervisor.log"
-NODE_COMMANDS = ("kill", "pause", "resume", "restart", "terminate")
+NODE_COMMANDS = ACTIONS   # what a node can be told: loadgen.node_actions
 #: Prefix of the JSON error line a supervisor that fails to start prints last in its log
 #: (an error reply, decoded like one by the client's start_background).
 START_ERROR = "control: start failed: "

@@ -10,8 +10,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-KILL, PAUSE, RESUME, RESTART, TERMINATE = "kill", "pause", "resume", "restart", "terminate"
-
 
 @dataclass(frozen=True)
 class FaultApplied:

@@ -28,21 +28,21 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
-from collections.abc import Sequence
 
 from ..errors import ClusterError, ConfigError, PegbenchError
+from ..node_actions import KILL, PAUSE, RESTART, RESUME, TERMINATE
 from ..pegasus.blocking import call, query_config
 from . import health, ownership
-from .fault_applied import KILL, PAUSE, RESTART, RESUME, TERMINATE, FaultApplied
+from .fault_applied import FaultApplied
 from .gen.onebox import ttypes as ob
 from .health import DEAD, PAUSED, RUNNING, NodeInfo
 from .internal_rpc import RPC_NODE_STATS
 from .node_process import STOP_TIMEOUT_S, NodeProcess
-from .process import (await_gone, live_pid, port_in_use, register_cleanup, signal_group,
-                      unregister_cleanup)
+from .process import await_gone, live_pid, port_in_use, register_cleanup, signal_group, unregister_cleanup
 from .spec import DEFAULT_META_PORT, DEFAULT_TABLE, META_NODE, FDConfig, OneboxSpec
 
 __all__ = ["Onebox", "NodeInfo", "FaultApplied", "RUNNING", "PAUSED", "DEAD"]
