@@ -394,6 +394,8 @@ def test_close_releases_every_greenlet_and_socket(cluster):
     gevent.joinall(jobs, raise_error=True)
     cluster.set_mode(cluster.replica_addrs[0], "hang")
     cluster.set_mode(cluster.replica_addrs[1], "down")
+    for meta in cluster.meta_addrs:   # the refreshes the lost puts ask for stay under way
+        cluster.set_mode(meta, "hang")
     pending = [gevent.spawn(table.put, f"k{i}", "s", "v") for i in range(64)]
     gevent.sleep(0.05)
     assert client_greenlets()

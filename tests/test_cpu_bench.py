@@ -72,3 +72,9 @@ def test_at_a_rate_each_writer_puts_one_arrival_per_interval(tmp_path):
         for side in ("ours", "client"):
             # 20 arrivals 5 ms apart: the batch lasts at least 19 intervals
             assert row[side]["ok"] == 20 and row[side]["wall_s"] >= 0.9 * 19 / 200
+
+
+def test_the_official_side_s_scripts_are_where_the_benchmark_looks():
+    """A move of the benchmark's module must not leave it looking in the wrong folder (it
+    would then measure ours only, as if the official client were not set up)."""
+    assert cpu_bench.OFFICIAL_WRITER.is_file() and cpu_bench.OFFICIAL_VENV_SCRIPT.is_file()

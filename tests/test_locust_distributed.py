@@ -17,10 +17,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from support.locust_procs import SUPPORT, Procs, read_json
 from support.ports import free_port
+
+import loadgen
+from loadgen.harness.hooks import worker_argv
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -122,6 +126,12 @@ def test_orchestrated_local_runner_finishes_and_reads_writes_back(tmp_path):
     # legacy stalls after the kill: its arrivals go out on schedule until its 8 ops in flight
     # all wait on the dead primary, then they are dropped and counted (never delayed)
     assert result["counts"]["legacy"]["dropped"] > 0
+
+
+def test_a_worker_starts_from_the_shipped_locustfile():
+    argv = worker_argv("127.0.0.1", 5557)
+    locustfile = Path(argv[argv.index("-f") + 1])
+    assert locustfile.is_file() and locustfile == Path(loadgen.__file__).parent / "locustfile.py"
 
 
 def test_workload_modules_do_not_import_locust():

@@ -44,7 +44,7 @@ from typing import Any
 
 TARGET_RATIO = 0.5
 _PARTITIONS = 8
-_REPO = Path(__file__).resolve().parents[1]
+_REPO = Path(__file__).resolve().parents[2]
 #: The official side's writer (outside loadgen/: it imports Twisted and pypegasus, which
 #: pegbench does not depend on).
 OFFICIAL_WRITER = _REPO / "scripts" / "official_writer.py"

@@ -368,6 +368,6 @@ def install(events: Any) -> None:
 def worker_argv(master_host: str, master_port: int, *, locustfile: str | None = None,
                 extra: Sequence[str] = ()) -> list[str]:
     """A command line starting one Locust worker of this workload (for subprocess)."""
-    locustfile = locustfile or str(Path(__file__).with_name("locustfile.py"))
+    locustfile = locustfile or str(Path(__file__).resolve().parents[1] / "locustfile.py")
     return [sys.executable, "-m", "locust", "-f", locustfile, "--worker",
             "--master-host", master_host, "--master-port", str(master_port), *extra]
