@@ -34,9 +34,9 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from ..errors import ConfigError
 from ..exitcodes import EXIT_OK, EXIT_RUNTIME, EXIT_USAGE
@@ -101,6 +101,82 @@ def worker_label(runner: Any) -> str:
     return f"w{index}" if index is not None and index >= 0 else str(runner.client_id)
 
 
+class Totals(Protocol):
+    """A run's figures so far and at its end, wherever they are recorded."""
+
+    def live_state(self) -> RecorderState: ...
+    def live_histograms(self) -> dict[tuple[str, str, str], Any]: ...
+    def live_missed(self) -> dict[str, int]: ...
+    def live_dropped(self) -> dict[str, int]: ...
+    def saturation(self) -> Saturation: ...
+    def finish(self, timeout_s: float) -> FinalReport: ...
+    def durability(self, timeout_s: float) -> Durability: ...
+
+
+class OwnTotals:
+    """A local runner's figures: its own workload's (the workload may be replaced between
+    tests, so it is looked up each time)."""
+
+    def __init__(self, workload: Callable[[], Workload]):
+        self._workload = workload
+
+    def live_state(self) -> RecorderState:
+        return self._workload().recorder.snapshot(histograms=False)
+
+    def live_histograms(self) -> dict[tuple[str, str, str], Any]:
+        return self._workload().recorder.histogram_counts()
+
+    def live_missed(self) -> dict[str, int]:
+        return dict(self._workload().missed)
+
+    def live_dropped(self) -> dict[str, int]:
+        return self._workload().recorder.dropped_totals()
+
+    def saturation(self) -> Saturation:
+        return self._workload().saturation()
+
+    def finish(self, timeout_s: float) -> FinalReport:
+        w = self._workload()
+        return FinalReport(state=w.recorder.snapshot(), missed=dict(w.missed),
+                           open_failures=dict(w.open_failures),
+                           saturation=Saturation.combine({w.label: w.saturation()}))
+
+    def durability(self, timeout_s: float) -> Durability:
+        return self._workload().verify_durability(timeout_s=timeout_s)
+
+
+class MergedTotals:
+    """A master's figures: its workers' reports, merged by the collector."""
+
+    def __init__(self, collector: MasterCollector):
+        self._collector = collector
+
+    def live_state(self) -> RecorderState:
+        return self._collector.merged()
+
+    def live_histograms(self) -> dict[tuple[str, str, str], Any]:
+        return {(name, op, kind): hist for name, p in self._collector.merged().policies.items()
+                for (op, kind), hist in p.histograms.items()}
+
+    def live_missed(self) -> dict[str, int]:
+        return dict(self._collector.report().missed)
+
+    def live_dropped(self) -> dict[str, int]:
+        return {name: p.dropped_total for name, p in self._collector.merged().policies.items()}
+
+    def saturation(self) -> Saturation:
+        return self._collector.report().saturation
+
+    def finish(self, timeout_s: float) -> FinalReport:
+        return self._collector.wait_final(timeout_s)
+
+    def durability(self, timeout_s: float) -> Durability:
+        total, missing = self._collector.request_durability(timeout_s)
+        if missing:
+            log.warning("no durability read-back from worker(s) %s", ", ".join(missing))
+        return total
+
+
 class LoadSession:
     """The workload attached to one Locust environment (see the module docstring)."""
 
@@ -113,6 +189,9 @@ class LoadSession:
         self.relay = FaultRelay(self.workload.recorder,
                                 self.runner if self.role == MASTER else None)
         self.collector = MasterCollector(self.runner) if self.role == MASTER else None
+        #: this run's figures: the workers' merged (a master) or this process's own
+        self.totals: Totals = (MergedTotals(self.collector) if self.collector is not None
+                               else OwnTotals(lambda: self.workload))
         self.reporter = (WorkerReporter(environment, lambda: self.workload, self._dump_final)
                          if self.role == WORKER else None)
         self.dump_dir: str | None = None     # where _dump writes this process's counts
@@ -164,56 +243,35 @@ class LoadSession:
         """What is recorded so far (merged over workers on a master), for live displays:
         counters, series and timelines, without the HDR histograms of a local recorder
         (:meth:`live_histograms` has those)."""
-        if self.collector is not None:
-            return self.collector.merged()
-        return self.workload.recorder.snapshot(histograms=False)
+        return self.totals.live_state()
 
     def live_histograms(self) -> dict[tuple[str, str, str], Any]:
         """Cumulative latency histograms so far by (policy, op, kind), for the .hlog
         writer: counts lists from a local recorder (no conversion), merged histograms on a
         master."""
-        if self.collector is not None:
-            return {(name, op, kind): hist for name, p in self.collector.merged().policies.items()
-                    for (op, kind), hist in p.histograms.items()}
-        return self.workload.recorder.histogram_counts()
+        return self.totals.live_histograms()
 
     def live_missed(self) -> dict[str, int]:
         """Missed ops so far, per policy."""
-        if self.collector is not None:
-            return dict(self.collector.report().missed)
-        return dict(self.workload.missed)
+        return self.totals.live_missed()
 
     def live_dropped(self) -> dict[str, int]:
         """Arrivals dropped at the in-flight cap so far, per policy."""
-        if self.collector is not None:
-            return {name: p.dropped_total for name, p in self.collector.merged().policies.items()}
-        return self.workload.recorder.dropped_totals()
+        return self.totals.live_dropped()
 
     def saturation(self) -> Saturation:
         """Whether a load process was its own bottleneck so far."""
-        if self.collector is not None:
-            return self.collector.report().saturation
-        return self.workload.saturation()
+        return self.totals.saturation()
 
     def finish(self, timeout_s: float = 30.0) -> FinalReport:
         """After the runner stopped: the final merged state (a master waits, at most
         ``timeout_s``, for every worker's final report)."""
-        if self.collector is not None:
-            return self.collector.wait_final(timeout_s)
-        w = self.workload
-        return FinalReport(state=w.recorder.snapshot(), missed=dict(w.missed),
-                           open_failures=dict(w.open_failures),
-                           saturation=Saturation.combine({w.label: w.saturation()}))
+        return self.totals.finish(timeout_s)
 
     def durability(self, timeout_s: float = 60.0) -> Durability:
         """Read back every acknowledged write (each worker its own); missing workers' writes
         are not counted (logged)."""
-        if self.collector is None:
-            return self.workload.verify_durability(timeout_s=timeout_s)
-        total, missing = self.collector.request_durability(timeout_s)
-        if missing:
-            log.warning("no durability read-back from worker(s) %s", ", ".join(missing))
-        return total
+        return self.totals.durability(timeout_s)
 
     # ------------------------------------------------------------------ Locust events
 
