@@ -317,3 +317,15 @@ def test_a_policy_by_dotted_path_is_built_at_load_time():
         build_profile({"name": "t", "policies": {"compare": [path], "params": {path: {"nope": 1}}}},
                       "t.toml")
     assert info.value.key == 'policies.params."loadgen.pegasus.policies:Failover".nope'
+
+
+def test_the_profile_s_fd_timings_are_the_onebox_s_field_for_field():
+    """pegbench run builds the onebox's FDConfig from [cluster.fd] as FDConfig(**asdict(fd)):
+    the two must keep the same fields and the same (Pegasus) defaults."""
+    import dataclasses
+
+    from loadgen.onebox.spec import FDConfig
+
+    profile_fd = FailureDetectorConfig(beacon_s=0.3, check_s=0.1, lease_s=1.2, grace_s=1.5)
+    assert dataclasses.asdict(FDConfig(**dataclasses.asdict(profile_fd))) == dataclasses.asdict(profile_fd)
+    assert dataclasses.asdict(FDConfig()) == dataclasses.asdict(FailureDetectorConfig())

@@ -14,6 +14,7 @@ with this one: onebox nodes by their death signal, workers are stopped in ``fina
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -77,8 +78,7 @@ def cluster_for(profile: Profile, work_dir: Path) -> Iterator[ClusterHandle]:
     box = Onebox(work_dir / "onebox", replica_nodes=c.replica_nodes, partitions=c.partitions,
                  replicas=c.replicas, min_replicas=c.min_replicas, table=c.table,
                  meta_port=free_port(), replica_ports=[free_port() for _ in range(c.replica_nodes)],
-                 fd=FDConfig(beacon_s=c.fd.beacon_s, check_s=c.fd.check_s, lease_s=c.fd.lease_s,
-                             grace_s=c.fd.grace_s),
+                 fd=FDConfig(**dataclasses.asdict(c.fd)),   # the same four timings
                  drop_expired=c.drop_expired)
     box.start()
     try:
