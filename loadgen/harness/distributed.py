@@ -360,6 +360,16 @@ def send_safely(runner: Any, msg_type: str, data: Any, client_id: str | None = N
         log.exception("could not send %s", msg_type)
 
 
+def master_port(runner: Any) -> int:
+    """The port a master's workers connect to (Locust's ``MasterRunner.server``)."""
+    return runner.server.port
+
+
+def ready_workers(runner: Any) -> int:
+    """Workers connected to a master and ready for a test."""
+    return len(runner.clients.ready)
+
+
 def in_message_loop(runner: Any) -> bool:
     """Whether this greenlet is the master's message loop (waiting here would deadlock)."""
     loop = getattr(runner, "client_listener", None)

@@ -288,18 +288,19 @@ def _versions() -> dict[str, str]:
 
 
 def _start_workers(runner, n: int, out_dir: Path) -> list[subprocess.Popen]:
+    from ..harness.distributed import master_port, ready_workers
     from ..harness.hooks import worker_argv
     from ..onebox.process import spawn
 
     # Each in its own process group, killed by the kernel if this process dies.
-    procs = [spawn(worker_argv("127.0.0.1", runner.server.port), out_dir / f"worker{i + 1}.log")
+    procs = [spawn(worker_argv("127.0.0.1", master_port(runner)), out_dir / f"worker{i + 1}.log")
              for i in range(n)]
     deadline = time.monotonic() + WORKERS_READY_TIMEOUT_S
-    while len(runner.clients.ready) < n:  # bounded by the deadline
+    while ready_workers(runner) < n:  # bounded by the deadline
         dead = [p for p in procs if p.poll() is not None]
         if dead or time.monotonic() > deadline:
             _stop_workers(procs)
-            raise ClusterError(f"{len(runner.clients.ready)} of {n} Locust workers connected "
+            raise ClusterError(f"{ready_workers(runner)} of {n} Locust workers connected "
                                f"(see {out_dir}/worker*.log)")
         gevent.sleep(0.1)
     return procs
