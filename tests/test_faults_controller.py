@@ -11,6 +11,7 @@ import pytest
 from support.faults import NODES, FakeCluster, FakeInjector, RecordingListener, planned
 
 from loadgen.config.schema import HealthGateConfig
+from loadgen.events import Events
 from loadgen.faults.controller import FaultController
 from loadgen.faults.injectors import NoneInjector
 from loadgen.metrics import FaultInstant, Recorder
@@ -23,9 +24,13 @@ NO_GATE = HealthGateConfig(enabled=False)
 
 
 def controller(plan, *, injector=None, cluster=None, gate=NO_GATE, listeners=(), log=None):
+    """A controller over fakes; each of ``listeners`` hears the fault_instant event."""
     cluster = cluster or FakeCluster()
+    events = Events()
+    for listener in listeners:
+        events.fault_instant.add_listener(listener.fault_instant)
     return FaultController(plan, injector=injector or FakeInjector(), cluster=cluster,
-                           health_gate=gate, listeners=listeners, log_path=log)
+                           health_gate=gate, events=events, log_path=log)
 
 
 def test_plan_runs_against_the_clock_and_announces_each_fault(tmp_path):

@@ -29,6 +29,7 @@ from support.onebox import TIMING_SLACK_S, make_box
 
 from loadgen.config.profile import build_profile
 from loadgen.errors import PegasusError
+from loadgen.events import Events
 from loadgen.faults.controller import FaultController
 from loadgen.metrics import Recorder, build_results, event_ttrs
 from loadgen.onebox.spec import FAST_FD
@@ -158,9 +159,10 @@ def test_every_policy_through_a_kill_and_a_long_pause(tmp_path):
                              observer=observe) for p in POLICIES}
         try:
             load = Load({p: c.open_table(TABLE) for p, c in clients.items()})
+            events = Events()
+            events.fault_instant.add_listener(recorder.fault_instant)
             controller = FaultController.from_profile(
-                _profile(box.spec.meta_port), onebox=box, listeners=[recorder],
-                out_dir=tmp_path)
+                _profile(box.spec.meta_port), onebox=box, events=events, out_dir=tmp_path)
             t0 = time.monotonic()
             t_end = t0 + RUN_S
             try:

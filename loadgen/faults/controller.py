@@ -8,11 +8,11 @@ For each planned fault, at ``t0 + at_s`` (``t0``: the run's start instant, monot
    skipped), a node name maps to its address; a node another fault still holds is skipped;
 3. inject it (the kind's ``inject`` through the injector); the affected partitions are those
    whose primary was on the node at ``t_inject``, the touched ones those with any replica
-   there, primary or secondary (both from the meta observer); listeners hear a
-   :class:`~loadgen.metrics.FaultInstant` (the fault's id, kind and node, inject, t_inject,
-   affected);
-4. heal it ``duration_s`` / ``restart_after_s`` after ``t_inject`` (listeners hear its heal
-   instant). Heals come due while later faults wait (for their time or the health gate),
+   there, primary or secondary (both from the meta observer); the ``fault_instant`` event
+   (:mod:`loadgen.events`) fires with a :class:`~loadgen.metrics.FaultInstant` (the fault's
+   id, kind and node, inject, t_inject, affected);
+4. heal it ``duration_s`` / ``restart_after_s`` after ``t_inject`` (``fault_instant`` fires
+   with its heal instant). Heals come due while later faults wait (for their time or the health gate),
    so faults on different nodes may overlap as the plan says.
 
 Every wait is a gevent wait and every blocking call goes to gevent's threadpool
@@ -36,13 +36,14 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import gevent
 from gevent.event import Event
 
 from ..config.schema import HealthGateConfig, Profile
 from ..config.targets import PlannedTarget
+from ..events import Events
 from ..metrics.events import HEAL, INJECT, FaultEvent, FaultInstant
 from ..metrics.outputs import FAULTS_JSONL
 from . import injectors, kinds
@@ -58,16 +59,6 @@ log = logging.getLogger(__name__)
 
 #: How often the health gate asks whether the cluster is healthy.
 GATE_POLL_S = 0.1
-
-
-class FaultListener(Protocol):
-    """Hears faults as they happen: each inject and heal as a :class:`FaultInstant` (the
-    run's :class:`~loadgen.harness.fault_relay.FaultRelay` and a
-    :class:`~loadgen.metrics.Recorder` are listeners)."""
-
-    def fault_instant(self, instant: FaultInstant) -> None:
-        """A fault took effect (``edge`` inject) or was healed (heal)."""
-        ...
 
 
 @dataclass
@@ -100,13 +91,14 @@ class FaultController:
     def __init__(self, plan: Sequence[PlannedFault], *, injector: Injector,
                  cluster: ClusterView, observer: MetaObserver | None = None,
                  health_gate: HealthGateConfig | None = None,
-                 listeners: Sequence[FaultListener] = (), log_path: str | Path | None = None):
+                 events: Events | None = None, log_path: str | Path | None = None):
         self.plan = tuple(plan)
         self.injector = injector
         self.cluster = cluster
         self.observer = observer if observer is not None else cluster.observer()
         self.health_gate = health_gate if health_gate is not None else HealthGateConfig()
-        self.listeners = list(listeners)
+        #: where each fault's inject and heal instants are announced (``fault_instant``)
+        self.events = events if events is not None else Events()
         self.log_path = None if log_path is None else Path(log_path)
         self.t0: float | None = None
         self._log: FaultLog | None = None
@@ -121,7 +113,7 @@ class FaultController:
 
     @classmethod
     def from_profile(cls, profile: Profile, *, onebox: Any = None,
-                     listeners: Sequence[FaultListener] = (),
+                     events: Events | None = None,
                      out_dir: str | Path | None = None) -> FaultController:
         """The controller of ``profile``'s plan, injector and health gate; ``onebox`` is the
         ``Onebox`` or ``OneboxControl`` of a onebox run; ``faults.jsonl`` goes to ``out_dir``."""
@@ -129,7 +121,7 @@ class FaultController:
         injector = injectors.create(profile.injector.kind, injectors.InjectorContext(
             config=profile.injector, onebox=onebox))
         return cls(plan_faults(profile), injector=injector, cluster=cluster,
-                   health_gate=profile.faults.health_gate, listeners=listeners,
+                   health_gate=profile.faults.health_gate, events=events,
                    log_path=None if out_dir is None else Path(out_dir) / FAULTS_JSONL)
 
     # ------------------------------------------------------------------ public API
@@ -399,10 +391,5 @@ class FaultController:
             self._log.write(record)
 
     def _announce(self, held: _Held, edge: str, t: float) -> None:
-        instant = FaultInstant(str(held.planned.id), held.kind.name, held.node.name, edge, t,
-                               held.affected)
-        for listener in self.listeners:
-            try:
-                listener.fault_instant(instant)
-            except Exception:  # noqa: BLE001 - a failing listener is logged, never fatal
-                log.exception("fault listener %r failed on %s", listener, instant)
+        self.events.fault_instant.fire(instant=FaultInstant(
+            str(held.planned.id), held.kind.name, held.node.name, edge, t, held.affected))

@@ -1,7 +1,7 @@
 """The seam between the fault controller and the load processes.
 
-:class:`FaultRelay` is a ``FaultListener`` (``fault_instant``, see
-``loadgen.faults.controller``): give it to the controller in the master or local process. It
+:class:`FaultRelay` listens to the ``fault_instant`` event (:mod:`loadgen.events`) that the
+fault controller of the master or local process fires. It
 marks each instant on this process's recorder, forwards every instant so far to the workers
 (``pegbench_fault``), and keeps the faults seen so far for live views (the web UI's Recovery
 tab, the terminal view). The controller's final records, when it has them, are richer (server

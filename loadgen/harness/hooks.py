@@ -5,7 +5,7 @@ Orchestration (``pegbench run``), local runner::
     env = Environment(events=Events())
     env.create_local_runner()
     session = attach(env, WorkloadSettings.from_profile(profile, meta=[meta]))
-    controller = FaultController(..., listeners=[session.relay])
+    controller = FaultController(..., events=session.events)
     session.relay.events_source = controller.fault_events
     env.runner.start(session.total_users, spawn_rate=session.total_users)
     ...                                       # duration_s, faults
@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..errors import ConfigError
+from ..events import Events
 from ..exitcodes import EXIT_OK, EXIT_RUNTIME, EXIT_USAGE
 from ..load.durability import Durability
 from ..load.selfcheck import Saturation
@@ -184,10 +185,18 @@ class LoadSession:
         self.environment = environment
         self.runner = environment.runner
         self.role = role_of(self.runner)
-        self.workload = Workload(settings or _placeholder(), label=worker_label(self.runner))
+        #: pegbench's own events in this process: a fault controller fires fault_instant
+        #: here, the workload warmup_ended
+        self.events = Events()
+        self.workload = Workload(settings or _placeholder(), label=worker_label(self.runner),
+                                 events=self.events)
         self.configured = settings is not None
         self.relay = FaultRelay(self.workload.recorder,
                                 self.runner if self.role == MASTER else None)
+        self.events.fault_instant.add_listener(self.relay.fault_instant)
+        # Locust's own stats leave warm-up out too: a worker drops its unsent part, the
+        # master what it merged so far.
+        self.events.warmup_ended.add_listener(self._reset_locust_stats)
         self.collector = MasterCollector(self.runner) if self.role == MASTER else None
         #: this run's figures: the workers' merged (a master) or this process's own
         self.totals: Totals = (MergedTotals(self.collector) if self.collector is not None
@@ -220,7 +229,7 @@ class LoadSession:
             return
         self.workload.stop_test()
         old = self.workload
-        self.workload = Workload(settings, label=worker_label(self.runner))
+        self.workload = Workload(settings, label=worker_label(self.runner), events=self.events)
         self.workload.set_clock_shift(old.clock_shift_s)
         self.workload.epoch = old.epoch             # tests keep counting up
         self.relay.recorder = self.workload.recorder   # fault instants come again (resend)
@@ -230,9 +239,6 @@ class LoadSession:
     def _bind(self) -> None:
         self.environment.user_classes = user_classes(self.settings.policies)
         bind(self.environment, self.workload)
-        # Locust's own stats leave warm-up out too: a worker drops its unsent part, the
-        # master what it merged so far.
-        self.workload.on_warmup_end.append(self._reset_locust_stats)
 
     def _reset_locust_stats(self) -> None:
         self.environment.runner.stats.reset_all()

@@ -33,6 +33,7 @@ from ..config.schema import (DEFAULT_COMPARE, DEFAULT_DURATION_S, DEFAULT_KEY_SP
                              DEFAULT_TABLE, DEFAULT_USERS, DEFAULT_VALUE_BYTES, DEFAULT_WARMUP_S, Profile,
                              frozen_map)
 from ..errors import ConfigError
+from ..events import Events
 from ..metrics import Recorder
 from ..pegasus import policies
 from .durability import Durability, DurabilityBook, ValueMaker, verify
@@ -157,7 +158,8 @@ def policy_labels(settings: WorkloadSettings) -> dict[str, str]:
 class Workload:
     """Process-wide workload state (see the module docstring)."""
 
-    def __init__(self, settings: WorkloadSettings, *, label: str = "local"):
+    def __init__(self, settings: WorkloadSettings, *, label: str = "local",
+                 events: Events | None = None):
         self.settings = settings
         self.label = label                      # "local", or the worker's id in key prefixes
         self.labels = policy_labels(settings)
@@ -166,8 +168,8 @@ class Workload:
         self.book = DurabilityBook(ValueMaker(settings.value_bytes[1], seed=settings.seed))
         self.missed: dict[str, int] = {}        # by outcome label
         self.open_failures: dict[str, int] = {}
-        #: called at the end of warm-up, after the recorder's reset (e.g. Locust's stats reset)
-        self.on_warmup_end: list[Callable[[], None]] = []
+        #: ``warmup_ended`` fires at the end of warm-up, after the recorder's reset
+        self.events = events if events is not None else Events()
         self.t_test_start: float | None = None
         self.t_warmup_end: float | None = None
         self.epoch = 0                           # tests started in this process
@@ -202,11 +204,7 @@ class Workload:
         self.missed.clear()
         self.monitor.reset()
         self.t_warmup_end = time.monotonic()
-        for hook in list(self.on_warmup_end):
-            try:
-                hook()
-            except Exception:  # noqa: BLE001 - a hook's bug must not stop the run
-                log.exception("warm-up end hook %r failed", hook)
+        self.events.warmup_ended.fire()
 
     def stop_test(self) -> None:
         """The test stopped: close the clients (reopened on the next test's first op)."""

@@ -326,8 +326,8 @@ class Recorder:
         self._heals.append((t, None if partitions is None else frozenset(partitions)))
 
     def fault_instant(self, instant: FaultInstant) -> None:
-        """A fault's inject or heal instant, as a fault controller announces it (the recorder
-        is a ``FaultListener``): :meth:`fault_at` or :meth:`heal_at`."""
+        """A fault's inject or heal instant (a listener of the ``fault_instant`` event):
+        :meth:`fault_at` or :meth:`heal_at`."""
         mark = self.fault_at if instant.edge == INJECT else self.heal_at
         mark(instant.t, instant.partitions)
 

@@ -123,7 +123,7 @@ def run(profile: Profile, out_dir: Path, *, workers: int = 0, quiet: bool = Fals
         session = attach(env, WorkloadSettings.from_profile(
             profile, meta=cluster.meta, run_id=out_dir.name))
         controller = FaultController.from_profile(profile, onebox=cluster.onebox,
-                                                  listeners=[session.relay], out_dir=out_dir)
+                                                  events=session.events, out_dir=out_dir)
         session.relay.events_source = controller.fault_events
         hlogs: IntervalLogs | None = None
         baseline: Baseline | None = None

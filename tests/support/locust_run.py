@@ -51,8 +51,8 @@ def kill_primary(cluster: TestCluster, session) -> float:
     cluster.set_mode(a, "down")
     for pidx in range(cluster.partition_count):
         cluster.move_primary(pidx, b)
-    session.relay.fault_instant(FaultInstant("1", "kill", a, INJECT, t,
-                                             tuple(range(cluster.partition_count))))
+    session.events.fault_instant.fire(instant=FaultInstant(
+        "1", "kill", a, INJECT, t, tuple(range(cluster.partition_count))))
     return t
 
 

@@ -45,8 +45,8 @@ def main(port: int) -> int:
         cluster.set_mode(a, "down")
         for pidx in range(cluster.partition_count):
             cluster.move_primary(pidx, b)
-        session.relay.fault_instant(FaultInstant("1", "kill", a, INJECT, t,
-                                                 tuple(range(cluster.partition_count))))
+        session.events.fault_instant.fire(instant=FaultInstant(
+            "1", "kill", a, INJECT, t, tuple(range(cluster.partition_count))))
 
     env.events.test_start.add_listener(lambda **_kw: gevent.spawn_later(FAULT_AFTER_S, kill_primary))
     done = gevent.event.Event()
