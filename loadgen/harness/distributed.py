@@ -1,5 +1,8 @@
 """Locust's distributed mode: workers ship recorder state, the master merges and asks for a flush.
 
+Every ``pegbench_*`` message of the master/worker protocol is declared here, and each half
+registers the ones it receives: :meth:`MasterCollector.register`, :meth:`WorkerReporter.register`.
+
 Workers ship **cumulative** state and the master **replaces** each worker's previous one: every
 report (Locust's ``report_to_master``, every few seconds, under the ``"pegbench"`` key) holds the
 worker's whole encoded recorder state since its last reset (:func:`loadgen.metrics.encode_state`),
@@ -42,7 +45,7 @@ from gevent.event import Event
 
 from ..load.durability import Durability
 from ..load.selfcheck import Saturation
-from ..load.workload import Workload
+from ..load.workload import Workload, WorkloadSettings
 from ..metrics import FaultInstant, RecorderState, decode_state, encode_state, merge_states
 
 log = logging.getLogger(__name__)
@@ -130,6 +133,13 @@ def _add_counts(into: dict[str, int], more: Mapping[str, int]) -> None:
 class MasterCollector:
     """The master's view of its workers' reports (see the module docstring)."""
 
+    def register(self, events: Any) -> None:
+        """Listen to the workers' reports and answers: Locust's ``worker_report`` event and
+        the messages the master receives (``pegbench_final``, ``pegbench_verified``)."""
+        events.worker_report.add_listener(self.on_report)
+        self.runner.register_message(MSG_FINAL, self.on_final)
+        self.runner.register_message(MSG_VERIFIED, self.on_verified)
+
     def __init__(self, runner: Any):
         self.runner = runner
         self._latest: dict[str, dict[str, Any]] = {}      # client id -> latest report
@@ -144,6 +154,14 @@ class MasterCollector:
         self._verified: dict[str, Durability] = {}
         self._expected_verify: set[str] = set()
         self._verify_done = Event()
+
+    def start_test(self, settings: WorkloadSettings) -> None:
+        """A test starts: :meth:`reset`, then tell the workers the workload and the master's
+        clock (sent before Locust's spawn messages, on the same connection: they arrive
+        first)."""
+        self.reset()
+        send_safely(self.runner, MSG_SETTINGS, settings.to_dict())
+        send_safely(self.runner, MSG_CLOCK, clock_anchor())
 
     def reset(self) -> None:
         """A new test starts: forget every report and worker (they report again)."""
@@ -285,6 +303,17 @@ class MasterCollector:
 
 class WorkerReporter:
     """The worker's side: periodic reports, the final flush, read-backs, clock and faults."""
+
+    def register(self, events: Any, on_settings: Callable[..., None]) -> None:
+        """Listen to Locust's ``report_to_master`` event and the messages a worker receives;
+        ``on_settings`` takes ``pegbench_settings`` (the master's workload)."""
+        runner = self.environment.runner
+        events.report_to_master.add_listener(self.on_report_to_master)
+        runner.register_message(MSG_SETTINGS, on_settings)
+        runner.register_message(MSG_FLUSH, self.on_flush)
+        runner.register_message(MSG_VERIFY, self.on_verify, concurrent=True)
+        runner.register_message(MSG_CLOCK, self.on_clock)
+        runner.register_message(MSG_FAULT, self.on_fault)
 
     def __init__(self, environment: Any, workload_source: Callable[[], Workload],
                  on_final: Callable[[dict[str, Any]], None] | None = None):

@@ -45,9 +45,7 @@ from ..load.durability import Durability
 from ..load.selfcheck import Saturation
 from ..load.workload import Workload, WorkloadSettings
 from ..metrics import RecorderState
-from .distributed import (MSG_CLOCK, MSG_FAULT, MSG_FINAL, MSG_FLUSH, MSG_SETTINGS, MSG_VERIFIED,
-                          MSG_VERIFY, FinalReport, MasterCollector, WorkerReporter, clock_anchor,
-                          in_message_loop, send_safely)
+from .distributed import FinalReport, MasterCollector, WorkerReporter, in_message_loop
 from .fault_relay import FaultRelay
 from .options import add_arguments, apply_run_defaults, exit_code_on_error, settings_from_options
 from .users import bind, user_classes
@@ -283,21 +281,14 @@ class LoadSession:
 
     def register(self) -> None:
         """Listen to the environment's events and the runner's messages (once)."""
-        events, runner = self.environment.events, self.runner
+        events = self.environment.events
         events.test_start.add_listener(self.on_test_start)
         events.test_stop.add_listener(self.on_test_stop)
         events.quitting.add_listener(self.on_quitting)
-        if self.role == MASTER:
-            events.worker_report.add_listener(self.collector.on_report)
-            runner.register_message(MSG_FINAL, self.collector.on_final)
-            runner.register_message(MSG_VERIFIED, self.collector.on_verified)
-        elif self.role == WORKER:
-            events.report_to_master.add_listener(self.reporter.on_report_to_master)
-            runner.register_message(MSG_SETTINGS, self.on_settings)
-            runner.register_message(MSG_FLUSH, self.reporter.on_flush)
-            runner.register_message(MSG_VERIFY, self.reporter.on_verify, concurrent=True)
-            runner.register_message(MSG_CLOCK, self.reporter.on_clock)
-            runner.register_message(MSG_FAULT, self.reporter.on_fault)
+        if self.collector is not None:
+            self.collector.register(events)
+        if self.reporter is not None:
+            self.reporter.register(events, self.on_settings)
 
     def on_settings(self, environment: Any = None, msg: Any = None, **_kw: Any) -> None:
         """``pegbench_settings`` (worker): the master's workload, for the test it starts."""
@@ -312,10 +303,7 @@ class LoadSession:
             except ConfigError as exc:
                 log.error("pegbench: %s", exc)
         if self.role == MASTER:
-            self.collector.reset()
-            # sent before Locust's spawn messages, on the same connection: they arrive first
-            send_safely(self.runner, MSG_SETTINGS, self.settings.to_dict())
-            send_safely(self.runner, MSG_CLOCK, clock_anchor())
+            self.collector.start_test(self.settings)
             self.relay.resend()
             self.workload.start_test(monitor=False)
         else:
