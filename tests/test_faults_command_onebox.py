@@ -17,6 +17,7 @@ from support.onebox import TIMING_SLACK_S
 from loadgen.config.profile import build_profile
 from loadgen.faults.controller import FaultController
 from loadgen.onebox import control_client
+from loadgen.onebox.cluster import OneboxCluster
 from loadgen.onebox.control_client import OneboxControl
 from loadgen.onebox.spec import FAST_FD
 from loadgen.report.run_dir import read_fault_log
@@ -54,7 +55,8 @@ def _signalled_at(output: str) -> float:
 def test_command_injector_against_a_cli_onebox(background, tmp_path):
     d = background.start_with_cli()
     control = OneboxControl(d)
-    controller = FaultController.from_profile(_profile(d), onebox=control, out_dir=tmp_path)
+    controller = FaultController.from_profile(_profile(d), OneboxCluster(control),
+                                              out_dir=tmp_path)
     try:
         controller.start()
         assert controller.join(60)
@@ -99,7 +101,7 @@ def test_a_command_that_hangs_is_cut_off_and_the_run_goes_on(background, tmp_pat
     d = background.start_with_cli("hang")
     timeout_s = 5.0
     profile = _profile(d, kill="sleep 60", timeout_s=timeout_s)  # a kill that never returns
-    controller = FaultController.from_profile(profile, onebox=OneboxControl(d),
+    controller = FaultController.from_profile(profile, OneboxCluster(OneboxControl(d)),
                                               out_dir=tmp_path)
     started = time.monotonic()
     try:
@@ -137,7 +139,7 @@ def test_a_restart_fault_through_the_control_socket(background, tmp_path):
         "faults": {"events": [{"at_s": 0.2, "kind": "restart", "target": "replica2",
                                "restart_after_s": 0.5}]},
         "injector": {"kind": "onebox"}}, "restart.toml")
-    controller = FaultController.from_profile(profile, onebox=OneboxControl(spec.dir))
+    controller = FaultController.from_profile(profile, OneboxCluster(OneboxControl(spec.dir)))
     try:
         controller.start()
         assert controller.join(30)

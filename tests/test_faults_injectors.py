@@ -19,7 +19,7 @@ from loadgen.config.schema import CommandTemplates
 from loadgen.errors import ClusterError
 from loadgen.faults.command_injector import CommandInjector
 from loadgen.faults.injector import Node
-from loadgen.faults.onebox_injector import OneboxInjector
+from loadgen.onebox.cluster import OneboxInjector
 from loadgen.onebox.fault_applied import FaultApplied
 
 NODE = Node("replica2", "127.0.0.1", 34802)

@@ -31,6 +31,7 @@ from loadgen.config.profile import build_profile
 from loadgen.errors import PegasusError
 from loadgen.events import Events
 from loadgen.faults.controller import FaultController
+from loadgen.onebox.cluster import OneboxCluster
 from loadgen.metrics import Recorder, build_results, event_ttrs
 from loadgen.onebox.spec import FAST_FD
 from loadgen.pegasus import Client, keys
@@ -162,7 +163,8 @@ def test_every_policy_through_a_kill_and_a_long_pause(tmp_path):
             events = Events()
             events.fault_instant.add_listener(recorder.fault_instant)
             controller = FaultController.from_profile(
-                _profile(box.spec.meta_port), onebox=box, events=events, out_dir=tmp_path)
+                _profile(box.spec.meta_port), OneboxCluster(box), events=events,
+                out_dir=tmp_path)
             t0 = time.monotonic()
             t_end = t0 + RUN_S
             try:

@@ -11,12 +11,12 @@ from support.faults import ADDRS, config
 from loadgen.config.schema import CommandTemplates, InjectorConfig
 from loadgen.errors import ConfigError
 from loadgen.faults import injectors
-from loadgen.faults.cluster import config_problems, status_problems
+from loadgen.faults.cluster import config_problems
 from loadgen.faults.command_injector import CommandInjector
 from loadgen.faults.history import ConfigChange, ConfigHistory
 from loadgen.faults.injector import ActionRecord
 from loadgen.faults.observer import LogTailObserver
-from loadgen.faults.onebox_injector import OneboxInjector
+from loadgen.onebox.cluster import OneboxInjector, status_problems
 from loadgen.faults.records import FaultLog, FaultRecord
 from loadgen.report.run_dir import read_fault_log
 
@@ -160,9 +160,8 @@ def test_injectors_are_built_by_name():
         config=InjectorConfig(kind="command", command=templates)))
     assert isinstance(cmd, CommandInjector) and cmd.templates is templates
     assert injectors.create("none").injects is False
-    box = object()
-    onebox = injectors.create("onebox", injectors.InjectorContext(onebox=box))
-    assert isinstance(onebox, OneboxInjector) and onebox.driver is box
+    native = OneboxInjector(object())
+    assert injectors.create("onebox", injectors.InjectorContext(native=native)) is native
     with pytest.raises(ConfigError, match="without a onebox"):
         injectors.create("onebox")
     with pytest.raises(ConfigError, match="one of command, none, onebox"):

@@ -320,12 +320,16 @@ def test_a_policy_by_dotted_path_is_built_at_load_time():
 
 
 def test_the_profile_s_fd_timings_are_the_onebox_s_field_for_field():
-    """pegbench run builds the onebox's FDConfig from [cluster.fd] as FDConfig(**asdict(fd)):
+    """pegbench run builds the onebox's FDConfig from [cluster.fd] field by field (fd_config):
     the two must keep the same fields and the same (Pegasus) defaults."""
     import dataclasses
 
+    from loadgen.config.schema import ClusterConfig
+    from loadgen.onebox.cluster import fd_config
     from loadgen.onebox.spec import FDConfig
 
     profile_fd = FailureDetectorConfig(beacon_s=0.3, check_s=0.1, lease_s=1.2, grace_s=1.5)
-    assert dataclasses.asdict(FDConfig(**dataclasses.asdict(profile_fd))) == dataclasses.asdict(profile_fd)
+    onebox_fd = fd_config(ClusterConfig(fd=profile_fd))
+    assert isinstance(onebox_fd, FDConfig)
+    assert dataclasses.asdict(onebox_fd) == dataclasses.asdict(profile_fd)
     assert dataclasses.asdict(FDConfig()) == dataclasses.asdict(FailureDetectorConfig())

@@ -4,8 +4,9 @@
 - ``schedule``     a profile's ``[faults]`` turned into one ordered, seeded plan
 - ``injector``     the injector interface (one ``apply(action, node)``) and its action records
 - ``injectors``    the injector registry: ``onebox``, ``command``, ``none``
-- ``onebox_injector``, ``command_injector``   the two that inject
-- ``cluster``      node names and addresses, fresh configs, health (onebox or external)
+- ``command_injector``   runs the profile's commands (the onebox's own: ``loadgen.onebox.cluster``)
+- ``cluster``      the Cluster a run drives, and its view: node names and addresses, fresh
+  configs, health; ``ExternalCluster`` (the onebox's is ``loadgen.onebox.cluster``)
 - ``history``, ``observer``   partition-config history; the meta observers that fill it
 - ``records``      fault records, ``faults.jsonl``, and the analysis's FaultEvent
 - ``controller``   runs the plan against the clock in a greenlet; heals in ``finally``

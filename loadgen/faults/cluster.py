@@ -1,32 +1,34 @@
-"""The cluster as the fault controller sees it: node names and addresses, configs, health.
+"""The cluster a run drives (:class:`Cluster`) and the cluster as the fault controller sees it
+(:class:`ClusterView`: node names and addresses, configs, health).
 
-Two kinds, one small interface (:class:`ClusterView`); every method may block (the controller
-calls them through :func:`~loadgen.faults.cooperative.run_blocking`):
+Two kinds, chosen once by the runner; nothing else knows which one runs:
 
-* :class:`OneboxCluster` — nodes from the onebox spec; healthy when every partition has an
-  alive primary and ``replicas - 1`` alive secondaries (a paused node is not alive); observed
-  through the meta's config-change log.
+* the onebox — :class:`loadgen.onebox.cluster.OneboxCluster`;
 * :class:`ExternalCluster` — a real cluster known only through its metas; healthy when every
-  partition has a primary and the configured replica count; observed by polling the meta.
-  Node names: the replica addresses the meta reports at first use, sorted by host and port,
-  are ``replica1``, ``replica2``, ...; an address seen only later is named by itself.
+  partition has a primary and the configured replica count; observed by polling the meta;
+  faults by the ``command`` injector (or none). Node names: the replica addresses the meta
+  reports at first use, sorted by host and port, are ``replica1``, ``replica2``, ...; an
+  address seen only later is named by itself.
+
+Every :class:`ClusterView` method may block (the controller calls them through
+:func:`~loadgen.faults.cooperative.run_blocking`).
 """
 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
-from ..config.schema import ClusterConfig
+from ..config.schema import ClusterConfig, InjectorConfig
 from ..config.targets import NodeTarget, PlannedTarget, PrimaryOf, SecondaryOf, replica_names
-from ..onebox.spec import CONFIG_LOG, META_NODE, OneboxSpec
 from ..pegasus.addr import parse_addr
 from ..pegasus.blocking import query_config
-from .injector import Node
-from .observer import LogTailObserver, MetaObserver, PollingObserver
+from . import injectors
+from .injector import Injector, Node
+from .observer import MetaObserver, PollingObserver
 
 #: One-shot meta queries (config, health) give up after this.
 QUERY_TIMEOUT_S = 2.0
@@ -71,25 +73,6 @@ def config_problems(partitions: Iterable[PartitionConfig], replicas: int,
     return found
 
 
-def status_problems(status: Mapping[str, Any], replicas: int) -> list[str]:
-    """What keeps a onebox (its status document) from being healthy; empty when healthy.
-
-    Partitions only: a node that is down but hosts nothing any more (more nodes than
-    replicas, its partitions copied elsewhere) does not keep the next fault waiting."""
-    if status.get("partition_count") is None:
-        return ["partition config unknown (the meta did not answer)"]
-    partitions = [PartitionConfig(pidx=p["pidx"], ballot=p["ballot"], primary=p["primary"],
-                                  secondaries=tuple(p["secondaries"]))
-                  for p in status["partitions"]]
-    alive = {n["addr"] for n in status["nodes"] if n["state"] == "running"}
-    return config_problems(partitions, replicas, alive)
-
-
-def _node(name: str, addr: str) -> Node:
-    host, port = parse_addr(addr)
-    return Node(name=name, host=host, port=port)
-
-
 class ClusterView(Protocol):
     """What the controller asks of a cluster (every method may block)."""
 
@@ -116,40 +99,37 @@ class ClusterView(Protocol):
         ...
 
 
-class OneboxCluster:
-    """A onebox, through its driver (``Onebox`` in this process, or ``OneboxControl``)."""
+class Cluster(Protocol):
+    """A cluster a run drives (Jepsen's DB): where the load goes, what the fault controller
+    sees, how faults reach it, what it leaves in the run folder."""
 
-    def __init__(self, driver: Any):
-        self.driver = driver
-        spec = getattr(driver, "spec", None)  # an Onebox has its spec; read it for a control
-        self.spec: OneboxSpec = spec if spec is not None else \
-            OneboxSpec.read(Path(driver.dir) / "spec.json")
-        self.table = self.spec.table
-        self._nodes = {name: _node(name, addr) for name, addr in self.spec.nodes.items()}
-        self._by_addr = {n.addr: n for n in self._nodes.values()}
+    #: meta server addresses, ``host:port``
+    meta: tuple[str, ...]
 
-    def node(self, name: str) -> Node | None:
-        return self._nodes.get(name)
+    def view(self) -> ClusterView:
+        """The cluster as the fault controller sees it."""
+        ...
 
-    def node_at(self, addr: str) -> Node:
-        return self._by_addr.get(addr) or _node(addr, addr)
+    def injector(self, config: InjectorConfig) -> Injector:
+        """The injector the profile's ``[injector]`` names, for this cluster (ConfigError if
+        this cluster cannot have it)."""
+        ...
 
-    def config(self) -> tuple[PartitionConfig, ...]:
-        return partitions_of(query_config(self.spec.meta_addr, self.table,
-                                          timeout_s=QUERY_TIMEOUT_S))
+    def save_logs(self, out_dir: Path) -> None:
+        """Copy the cluster's own records of the run (e.g. a meta's config log) to ``out_dir``."""
+        ...
 
-    def problems(self) -> list[str]:
-        return status_problems(self.driver.status(), self.spec.replicas)
-
-    def observer(self) -> MetaObserver:
-        return LogTailObserver(self.spec.node_dir(META_NODE) / CONFIG_LOG)
+    def stop(self) -> None:
+        """Stop what was started for the run (nothing, for a cluster someone else runs)."""
+        ...
 
 
 class ExternalCluster:
-    """A real cluster reached through ``meta`` addresses (see the module docstring)."""
+    """A real cluster reached through ``meta`` addresses (see the module docstring); both a
+    :class:`Cluster` and its :class:`ClusterView`."""
 
     def __init__(self, meta: Iterable[str], table: str, *, replicas: int, replica_nodes: int):
-        self.meta = list(meta)
+        self.meta = tuple(meta)
         self.table = table
         self.replicas = replicas
         self.replica_nodes = replica_nodes
@@ -160,11 +140,23 @@ class ExternalCluster:
         return cls(cluster.meta, cluster.table, replicas=cluster.replicas,
                    replica_nodes=cluster.replica_nodes)
 
+    def view(self) -> ClusterView:
+        return self
+
+    def injector(self, config: InjectorConfig) -> Injector:
+        return injectors.create(config.kind, injectors.InjectorContext(config=config))
+
+    def save_logs(self, out_dir: Path) -> None:
+        """Nothing: the observer's polls are in the fault records."""
+
+    def stop(self) -> None:
+        """Nothing: someone else runs this cluster."""
+
     def _names(self) -> dict[str, Node]:
         if self._nodes is None:
             addrs = {a for p in self.config() for a in (p.primary, *p.secondaries) if a}
             ordered = sorted(addrs, key=_addr_key)
-            self._nodes = {name: _node(name, addr)
+            self._nodes = {name: Node.at(name, addr)
                            for name, addr in zip(replica_names(len(ordered)), ordered)}
         return self._nodes
 
@@ -173,7 +165,7 @@ class ExternalCluster:
 
     def node_at(self, addr: str) -> Node:
         return next((n for n in self._names().values() if n.addr == addr), None) \
-            or _node(addr, addr)
+            or Node.at(addr, addr)
 
     def config(self) -> tuple[PartitionConfig, ...]:
         return partitions_of(query_config(self.meta, self.table, timeout_s=QUERY_TIMEOUT_S))
@@ -191,15 +183,6 @@ def _addr_key(addr: str) -> tuple[int, str, int]:
         return int(ipaddress.ip_address(host)), "", port
     except ValueError:  # a host name
         return -1, host, port
-
-
-def cluster_view(cluster: ClusterConfig, *, onebox: Any = None) -> ClusterView:
-    """The view of a profile's ``[cluster]``: the onebox ``onebox`` drives, or the metas."""
-    if cluster.mode == "onebox":
-        if onebox is None:
-            raise ValueError("cluster.mode = 'onebox' needs the onebox (Onebox or OneboxControl)")
-        return OneboxCluster(onebox)
-    return ExternalCluster.from_config(cluster)
 
 
 class Resolution(NamedTuple):

@@ -46,8 +46,8 @@ from ..config.targets import PlannedTarget
 from ..events import Events
 from ..metrics.events import HEAL, INJECT, FaultEvent, FaultInstant
 from ..metrics.outputs import FAULTS_JSONL
-from . import injectors, kinds
-from .cluster import ClusterView, PartitionConfig, Resolution, cluster_view, resolve_target
+from . import kinds
+from .cluster import Cluster, ClusterView, PartitionConfig, Resolution, resolve_target
 from .cooperative import run_blocking, wait_until
 from .history import ConfigChange
 from .injector import ActionRecord, Injector, Node
@@ -112,15 +112,12 @@ class FaultController:
         self._greenlet: gevent.Greenlet | None = None
 
     @classmethod
-    def from_profile(cls, profile: Profile, *, onebox: Any = None,
-                     events: Events | None = None,
+    def from_profile(cls, profile: Profile, cluster: Cluster, *, events: Events | None = None,
                      out_dir: str | Path | None = None) -> FaultController:
-        """The controller of ``profile``'s plan, injector and health gate; ``onebox`` is the
-        ``Onebox`` or ``OneboxControl`` of a onebox run; ``faults.jsonl`` goes to ``out_dir``."""
-        cluster = cluster_view(profile.cluster, onebox=onebox)
-        injector = injectors.create(profile.injector.kind, injectors.InjectorContext(
-            config=profile.injector, onebox=onebox))
-        return cls(plan_faults(profile), injector=injector, cluster=cluster,
+        """The controller of ``profile``'s plan, injector and health gate against ``cluster``;
+        ``faults.jsonl`` goes to ``out_dir``."""
+        return cls(plan_faults(profile), injector=cluster.injector(profile.injector),
+                   cluster=cluster.view(),
                    health_gate=profile.faults.health_gate, events=events,
                    log_path=None if out_dir is None else Path(out_dir) / FAULTS_JSONL)
 

@@ -4,8 +4,8 @@ An injector carries out the actions fault kinds are made of (:mod:`.kinds`): ``k
 (SIGKILL), ``pause`` (SIGSTOP), ``resume`` (SIGCONT), ``terminate`` (SIGTERM, wait for the
 exit) and ``restart`` (start again, stopping first if alive). ``apply`` never raises for a
 failed action: it returns an :class:`ActionRecord` saying what happened, so a failure lands in
-the fault event instead of ending the run. Implementations: :mod:`.onebox_injector`,
-:mod:`.command_injector`; the registry is :mod:`.injectors`.
+the fault event instead of ending the run. Implementations: the onebox's
+(:mod:`loadgen.onebox.cluster`), :mod:`.command_injector`; the registry is :mod:`.injectors`.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
+
+from ..pegasus.addr import parse_addr
 
 #: What an :class:`ActionRecord`'s ``t`` is (its ``instant``):
 SIGNAL = "signal"              # taken by the supervisor right at the signal (exact)
@@ -27,6 +29,12 @@ class Node:
     name: str
     host: str
     port: int
+
+    @classmethod
+    def at(cls, name: str, addr: str) -> Node:
+        """The node called ``name`` at ``addr`` (``host:port``)."""
+        host, port = parse_addr(addr)
+        return cls(name=name, host=host, port=port)
 
     @property
     def addr(self) -> str:

@@ -9,8 +9,10 @@ name       carries out faults                                          instants
             events marked not injected
 =========  ==========================================================  =====================
 
-A factory takes an :class:`InjectorContext` (the profile's ``[injector]`` and, for the onebox
-injector, the onebox to drive) and returns an :class:`~.injector.Injector`.
+A factory takes an :class:`InjectorContext` (the profile's ``[injector]`` and the cluster's own
+injector, if it has one) and returns an :class:`~.injector.Injector`. A cluster builds its
+injector from here (:meth:`~.cluster.Cluster.injector`); ``onebox`` is the onebox's own
+(:class:`loadgen.onebox.cluster.OneboxInjector`), which only the onebox can give.
 """
 
 from __future__ import annotations
@@ -18,22 +20,21 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from ..config.schema import InjectorConfig
 from ..errors import ConfigError
 from .command_injector import CommandInjector
 from .injector import ActionRecord, Injector, Node
-from .onebox_injector import OneboxDriver, OneboxInjector
 
 
 @dataclass(frozen=True)
 class InjectorContext:
-    """What a factory may need: the profile's ``[injector]``, and the onebox if there is one."""
+    """What a factory may need: the profile's ``[injector]``, and the cluster's own injector."""
 
     config: InjectorConfig = field(default_factory=InjectorConfig)
-    #: An ``Onebox`` (in this process) or ``OneboxControl`` (``pegbench onebox start``).
-    onebox: OneboxDriver | None = None
+    #: The injector the cluster brings (the onebox's supervisor); None for an external one.
+    native: Injector | None = None
 
 
 @dataclass(frozen=True)
@@ -89,14 +90,14 @@ def available() -> list[InjectorInfo]:
     return [_REGISTRY[name][1] for name in names()]
 
 
-def _onebox(context: InjectorContext) -> Any:
-    if context.onebox is None:
+def _native(context: InjectorContext) -> Injector:
+    if context.native is None:
         raise ConfigError("", "injector.kind", "'command' or 'none' without a onebox to drive "
                                                "(the onebox injector reaches only the onebox)")
-    return OneboxInjector(context.onebox)
+    return context.native
 
 
-register("onebox", _onebox, instants="exact: the supervisor's signal (a restart: READY)",
+register("onebox", _native, instants="exact: the supervisor's signal (a restart: READY)",
          summary="kill, pause, resume, terminate, restart through the onebox supervisor")
 register("command", lambda context: CommandInjector(context.config.command),
          instants="approximate: when the command returned",

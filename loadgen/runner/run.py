@@ -14,12 +14,10 @@ with this one: onebox nodes by their death signal, workers are stopped in ``fina
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import os
 import platform
-import shutil
 import signal
 import subprocess
 import sys
@@ -27,7 +25,6 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime
 from importlib import metadata
 from pathlib import Path
@@ -39,6 +36,7 @@ from .. import __version__
 from ..config.profile import load_profile
 from ..config.schema import Profile
 from ..errors import ClusterError, ConfigError
+from ..faults.cluster import Cluster, ExternalCluster
 from ..exitcodes import EXIT_INTERRUPTED
 
 if TYPE_CHECKING:
@@ -55,37 +53,19 @@ WORKERS_READY_TIMEOUT_S = 60.0
 LIBRARIES = ("locust", "gevent", "thrift", "hdrhistogram", "plotly", "rich")
 
 
-@dataclass(frozen=True)
-class ClusterHandle:
-    """Where the run's load goes and how faults reach it."""
-
-    meta: tuple[str, ...]
-    onebox: Any = None              # the in-process Onebox, for the onebox injector
-    config_log: Path | None = None  # the meta's config-change log, copied into the run
-
-
 @contextmanager
-def cluster_for(profile: Profile, work_dir: Path) -> Iterator[ClusterHandle]:
-    """The profile's cluster: a onebox started here (stopped on exit), or the external one."""
+def open_cluster(profile: Profile, work_dir: Path) -> Iterator[Cluster]:
+    """The profile's cluster, chosen here once: a onebox started in ``work_dir`` (stopped on
+    exit), or the external one its metas name."""
     if profile.cluster.mode == "external":
-        yield ClusterHandle(meta=tuple(profile.cluster.meta))
-        return
-    from ..onebox.process import free_port
-    from ..onebox.spec import CONFIG_LOG, META_NODE, FDConfig
-    from ..onebox.supervisor import Onebox
-
-    c = profile.cluster
-    box = Onebox(work_dir / "onebox", replica_nodes=c.replica_nodes, partitions=c.partitions,
-                 replicas=c.replicas, min_replicas=c.min_replicas, table=c.table,
-                 meta_port=free_port(), replica_ports=[free_port() for _ in range(c.replica_nodes)],
-                 fd=FDConfig(**dataclasses.asdict(c.fd)),   # the same four timings
-                 drop_expired=c.drop_expired)
-    box.start()
+        cluster: Cluster = ExternalCluster.from_config(profile.cluster)
+    else:
+        from ..onebox.cluster import OneboxCluster
+        cluster = OneboxCluster.start(profile.cluster, work_dir / "onebox")
     try:
-        yield ClusterHandle(meta=tuple(box.meta_addrs), onebox=box,
-                            config_log=box.spec.node_dir(META_NODE) / CONFIG_LOG)
+        yield cluster
     finally:
-        box.stop()
+        cluster.stop()
 
 
 def out_dir_for(profile: Profile, out: str | None) -> Path:
@@ -113,7 +93,7 @@ def run(profile: Profile, out_dir: Path, *, workers: int = 0, quiet: bool = Fals
     view = LiveView(profile, quiet=quiet)
     interrupted = False
     with _Signals() as signals, tempfile.TemporaryDirectory(prefix="pegbench-run-") as tmp, \
-            cluster_for(profile, Path(tmp)) as cluster:
+            open_cluster(profile, Path(tmp)) as cluster:
         env = Environment(events=Events())
         procs: list[subprocess.Popen] = []
         if workers:
@@ -122,8 +102,8 @@ def run(profile: Profile, out_dir: Path, *, workers: int = 0, quiet: bool = Fals
             runner = env.create_local_runner()
         session = attach(env, WorkloadSettings.from_profile(
             profile, meta=cluster.meta, run_id=out_dir.name))
-        controller = FaultController.from_profile(profile, onebox=cluster.onebox,
-                                                  events=session.events, out_dir=out_dir)
+        controller = FaultController.from_profile(profile, cluster, events=session.events,
+                                                  out_dir=out_dir)
         session.relay.events_source = controller.fault_events
         hlogs: IntervalLogs | None = None
         baseline: Baseline | None = None
@@ -161,8 +141,7 @@ def run(profile: Profile, out_dir: Path, *, workers: int = 0, quiet: bool = Fals
         durability = session.durability(timeout_s=DURABILITY_TIMEOUT_S)
         runner.quit()
         _stop_workers(procs)
-        if cluster.config_log is not None and cluster.config_log.exists():
-            shutil.copy(cluster.config_log, out_dir / "meta-config-changes.jsonl")
+        cluster.save_logs(out_dir)
         return _conclude(profile, out_dir, session, controller, final, durability, t_end,
                          interrupted, view, baseline)
 
