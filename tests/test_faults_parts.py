@@ -11,13 +11,14 @@ from support.faults import ADDRS, config
 from loadgen.config.schema import CommandTemplates, InjectorConfig
 from loadgen.errors import ConfigError
 from loadgen.faults import injectors
-from loadgen.faults.cluster import config_problems
+from loadgen.faults.cluster import ExternalCluster, config_problems
 from loadgen.faults.command_injector import CommandInjector
 from loadgen.faults.history import ConfigChange, ConfigHistory
 from loadgen.faults.injector import ActionRecord
 from loadgen.faults.observer import LogTailObserver
-from loadgen.onebox.cluster import OneboxInjector, status_problems
 from loadgen.faults.records import FaultLog, FaultRecord
+from loadgen.onebox.cluster import RUN_CONFIG_LOG, OneboxCluster, OneboxInjector, status_problems
+from loadgen.onebox.spec import CONFIG_LOG, META_NODE, OneboxSpec
 from loadgen.report.run_dir import read_fault_log
 
 pytestmark = pytest.mark.unit
@@ -166,6 +167,46 @@ def test_injectors_are_built_by_name():
         injectors.create("onebox")
     with pytest.raises(ConfigError, match="one of command, none, onebox"):
         injectors.create("ssh")
+
+
+class _Driver:
+    """A onebox driver that only counts stops."""
+
+    def __init__(self, spec: OneboxSpec):
+        self.spec, self.stops = spec, 0
+
+    def stop(self) -> None:
+        self.stops += 1
+
+
+def test_each_cluster_gives_the_injectors_it_can_have(tmp_path):
+    external = ExternalCluster(["127.0.0.1:1"], "t", replicas=3, replica_nodes=3)
+    assert external.view() is external and external.meta == ("127.0.0.1:1",)
+    assert external.injector(InjectorConfig(kind="none")).injects is False
+    with pytest.raises(ConfigError, match="without a onebox"):
+        external.injector(InjectorConfig(kind="onebox"))
+    driver = _Driver(OneboxSpec(dir=str(tmp_path), meta_port=34601, replica_ports=(34801, 34802, 34803)))
+    onebox = OneboxCluster(driver)
+    assert onebox.view() is onebox and onebox.meta == ("127.0.0.1:34601",)
+    native = onebox.injector(InjectorConfig(kind="onebox"))
+    assert isinstance(native, OneboxInjector) and native.driver is driver
+    assert onebox.node("replica2").addr == "127.0.0.1:34802"
+
+
+def test_a_onebox_cluster_stops_only_the_onebox_it_started_and_keeps_its_config_log(tmp_path):
+    driver = _Driver(OneboxSpec(dir=str(tmp_path / "box")))
+    OneboxCluster(driver).stop()
+    assert driver.stops == 0          # someone else's (pegbench onebox start): left running
+    owned = OneboxCluster(driver, owned=True)
+    owned.save_logs(tmp_path)         # no config log yet: nothing copied, no error
+    assert not (tmp_path / RUN_CONFIG_LOG).exists()
+    log = driver.spec.node_dir(META_NODE) / CONFIG_LOG
+    log.parent.mkdir(parents=True)
+    log.write_text('{"ballot": 1}\n')
+    owned.save_logs(tmp_path)
+    assert (tmp_path / RUN_CONFIG_LOG).read_text() == '{"ballot": 1}\n'
+    owned.stop()
+    assert driver.stops == 1
 
 
 # ---------------------------------------------------------------------------- log tail
