@@ -43,5 +43,8 @@ class Events:
     #: ``instant``: a :class:`~loadgen.metrics.FaultInstant`, a fault taking effect or being
     #: healed (fired by the fault controller)
     fault_instant: EventHook = field(default_factory=lambda: EventHook("fault_instant"))
+    #: ``event``: a :class:`~loadgen.metrics.FaultEvent`, a fault's final record (healed,
+    #: skipped, or held to the run's end; with server failover times), fired by the controller
+    fault_recorded: EventHook = field(default_factory=lambda: EventHook("fault_recorded"))
     #: no arguments: warm-up ended and the recorder was reset (fired by the workload)
     warmup_ended: EventHook = field(default_factory=lambda: EventHook("warmup_ended"))

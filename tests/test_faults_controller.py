@@ -254,6 +254,19 @@ def test_a_failing_listener_is_not_fatal_and_a_recorder_listens(caplog):
     assert state.heals == ((record.t_heal, (0, 3)),)
 
 
+def test_each_final_record_is_announced_once_as_its_fault_event():
+    c = controller([planned(1, 0.0, "pause", "replica1", duration_s=0.1),
+                    planned(2, 0.3, "pause", "replica2", duration_s=60),
+                    planned(3, 90.0, "kill", "replica3")])
+    recorded = []
+    c.events.fault_recorded.add_listener(lambda event: recorded.append(event))
+    c.start()
+    gevent.sleep(0.6)
+    assert [e.id for e in recorded] == ["1"]   # healed, settled before fault 2 went in
+    c.stop()
+    assert recorded == c.fault_events()        # 2 healed at the end, 3 never came due
+
+
 def test_faults_jsonl_lines_are_plain_json(tmp_path):
     c = controller([planned(1, 0.0, "pause", "replica1", duration_s=0.1)],
                    log=tmp_path / "faults.jsonl")

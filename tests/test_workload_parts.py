@@ -13,6 +13,7 @@ from support.metrics import op, record_in_end_order, writes
 
 from loadgen.config.profile import load_profile
 from loadgen.errors import ConfigError
+from loadgen.events import Events
 from loadgen.harness.distributed import (MSG_FAULT, MSG_FLUSH, MSG_VERIFY, MasterCollector, WorkerReporter,
                                          build_report)
 from loadgen.harness.fault_relay import FaultRelay
@@ -282,10 +283,12 @@ def test_relay_marks_the_recorder_forwards_every_instant_and_merges_controller_e
             for e in relay.fault_events()] == [("1", "kill", "replica1", 10.0, 12.0, (1, 3)),
                                                ("2", "pause", "replica2", 20.0, None, (2,))]
     # the controller's record of fault 1 replaces its live one, matched by id, not by time
-    relay.events_source = lambda: [FaultEvent(id="1", kind="kill", node="replica1",
-                                              t_inject=10.0004, t_heal=12.0,
-                                              affected_partitions=(1, 3),
-                                              server_failover_s={1: 0.5, 3: 0.6})]
+    events = Events()
+    events.fault_recorded.add_listener(relay.fault_recorded)
+    events.fault_recorded.fire(event=FaultEvent(id="1", kind="kill", node="replica1",
+                                                t_inject=10.0004, t_heal=12.0,
+                                                affected_partitions=(1, 3),
+                                                server_failover_s={1: 0.5, 3: 0.6}))
     events = relay.fault_events()
     assert [(e.id, e.kind, e.t_heal) for e in events] == [("1", "kill", 12.0),
                                                           ("2", "pause", None)]

@@ -386,6 +386,7 @@ class FaultController:
         self._records[record.id] = record
         if self._log is not None:
             self._log.write(record)
+        self.events.fault_recorded.fire(event=record.to_event())
 
     def _announce(self, held: _Held, edge: str, t: float) -> None:
         self.events.fault_instant.fire(instant=FaultInstant(

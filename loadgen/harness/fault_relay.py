@@ -1,26 +1,21 @@
 """The seam between the fault controller and the load processes.
 
-:class:`FaultRelay` listens to the ``fault_instant`` event (:mod:`loadgen.events`) that the
-fault controller of the master or local process fires. It
-marks each instant on this process's recorder, forwards every instant so far to the workers
-(``pegbench_fault``), and keeps the faults seen so far for live views (the web UI's Recovery
-tab, the terminal view). The controller's final records, when it has them, are richer (server
-failover times, touched partitions): set :attr:`FaultRelay.events_source` to
-``controller.fault_events`` and :meth:`FaultRelay.fault_events` prefers them, by fault id,
-filling in the faults not final yet from their instants.
+:class:`FaultRelay` listens to the events (:mod:`loadgen.events`) that the fault controller
+of the master or local process fires. On ``fault_instant`` it marks the instant on this
+process's recorder, forwards every instant so far to the workers (``pegbench_fault``), and
+keeps the fault as its instants describe it, for live views (the web UI's Recovery tab, the
+terminal view). On ``fault_recorded`` it keeps the controller's final record, which is richer
+(server failover times, touched partitions): :meth:`FaultRelay.fault_events` prefers it, by
+fault id.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from ..metrics import FaultEvent, FaultInstant
 from ..metrics.events import INJECT
 from .distributed import MSG_FAULT, clock_anchor, send_safely
-
-log = logging.getLogger(__name__)
 
 
 class FaultRelay:
@@ -31,8 +26,8 @@ class FaultRelay:
         self.runner = runner          # a MasterRunner forwards to workers; None: no workers
         #: fault id -> the fault as its instants so far describe it
         self.live: dict[str, FaultEvent] = {}
-        #: e.g. ``controller.fault_events``: the controller's final fault events
-        self.events_source: Callable[[], Sequence[FaultEvent]] | None = None
+        #: fault id -> the controller's final record of it
+        self.final: dict[str, FaultEvent] = {}
         self._instants: list[FaultInstant] = []
 
     def fault_instant(self, instant: FaultInstant) -> None:
@@ -47,6 +42,10 @@ class FaultRelay:
         self._instants.append(instant)
         self.resend()
 
+    def fault_recorded(self, event: FaultEvent) -> None:
+        """The controller's final record of a fault: it wins over the fault's instants."""
+        self.final[event.id] = event
+
     def resend(self) -> None:
         """Send every instant so far to the workers again (e.g. after one joined late)."""
         if self.runner is not None and self._instants:
@@ -54,14 +53,7 @@ class FaultRelay:
                 "clock": clock_anchor(), "instants": [i.to_dict() for i in self._instants]})
 
     def fault_events(self) -> list[FaultEvent]:
-        """The controller's fault events, plus those of the faults it has not finalised yet,
-        as their instants so far describe them."""
-        final: list[FaultEvent] = []
-        if self.events_source is not None:
-            try:
-                final = list(self.events_source())
-            except Exception:  # noqa: BLE001 - a live view must not break the run
-                log.exception("fault events source failed")
-        done = {e.id for e in final}
-        return sorted(final + [e for i, e in self.live.items() if i not in done],
-                      key=lambda e: e.t_inject)
+        """The controller's final records, plus the faults it has not finalised yet as their
+        instants so far describe them; by inject time."""
+        pending = [e for i, e in self.live.items() if i not in self.final]
+        return sorted([*self.final.values(), *pending], key=lambda e: e.t_inject)

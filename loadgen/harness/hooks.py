@@ -5,8 +5,7 @@ Orchestration (``pegbench run``), local runner::
     env = Environment(events=Events())
     env.create_local_runner()
     session = attach(env, WorkloadSettings.from_profile(profile, meta=[meta]))
-    controller = FaultController(..., events=session.events)
-    session.relay.events_source = controller.fault_events
+    controller = FaultController(..., events=session.events)   # fires fault_instant, fault_recorded
     env.runner.start(session.total_users, spawn_rate=session.total_users)
     ...                                       # duration_s, faults
     env.runner.stop()
@@ -183,8 +182,8 @@ class LoadSession:
         self.environment = environment
         self.runner = environment.runner
         self.role = role_of(self.runner)
-        #: pegbench's own events in this process: a fault controller fires fault_instant
-        #: here, the workload warmup_ended
+        #: pegbench's own events in this process: a fault controller fires fault_instant and
+        #: fault_recorded here, the workload warmup_ended
         self.events = Events()
         self.workload = Workload(settings or _placeholder(), label=worker_label(self.runner),
                                  events=self.events)
@@ -192,6 +191,7 @@ class LoadSession:
         self.relay = FaultRelay(self.workload.recorder,
                                 self.runner if self.role == MASTER else None)
         self.events.fault_instant.add_listener(self.relay.fault_instant)
+        self.events.fault_recorded.add_listener(self.relay.fault_recorded)
         # Locust's own stats leave warm-up out too: a worker drops its unsent part, the
         # master what it merged so far.
         self.events.warmup_ended.add_listener(self._reset_locust_stats)

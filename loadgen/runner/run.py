@@ -104,7 +104,6 @@ def run(profile: Profile, out_dir: Path, *, workers: int = 0, quiet: bool = Fals
             profile, meta=cluster.meta, run_id=out_dir.name))
         controller = FaultController.from_profile(profile, cluster, events=session.events,
                                                   out_dir=out_dir)
-        session.relay.events_source = controller.fault_events
         hlogs: IntervalLogs | None = None
         baseline: Baseline | None = None
         t_end = time.monotonic()
