@@ -46,5 +46,8 @@ class Events:
     #: ``event``: a :class:`~loadgen.metrics.FaultEvent`, a fault's final record (healed,
     #: skipped, or held to the run's end; with server failover times), fired by the controller
     fault_recorded: EventHook = field(default_factory=lambda: EventHook("fault_recorded"))
+    #: ``report``: a worker's final report, just sent to its master (fired by the worker's
+    #: reporter when the master flushes)
+    final_reported: EventHook = field(default_factory=lambda: EventHook("final_reported"))
     #: no arguments: warm-up ended and the recorder was reset (fired by the workload)
     warmup_ended: EventHook = field(default_factory=lambda: EventHook("warmup_ended"))

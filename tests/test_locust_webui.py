@@ -127,8 +127,8 @@ def test_recovery_routes_refuse_anonymous_requests_under_web_login(tmp_path):
         procs.start([sys.executable, "-m", "locust",
                      "-f", f"{LOCUSTFILE},{SUPPORT / 'locust_web_login.py'}", "--web-login",
                      "--web-host", "127.0.0.1", "--web-port", str(port),
-                     "--pegbench-profile", "profiles/quick.toml", "--meta", "127.0.0.1:1",
-                     "--pegbench-dump-dir", str(tmp_path)], "locust")
+                     "--pegbench-profile", "profiles/quick.toml", "--meta", "127.0.0.1:1"],
+                    "locust")
         wait_for_http(f"http://127.0.0.1:{port}/login")
         for path in ("/", "/recovery", "/recovery.json"):   # Locust's own index, then ours
             status, headers, body = raw_get(port, path)

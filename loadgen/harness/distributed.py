@@ -43,6 +43,7 @@ from typing import Any
 import gevent
 from gevent.event import Event
 
+from ..events import Events
 from ..load.durability import Durability
 from ..load.selfcheck import Saturation
 from ..load.workload import Workload, WorkloadSettings
@@ -316,10 +317,11 @@ class WorkerReporter:
         runner.register_message(MSG_FAULT, self.on_fault)
 
     def __init__(self, environment: Any, workload_source: Callable[[], Workload],
-                 on_final: Callable[[dict[str, Any]], None] | None = None):
+                 events: Events | None = None):
         self.environment = environment
         self.workload_source = workload_source
-        self.on_final = on_final
+        #: fires ``final_reported`` after the final report went out
+        self.events = events if events is not None else Events()
         self._seq = 0
         self._instants: set[tuple[str, str]] = set()   # (fault id, edge) marked
         self._marked: object = None          # the recorder the instants were marked on
@@ -347,8 +349,7 @@ class WorkerReporter:
         self._seq += 1
         report = build_report(self.workload_source(), seq=self._seq, final=True)
         runner.send_message(MSG_FINAL, {"request": msg.data["request"], "report": report})
-        if self.on_final is not None:
-            self.on_final(report)
+        self.events.final_reported.fire(report=report)
 
     def on_verify(self, environment: Any = None, msg: Any = None, **_kw: Any) -> None:
         """``pegbench_verify``: read back this worker's acknowledged writes (a greenlet of

@@ -28,11 +28,8 @@ web UI exists, and an exit code at quit (:func:`default_exit_code`).
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import sys
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -199,9 +196,8 @@ class LoadSession:
         #: this run's figures: the workers' merged (a master) or this process's own
         self.totals: Totals = (MergedTotals(self.collector) if self.collector is not None
                                else OwnTotals(lambda: self.workload))
-        self.reporter = (WorkerReporter(environment, lambda: self.workload, self._dump_final)
+        self.reporter = (WorkerReporter(environment, lambda: self.workload, self.events)
                          if self.role == WORKER else None)
-        self.dump_dir: str | None = None     # where _dump writes this process's counts
         self._bind()
 
     # ------------------------------------------------------------------ configuration
@@ -320,40 +316,8 @@ class LoadSession:
                 self.collector.wait_answers(FINAL_WAIT_IN_STOP_S)
 
     def on_quitting(self, environment: Any = None, **_kw: Any) -> None:
-        """Locust quits: close the clients, dump the counts if asked to."""
+        """Locust quits: close the clients."""
         self.workload.stop_test()
-        if self.dump_dir:
-            self._dump("quit")
-
-    # ------------------------------------------------------------------ dumps
-
-    def _dump_final(self, _report: dict[str, Any]) -> None:
-        if self.dump_dir:
-            self._dump("final")
-
-    def _dump(self, when: str) -> None:
-        """This process's own counts as JSON, for tests and debugging."""
-        data: dict[str, Any] = {"role": self.role, "label": self.workload.label, "when": when,
-                                "pid": os.getpid(), "t": time.monotonic()}
-        if self.collector is not None:
-            final = self.collector.report(missing=())
-            data["counts"] = _counts(final.state, final.missed)
-            data["workers_final"] = list(final.workers)
-            data["workers_known"] = sorted(self.collector.workers())
-        else:
-            data["counts"] = self.workload.counts()
-        path = Path(self.dump_dir) / f"{self.role}-{self.workload.label}-{when}.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data, indent=1))
-        os.replace(tmp, path)
-
-
-def _counts(state: RecorderState, missed: dict[str, int] | Any) -> dict[str, Any]:
-    return {name: {"ops": p.ops, "outcomes": dict(p.outcomes), "attempts": p.attempts,
-                   "meta_queries": p.meta_queries, "missed": missed.get(name, 0),
-                   "dropped": p.dropped_total}
-            for name, p in state.policies.items()}
 
 
 def _placeholder() -> WorkloadSettings:
@@ -403,8 +367,7 @@ def install(events: Any) -> None:
             if role_of(runner) != WORKER:
                 log.error("pegbench: %s", exc)
                 sys.exit(EXIT_USAGE)
-        session = attach(environment, settings)
-        session.dump_dir = getattr(options, "pegbench_dump_dir", None)
+        attach(environment, settings)
         if settings is not None and role_of(runner) != WORKER:
             apply_run_defaults(options, settings)
             if getattr(options, "user_classes", None):

@@ -9,11 +9,9 @@ Added through ``events.init_command_line_parser``:
 * ``--meta HOST:PORT[,...]``: the cluster's metas (required for a onebox profile);
 * ``--policies A,B``: the compared policies (default: the profile's ``policies.compare``);
 * ``--set KEY=VALUE``: profile overrides, as ``pegbench run --set`` (repeatable);
-* ``--run-id ID``: the first part of every key (default: a fresh id, shipped to workers);
-* ``--pegbench-dump-dir DIR``: each process writes its own final counts there at quit
-  (``<role>-<label>.json``), for tests and debugging.
+* ``--run-id ID``: the first part of every key (default: a fresh id, shipped to workers).
 
-Workers need none of these but the dump dir: their master sends its resolved settings
+Workers need none of these: their master sends its resolved settings
 (``pegbench_settings``) before each test, whatever the workers' own command lines say.
 
 Exit code of a plain ``locust`` run (:func:`exit_code_on_error`): failed requests are what a
@@ -54,8 +52,6 @@ def add_arguments(parser: Any) -> None:
                        metavar="KEY=VALUE", help="override a profile key (repeatable)")
     group.add_argument("--run-id", dest="pegbench_run_id", default=None, metavar="ID",
                        help="first part of every key (default: fresh, shipped to workers)")
-    group.add_argument("--pegbench-dump-dir", default=None, metavar="DIR",
-                       help="write this process's final counts as JSON into DIR at quit")
     # Locust's default (1) cannot be told from an explicit 1: None marks "not given", so a
     # plain run honours the flag only when asked (see exit_code_on_error).
     parser.set_defaults(exit_code_on_error=None)

@@ -20,6 +20,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[2]
 LOCUSTFILE = str(REPO / "loadgen" / "locustfile.py")
 SUPPORT = Path(__file__).resolve().parent
+#: pegbench's locustfile plus the test plugin that adds ``--pegbench-dump-dir``
+LOCUSTFILES = f"{LOCUSTFILE},{SUPPORT / 'count_dump.py'}"
 #: The in-process test cluster as a process; argv[1] (the temp dir) only marks it as ours.
 CLUSTER_CODE = ("import sys; from loadgen.pegasus.testing import main; "
                 "main(['--replicas', '2', '--partitions', '4'])")
@@ -56,8 +58,8 @@ class Procs:
         return addrs
 
     def locust(self, *args: str, name: str) -> subprocess.Popen:
-        """``locust -f loadgen/locustfile.py ARGS`` (the temp dir names its dump dir)."""
-        return self.start([sys.executable, "-m", "locust", "-f", LOCUSTFILE, *args], name)
+        """``locust -f loadgen/locustfile.py,tests/support/count_dump.py ARGS``."""
+        return self.start([sys.executable, "-m", "locust", "-f", LOCUSTFILES, *args], name)
 
     def stop_all(self) -> None:
         """SIGTERM every process group still alive, then SIGKILL what is left."""

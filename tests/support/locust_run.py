@@ -23,6 +23,7 @@ import gevent
 import locust  # noqa: F401 - monkey-patches this process, as the locust command does
 from locust.env import Environment
 from locust.event import Events
+from locust_procs import LOCUSTFILES   # this script's folder is on sys.path
 
 from loadgen.harness.hooks import attach, worker_argv
 from loadgen.harness.verdict import set_exit_code
@@ -40,7 +41,8 @@ def start_workers(port: int, out: Path) -> list[subprocess.Popen]:
     for i in range(WORKERS):
         with open(out / f"worker{i}.log", "w") as log:
             workers.append(subprocess.Popen(
-                worker_argv("127.0.0.1", port, extra=["--pegbench-dump-dir", str(out)]),
+                worker_argv("127.0.0.1", port, locustfile=LOCUSTFILES,
+                            extra=["--pegbench-dump-dir", str(out)]),
                 stdout=subprocess.DEVNULL, stderr=log))
     return workers
 
