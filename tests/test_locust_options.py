@@ -41,7 +41,7 @@ both = parser().parse_args(["-f", "loadgen/locustfile.py", "--profile", "nightly
                             "--pegbench-profile", sys.argv[1], "--meta", "h:1"])
 s = settings_from_options(both)
 out["both"] = {"locust_profile": both.profile, "pegbench_profile": both.pegbench_profile,
-               "users": s.users, "meta": list(s.meta)}
+               "users": s.workload.users, "meta": list(s.meta)}
 old = parser().parse_args(["-f", "loadgen/locustfile.py", "--profile", sys.argv[1],
                            "--meta", "h:1"])
 try:

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from loadgen.config.keys import apply_override, format_key, parse_key, parse_set, parse_value
-from loadgen.config.profile import build_profile, load_profile
+from loadgen.config.profile import build_profile, load_profile, workload_from_dict
 from loadgen.config.schema import (ClusterConfig, CommandTemplates, FailureDetectorConfig, FaultsConfig,
                                    HealthGateConfig, InjectorConfig, OpMix, PoliciesConfig, Profile,
-                                   ReportConfig, ScheduleConfig, SloBound, WorkloadConfig)
+                                   ReportConfig, ScheduleConfig, SloBound, WorkloadConfig, plain_data)
 from loadgen.config.targets import NodeTarget, PrimaryOf, RandomReplica
 from loadgen.errors import ConfigError
 from loadgen.faults.schedule import plan_faults
@@ -177,6 +177,14 @@ def test_to_dict_is_plain_json_with_targets_as_their_profile_text():
     assert data["faults"]["events"][0]["target"] == "primary-of:3"
     assert data["policies"]["params"] == {"failover": {"attempt_timeout_ms": 333}}
     assert data["workload"]["value_bytes"] == [64, 1024]
+
+
+def test_a_workload_section_round_trips_through_plain_data_and_is_checked_on_the_way_back():
+    w = WorkloadConfig(users=3, warmup_s=0, value_bytes=(1, 2), mix=OpMix(put=0.5, multi_put=0.5, get=0.0))
+    data = plain_data(w)
+    assert workload_from_dict(json.loads(json.dumps(data))) == w
+    with pytest.raises(ConfigError, match="workload.max_inflight"):
+        workload_from_dict({**data, "key_space": 1})
 
 
 # ---------------------------------------------------------------------------- --set and flags

@@ -14,6 +14,7 @@ import time
 import gevent
 import pytest
 
+from loadgen.config.schema import OpMix, WorkloadConfig
 from loadgen.load.driver import OpDriver
 from loadgen.load.durability import MULTI_SORT_KEYS, PUT_SORT_KEY, pack_token, token_size
 from loadgen.load.workload import Workload, WorkloadSettings
@@ -28,13 +29,13 @@ def cluster():
         yield c
 
 
-def settings(cluster: TestCluster, **kw) -> WorkloadSettings:
-    values = {"meta": tuple(cluster.meta_addrs), "policies": ("failover",), "users": 2,
-              "rate_per_user": 200, "warmup_s": 0, "op_timeout_ms": 2000, "key_space": 30,
-              "value_bytes": (10, 80), "max_lag_s": 5, "max_inflight": 16, "run_id": "run1",
-              "seed": 3}
+def settings(cluster: TestCluster, *, meta: tuple[str, ...] | None = None, **kw) -> WorkloadSettings:
+    """Settings against ``cluster`` (or ``meta``); ``kw`` override workload fields."""
+    values = {"users": 2, "rate_per_user": 200, "warmup_s": 0, "op_timeout_ms": 2000, "key_space": 30,
+              "value_bytes": (10, 80), "max_lag_s": 5, "max_inflight": 16}
     values.update(kw)
-    return WorkloadSettings(**values)
+    return WorkloadSettings(meta=meta or tuple(cluster.meta_addrs), workload=WorkloadConfig(**values),
+                            policies=("failover",), run_id="run1", seed=3)
 
 
 class Fired:
@@ -154,7 +155,7 @@ def test_arrivals_more_than_max_lag_behind_a_late_generator_are_missed(cluster):
 
 def test_writes_to_one_key_never_overlap_within_a_user(cluster):
     workload = Workload(settings(cluster, key_space=20, max_inflight=16, rate_per_user=400,
-                                 mix={"put": 1.0}))
+                                 mix=OpMix(put=1.0, multi_put=0.0, get=0.0)))
     workload.start_test(monitor=False)
     driver = OpDriver(workload, "failover", Fired())
     cluster.set_mode(cluster.replica_addrs[0], "slow:0.05")
@@ -176,7 +177,7 @@ def test_writes_to_one_key_never_overlap_within_a_user(cluster):
 
 
 def test_read_back_verifies_acknowledged_writes_and_notices_lost_ones(cluster):
-    workload = Workload(settings(cluster, mix={"put": 0.7, "multi_put": 0.3}))
+    workload = Workload(settings(cluster, mix=OpMix(put=0.7, multi_put=0.3, get=0.0)))
     workload.start_test(monitor=False)
     drivers = [OpDriver(workload, "failover", Fired()) for _ in range(2)]
     try:

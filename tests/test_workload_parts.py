@@ -4,6 +4,7 @@ verdict exit codes, the master's merge of worker reports, the fault relay, the R
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from types import SimpleNamespace
 
@@ -12,6 +13,7 @@ import pytest
 from support.metrics import op, record_in_end_order, writes
 
 from loadgen.config.profile import load_profile
+from loadgen.config.schema import OpMix
 from loadgen.errors import ConfigError
 from loadgen.events import Events
 from loadgen.harness.distributed import (MSG_FAULT, MSG_FLUSH, MSG_VERIFY, MasterCollector, WorkerReporter,
@@ -132,13 +134,17 @@ def test_settings_come_from_the_profile_with_meta_and_policies_from_the_command_
     s = settings_from_options(options)
     assert s.meta == ("127.0.0.1:1", "h:2") and s.policies == ("java", "failover")
     w = load_profile(QUICK).workload  # the rest is the profile's, whatever its size
-    assert (s.users, s.total_users, s.rate_per_user, s.duration_s) == (3, 6, w.rate_per_user,
-                                                                       w.duration_s)
+    assert s.workload == dataclasses.replace(w, users=3) and s.total_users == 6
     assert w.users != 3  # so the override above is seen
-    assert dict(s.mix) == {"put": 0.85, "multi_put": 0.10, "get": 0.05}
+    assert s.workload.mix == OpMix(put=0.85, multi_put=0.10, get=0.05)
     # written back, so a master ships them to its workers
     assert options.pegbench_profile == QUICK and options.pegbench_run_id == s.run_id
     assert WorkloadSettings.from_dict(json.loads(json.dumps(s.to_dict()))) == s
+
+
+def test_settings_overrides_win_over_the_profile_for_workload_fields_and_run_facts():
+    s = WorkloadSettings.from_profile(load_profile(QUICK), meta=["h:1"], users=5, seed=9)
+    assert (s.workload.users, s.seed, s.meta) == (5, 9, ("h:1",))
 
 
 def test_settings_errors_name_what_is_missing():

@@ -97,6 +97,7 @@ def ours_writer(meta: str, warmup: int, value_bytes: int, key_space: int, policy
     import gevent
     from gevent.hub import Waiter
 
+    from ..config.schema import OpMix, WorkloadConfig
     from ..errors import PegasusError
     from ..load.driver import OpDriver
     from ..load.durability import PUT_SORT_KEY
@@ -121,9 +122,10 @@ def ours_writer(meta: str, warmup: int, value_bytes: int, key_space: int, policy
                 self.fire(exception=None)
 
     settings = WorkloadSettings(
-        meta=(meta,), policies=(policy,), users=1, rate_per_user=1.0, warmup_s=0,
-        op_timeout_ms=5000, key_space=key_space, value_bytes=(value_bytes, value_bytes),
-        mix={"put": 1.0}, max_inflight=1, run_id=run_id)
+        meta=(meta,), policies=(policy,), run_id=run_id,
+        workload=WorkloadConfig(users=1, rate_per_user=1.0, warmup_s=0, op_timeout_ms=5000,
+                                key_space=key_space, value_bytes=(value_bytes, value_bytes),
+                                mix=OpMix(put=1.0, multi_put=0.0, get=0.0), max_inflight=1))
     workload = Workload(settings)
     workload.start_test(monitor=False)
     acked = [0]

@@ -26,6 +26,7 @@ import locust  # noqa: F401 - monkey-patches the process, as the locust command 
 from locust.env import Environment
 from locust.event import Events
 
+from ..config.schema import OpMix, WorkloadConfig
 from ..errors import PegasusError
 from ..harness.hooks import attach
 from ..load.selfcheck import LoadMonitor
@@ -43,11 +44,10 @@ def locust_ops(meta: str, seconds: float, users: int, value_bytes: int, policy: 
                warmup_s: float = 1.0) -> tuple[float, float, dict[str, object]]:
     """(ops/s, CPU fraction, saturation) of a local Locust runner driving the workload's
     users; the load monitor's window is shortened to fit the phase."""
-    settings = WorkloadSettings(
-        meta=(meta,), policies=(policy,), users=users, rate_per_user=_OVERDRIVE_RATE,
-        duration_s=seconds + warmup_s, warmup_s=0, op_timeout_ms=5000, key_space=1000,
-        value_bytes=(value_bytes, value_bytes), mix={"put": 1.0}, max_lag_s=1.0,
-        max_inflight=1)
+    settings = WorkloadSettings(meta=(meta,), policies=(policy,), workload=WorkloadConfig(
+        users=users, rate_per_user=_OVERDRIVE_RATE, duration_s=seconds + warmup_s, warmup_s=0,
+        op_timeout_ms=5000, key_space=1000, value_bytes=(value_bytes, value_bytes),
+        mix=OpMix(put=1.0, multi_put=0.0, get=0.0), max_lag_s=1.0, max_inflight=1))
     env = Environment(events=Events())
     runner = env.create_local_runner()
     session = attach(env, settings, web_ui=False)

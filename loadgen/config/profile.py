@@ -43,7 +43,7 @@ from .schema import (CLUSTER_MODES, COMMAND_PLACEHOLDERS, COMMAND_TEMPLATES, DEF
                      WorkloadConfig, frozen_map)
 from .targets import Target, parse_target
 
-__all__ = ["load_profile", "build_profile", "Profile"]
+__all__ = ["load_profile", "build_profile", "workload_from_dict", "Profile"]
 
 #: A profile's name goes into file names (``report.out``): keep it to one path component.
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -97,6 +97,12 @@ def build_profile(tree: Mapping[str, Any], file: str = "<profile>", *,
         if source is None or source == exc.file:
             raise
         raise ConfigError(source, exc.key, exc.expected) from None
+
+
+def workload_from_dict(data: Mapping[str, Any], file: str = "<workload>") -> WorkloadConfig:
+    """A ``[workload]`` table as plain data (e.g. ``plain_data`` of a WorkloadConfig), checked
+    as a profile's (ConfigError if not valid)."""
+    return _read_workload(TableReader(file, "workload", data))
 
 
 # ---------------------------------------------------------------------------- sections

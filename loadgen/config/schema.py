@@ -131,12 +131,12 @@ class OpMix:
 class WorkloadConfig:
     """``[workload]``: open-loop load per policy."""
 
-    users: int = DEFAULT_USERS
-    rate_per_user: float = DEFAULT_RATE_PER_USER
-    duration_s: float = DEFAULT_DURATION_S
+    users: int = DEFAULT_USERS                    # per policy
+    rate_per_user: float = DEFAULT_RATE_PER_USER  # intended ops/s of each user
+    duration_s: float = DEFAULT_DURATION_S        # the whole run, warm-up included
     warmup_s: float = DEFAULT_WARMUP_S
     op_timeout_ms: float = DEFAULT_OP_TIMEOUT_MS
-    key_space: int = DEFAULT_KEY_SPACE
+    key_space: int = DEFAULT_KEY_SPACE            # keys per user
     #: Inclusive range of value sizes, drawn uniformly.
     value_bytes: tuple[int, int] = DEFAULT_VALUE_BYTES
     mix: OpMix = field(default_factory=OpMix)
@@ -286,16 +286,18 @@ class Profile:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data (targets as their profile text), e.g. for results.json."""
-        return _plain(self)
+        return plain_data(self)
 
 
-def _plain(value: Any) -> Any:
+def plain_data(value: Any) -> Any:
+    """``value`` as plain JSON/msgpack-ready data: dataclasses and mappings as dicts, tuples
+    as lists, targets as their profile text."""
     if isinstance(value, (NodeTarget, PrimaryOf, SecondaryOf, RandomReplica)):
         return str(value)
     if dataclasses.is_dataclass(value):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {f.name: plain_data(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, Mapping):
-        return {key: _plain(item) for key, item in value.items()}
+        return {key: plain_data(item) for key, item in value.items()}
     if isinstance(value, (tuple, list)):
-        return [_plain(item) for item in value]
+        return [plain_data(item) for item in value]
     return value

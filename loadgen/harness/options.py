@@ -114,4 +114,4 @@ def apply_run_defaults(options: Any, settings: WorkloadSettings) -> None:
     if getattr(options, "spawn_rate", None) is None:
         options.spawn_rate = float(max(1, settings.total_users))
     if getattr(options, "run_time", None) is None and getattr(options, "headless", False):
-        options.run_time = max(1, round(settings.duration_s))
+        options.run_time = max(1, round(settings.workload.duration_s))

@@ -85,10 +85,10 @@ class OpDriver:
     def __init__(self, workload: Workload, policy: str, fire: Callable[..., Any], *,
                  clock: Callable[[], float] = time.monotonic,
                  on_crash: Callable[[BaseException], Any] | None = None):
-        s = workload.settings
+        s, w = workload.settings, workload.settings.workload
         self.workload, self.policy, self.fire, self.clock = workload, policy, fire, clock
         self.on_crash = on_crash          # an op greenlet's unexpected exception (a bug)
-        self.max_inflight = s.max_inflight
+        self.max_inflight = w.max_inflight
         #: One entry per op in flight: the event set when it ends (joinable with
         #: ``gevent.joinall``) -> the job (op, intended start, key index, event, runner).
         self.inflight: dict[Event, list] = {}
@@ -98,17 +98,17 @@ class OpDriver:
         self.busy_keys: set[int] = set()  # key indexes with a write in flight
         self.seq, self.prefix = workload.new_user(policy)
         self.rng = random.Random(f"{s.seed}/{self.prefix.decode()}")
-        self.schedule = OpenLoopSchedule.with_phase(clock(), s.rate_per_user, s.max_lag_s,
+        self.schedule = OpenLoopSchedule.with_phase(clock(), w.rate_per_user, w.max_lag_s,
                                                     self.rng.random())
         self.ledger = workload.book.ledger(self.prefix)
         self.values = workload.book.values
         self.names = {op: f"{policy}:{op}" for op in (*WORKLOAD_OPS, "open_table")}
-        self.key_space = s.key_space
-        self.size_lo, self.size_span = s.value_bytes[0], s.value_bytes[1] - s.value_bytes[0] + 1
+        self.key_space = w.key_space
+        self.size_lo, self.size_span = w.value_bytes[0], w.value_bytes[1] - w.value_bytes[0] + 1
         self.mix: list[tuple[str, float]] = []
         total = 0.0
         for op in WORKLOAD_OPS:
-            share = s.mix.get(op, 0.0)
+            share = getattr(w.mix, op)
             if share > 0:
                 total += share
                 self.mix.append((op, total))

@@ -28,10 +28,8 @@ from typing import Any
 
 import gevent
 
-from ..config.schema import (DEFAULT_COMPARE, DEFAULT_DURATION_S, DEFAULT_KEY_SPACE, DEFAULT_MAX_INFLIGHT,
-                             DEFAULT_MAX_LAG_S, DEFAULT_MIX, DEFAULT_OP_TIMEOUT_MS, DEFAULT_RATE_PER_USER,
-                             DEFAULT_TABLE, DEFAULT_USERS, DEFAULT_VALUE_BYTES, DEFAULT_WARMUP_S, Profile,
-                             frozen_map)
+from ..config.profile import workload_from_dict
+from ..config.schema import DEFAULT_COMPARE, DEFAULT_TABLE, Profile, WorkloadConfig, frozen_map, plain_data
 from ..errors import ConfigError
 from ..events import Events
 from ..metrics import Recorder
@@ -47,24 +45,15 @@ WORKLOAD_OPS = ("put", "multi_put", "get")
 
 @dataclass(frozen=True)
 class WorkloadSettings:
-    """Everything a load process needs to drive the workload (from a profile plus flags)."""
+    """Everything a load process needs to drive the workload: the profile's ``[workload]``
+    plus the run's own facts (from a profile plus flags)."""
 
     meta: tuple[str, ...]
+    workload: WorkloadConfig = field(default_factory=WorkloadConfig)
     table: str = DEFAULT_TABLE
     policies: tuple[str, ...] = DEFAULT_COMPARE
     #: policy -> parameter -> value
     policy_params: Mapping[str, Mapping[str, Any]] = field(default_factory=frozen_map, hash=False)
-    users: int = DEFAULT_USERS                    # per policy
-    rate_per_user: float = DEFAULT_RATE_PER_USER  # intended ops/s of each user
-    duration_s: float = DEFAULT_DURATION_S        # the whole run, warm-up included
-    warmup_s: float = DEFAULT_WARMUP_S
-    op_timeout_ms: float = DEFAULT_OP_TIMEOUT_MS
-    key_space: int = DEFAULT_KEY_SPACE            # keys per user
-    value_bytes: tuple[int, int] = DEFAULT_VALUE_BYTES
-    #: op -> share of ops (ops of WORKLOAD_OPS; shares sum to 1)
-    mix: Mapping[str, float] = field(default_factory=lambda: frozen_map(DEFAULT_MIX), hash=False)
-    max_lag_s: float = DEFAULT_MAX_LAG_S
-    max_inflight: int = DEFAULT_MAX_INFLIGHT      # per user
     run_id: str = ""
     seed: int = 0
 
@@ -73,64 +62,54 @@ class WorkloadSettings:
             raise ConfigError("", "policies.compare", "at least one policy")
         if len(set(self.policies)) != len(self.policies):
             raise ConfigError("", "policies.compare", f"distinct policies, got {list(self.policies)}")
-        unknown = set(self.mix) - set(WORKLOAD_OPS)
-        if unknown:
-            raise ConfigError("", "workload.mix", f"only {list(WORKLOAD_OPS)}, not {sorted(unknown)}")
-        if self.key_space <= self.max_inflight:
+        w = self.workload
+        if w.key_space <= w.max_inflight:
             # each write in flight holds a key of its own (see loadgen.load.driver)
             raise ConfigError("", "workload.max_inflight",
-                              f"fewer than workload.key_space ({self.key_space}), "
-                              f"got {self.max_inflight}")
+                              f"fewer than workload.key_space ({w.key_space}), "
+                              f"got {w.max_inflight}")
         if not self.run_id:
             object.__setattr__(self, "run_id", new_run_id())
 
     @property
     def total_users(self) -> int:
-        """Users over all policies: ``users`` per policy."""
-        return self.users * len(self.policies)
+        """Users over all policies: ``workload.users`` per policy."""
+        return self.workload.users * len(self.policies)
 
     @classmethod
     def from_profile(cls, profile: Profile, *, meta: Sequence[str] | None = None,
                      policies: Sequence[str] | None = None, run_id: str | None = None,
                      **overrides: Any) -> WorkloadSettings:
         """Settings of ``profile``; ``meta`` (required unless the profile names an external
-        cluster's), ``policies`` and ``overrides`` (field=value) win over the profile."""
-        w = profile.workload
+        cluster's), ``policies`` and ``overrides`` (field=value, of these settings or of their
+        WorkloadConfig) win over the profile."""
         meta = tuple(meta) if meta else profile.cluster.meta
         if not meta:
             raise ConfigError(profile.source or "profile", "cluster.meta",
                               "meta addresses 'host:port' (pass --meta for a onebox)")
         compare = tuple(policies) if policies else profile.policies.compare
+        workload_fields = {f.name for f in dataclasses.fields(WorkloadConfig)}
+        workload = dataclasses.replace(profile.workload, **{k: v for k, v in overrides.items()
+                                                            if k in workload_fields})
         values: dict[str, Any] = {
-            "meta": meta, "table": profile.cluster.table, "policies": compare,
+            "meta": meta, "workload": workload, "table": profile.cluster.table, "policies": compare,
             "policy_params": frozen_map({p: frozen_map(_params(profile, p)) for p in compare}),
-            "users": w.users, "rate_per_user": w.rate_per_user, "duration_s": w.duration_s,
-            "warmup_s": w.warmup_s, "op_timeout_ms": w.op_timeout_ms, "key_space": w.key_space,
-            "value_bytes": tuple(w.value_bytes), "mix": frozen_map(dataclasses.asdict(w.mix)),
-            "max_lag_s": w.max_lag_s, "max_inflight": w.max_inflight, "run_id": run_id or "", "seed": profile.seed}
-        values.update(overrides)
+            "run_id": run_id or "", "seed": profile.seed}
+        values.update((k, v) for k, v in overrides.items() if k not in workload_fields)
         return cls(**values)
-
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (JSON, msgpack): what a master ships to its workers."""
-        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        data.update(meta=list(self.meta), policies=list(self.policies),
-                    value_bytes=list(self.value_bytes), mix=dict(self.mix),
-                    policy_params={p: dict(v) for p, v in self.policy_params.items()})
-        return data
+        return plain_data(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> WorkloadSettings:
-        """The inverse of :meth:`to_dict`."""
-        values = dict(data)
-        values["meta"] = tuple(values["meta"])
-        values["policies"] = tuple(values["policies"])
-        values["value_bytes"] = tuple(values["value_bytes"])
-        values["policy_params"] = frozen_map({p: frozen_map(v)
-                                              for p, v in values["policy_params"].items()})
-        values["mix"] = frozen_map(values["mix"])
-        return cls(**values)
+        """The inverse of :meth:`to_dict` (its ``workload`` checked as a profile's)."""
+        return cls(meta=tuple(data["meta"]), workload=workload_from_dict(data["workload"]),
+                   table=data["table"], policies=tuple(data["policies"]),
+                   policy_params=frozen_map({p: frozen_map(v)
+                                             for p, v in data["policy_params"].items()}),
+                   run_id=data["run_id"], seed=data["seed"])
 
 
 def _params(profile: Profile, policy: str) -> dict[str, Any]:
@@ -165,7 +144,7 @@ class Workload:
         self.labels = policy_labels(settings)
         self.recorder = Recorder()
         self.monitor = LoadMonitor()
-        self.book = DurabilityBook(ValueMaker(settings.value_bytes[1], seed=settings.seed))
+        self.book = DurabilityBook(ValueMaker(settings.workload.value_bytes[1], seed=settings.seed))
         self.missed: dict[str, int] = {}        # by outcome label
         self.open_failures: dict[str, int] = {}
         #: ``warmup_ended`` fires at the end of warm-up, after the recorder's reset
@@ -193,8 +172,9 @@ class Workload:
         self.t_test_start, self.t_warmup_end = time.monotonic(), None
         if monitor:
             self.monitor.start()
-        if self.settings.warmup_s > 0:
-            self._warmup = gevent.spawn_later(self.settings.warmup_s, self.end_warmup)
+        warmup_s = self.settings.workload.warmup_s
+        if warmup_s > 0:
+            self._warmup = gevent.spawn_later(warmup_s, self.end_warmup)
         else:
             self.end_warmup()
 
@@ -230,7 +210,7 @@ class Workload:
 
             s = self.settings
             client = self._clients[policy] = Client(
-                list(s.meta), policy=policy, op_timeout_ms=s.op_timeout_ms,
+                list(s.meta), policy=policy, op_timeout_ms=s.workload.op_timeout_ms,
                 observer=self.observer, policy_params=s.policy_params.get(policy))
         table = client.open_table(self.settings.table)   # concurrent openers share one query
         if self._clients.get(policy) is client:          # not closed meanwhile

@@ -25,6 +25,7 @@ from locust.env import Environment
 from locust.event import Events
 from locust_procs import LOCUSTFILES   # this script's folder is on sys.path
 
+from loadgen.config.schema import WorkloadConfig
 from loadgen.harness.hooks import attach, worker_argv
 from loadgen.harness.verdict import set_exit_code
 from loadgen.load.workload import WorkloadSettings
@@ -63,8 +64,9 @@ def main(mode: str, out: Path) -> int:
     env = Environment(events=Events())
     runner = env.create_master_runner("127.0.0.1", 0) if mode == "master" else env.create_local_runner()
     settings = WorkloadSettings(meta=tuple(cluster.meta_addrs), policies=("legacy", "failover"),
-                                users=2, rate_per_user=40, duration_s=RUN_S, warmup_s=WARMUP_S,
-                                op_timeout_ms=500, key_space=20, max_inflight=8, value_bytes=(16, 64))
+                                workload=WorkloadConfig(users=2, rate_per_user=40, duration_s=RUN_S,
+                                                        warmup_s=WARMUP_S, op_timeout_ms=500, key_space=20,
+                                                        max_inflight=8, value_bytes=(16, 64)))
     session = attach(env, settings)
     workers = start_workers(runner.server.port, out) if mode == "master" else []
     result: dict = {}

@@ -20,6 +20,7 @@ import locust  # noqa: F401 - monkey-patches this process, as the locust command
 from locust.env import Environment
 from locust.event import Events
 
+from loadgen.config.schema import WorkloadConfig
 from loadgen.harness.hooks import attach
 from loadgen.load.workload import WorkloadSettings
 from loadgen.metrics import FaultInstant
@@ -35,8 +36,9 @@ def main(port: int) -> int:
     env.create_local_runner()
     env.create_web_ui("127.0.0.1", port)
     settings = WorkloadSettings(meta=tuple(cluster.meta_addrs), policies=("legacy", "failover"),
-                                users=2, rate_per_user=40, warmup_s=0.3, op_timeout_ms=500,
-                                key_space=50, max_inflight=16, value_bytes=(16, 64))
+                                workload=WorkloadConfig(users=2, rate_per_user=40, warmup_s=0.3,
+                                                        op_timeout_ms=500, key_space=50, max_inflight=16,
+                                                        value_bytes=(16, 64)))
     session = attach(env, settings)
 
     def kill_primary() -> None:
