@@ -15,7 +15,7 @@ from support.policy import LONG_OP_TIMEOUT_MS, wait_for
 from loadgen.errors import ConfigError, OpTimeout, SessionReset, StorageError
 from loadgen.pegasus import Client, Outcome, ServerError, codec, keys, ttl
 from loadgen.pegasus.rdsn.ttypes import blob
-from loadgen.pegasus.testing import Recorder, TestCluster
+from loadgen.testing.cluster import Recorder, TestCluster
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -262,7 +262,7 @@ def test_ops_after_close_start_no_config_refresh(cluster, recorder, policy):
 def test_storage_error_is_its_own_definite_kind(cluster, recorder, monkeypatch):
     # An ERR_OK reply whose storage status is an error: the server answered and applied
     # nothing. It must not pass for ERR_UNKNOWN (indefinite) in errors-by-kind.
-    from loadgen.pegasus import testing
+    from loadgen.testing import cluster as testing
     from loadgen.pegasus.gen.rrdb import ttypes as rrdb
 
     monkeypatch.setitem(testing._REPLICA_HANDLERS, codec.RPC_PUT,
@@ -312,7 +312,7 @@ def test_works_under_gevent_monkey_patching():
         monkey.patch_all()
         import gevent
         from loadgen.pegasus import Client
-        from loadgen.pegasus.testing import TestCluster
+        from loadgen.testing.cluster import TestCluster
         assert monkey.is_module_patched("socket")
         with TestCluster(replicas=2, partitions=4) as cluster:
             with Client(cluster.meta_addrs, op_timeout_ms=2000) as client:

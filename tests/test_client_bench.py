@@ -26,7 +26,7 @@ def test_bench_prints_echo_client_and_their_ratio(capsys):
 def test_echo_phase_refuses_to_count_error_replies():
     # A reply with an error is cheaper than a put: counting it would inflate the ceiling.
     from loadgen.errors import PegasusError
-    from loadgen.pegasus.testing import TestCluster
+    from loadgen.testing.cluster import TestCluster
 
     with TestCluster(replicas=1, partitions=8) as cluster:
         cluster.set_mode(cluster.replica_addrs[0], "invalid_state")

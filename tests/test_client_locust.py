@@ -24,7 +24,7 @@ _LOCUST_RUN = textwrap.dedent("""
     from locust import User, constant, events, task
     from locust.env import Environment
     from loadgen.pegasus import Client, PegasusError
-    from loadgen.pegasus.testing import TestCluster
+    from loadgen.testing.cluster import TestCluster
 
     RUN_S, CRASH_AT_S = float(sys.argv[1]), float(sys.argv[2])
     cluster = TestCluster(replicas=2, partitions=4).start()
@@ -101,7 +101,7 @@ def test_locust_users_drive_the_client_through_a_primary_crash():
 
 def test_the_client_package_does_not_import_locust():
     proc = run_python("import sys, loadgen.pegasus as p; p.Client; p.policies; "
-                      "import loadgen.pegasus.testing, loadgen.bench.client; "
+                      "import loadgen.testing.cluster, loadgen.bench.client; "
                       "print('locust' in sys.modules)")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "False"

@@ -13,7 +13,7 @@ from loadgen.pegasus.gen.replication import ttypes as replication
 from loadgen.pegasus.meta import MetaSession
 from loadgen.pegasus.rdsn.ttypes import error_code, gpid, rpc_address
 from loadgen.pegasus.routing import APPLY_GO, TableConfig, TableRouting
-from loadgen.pegasus.testing import TestCluster
+from loadgen.testing.cluster import TestCluster
 
 pytestmark = [pytest.mark.unit, pytest.mark.timeout(60)]
 

@@ -15,7 +15,7 @@ from loadgen.metrics import Recorder as MetricsRecorder, decode_state, encode_st
 from loadgen.pegasus import Client, policies
 from loadgen.pegasus.outcome import META, OK, PROBE, Outcome
 from loadgen.pegasus.refresh import FD_SLACK_S
-from loadgen.pegasus.testing import Recorder, TestCluster
+from loadgen.testing.cluster import Recorder, TestCluster
 
 pytestmark = [pytest.mark.unit, pytest.mark.timeout(60)]
 

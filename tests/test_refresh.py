@@ -11,7 +11,7 @@ from loadgen.pegasus.meta import MetaSession
 from loadgen.pegasus.refresh import (FD_SLACK_S, FailureDetector, FailureDetectorPoller,
                                      GoTriggerLoop, MetaPoller, PacedQuery, Silence)
 from loadgen.pegasus.routing import TableRouting
-from loadgen.pegasus.testing import TestCluster
+from loadgen.testing.cluster import TestCluster
 
 pytestmark = [pytest.mark.unit, pytest.mark.timeout(60)]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from loadgen.load.selfcheck import CLUSTER_QUEUE_LIMIT, ClusterQueueCheck, cluster_queue_saturation
-from loadgen.pegasus.testing import TestCluster
+from loadgen.testing.cluster import TestCluster
 from loadgen.runner.baseline import BASELINE_HASH_KEY, measure
 
 

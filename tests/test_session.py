@@ -13,7 +13,7 @@ from loadgen.pegasus import codec, keys
 from loadgen.pegasus.gen.rrdb import ttypes as rrdb
 from loadgen.pegasus.rdsn.ttypes import blob
 from loadgen.pegasus.session import Inbox, Session, SessionRules
-from loadgen.pegasus.testing import TestCluster
+from loadgen.testing.cluster import TestCluster
 
 pytestmark = [pytest.mark.unit, pytest.mark.timeout(60)]
 

@@ -18,7 +18,7 @@ from loadgen.config.schema import OpMix, WorkloadConfig
 from loadgen.load.driver import OpDriver
 from loadgen.load.durability import MULTI_SORT_KEYS, PUT_SORT_KEY, pack_token, token_size
 from loadgen.load.workload import Workload, WorkloadSettings
-from loadgen.pegasus.testing import TestCluster
+from loadgen.testing.cluster import TestCluster
 
 pytestmark = [pytest.mark.unit, pytest.mark.timeout(60)]
 

@@ -1,6 +1,6 @@
 """Client benchmark: client put throughput against the raw codec's echo ceiling.
 
-One server process (the test cluster, ``python -m loadgen.pegasus.testing``) and this
+One server process (the test cluster, ``python -m loadgen.testing.cluster``) and this
 process, on loopback. Two phases against the same server:
 
 (a) echo ceiling — one connection, a window of requests in flight, nothing but the codec:
@@ -38,7 +38,7 @@ def start_server(partitions: int) -> tuple[subprocess.Popen, str, str]:
     """The test cluster in a child process: (process, meta address, replica address)."""
     # The standard library's Popen, not gevent's: gevent's would install a SIGCHLD watcher
     # that reaps every child of this process, stealing the exit status of others' children.
-    proc = subprocess.Popen([sys.executable, "-m", "loadgen.pegasus.testing", "--replicas", "1",
+    proc = subprocess.Popen([sys.executable, "-m", "loadgen.testing.cluster", "--replicas", "1",
                              "--partitions", str(partitions)], stdout=subprocess.PIPE)
     deadline = time.monotonic() + _SERVER_START_TIMEOUT_S
     out = b""

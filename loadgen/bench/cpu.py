@@ -1,6 +1,6 @@
 """CPU benchmark: CPU time per acknowledged put, our client against the official Python client.
 
-One server (the test cluster, ``python -m loadgen.pegasus.testing``, started as ``pegbench
+One server (the test cluster, ``python -m loadgen.testing.cluster``, started as ``pegbench
 bench client`` does) and writer processes against it, each doing puts one at a time (the
 next put is sent once the reply to the last is in):
 

@@ -1,7 +1,7 @@
 """Locust benchmark: the workload's Locust users vs the bare client, in one process, one server.
 
 A load generator that saturates itself measures itself. Against the same test cluster (one
-server process, ``python -m loadgen.pegasus.testing``, started as ``pegbench bench client``
+server process, ``python -m loadgen.testing.cluster``, started as ``pegbench bench client``
 does), two phases alternate for ``--rounds`` rounds and the best of each counts:
 
 (a) client — ``--users`` greenlets doing ``Table.put`` through the client, closed loop

@@ -32,7 +32,7 @@ from ..onebox.spec import CONFIG_LOG, META_NODE
 from ..pegasus import Client, PegasusError, keys, policies
 from ..pegasus.outcome import META, OK, OP
 from ..pegasus.policies import BUILTINS
-from ..pegasus.testing import Recorder, TestCluster
+from ..testing.cluster import Recorder, TestCluster
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 Public API: :class:`Client` and :class:`Table`, the :class:`Outcome` records they report,
 the policy registry (:mod:`loadgen.pegasus.policies`) and the error tree of
-:mod:`loadgen.errors`. The test cluster lives in :mod:`loadgen.pegasus.testing`.
+:mod:`loadgen.errors`. The test cluster lives in :mod:`loadgen.testing.cluster`.
 
 Names are imported on first use: the generated Thrift code refers to
 ``loadgen.pegasus.rdsn`` by its full dotted name, which only works once this package

@@ -23,7 +23,7 @@ SUPPORT = Path(__file__).resolve().parent
 #: pegbench's locustfile plus the test plugin that adds ``--pegbench-dump-dir``
 LOCUSTFILES = f"{LOCUSTFILE},{SUPPORT / 'count_dump.py'}"
 #: The in-process test cluster as a process; argv[1] (the temp dir) only marks it as ours.
-CLUSTER_CODE = ("import sys; from loadgen.pegasus.testing import main; "
+CLUSTER_CODE = ("import sys; from loadgen.testing.cluster import main; "
                 "main(['--replicas', '2', '--partitions', '4'])")
 
 

@@ -31,7 +31,7 @@ from loadgen.harness.verdict import set_exit_code
 from loadgen.load.workload import WorkloadSettings
 from loadgen.metrics import FaultInstant
 from loadgen.metrics.events import INJECT
-from loadgen.pegasus.testing import TestCluster
+from loadgen.testing.cluster import TestCluster
 
 RUN_S, WARMUP_S, FAULT_AT_S = 5.0, 1.0, 2.5
 WORKERS = 2

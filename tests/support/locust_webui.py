@@ -25,7 +25,7 @@ from loadgen.harness.hooks import attach
 from loadgen.load.workload import WorkloadSettings
 from loadgen.metrics import FaultInstant
 from loadgen.metrics.events import INJECT
-from loadgen.pegasus.testing import TestCluster
+from loadgen.testing.cluster import TestCluster
 
 FAULT_AFTER_S = 1.5
 

@@ -2,7 +2,7 @@
 
 Test modules import ``cluster_fixture`` and ``connect_fixture``; pytest knows them by their
 ``name=`` (``cluster``, ``connect``). Faults are the in-process test cluster's modes
-(:mod:`loadgen.pegasus.testing`): ``down`` a crashed node, ``pause`` a stopped one,
+(:mod:`loadgen.testing.cluster`): ``down`` a crashed node, ``pause`` a stopped one,
 ``slow:<s>`` a slow one, ``move_primary`` the meta's failover.
 """
 
@@ -14,7 +14,7 @@ import gevent
 import pytest
 
 from loadgen.pegasus import Client
-from loadgen.pegasus.testing import Recorder, TestCluster
+from loadgen.testing.cluster import Recorder, TestCluster
 
 OP_TIMEOUT_MS = 400
 OP_TIMEOUT_S = OP_TIMEOUT_MS / 1000

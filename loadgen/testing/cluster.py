@@ -32,12 +32,12 @@ from gevent.event import Event
 from gevent.server import StreamServer
 
 from ..errors import ProtocolError
-from . import codec, error_codes, keys, ttl
-from .addr import parse_addr
-from .outcome import ATTEMPT, OP, Outcome
-from .gen.replication import ttypes as replication
-from .gen.rrdb import ttypes as rrdb
-from .rdsn.ttypes import blob, error_code, gpid, rpc_address
+from ..pegasus import codec, error_codes, keys, ttl
+from ..pegasus.addr import parse_addr
+from ..pegasus.gen.replication import ttypes as replication
+from ..pegasus.gen.rrdb import ttypes as rrdb
+from ..pegasus.outcome import ATTEMPT, OP, Outcome
+from ..pegasus.rdsn.ttypes import blob, error_code, gpid, rpc_address
 
 MODES = ("ok", "close", "hang", "invalid_state", "pause", "down")
 _STORAGE_NOT_FOUND = 1  # RocksDB kNotFound, carried in the response struct's ``error``
@@ -379,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
     """Serve a cluster until killed; print the meta address, then each replica's, one a line."""
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m loadgen.pegasus.testing", description=main.__doc__)
+    parser = argparse.ArgumentParser(prog="python -m loadgen.testing.cluster", description=main.__doc__)
     parser.add_argument("--replicas", type=int, default=1)
     parser.add_argument("--partitions", type=int, default=8)
     args = parser.parse_args(argv)
