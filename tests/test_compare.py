@@ -20,7 +20,7 @@ pytestmark = pytest.mark.unit
 def _slower_failover(policy, fault, partition):
     """failover recovers 1 s later after each kill: TTR-first and client lag rise."""
     delay = default_delay(policy, fault, partition)
-    return delay + 1.0 if policy == "failover" and fault.kind == "kill" else delay
+    return delay + 1.0 if policy == "failover" and fault.event.kind == "kill" else delay
 
 
 def _failover_never_after_fault_3(policy, fault, partition):

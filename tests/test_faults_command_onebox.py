@@ -66,31 +66,31 @@ def test_command_injector_against_a_cli_onebox(background, tmp_path):
     kill, pause = records
 
     for record in records:
-        assert record.injected, record.skip_reason
+        assert record.injected, record.event.skip_reason
         assert record.injector == "command" and all(a.ok for a in record.actions)
         assert [a.instant for a in record.actions] == ["command-end", "command-end"]
         inject = record.actions[0]
         # the real signal lies within the command's span; the event takes its end
         assert inject.t_sent <= _signalled_at(inject.detail["output"]) <= inject.t
-        assert record.t_inject == inject.t
+        assert record.event.t_inject == inject.t
 
     log = _config_log(d)
     for record in records:
         before = {}
         for line in log:  # the config in force at t_inject, from the meta's own log
-            if line["t_mono"] <= record.t_inject:
+            if line["t_mono"] <= record.event.t_inject:
                 before[line["pidx"]] = line["primary"]
-        assert record.affected_partitions == tuple(
+        assert record.event.affected_partitions == tuple(
             sorted(p for p, addr in before.items() if addr == record.addr))
-        assert record.affected_partitions  # primary-of:P: at least P
-        for failover in record.server_failover_s.values():
+        assert record.event.affected_partitions  # primary-of:P: at least P
+        for failover in record.event.server_failover_s.values():
             # the meta replaces a silent primary after the grace period (not before: the
             # lower bound fails if the failover were dated from the wrong fault or instant)
             assert 0.5 * FAST_FD.grace_s < failover < FAST_FD.grace_s + TIMING_SLACK_S
-    assert kill.node != "" and 0 in kill.affected_partitions
-    assert kill.t_heal - kill.t_inject >= RESTART_AFTER_S
-    assert pause.t_heal - pause.t_inject >= PAUSE_S and 1 in pause.affected_partitions
-    assert pause.t_inject - controller.t0 >= PAUSE_AT_S
+    assert kill.event.node != "" and 0 in kill.event.affected_partitions
+    assert kill.event.t_heal - kill.event.t_inject >= RESTART_AFTER_S
+    assert pause.event.t_heal - pause.event.t_inject >= PAUSE_S and 1 in pause.event.affected_partitions
+    assert pause.event.t_inject - controller.t0 >= PAUSE_AT_S
 
     assert [line["id"] for line in read_fault_log(tmp_path / "faults.jsonl")] == [1, 2]
     status = control.status()
@@ -114,9 +114,9 @@ def test_a_command_that_hangs_is_cut_off_and_the_run_goes_on(background, tmp_pat
     kill, pause = records
     # cut off at its timeout, then healed (it may have half-worked) by a restart command
     assert KILL_AT_S + timeout_s <= took < KILL_AT_S + 2 * timeout_s + TIMING_SLACK_S
-    assert not kill.injected and "timed out after 5 s" in kill.skip_reason
+    assert not kill.injected and "timed out after 5 s" in kill.event.skip_reason
     assert [(a.action, a.ok) for a in kill.actions] == [("kill", False), ("restart", True)]
-    assert not pause.injected and "ended before it came due" in pause.skip_reason
+    assert not pause.injected and "ended before it came due" in pause.event.skip_reason
     status = control_client.request(d, "status")
     assert all(n["state"] == "running" for n in status["nodes"])
 
@@ -146,11 +146,11 @@ def test_a_restart_fault_through_the_control_socket(background, tmp_path):
     finally:
         (record,) = controller.stop()
     after = background.status(spec.dir)["nodes"][2]
-    assert record.injected and record.node == "replica2" and record.injector == "onebox"
+    assert record.injected and record.event.node == "replica2" and record.injector == "onebox"
     assert [(a.action, a.instant) for a in record.actions] == [("terminate", "signal"),
                                                               ("restart", "ready")]
     terminate, restart = record.actions
     assert terminate.t_sent <= terminate.t <= terminate.t_returned  # the supervisor's instant
-    assert record.t_heal == restart.t and record.t_heal - record.t_inject >= 0.5
-    assert record.affected_partitions == (1, 4, 7)
+    assert record.event.t_heal == restart.t and record.event.t_heal - record.event.t_inject >= 0.5
+    assert record.event.affected_partitions == (1, 4, 7)
     assert after["state"] == "running" and after["pid"] != before["pid"]

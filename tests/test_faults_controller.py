@@ -47,19 +47,19 @@ def test_plan_runs_against_the_clock_and_announces_each_fault(tmp_path):
     assert injector.actions() == [("pause", "replica1"), ("resume", "replica1"),
                                   ("kill", "replica3"), ("restart", "replica3")]
     pause, kill = records
-    assert pause.injected and pause.node == "replica1" and pause.addr == NODES["replica1"].addr
-    assert pause.affected_partitions == (0, 3)  # replica1 leads partitions 0 and 3
-    assert kill.node == "replica3" and kill.affected_partitions == (2,)
+    assert pause.injected and pause.event.node == "replica1" and pause.addr == NODES["replica1"].addr
+    assert pause.event.affected_partitions == (0, 3)  # replica1 leads partitions 0 and 3
+    assert kill.event.node == "replica3" and kill.event.affected_partitions == (2,)
     for record, fault in zip(records, c.plan):
-        assert record.t_inject >= t0 + fault.at_s  # never early
-        assert record.t_heal - record.t_inject >= fault.heal_at_s - fault.at_s
+        assert record.event.t_inject >= t0 + fault.at_s  # never early
+        assert record.event.t_heal - record.event.t_inject >= fault.heal_at_s - fault.at_s
         assert record.healed_by == "plan"
-    assert kill.t_inject >= pause.t_heal  # one fault at a time, in order
+    assert kill.event.t_inject >= pause.event.t_heal  # one fault at a time, in order
     assert listener.heard == [
-        FaultInstant("1", "pause", "replica1", INJECT, pause.t_inject, (0, 3)),
-        FaultInstant("1", "pause", "replica1", HEAL, pause.t_heal, (0, 3)),
-        FaultInstant("2", "kill", "replica3", INJECT, kill.t_inject, (2,)),
-        FaultInstant("2", "kill", "replica3", HEAL, kill.t_heal, (2,))]
+        FaultInstant("1", "pause", "replica1", INJECT, pause.event.t_inject, (0, 3)),
+        FaultInstant("1", "pause", "replica1", HEAL, pause.event.t_heal, (0, 3)),
+        FaultInstant("2", "kill", "replica3", INJECT, kill.event.t_inject, (2,)),
+        FaultInstant("2", "kill", "replica3", HEAL, kill.event.t_heal, (2,))]
     lines = read_fault_log(tmp_path / "faults.jsonl")
     assert [line["id"] for line in lines] == [1, 2]
     assert lines[0]["actions"][0]["action"] == "pause" and lines[0]["injected"]
@@ -88,11 +88,11 @@ def test_server_failover_from_the_history_and_unchanged_config():
     cluster.change(time.monotonic() + 0.001, 0, "replica2")   # promotion: partition 0 fails over
     assert c.join(5)
     (record,) = c.stop()
-    assert record.affected_partitions == (0, 3)
-    assert 0.05 < record.server_failover_s[0] < record.t_heal - record.t_inject
-    assert record.server_failover_s[3] is None  # never changed: t_heal - t_inject in the event
-    event = record.to_event()
-    assert event.failover_s(3) == pytest.approx(record.t_heal - record.t_inject)
+    event = record.event
+    assert event.affected_partitions == (0, 3)
+    assert 0.05 < event.server_failover_s[0] < event.t_heal - event.t_inject
+    assert event.server_failover_s[3] is None  # never changed: t_heal - t_inject in the event
+    assert event.failover_s(3) == pytest.approx(event.t_heal - event.t_inject)
 
 
 def test_health_gate_skips_a_fault_and_says_why():
@@ -109,12 +109,12 @@ def test_health_gate_skips_a_fault_and_says_why():
     cluster.problems_now = []
     assert c.join(5)
     first, second = c.stop()
-    assert not first.injected and "not healthy within 0.3 s" in first.skip_reason
-    assert "replica2 dead" in first.skip_reason
+    assert not first.injected and "not healthy within 0.3 s" in first.event.skip_reason
+    assert "replica2 dead" in first.event.skip_reason
     assert cluster.health_checks > 1  # it kept asking until the limit
-    assert second.injected and second.t_inject - started >= 0.5
+    assert second.injected and second.event.t_inject - started >= 0.5
     assert injector.actions() == [("pause", "replica1"), ("resume", "replica1")]
-    assert first.to_event().skipped and first.to_event().skip_reason == first.skip_reason
+    assert first.event.skipped
 
 
 def test_health_gate_waits_while_an_earlier_fault_heals():
@@ -132,7 +132,7 @@ def test_health_gate_waits_while_an_earlier_fault_heals():
     c.start()
     assert c.join(5)
     first, second = c.stop()
-    assert second.injected and second.t_inject >= first.t_heal  # waited for the heal
+    assert second.injected and second.event.t_inject >= first.event.t_heal  # waited for the heal
     del cluster
 
 
@@ -144,8 +144,8 @@ def test_primary_of_a_partition_without_primary_is_skipped():
     c.start()
     assert c.join(5)
     first, second = c.stop()
-    assert not first.injected and first.skip_reason == "primary-of:1: partition 1 has no primary"
-    assert second.injected and second.node == "replica1"
+    assert not first.injected and first.event.skip_reason == "primary-of:1: partition 1 has no primary"
+    assert second.injected and second.event.node == "replica1"
 
 
 def test_a_node_held_by_another_fault_is_not_faulted_again():
@@ -155,7 +155,7 @@ def test_a_node_held_by_another_fault_is_not_faulted_again():
     c.start()
     assert c.join(5)
     _, second = c.stop()
-    assert not second.injected and "replica1 is still held by fault 1" in second.skip_reason
+    assert not second.injected and "replica1 is still held by fault 1" in second.event.skip_reason
     assert injector.actions() == [("pause", "replica1"), ("resume", "replica1")]
 
 
@@ -169,8 +169,8 @@ def test_stop_mid_pause_resumes_and_records_what_never_came_due(tmp_path):
     assert injector.state["replica1"] == "paused"
     first, second = c.stop()
     assert injector.state["replica1"] == "running"
-    assert first.healed_by == "stop" and first.t_heal is not None
-    assert not second.injected and "ended before it came due" in second.skip_reason
+    assert first.healed_by == "stop" and first.event.t_heal is not None
+    assert not second.injected and "ended before it came due" in second.event.skip_reason
     assert [line["id"] for line in read_fault_log(tmp_path / "faults.jsonl")] == [1, 2]
 
 
@@ -196,7 +196,8 @@ def test_a_kill_without_restart_is_left_dead_only_at_a_normal_end():
     (record,) = c.stop()
     assert injector.state["replica1"] == "dead" and record.healed_by == ""
     # DESIGN.md: a kill never restarted heals at the last failover instant
-    assert record.t_heal == pytest.approx(record.t_inject + record.server_failover_s[3])
+    event = record.event
+    assert event.t_heal == pytest.approx(event.t_inject + event.server_failover_s[3])
 
     injector = FakeInjector()
     c = controller([planned(1, 0.0, "kill", "replica1")], injector=injector)
@@ -213,7 +214,7 @@ def test_observe_only_records_planned_faults_as_not_injected(tmp_path):
     c.start()
     assert c.join(5)
     (record,) = c.stop()
-    assert not record.injected and "observes only" in record.skip_reason
+    assert not record.injected and "observes only" in record.event.skip_reason
     (line,) = read_fault_log(tmp_path / "faults.jsonl")
     assert line["skipped"] and line["injector"] == "none" and line["target"] == "primary-of:0"
     assert c.fault_events()[0].skipped
@@ -225,7 +226,7 @@ def test_failed_actions_are_recorded_and_uncertain_ones_healed():
     c.start()
     assert c.join(5)
     (record,) = c.stop()
-    assert not record.injected and "exit status 255" in record.skip_reason
+    assert not record.injected and "exit status 255" in record.event.skip_reason
     assert [a.action for a in record.actions] == ["pause", "resume"]  # healed all the same
 
     injector = FakeInjector(fail={"resume": ("timed out", True)})
@@ -233,7 +234,7 @@ def test_failed_actions_are_recorded_and_uncertain_ones_healed():
     c.start()
     assert c.join(5)
     (record,) = c.stop()
-    assert record.injected and record.t_heal is None  # never healed: tried again at the end
+    assert record.injected and record.event.t_heal is None  # never healed: tried again at the end
     assert [a.action for a in record.actions] == ["pause", "resume", "resume"]
 
 
@@ -250,8 +251,8 @@ def test_a_failing_listener_is_not_fatal_and_a_recorder_listens(caplog):
     (record,) = c.stop()
     assert record.injected and "listener bug" in caplog.text
     state = recorder.snapshot()
-    assert state.faults == ((record.t_inject, (0, 3)),)
-    assert state.heals == ((record.t_heal, (0, 3)),)
+    assert state.faults == ((record.event.t_inject, (0, 3)),)
+    assert state.heals == ((record.event.t_heal, (0, 3)),)
 
 
 def test_each_final_record_is_announced_once_as_its_fault_event():

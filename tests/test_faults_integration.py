@@ -135,8 +135,8 @@ def _recovery_s(ops: list[Outcome], record, pidx: int) -> float | None:
     the faulted one: TTR-first without a reply already on its way when the fault hit (the
     faulted node acknowledged it just before; it arrives after ``t_inject``)."""
     ends = [o.end for o in ops if o.partition == pidx and o.outcome == OK
-            and o.end > record.t_inject and o.node != record.addr]
-    return min(ends) - record.t_inject if ends else None
+            and o.end > record.event.t_inject and o.node != record.addr]
+    return min(ends) - record.event.t_inject if ends else None
 
 
 def _in_flight_age(ops: list[Outcome], t: float) -> float:
@@ -188,11 +188,11 @@ def test_every_policy_through_a_kill_and_a_long_pause(tmp_path):
 
     # the plan as it went: both injected, the meta failed over after its grace period
     kill, pause = records
-    assert kill.injected and pause.injected, (kill.skip_reason, pause.skip_reason)
-    assert 0 in kill.affected_partitions and 1 in pause.affected_partitions
+    assert kill.injected and pause.injected, (kill.event.skip_reason, pause.event.skip_reason)
+    assert 0 in kill.event.affected_partitions and 1 in pause.event.affected_partitions
     for record in records:
         assert record.actions[0].instant == "signal"
-        for pidx, failover in record.server_failover_s.items():
+        for pidx, failover in record.event.server_failover_s.items():
             assert 0.5 * FAST_FD.grace_s < failover < FAST_FD.grace_s + TIMING_SLACK_S, pidx
 
     by = {(t.event_id, t.policy, t.partition): t for t in ttrs}
@@ -202,8 +202,8 @@ def test_every_policy_through_a_kill_and_a_long_pause(tmp_path):
     # (after a kill it polls the meta while it redials; behind a hung primary an op looks at
     # the config again each attempt timeout, a third of the op timeout)
     for record in records:
-        for pidx, failover in record.server_failover_s.items():
-            assert by[(str(record.id), "failover", pidx)].recovered
+        for pidx, failover in record.event.server_failover_s.items():
+            assert by[(record.event.id, "failover", pidx)].recovered
             recovery = _recovery_s(ops["failover"], record, pidx)
             assert recovery is not None and recovery - failover < OP_TIMEOUT_S / 2, (
                 record.id, pidx, recovery, failover)
@@ -214,20 +214,20 @@ def test_every_policy_through_a_kill_and_a_long_pause(tmp_path):
     rot_ops = ops["refresh-on-timeout"]
     for record in records:
         first_timeout = min(o.end for o in rot_ops
-                            if o.error == "ERR_TIMEOUT" and o.end > record.t_inject)
-        earliest = OP_TIMEOUT_S - _in_flight_age(rot_ops, record.t_inject)
-        assert first_timeout - record.t_inject >= earliest - 0.01
-        for pidx in record.affected_partitions:
+                            if o.error == "ERR_TIMEOUT" and o.end > record.event.t_inject)
+        earliest = OP_TIMEOUT_S - _in_flight_age(rot_ops, record.event.t_inject)
+        assert first_timeout - record.event.t_inject >= earliest - 0.01
+        for pidx in record.event.affected_partitions:
             recovery = _recovery_s(rot_ops, record, pidx)
-            assert recovery is None or recovery >= first_timeout - record.t_inject
+            assert recovery is None or recovery >= first_timeout - record.event.t_inject
             if record is kill:
                 assert recovery is not None and recovery >= earliest, (pidx, recovery)
 
     # legacy: nothing helps it before the node is back
     for record in records:
-        for pidx in record.affected_partitions:
+        for pidx in record.event.affected_partitions:
             recovery = _recovery_s(ops["legacy"], record, pidx)
-            assert recovery is None or recovery >= record.t_heal - record.t_inject, (
+            assert recovery is None or recovery >= record.event.t_heal - record.event.t_inject, (
                 record.id, pidx, recovery)
 
     # recovery cost is reported; failover's meta polling is paced (<= 1 per repoll_ms)
@@ -246,18 +246,18 @@ def _print_figures(records, results, ttrs, ops) -> None:
 
     print()
     for r in records:
-        failover = sorted(r.server_failover_s.values())
-        print(f"fault {r.id}: {r.kind} {r.node} (target {r.target}), affected "
-              f"{list(r.affected_partitions)}, server failover {span([f * 1000 for f in failover])}"
-              f" ms, healed after {(r.t_heal - r.t_inject):.2f} s")
+        failover = sorted(r.event.server_failover_s.values())
+        print(f"fault {r.id}: {r.event.kind} {r.event.node} (target {r.target}), affected "
+              f"{list(r.event.affected_partitions)}, server failover {span([f * 1000 for f in failover])}"
+              f" ms, healed after {(r.event.t_heal - r.event.t_inject):.2f} s")
         print(f"  {'policy':<19} {'TTR-first ms':>13} {'client lag ms':>13} {'recovered':>9} "
               f"{'ok via other node ms':>20} {'in flight at fault ms':>21}")
         for policy in POLICIES:
-            mine = [t for t in ttrs if t.event_id == str(r.id) and t.policy == policy]
+            mine = [t for t in ttrs if t.event_id == r.event.id and t.policy == policy]
             firsts = [t.first_s * 1000 for t in mine if t.recovered]
             lags = [t.lag_s * 1000 for t in mine if t.recovered and t.lag_s is not None]
             other = [_recovery_s(ops[policy], r, t.partition) for t in mine]
-            age = _in_flight_age(ops[policy], r.t_inject) * 1000
+            age = _in_flight_age(ops[policy], r.event.t_inject) * 1000
             print(f"  {policy:<19} {span(firsts):>13} {span(lags):>13} "
                   f"{sum(t.recovered for t in mine)}/{len(mine):<7} "
                   f"{span([x * 1000 for x in other if x is not None]):>20} {age:>21.1f}")

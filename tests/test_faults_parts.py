@@ -4,6 +4,7 @@ rules, fault records and their events, the injector registry, the config-log tai
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 from support.faults import ADDRS, config
@@ -17,6 +18,7 @@ from loadgen.faults.history import ConfigChange, ConfigHistory
 from loadgen.faults.injector import ActionRecord
 from loadgen.faults.observer import LogTailObserver
 from loadgen.faults.records import FaultLog, FaultRecord
+from loadgen.metrics import FaultEvent
 from loadgen.onebox.cluster import RUN_CONFIG_LOG, OneboxCluster, OneboxInjector, status_problems
 from loadgen.onebox.spec import CONFIG_LOG, META_NODE, OneboxSpec
 from loadgen.report.run_dir import read_fault_log
@@ -105,45 +107,88 @@ def test_status_document_problems():
 
 # ---------------------------------------------------------------------------- records
 
-def _record(**fields) -> FaultRecord:
-    base = {"id": 3, "kind": "pause", "target": "primary-of:1", "origin": "faults.events[0]",
-            "at_s": 20.0, "t_planned": 120.0, "injector": "onebox"}
-    return FaultRecord(**{**base, **fields})
+def _action(action: str, t: float | None, t_sent: float, t_returned: float,
+            error: str = "") -> ActionRecord:
+    return ActionRecord(action=action, node="replica2", ok=t is not None, t=t,
+                        instant="" if t is None else "signal", t_sent=t_sent,
+                        t_returned=t_returned, error=error)
 
 
-def test_an_injected_record_becomes_a_fault_event():
-    action = ActionRecord(action="pause", node="replica2", ok=True, t=120.01, instant="signal",
-                          t_sent=120.0, t_returned=120.02)
-    r = _record(injected=True, node="replica2", addr=B, t_inject=120.01, t_heal=125.01,
-                affected_partitions=(1, 4), server_failover_s={1: 0.81, 4: None},
-                actions=(action,), healed_by="plan")
-    e = r.to_event()
-    assert (e.id, e.kind, e.node, e.t_inject, e.t_heal, e.skipped) == (
-        "3", "pause", "replica2", 120.01, 125.01, False)
-    assert e.affected_partitions == (1, 4) and e.failover_s(1) == 0.81
-    assert e.failover_s(4) == pytest.approx(5.0)
-    data = json.loads(json.dumps(r.to_dict(), allow_nan=False))
-    assert data["server_failover_ms"] == {"1": 810.0, "4": None}
-    assert data["actions"][0]["instant"] == "signal" and not data["skipped"]
+INJECTED = FaultRecord(
+    FaultEvent(id="3", kind="pause", node="replica2", t_inject=120.01, t_heal=125.01,
+               affected_partitions=(1, 4), server_failover_s={4: None, 1: 0.81},
+               touched_partitions=(1, 2, 4), promoted={1: "replica3"}),
+    target="primary-of:1", origin="faults.events[0]", at_s=20.0, t_planned=120.0,
+    injector="onebox", addr=B, healed_by="plan",
+    actions=(_action("pause", 120.01, 120.0, 120.02), _action("resume", 125.01, 125.0, 125.02)))
+#: No node resolved: the event is named by the target.
+SKIPPED = FaultRecord(
+    FaultEvent(id="4", kind="kill", node="random", t_inject=135.0, skipped=True,
+               skip_reason="cluster not healthy within 60 s: replica1 dead"),
+    target="random", origin="schedule", at_s=35.0, t_planned=135.0, injector="onebox")
+SKIPPED_ON_A_NODE = FaultRecord(
+    FaultEvent(id="5", kind="kill", node="replica2", t_inject=140.0, skipped=True,
+               skip_reason="inject failed: kill replica2: exit status 255"),
+    target="replica2", origin="events", at_s=40.0, t_planned=140.0, injector="command",
+    addr=B, actions=(_action("kill", None, 139.99, 140.01, error="exit status 255"),))
+
+#: faults.jsonl lines as the format has them (keys in this order).
+INJECTED_LINE = {
+    "id": 3, "kind": "pause", "target": "primary-of:1", "origin": "faults.events[0]",
+    "at_s": 20.0, "t_planned": 120.0, "injector": "onebox", "injected": True, "skipped": False,
+    "skip_reason": "", "node": "replica2", "addr": B, "t_inject": 120.01, "t_heal": 125.01,
+    "healed_by": "plan", "affected_partitions": [1, 4],
+    "server_failover_ms": {"1": 810.0, "4": None}, "touched_partitions": [1, 2, 4],
+    "promoted": {"1": "replica3"},
+    "actions": [{"action": "pause", "node": "replica2", "ok": True, "t": 120.01,
+                 "instant": "signal", "t_sent": 120.0, "t_returned": 120.02, "error": "",
+                 "uncertain": False, "detail": {}},
+                {"action": "resume", "node": "replica2", "ok": True, "t": 125.01,
+                 "instant": "signal", "t_sent": 125.0, "t_returned": 125.02, "error": "",
+                 "uncertain": False, "detail": {}}]}
+SKIPPED_LINE = {
+    "id": 4, "kind": "kill", "target": "random", "origin": "schedule", "at_s": 35.0,
+    "t_planned": 135.0, "injector": "onebox", "injected": False, "skipped": True,
+    "skip_reason": "cluster not healthy within 60 s: replica1 dead", "node": "", "addr": "",
+    "t_inject": None, "t_heal": None, "healed_by": "", "affected_partitions": [],
+    "server_failover_ms": {}, "touched_partitions": None, "promoted": {}, "actions": []}
+SKIPPED_ON_A_NODE_LINE = {
+    "id": 5, "kind": "kill", "target": "replica2", "origin": "events", "at_s": 40.0,
+    "t_planned": 140.0, "injector": "command", "injected": False, "skipped": True,
+    "skip_reason": "inject failed: kill replica2: exit status 255", "node": "replica2",
+    "addr": B, "t_inject": None, "t_heal": None, "healed_by": "", "affected_partitions": [],
+    "server_failover_ms": {}, "touched_partitions": None, "promoted": {},
+    "actions": [{"action": "kill", "node": "replica2", "ok": False, "t": None, "instant": "",
+                 "t_sent": 139.99, "t_returned": 140.01, "error": "exit status 255",
+                 "uncertain": False, "detail": {}}]}
 
 
-def test_a_record_not_injected_is_a_skipped_event_at_its_planned_instant():
-    r = _record(injected=False, skip_reason="cluster not healthy within 60 s: replica1 dead")
-    e = r.to_event()
-    assert e.skipped and e.skip_reason == r.skip_reason and e.t_inject == 120.0
-    assert e.node == "primary-of:1" and e.t_heal is None
-    with pytest.raises(ValueError):
-        _record(injected=False)  # a reason is required
-    with pytest.raises(ValueError):
-        _record(injected=True)  # an instant is required
+@pytest.mark.parametrize(("record", "line"), [(INJECTED, INJECTED_LINE), (SKIPPED, SKIPPED_LINE),
+                                              (SKIPPED_ON_A_NODE, SKIPPED_ON_A_NODE_LINE)])
+def test_a_record_is_one_faults_jsonl_line_of_a_fixed_shape(record, line):
+    assert json.dumps(record.to_dict(), allow_nan=False) == json.dumps(line)
+
+
+def test_a_record_agrees_with_its_event():
+    assert (INJECTED.id, INJECTED.injected, SKIPPED.id, SKIPPED.injected) == (3, True, 4, False)
+    skipped, plan = SKIPPED.event, {"target": "random", "origin": "schedule", "at_s": 35.0,
+                                    "t_planned": 135.0, "injector": "onebox"}
+    with pytest.raises(ValueError, match="planned instant"):
+        FaultRecord(replace(skipped, t_inject=136.0), **plan)
+    with pytest.raises(ValueError, match="names the target"):
+        FaultRecord(replace(skipped, node="replica2"), **plan)  # a node, but no addr
+    with pytest.raises(ValueError, match="the plan's"):
+        FaultRecord(replace(skipped, id="r4"), **plan)
+    with pytest.raises(ValueError, match="needs its node's addr"):
+        replace(INJECTED, addr="")
 
 
 def test_fault_log_writes_one_line_per_record(tmp_path):
     log = FaultLog(tmp_path / "out" / "faults.jsonl")
-    log.write(_record(injected=False, skip_reason="x"))
-    log.write(_record(id=4, injected=False, skip_reason="y"))
+    log.write(INJECTED)
+    log.write(SKIPPED)
     log.close()
-    assert [r["id"] for r in read_fault_log(tmp_path / "out" / "faults.jsonl")] == [3, 4]
+    assert read_fault_log(tmp_path / "out" / "faults.jsonl") == [INJECTED_LINE, SKIPPED_LINE]
 
 
 # ---------------------------------------------------------------------------- injectors

@@ -14,6 +14,7 @@ from loadgen.config.schema import HealthGateConfig
 from loadgen.faults.controller import FaultController
 from loadgen.faults.history import ConfigChange, ConfigHistory
 from loadgen.faults.records import FaultRecord
+from loadgen.metrics import FaultEvent
 
 pytestmark = pytest.mark.unit
 
@@ -51,20 +52,19 @@ def test_the_record_carries_touched_partitions_and_promoted_nodes():
     cluster.change(time.monotonic() + 0.001, 0, "replica3")   # partition 0: replica3 promoted
     assert c.join(5)
     (record,) = c.stop()
-    assert record.affected_partitions == (0, 3)
-    assert record.touched_partitions == (0, 2, 3)
-    assert dict(record.promoted) == {0: "replica3"}           # 3 never failed over
+    event = record.event
+    assert event.affected_partitions == (0, 3)
+    assert event.touched_partitions == (0, 2, 3)
+    assert dict(event.promoted) == {0: "replica3"}           # 3 never failed over
     line = record.to_dict()
     assert line["touched_partitions"] == [0, 2, 3] and line["promoted"] == {"0": "replica3"}
-    event = record.to_event()
-    assert event.touched_partitions == (0, 2, 3) and dict(event.promoted) == {0: "replica3"}
     assert event.touches(2) and not event.touches(1)
 
 
 def test_a_record_without_replica_facts_touches_everything():
-    record = FaultRecord(id=1, kind="pause", target="replica1", origin="events", at_s=1.0,
-                         t_planned=1.0, injector="onebox", injected=True, node="replica1",
-                         t_inject=1.0, t_heal=2.0, affected_partitions=(4,))
-    event = record.to_event()
+    event = FaultEvent(id="1", kind="pause", node="replica1", t_inject=1.0, t_heal=2.0,
+                       affected_partitions=(4,))
+    record = FaultRecord(event, target="replica1", origin="events", at_s=1.0, t_planned=1.0,
+                         injector="onebox", addr=A)
     assert event.touched_partitions is None and event.touches(7) and event.promoted == {}
     assert record.to_dict()["touched_partitions"] is None

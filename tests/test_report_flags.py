@@ -16,7 +16,7 @@ from support.metrics import record_in_end_order, writes
 from support.runs import make_run, write_run_files
 
 from loadgen.faults.records import FaultRecord
-from loadgen.metrics import Recorder, build_results
+from loadgen.metrics import FaultEvent, Recorder, build_results
 from loadgen.report import main
 
 pytestmark = pytest.mark.unit
@@ -26,23 +26,23 @@ FLAG = "new primary replica1 faulted 30 s earlier"
 
 
 def _records() -> list[FaultRecord]:
-    common = {"origin": "events", "injector": "onebox", "injected": True, "healed_by": "plan"}
+    common = {"origin": "events", "injector": "onebox", "healed_by": "plan"}
     return [
-        FaultRecord(id=1, kind="kill", target="replica1", at_s=10.0, t_planned=20.0,
-                    node="replica1", addr="127.0.0.1:1", t_inject=20.0, t_heal=32.0,
-                    affected_partitions=(0,), server_failover_s={0: 1.5},
-                    touched_partitions=(0, 3, 5), promoted={0: "replica2"}, **common),
-        FaultRecord(id=2, kind="pause", target="replica2", at_s=40.0, t_planned=50.0,
-                    node="replica2", addr="127.0.0.1:2", t_inject=50.0, t_heal=54.0,
-                    affected_partitions=(3, 5), server_failover_s={3: 1.6, 5: 1.6},
-                    touched_partitions=(0, 3, 5), promoted={3: "replica1", 5: "replica3"},
-                    **common),
+        FaultRecord(FaultEvent(id="1", kind="kill", node="replica1", t_inject=20.0, t_heal=32.0,
+                               affected_partitions=(0,), server_failover_s={0: 1.5},
+                               touched_partitions=(0, 3, 5), promoted={0: "replica2"}),
+                    target="replica1", at_s=10.0, t_planned=20.0, addr="127.0.0.1:1", **common),
+        FaultRecord(FaultEvent(id="2", kind="pause", node="replica2", t_inject=50.0, t_heal=54.0,
+                               affected_partitions=(3, 5), server_failover_s={3: 1.6, 5: 1.6},
+                               touched_partitions=(0, 3, 5),
+                               promoted={3: "replica1", 5: "replica3"}),
+                    target="replica2", at_s=40.0, t_planned=50.0, addr="127.0.0.1:2", **common),
     ]
 
 
 def _compound_run(directory):
     records = _records()
-    events = [r.to_event() for r in records]
+    events = [r.event for r in records]
     history = []
     for policy in ("legacy", "failover"):
         for pidx, fault in ((0, 20.0), (3, 50.0), (5, 50.0)):
@@ -50,8 +50,8 @@ def _compound_run(directory):
             history += writes(T_START, T_END, partition=pidx, policy=policy,
                               ok=lambda t, a=fault, b=fault + outage: not a <= t < b)
     recorder = Recorder()
-    record_in_end_order(recorder, history, faults=[(r.t_inject, r.affected_partitions)
-                                                   for r in records])
+    record_in_end_order(recorder, history, faults=[(e.t_inject, e.affected_partitions)
+                                                   for e in events])
     state = recorder.snapshot()
     extra = {"seed": 1, "profile": {"name": "compound",
                                     "policies": {"compare": ["legacy", "failover"]}}}

@@ -52,7 +52,7 @@ from .cooperative import run_blocking, wait_until
 from .history import ConfigChange
 from .injector import ActionRecord, Injector, Node
 from .observer import MetaObserver
-from .records import HEALED_BY_PLAN, HEALED_BY_STOP, FaultLog, FaultRecord
+from .records import HEALED_BY_PLAN, HEALED_BY_STOP, NOT_HEALED, FaultLog, FaultRecord
 from .schedule import PlannedFault, plan_faults
 
 log = logging.getLogger(__name__)
@@ -174,7 +174,7 @@ class FaultController:
 
     def fault_events(self) -> list[FaultEvent]:
         """The fault events for the analysis (after :meth:`stop`: one per planned fault)."""
-        return [r.to_event() for r in self.records]
+        return [r.event for r in self.records]
 
     # ------------------------------------------------------------------ the runner
 
@@ -330,23 +330,30 @@ class FaultController:
               actions: tuple[ActionRecord, ...] = ()) -> None:
         log.warning("fault %s (%s %s) skipped: %s", planned.id, planned.kind, planned.target,
                     reason)
-        self._write(self._record(planned, injected=False, node=node, skip_reason=reason,
-                                 actions=actions))
+        self._write(self._record(planned, node=node, actions=actions, skipped=True,
+                                 skip_reason=reason))
 
-    def _record(self, planned: PlannedFault, *, injected: bool, node: Node | None,
-                **fields: Any) -> FaultRecord:
+    def _record(self, planned: PlannedFault, *, node: Node | None,
+                actions: tuple[ActionRecord, ...], healed_by: str = NOT_HEALED,
+                **event: Any) -> FaultRecord:
+        """``planned``'s record; ``event``: its event's fields past id, kind and node (a
+        skipped one is at the planned instant)."""
+        t_planned = self.t0 + planned.at_s
+        if event.get("skipped"):
+            event["t_inject"] = t_planned
         return FaultRecord(
-            id=planned.id, kind=planned.kind, target=str(planned.target), origin=planned.origin,
-            at_s=planned.at_s, t_planned=self.t0 + planned.at_s, injector=self.injector.name,
-            injected=injected, node=node.name if node else "", addr=node.addr if node else "",
-            **fields)
+            FaultEvent(id=str(planned.id), kind=planned.kind,
+                       node=node.name if node else str(planned.target), **event),
+            target=str(planned.target), origin=planned.origin, at_s=planned.at_s,
+            t_planned=t_planned, injector=self.injector.name, addr=node.addr if node else "",
+            healed_by=healed_by, actions=actions)
 
     def _finalize(self, held: Iterable[_Held]) -> None:
         """Write the records of ``held`` (healed, or at the end of the run)."""
         for h in sorted(held, key=lambda h: h.planned.id):
             if not h.injected:
-                self._write(self._record(h.planned, injected=False, node=h.node,
-                                         skip_reason=h.skip_reason, actions=tuple(h.actions)))
+                self._write(self._record(h.planned, node=h.node, actions=tuple(h.actions),
+                                         skipped=True, skip_reason=h.skip_reason))
                 continue
             changes = {p: self._failover_change(h, p) for p in h.affected}
             failover = {p: None if c is None else c.t - h.t_inject for p, c in changes.items()}
@@ -358,10 +365,9 @@ class FaultController:
                 known = [s for s in failover.values() if s is not None]
                 t_heal = h.t_inject + max(known) if known else None
             self._write(self._record(
-                h.planned, injected=True, node=h.node, t_inject=h.t_inject, t_heal=t_heal,
-                healed_by=h.healed_by, affected_partitions=h.affected,
-                server_failover_s=failover, touched_partitions=h.touched, promoted=promoted,
-                actions=tuple(h.actions)))
+                h.planned, node=h.node, actions=tuple(h.actions), healed_by=h.healed_by,
+                t_inject=h.t_inject, t_heal=t_heal, affected_partitions=h.affected,
+                server_failover_s=failover, touched_partitions=h.touched, promoted=promoted))
         self._settling = [h for h in self._settling if h.planned.id not in self._records]
 
     def _failover_change(self, held: _Held, pidx: int) -> ConfigChange | None:
@@ -386,7 +392,7 @@ class FaultController:
         self._records[record.id] = record
         if self._log is not None:
             self._log.write(record)
-        self.events.fault_recorded.fire(event=record.to_event())
+        self.events.fault_recorded.fire(event=record.event)
 
     def _announce(self, held: _Held, edge: str, t: float) -> None:
         self.events.fault_instant.fire(instant=FaultInstant(

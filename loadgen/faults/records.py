@@ -1,22 +1,21 @@
 """Fault records: what the controller did with each planned fault, and ``faults.jsonl``.
 
-A :class:`FaultRecord` is the controller's full account of one planned fault: the plan entry,
-whether and how it was injected (the injector's :class:`~.injector.ActionRecord` of every
-action, failed ones included), the instants, the affected partitions with their server
-failover times and promoted nodes, the touched partitions (any replica on the node), or why it
-was skipped. ``to_event()`` gives the analysis its
-:class:`~loadgen.metrics.events.FaultEvent` (a fault not injected is ``skipped``).
-``faults.jsonl`` holds one ``to_dict()`` per line, one line per planned fault, in the order
-the records became final (a fault is final once healed and its failover settled: at the next
-injection or at the end of the run; a skipped fault at once).
+A :class:`FaultRecord` is the controller's full account of one planned fault: its
+:class:`~loadgen.metrics.events.FaultEvent` (what the analysis reads: the instants, the affected
+partitions with their server failover times and promoted nodes, the touched partitions, or why
+it was skipped), the plan entry, the injector, the resolved node's address, what healed it and
+the injector's :class:`~.injector.ActionRecord` of every action, failed ones included. A fault
+not injected is a ``skipped`` event at its planned instant, named by its target when no node was
+resolved. ``faults.jsonl`` holds one ``to_dict()`` per line, one line per planned fault, in the
+order the records became final (a fault is final once healed and its failover settled: at the
+next injection or at the end of the run; a skipped fault at once).
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -31,65 +30,55 @@ HEALED_BY_PLAN, HEALED_BY_STOP, NOT_HEALED = "plan", "stop", ""
 class FaultRecord:
     """One planned fault, as it went (monotonic seconds; see the module docstring)."""
 
-    id: int
-    kind: str
+    #: Its id is the plan's (``"3"``); ``node`` the resolved node, else the target.
+    event: FaultEvent
     #: As planned: ``replica2`` or ``primary-of:3`` (``random`` is resolved by the plan).
     target: str
     origin: str
     at_s: float
     t_planned: float
     injector: str
-    injected: bool
-    node: str = ""
+    #: The resolved node's address ("": none was resolved, and the event names the target).
     addr: str = ""
-    t_inject: float | None = None
-    #: Resume/restart instant; for a kill never restarted, the last failover instant among
-    #: the affected partitions (None if none failed over).
-    t_heal: float | None = None
     healed_by: str = NOT_HEALED
-    affected_partitions: tuple[int, ...] = ()
-    #: partition -> seconds from t_inject until the meta named a new, alive primary; None:
-    #: the config never changed (then it is t_heal - t_inject).
-    server_failover_s: Mapping[int, float | None] = field(default_factory=dict, hash=False)
-    skip_reason: str = ""
     actions: tuple[ActionRecord, ...] = ()
-    #: Partitions with any replica (primary or secondary) on the node at t_inject; None:
-    #: no config was seen to tell.
-    touched_partitions: tuple[int, ...] | None = None
-    #: affected partition -> the node the meta promoted at its server failover instant.
-    promoted: Mapping[int, str] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
-        if not self.injected and not self.skip_reason:
-            raise ValueError(f"fault {self.id}: a fault not injected needs a skip_reason")
-        if self.injected and self.t_inject is None:
-            raise ValueError(f"fault {self.id}: an injected fault needs t_inject")
+        e = self.event
+        if not e.id.isdigit():
+            raise ValueError(f"fault {e.id!r}: the id must be the plan's number")
+        if e.skipped and (e.t_inject != self.t_planned or e.t_heal is not None):
+            raise ValueError(f"fault {e.id}: a skipped fault is at its planned instant, unhealed")
+        if not e.skipped and not self.addr:
+            raise ValueError(f"fault {e.id}: an injected fault needs its node's addr")
+        if not self.addr and e.node != self.target:
+            raise ValueError(f"fault {e.id}: with no node resolved, the event names the target")
 
-    def to_event(self) -> FaultEvent:
-        """The fault event the analysis reads."""
-        return FaultEvent(
-            id=str(self.id), kind=self.kind, node=self.node or self.target,
-            t_inject=self.t_inject if self.injected else self.t_planned,
-            t_heal=self.t_heal if self.injected else None,
-            affected_partitions=self.affected_partitions,
-            server_failover_s=dict(self.server_failover_s), skipped=not self.injected,
-            skip_reason=self.skip_reason, touched_partitions=self.touched_partitions,
-            promoted=dict(self.promoted))
+    @property
+    def id(self) -> int:
+        """The plan's id."""
+        return int(self.event.id)
+
+    @property
+    def injected(self) -> bool:
+        """Whether it was injected (its event is not skipped)."""
+        return not self.event.skipped
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data (one ``faults.jsonl`` line)."""
+        e = self.event
         return {
-            "id": self.id, "kind": self.kind, "target": self.target, "origin": self.origin,
+            "id": self.id, "kind": e.kind, "target": self.target, "origin": self.origin,
             "at_s": self.at_s, "t_planned": self.t_planned, "injector": self.injector,
-            "injected": self.injected, "skipped": not self.injected,
-            "skip_reason": self.skip_reason, "node": self.node, "addr": self.addr,
-            "t_inject": self.t_inject, "t_heal": self.t_heal, "healed_by": self.healed_by,
-            "affected_partitions": list(self.affected_partitions),
+            "injected": self.injected, "skipped": e.skipped, "skip_reason": e.skip_reason,
+            "node": e.node if self.addr else "", "addr": self.addr,
+            "t_inject": e.t_inject if self.injected else None, "t_heal": e.t_heal,
+            "healed_by": self.healed_by, "affected_partitions": list(e.affected_partitions),
             "server_failover_ms": {str(p): None if s is None else round(s * 1000, 3)
-                                   for p, s in sorted(self.server_failover_s.items())},
-            "touched_partitions": None if self.touched_partitions is None
-            else list(self.touched_partitions),
-            "promoted": {str(p): node for p, node in sorted(self.promoted.items())},
+                                   for p, s in sorted(e.server_failover_s.items())},
+            "touched_partitions": None if e.touched_partitions is None
+            else list(e.touched_partitions),
+            "promoted": {str(p): node for p, node in sorted(e.promoted.items())},
             "actions": [a.to_dict() for a in self.actions],
         }
 

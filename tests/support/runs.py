@@ -17,7 +17,7 @@ from pathlib import Path
 
 from loadgen.faults.injector import ActionRecord
 from loadgen.faults.records import FaultLog, FaultRecord
-from loadgen.metrics import Recorder, build_results, build_timeline, write_results, write_timeline
+from loadgen.metrics import FaultEvent, Recorder, build_results, build_timeline, write_results, write_timeline
 from loadgen.metrics.hlog import IntervalLogs
 from loadgen.metrics.outputs import FAULTS_JSONL
 from loadgen.pegasus.outcome import Outcome
@@ -42,23 +42,26 @@ def fault_records(*, faults: bool = True) -> list[FaultRecord]:
     """Two kills and a pause, and one fault the health gate skipped (none if not ``faults``)."""
     if not faults:
         return []
-    common = {"origin": "schedule", "injector": "onebox", "injected": True, "healed_by": "plan"}
+    common = {"origin": "schedule", "injector": "onebox", "healed_by": "plan"}
     return [
-        FaultRecord(id=1, kind="kill", target="random", at_s=10.0, t_planned=100.0,
-                    node="replica1", addr="127.0.0.1:34801", t_inject=100.0, t_heal=103.0,
-                    affected_partitions=(3, 5, 6), server_failover_s={3: 0.8, 5: 0.8, 6: 0.82},
+        FaultRecord(FaultEvent(id="1", kind="kill", node="replica1", t_inject=100.0, t_heal=103.0,
+                               affected_partitions=(3, 5, 6),
+                               server_failover_s={3: 0.8, 5: 0.8, 6: 0.82}),
+                    target="random", at_s=10.0, t_planned=100.0, addr="127.0.0.1:34801",
                     actions=_actions("kill", "restart", "replica1", 100.0, 103.0), **common),
-        FaultRecord(id=2, kind="pause", target="primary-of:1", at_s=20.0, t_planned=110.0,
-                    node="replica2", addr="127.0.0.1:34802", t_inject=110.0, t_heal=111.5,
-                    affected_partitions=(1, 2), server_failover_s={1: None, 2: None},
+        FaultRecord(FaultEvent(id="2", kind="pause", node="replica2", t_inject=110.0,
+                               t_heal=111.5, affected_partitions=(1, 2),
+                               server_failover_s={1: None, 2: None}),
+                    target="primary-of:1", at_s=20.0, t_planned=110.0, addr="127.0.0.1:34802",
                     actions=_actions("pause", "resume", "replica2", 110.0, 111.5), **common),
-        FaultRecord(id=3, kind="kill", target="random", at_s=28.0, t_planned=118.0,
-                    node="replica3", addr="127.0.0.1:34803", t_inject=118.0, t_heal=121.0,
-                    affected_partitions=(3, 6), server_failover_s={3: 0.79, 6: 0.81},
+        FaultRecord(FaultEvent(id="3", kind="kill", node="replica3", t_inject=118.0, t_heal=121.0,
+                               affected_partitions=(3, 6), server_failover_s={3: 0.79, 6: 0.81}),
+                    target="random", at_s=28.0, t_planned=118.0, addr="127.0.0.1:34803",
                     actions=_actions("kill", "restart", "replica3", 118.0, 121.0), **common),
-        FaultRecord(id=4, kind="pause", target="replica1", origin="events", at_s=35.0,
-                    t_planned=125.0, injector="onebox", injected=False,
-                    skip_reason="cluster not healthy within 60 s"),
+        FaultRecord(FaultEvent(id="4", kind="pause", node="replica1", t_inject=125.0,
+                               skipped=True, skip_reason="cluster not healthy within 60 s"),
+                    target="replica1", origin="events", at_s=35.0, t_planned=125.0,
+                    injector="onebox"),
     ]
 
 
@@ -66,10 +69,9 @@ def default_delay(policy: str, fault: FaultRecord, partition: int) -> float:
     """Seconds after t_inject during which ``policy`` fails writes on ``partition``:
     failover just after the server's failover, java a paced meta query later, legacy never
     after the second kill (censored) and 7 s after the first."""
-    failover = fault.server_failover_s.get(partition)
-    failover = fault.t_heal - fault.t_inject if failover is None else failover
+    failover = fault.event.failover_s(partition)
     jitter = 0.01 * partition
-    if fault.kind == "pause":
+    if fault.event.kind == "pause":
         return failover + {"failover": 0.005, "java": 0.02, "legacy": 0.03}.get(policy, 0.0) + jitter
     if policy == "legacy":
         return NEVER if fault.id == 3 else 7.0 + jitter
@@ -86,8 +88,8 @@ def _history(policy: str, records: Sequence[FaultRecord],
     injected = [r for r in records if r.injected]
     out = []
     for pidx in PARTITIONS:
-        windows = [(r.t_inject, r.t_inject + delay(policy, r, pidx))
-                   for r in injected if pidx in r.affected_partitions]
+        windows = [(r.event.t_inject, r.event.t_inject + delay(policy, r, pidx))
+                   for r in injected if pidx in r.event.affected_partitions]
         count = round((T_END - T_START) * RATE)
         for t in (T_START + k / RATE + OFFSET_S for k in range(count)):
             if any(a <= t < b for a, b in windows):
@@ -98,10 +100,10 @@ def _history(policy: str, records: Sequence[FaultRecord],
             else:
                 out.append(op(t, partition=pidx, policy=policy))
         for r in injected:      # meta queries during the outage, paced per policy
-            if pidx in r.affected_partitions:
+            if pidx in r.event.affected_partitions:
                 pace = {"failover": 0.05, "java": 0.333}.get(policy, 1.0)
                 n = int(min(delay(policy, r, pidx), 3.0) / pace)
-                out += [meta(r.t_inject + k * pace + 0.001 * pidx, policy=policy) for k in range(n)]
+                out += [meta(r.event.t_inject + k * pace + 0.001 * pidx, policy=policy) for k in range(n)]
     out += [op(T_START + k / 5 + OFFSET_S, name="get", partition=PARTITIONS[k % len(PARTITIONS)],
                policy=policy, end=T_START + k / 5 + OFFSET_S + SERVICE_S / 2)
             for k in range(int((T_END - T_START) * 5))]
@@ -117,10 +119,10 @@ def make_run(directory: Path, *, policies: Sequence[str] = POLICIES, faults: boo
     """Write a run folder under ``directory`` and return it."""
     directory.mkdir(parents=True, exist_ok=True)
     records = fault_records(faults=faults)
-    events = [r.to_event() for r in records]
+    events = [r.event for r in records]
     history = [o for p in policies for o in _history(p, records, delay)]
-    marks = sorted((r.t_inject, r.affected_partitions) for r in records if r.injected)
-    heals = sorted((r.t_heal, r.affected_partitions) for r in records if r.injected)
+    marks = sorted((e.t_inject, e.affected_partitions) for e in events if not e.skipped)
+    heals = sorted((e.t_heal, e.affected_partitions) for e in events if not e.skipped)
     recorder = Recorder()
     with IntervalLogs(directory, t0=T_START, start_wall_s=1_700_000_000.0) as logs:
         t_log = T_START + 10.0
@@ -161,7 +163,7 @@ def make_run(directory: Path, *, policies: Sequence[str] = POLICIES, faults: boo
 def write_run_files(directory: Path, results: dict, state, records: Sequence[FaultRecord], *,
                     t_start: float = T_START, t_end: float = T_END) -> Path:
     """What ``pegbench run`` leaves for the report: results.json, timeline.json, faults.jsonl."""
-    events = [r.to_event() for r in records]
+    events = [r.event for r in records]
     write_results(directory / "results.json", results)
     write_timeline(directory / "timeline.json",
                    build_timeline(state, events, t_start=t_start, t_end=t_end))
