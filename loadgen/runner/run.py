@@ -1,10 +1,9 @@
 """``pegbench run``: one benchmark run from a profile to its verdict and its files.
 
-Starts the onebox (unless the profile names an external cluster), runs the Locust workload
-(local runner, or a master with N worker processes), the fault controller and its meta
-observer; stops everything; reads acknowledged writes back; analyses; writes the run folder:
-``results.json``, ``timeline.json``, ``junit.xml``, ``report.html``, ``faults.jsonl``, the
-``.hlog`` interval logs, the meta's config-change log and ``profile.json``.
+Starts the onebox (unless the profile names an external cluster) and the Locust workload
+(local runner, or a master with N worker processes); measures the cluster's unloaded put
+time; then one run (:class:`~.measurement.Measurement`: the load, the fault controller, the
+run folder) — or, with ``--web``, Locust's web UI and one run per press of its Start.
 
 Exit codes (DESIGN.md): 0 the SLO verdict passed, 1 it failed or is unknown (e.g. the load
 generator was its own bottleneck), 2 profile error, 3 runtime failure, 130 interrupted (after
@@ -14,10 +13,9 @@ with this one: onebox nodes by their death signal, workers are stopped in ``fina
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import logging
 import os
-import platform
 import signal
 import subprocess
 import sys
@@ -25,32 +23,26 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
-from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import gevent
 
-from .. import __version__
 from ..config.profile import load_profile
 from ..config.schema import Profile
 from ..errors import ClusterError, ConfigError
+from ..exitcodes import EXIT_OK
 from ..faults.cluster import Cluster, ExternalCluster
-from ..exitcodes import EXIT_INTERRUPTED
+from .measurement import Measurement
 
 if TYPE_CHECKING:
     from .baseline import Baseline
 
 log = logging.getLogger(__name__)
 
-#: How often interval histograms go to the .hlog files.
-HLOG_INTERVAL_S = 5.0
-#: How long the end of a run may wait for workers' final reports and the read-back.
-FINAL_REPORT_TIMEOUT_S = 30.0
-DURABILITY_TIMEOUT_S = 120.0
 WORKERS_READY_TIMEOUT_S = 60.0
-LIBRARIES = ("locust", "gevent", "thrift", "hdrhistogram", "plotly", "rich")
 
 
 @contextmanager
@@ -76,193 +68,211 @@ def out_dir_for(profile: Profile, out: str | None) -> Path:
     return Path(profile.report.out.format(name=profile.name, timestamp=stamp))
 
 
-def run(profile: Profile, out_dir: Path, *, workers: int = 0, quiet: bool = False) -> int:
-    """Run ``profile``; write everything into ``out_dir``; the exit code."""
+def run(profile: Profile, out_dir: Path, *, workers: int = 0, quiet: bool = False,
+        web: WebAddress | None = None) -> int:
+    """Run ``profile``; write everything into ``out_dir``; the exit code. With ``web``, serve
+    Locust's web UI there instead and measure one run per press of its Start (see
+    :class:`WebRuns`) until Ctrl-C."""
     from locust.env import Environment
     from locust.event import Events
 
-    from ..faults.controller import FaultController
     from ..harness.hooks import attach
     from ..load.workload import WorkloadSettings
-    from ..metrics.hlog import IntervalLogs
     from .baseline import measure as measure_baseline
     from .live import LiveView
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "profile.json").write_text(json.dumps(profile.to_dict(), indent=2))
-    view = LiveView(profile, quiet=quiet)
-    interrupted = False
+    view = LiveView(profile, quiet=quiet)   # lines of progress between runs
     with _Signals() as signals, tempfile.TemporaryDirectory(prefix="pegbench-run-") as tmp, \
             open_cluster(profile, Path(tmp)) as cluster:
+        cluster.injector(profile.injector)   # a profile error shows now, not at the first Start
         env = Environment(events=Events())
+        settings = WorkloadSettings.from_profile(profile, meta=cluster.meta, run_id=out_dir.name)
+        runner = env.create_master_runner("127.0.0.1", 0) if workers else env.create_local_runner()
+        web_runs = None
+        if web is not None:
+            web_runs = WebRuns(env, profile, out_dir, cluster=cluster, workers=workers,
+                               quiet=quiet, view=view)   # listens before the session does
+            _web_ui(env, web, settings)
+        session = attach(env, settings)
         procs: list[subprocess.Popen] = []
-        if workers:
-            runner = env.create_master_runner("127.0.0.1", 0)
-        else:
-            runner = env.create_local_runner()
-        session = attach(env, WorkloadSettings.from_profile(
-            profile, meta=cluster.meta, run_id=out_dir.name))
-        controller = FaultController.from_profile(profile, cluster, events=session.events,
-                                                  out_dir=out_dir)
-        hlogs: IntervalLogs | None = None
-        baseline: Baseline | None = None
-        t_end = time.monotonic()
         try:
             if workers:
                 procs = _start_workers(runner, workers, out_dir)
-            view.started(cluster.meta, workers)
             baseline = measure_baseline(cluster.meta, profile.cluster.table,
                                         op_timeout_ms=profile.workload.op_timeout_ms)
-            runner.start(session.total_users, spawn_rate=session.total_users)
-            t0 = time.monotonic()
-            controller.start(t0)
-            hlogs = IntervalLogs(out_dir / "hlog", t0=t0, start_wall_s=time.time())
-            _drive(profile, session, controller, view, hlogs, t0)
-            signals.calm()
-        except KeyboardInterrupt:
-            interrupted = True
-            view.say("interrupted: stopping the load, healing faults, writing what was measured",
-                     always=True)
+            if web_runs is not None:
+                return web_runs.serve(session, baseline, signals)
+            return _headless(profile, out_dir, runner, session, cluster, baseline, signals,
+                             workers=workers, quiet=quiet, view=view)
         finally:
             signals.calm()
-            t_end = time.monotonic()
-            try:
-                runner.stop()
-                controller.stop(interrupted=interrupted)
-            except BaseException:
-                _stop_workers(procs)
-                raise
-        final = session.finish(timeout_s=FINAL_REPORT_TIMEOUT_S)
-        if hlogs is not None:
-            hlogs.write(_histograms(final.state), hlogs.t0, t_end)
-            hlogs.close()
-        view.say("reading acknowledged writes back ...")
-        durability = session.durability(timeout_s=DURABILITY_TIMEOUT_S)
-        runner.quit()
-        _stop_workers(procs)
-        cluster.save_logs(out_dir)
-        return _conclude(profile, out_dir, session, controller, final, durability, t_end,
-                         interrupted, view, baseline)
+            runner.quit()
+            _stop_workers(procs)
 
 
-def _drive(profile, session, controller, view, hlogs, t0: float) -> None:
-    """Until the profile's duration has passed: refresh the view, log interval histograms."""
-    end = t0 + profile.workload.duration_s
-    next_hlog = t0 + HLOG_INTERVAL_S
-    logged_from, reset_seen = t0, False
-    while True:  # bounded by ``end``
-        now = time.monotonic()
-        if now >= end:
-            return
-        gevent.sleep(min(1.0, end - now))
-        now = time.monotonic()
-        if not reset_seen and session.t_start is not None:
-            hlogs.restart()  # warm-up is over: the recorder was reset
-            logged_from, reset_seen = session.t_start, True
-        if now >= next_hlog and reset_seen:
-            hlogs.write(session.live_histograms(), logged_from, now, pause=_yield)
-            logged_from, next_hlog = now, now + HLOG_INTERVAL_S
-        view.tick(now - t0, session, session.relay.fault_events())
-
-
-def _yield() -> None:
-    gevent.sleep(0)   # lets the users' greenlets run between two histograms
-
-
-def _histograms(state) -> dict:
-    return {(name, op, kind): hist for name, p in state.policies.items()
-            for (op, kind), hist in p.histograms.items()}
-
-
-def _conclude(profile, out_dir: Path, session, controller, final, durability, t_end: float,
-              interrupted: bool, view, baseline: Baseline | None) -> int:
-    from ..harness.verdict import conclude, exit_code_for
-    from ..metrics import hdr
-    from ..metrics.outputs import (RESULTS_JSON, TIMELINE_JSON, build_results, build_timeline,
-                                   write_results, write_timeline)
-    from ..metrics.slo import incomplete_reason
-    from ..pegasus import policies
-    from ..report.junit import write_junit
-
-    events = controller.fault_events()
-    t_start = session.t_start if session.t_start is not None else t_end
-    saturation, schedule, queue = _load_generator_check(profile, final, events, t_start, t_end,
-                                                        baseline)
-    extra = {
-        "profile": profile.to_dict(), "seed": profile.seed, "versions": _versions(),
-        "machine": {"platform": platform.platform(), "python": platform.python_version(),
-                    "cpus": os.cpu_count()},
-        "clock_anchor": {"wall_s": time.time(), "monotonic_s": time.monotonic()},
-        "load_generator": {**saturation.as_dict(),
-                           "schedule": {name: c.as_dict() for name, c in schedule.items()},
-                           "baseline": None if baseline is None else baseline.as_dict(),
-                           "cluster_queue": queue.as_dict()},
-        "workers": {"reported": list(final.workers), "missing": list(final.missing)},
-        "interrupted": interrupted,
-        "policy_info": {i.name: {"models": i.models, "summary": i.summary, "source": i.source}
-                        for i in policies.available()},
-        "latency_hdr": {name: {op: {kind: hdr.encode(h)} for (op, kind), h in p.histograms.items()}
-                        for name, p in final.state.policies.items()},
-    }
-    slo = {b.metric: {k: v for k, v in (("min", b.min), ("max", b.max)) if v is not None}
-           for b in profile.slo}
-    results = build_results(final.state, events, t_start=t_start, t_end=t_end,
-                            table=profile.cluster.table, missed=final.missed,
-                            durability=durability.results_block(), slo=slo, extra=extra)
-    results["slo"] = conclude(results["slo"], saturation=saturation,
-                              incomplete=incomplete_reason(interrupted, final.missing))
-    write_results(out_dir / RESULTS_JSON, results)
-    write_timeline(out_dir / TIMELINE_JSON,
-                   build_timeline(final.state, events, t_start=t_start, t_end=t_end))
-    write_junit(out_dir / "junit.xml", results, suite=f"pegbench.{profile.name}")
-    report = _write_report(out_dir)
-    view.finished(results, out_dir, report)
-    if interrupted:
-        return EXIT_INTERRUPTED
-    return exit_code_for(results["slo"]["verdict"])
-
-
-def _load_generator_check(profile, final, events, t_start: float, t_end: float,
-                          baseline: Baseline | None):
-    """(saturation, schedule checks, cluster queue check): the load processes' own flag,
-    whether each policy's schedule went out outside the faults, and whether the cluster
-    answered near its unloaded speed (:mod:`loadgen.load.selfcheck`)."""
-    from ..load.selfcheck import (ClusterQueueCheck, cluster_queue_saturation, schedule_checks,
-                                  schedule_saturation)
-    from ..metrics.events import phases
-
-    w = profile.workload
-    checks = schedule_checks(final.state, phases(events), t_start=t_start, t_end=t_end,
-                             offered_per_s=w.users * w.rate_per_user,
-                             settle_s=w.op_timeout_ms / 1000 + 1.0, missed=final.missed)
-    put = {name: p.histograms[("put", "response")] for name, p in final.state.policies.items()
-           if ("put", "response") in p.histograms}
-    queue = ClusterQueueCheck(
-        baseline_p50_ms=None if baseline is None else baseline.p50_ms,
-        put_p50_ms={name: h.get_value_at_percentile(50) / 1000 for name, h in put.items()
-                    if h.get_total_count()})
-    saturation = final.saturation.plus(schedule_saturation(checks, w.max_inflight))
-    return saturation.plus(cluster_queue_saturation(queue)), checks, queue
-
-
-def _write_report(out_dir: Path) -> Path | None:
-    from ..report.command import write_report
-
+def _headless(profile: Profile, out_dir: Path, runner: Any, session: Any, cluster: Cluster,
+              baseline: Baseline | None, signals: _Signals, *, workers: int, quiet: bool,
+              view: Any) -> int:
+    """One run: the load from now for the profile's duration, then its run folder."""
+    run = Measurement(profile, out_dir, session=session, cluster=cluster, baseline=baseline,
+                      workers=workers, quiet=quiet)
     try:
-        return write_report(out_dir)
-    except Exception:  # noqa: BLE001 - the numbers are written; a report bug must not hide them
-        log.exception("report.html could not be written (results.json is complete)")
-        return None
+        runner.start(session.total_users, spawn_rate=session.total_users)
+        run.start()
+        run.drive()
+    except KeyboardInterrupt:
+        run.interrupted = True
+        view.say("interrupted: stopping the load, healing faults, writing what was measured",
+                 always=True)
+    finally:
+        signals.calm()
+        run.t_end = time.monotonic()
+        runner.stop()
+        run.stop_faults()
+    return run.finish()
 
 
-def _versions() -> dict[str, str]:
-    versions = {"pegbench": __version__, "python": platform.python_version()}
-    for lib in LIBRARIES:
+@dataclass(frozen=True)
+class WebAddress:
+    """Where ``pegbench run --web`` serves Locust's web UI."""
+
+    host: str = "127.0.0.1"
+    port: int = 8089
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}/"
+
+
+def _web_ui(env: Any, web: WebAddress, settings: Any) -> None:
+    """Locust's web UI on ``web``, its start form prefilled from the profile."""
+    from locust.argument_parser import get_parser
+
+    # Locust's web UI reads extra options from the process's command line (its
+    # ui_extra_args_dict); pegbench's flags are not Locust's and would make it exit.
+    sys.argv[1:] = []
+    options = get_parser(default_config_files=()).parse_args(
+        args=["--web-host", web.host, "--web-port", str(web.port)])
+    options.num_users = settings.total_users
+    options.spawn_rate = float(settings.total_users)
+    env.parsed_options = options
+    env.host = ",".join(settings.meta)
+    env.create_web_ui(web.host, web.port)
+
+
+class WebRuns:
+    """``pegbench run --web``: one :class:`Measurement` per press of the web UI's Start.
+
+    Start runs the profile's fault plan from that instant; Stop (the profile's duration, or
+    Ctrl-C) stops the load, heals the faults, reads writes back and writes the run folder:
+    ``out_dir`` for the first run, ``out_dir-2``, ``out_dir-3``, ... for the next ones. A user
+    count other than the profile's is split evenly over the policies and recorded in the
+    run's profile.json."""
+
+    def __init__(self, env: Any, profile: Profile, out_dir: Path, *, cluster: Cluster,
+                 workers: int, quiet: bool, view: Any):
+        self.env = env
+        self.profile = profile
+        self.out_dir = out_dir
+        self.cluster = cluster
+        self.workers = workers
+        self.quiet = quiet
+        self.view = view
+        self.session: Any = None
+        self.baseline: Baseline | None = None
+        self.current: Measurement | None = None
+        self.done: list[tuple[Path, int]] = []          # (run folder, exit code)
+        self._count = 0
+        self._driver: gevent.Greenlet | None = None
+        self._finisher: gevent.Greenlet | None = None
+        # Registered before the session's listeners: a Start waits for the last run's
+        # folder before the session resets the recorder.
+        env.events.test_start.add_listener(self.on_start)
+        env.events.test_stop.add_listener(self.on_stop)
+
+    def serve(self, session: Any, baseline: Baseline | None, signals: _Signals) -> int:
+        """Until Ctrl-C: runs as the web UI starts and stops them; then the last run's exit
+        code (0 if none ran; 130 if one was interrupted)."""
+        self.session, self.baseline = session, baseline
+        self.view.say(f"web UI: {self.address().url} (press Start to run the profile; "
+                      "Ctrl-C quits)", always=True)
         try:
-            versions[lib] = metadata.version(lib)
-        except metadata.PackageNotFoundError:
-            versions[lib] = "not installed"
-    return versions
+            while True:   # until Ctrl-C (the web UI's session has no other end)
+                gevent.sleep(1.0)
+        except KeyboardInterrupt:
+            signals.calm()
+            if self.current is not None:
+                self.view.say("interrupted: stopping the load, healing faults, writing what "
+                              "was measured", always=True)
+                self.current.interrupted = True
+                self.env.runner.stop()
+        if self._finisher is not None:
+            self._finisher.join()
+        return self.done[-1][1] if self.done else EXIT_OK
+
+    def address(self, timeout_s: float = 10.0) -> WebAddress:
+        """Where the web UI listens (its port once bound, for ``--web-port 0``)."""
+        web_ui = self.env.web_ui
+        deadline = time.monotonic() + timeout_s
+        while getattr(web_ui, "server", None) is None or not web_ui.server.server_port:
+            if time.monotonic() > deadline:   # bounded: the UI's greenlet binds at once
+                raise ClusterError(f"the web UI did not listen on {web_ui.host} within "
+                                   f"{timeout_s:g} s")
+            gevent.sleep(0.05)
+        return WebAddress(web_ui.host, web_ui.server.server_port)
+
+    def on_start(self, **_kw: Any) -> None:
+        """Locust's test_start: a new run folder, the fault plan from now."""
+        if self._finisher is not None:
+            self._finisher.join()      # the last run's folder first
+        if self.session is None:       # Start pressed before the baseline was measured
+            log.warning("pegbench: the cluster is not ready yet; this run is not measured")
+            return
+        self._count += 1
+        out = self.out_dir if self._count == 1 else \
+            self.out_dir.with_name(f"{self.out_dir.name}-{self._count}")
+        profile = with_user_count(self.profile, self.env.runner.target_user_count)
+        self.current = Measurement(profile, out, session=self.session, cluster=self.cluster,
+                                   baseline=self.baseline, workers=self.workers,
+                                   quiet=self.quiet)
+        self.current.start()
+        self._driver = gevent.spawn(self._drive, self.current)
+
+    def _drive(self, run: Measurement) -> None:
+        run.drive()
+        if self.current is run:        # the profile's duration is over
+            self.env.runner.stop()
+
+    def on_stop(self, **_kw: Any) -> None:
+        """Locust's test_stop: the run ends; its folder is written in a greenlet."""
+        run, self.current = self.current, None
+        if run is None:
+            return
+        run.t_end = time.monotonic()
+        if self._driver is not None and self._driver is not gevent.getcurrent():
+            self._driver.kill(block=False)
+        self._finisher = gevent.spawn(self._finish, run)
+
+    def _finish(self, run: Measurement) -> None:
+        code = run.finish()
+        self.done.append((run.out_dir, code))
+        more = "" if run.interrupted else "; press Start for another, Ctrl-C quits"
+        self.view.say(f"run {len(self.done)} written to {run.out_dir}{more}", always=True)
+
+
+def with_user_count(profile: Profile, user_count: int | None) -> Profile:
+    """``profile`` with ``user_count`` users over all policies (split evenly; at least one
+    per policy); unchanged for None or the profile's own count."""
+    policies = len(profile.policies.compare)
+    if not user_count or user_count == profile.workload.users * policies:
+        return profile
+    per_policy = max(1, round(user_count / policies))
+    if per_policy * policies != user_count:
+        log.warning("pegbench: %d users over %d policies: recorded as %d per policy",
+                    user_count, policies, per_policy)
+    return dataclasses.replace(profile, workload=dataclasses.replace(profile.workload,
+                                                                     users=per_policy))
 
 
 def _start_workers(runner, n: int, out_dir: Path) -> list[subprocess.Popen]:
@@ -336,7 +346,8 @@ class _Signals:
 
 
 def main(argv: list[str]) -> int:
-    """``pegbench run PROFILE [--out DIR] [--set k=v ...] [--workers N] [--quiet]``."""
+    """``pegbench run PROFILE [--out DIR] [--set k=v ...] [--workers N] [--quiet]
+    [--web [--web-host H] [--web-port P]]``."""
     import argparse
 
     parser = argparse.ArgumentParser(prog="pegbench run", description=__doc__.split("\n\n")[0])
@@ -348,15 +359,27 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--workers", type=int, default=0, metavar="N",
                         help="Locust worker processes (default 0: one local process)")
     parser.add_argument("--quiet", action="store_true", help="no live view, only the verdict")
+    parser.add_argument("--web", action="store_true",
+                        help="serve Locust's web UI: each Start runs the profile (its faults "
+                             "too) and writes a run folder; Ctrl-C quits")
+    parser.add_argument("--web-host", default=WebAddress.host, metavar="HOST",
+                        help=f"the web UI's address (default {WebAddress.host})")
+    parser.add_argument("--web-port", type=int, default=WebAddress.port, metavar="PORT",
+                        help=f"the web UI's port (default {WebAddress.port}; 0: a free one)")
     args = parser.parse_args(argv)
     if args.workers < 0:
         parser.error("--workers: a number >= 0")
+    if not args.web and (args.web_host != WebAddress.host or args.web_port != WebAddress.port):
+        parser.error("--web-host and --web-port go with --web")
+    if not 0 <= args.web_port < 65536:
+        parser.error(f"--web-port: a port within 0-65535, got {args.web_port}")
     profile = load_profile(args.profile, args.sets)
     if profile.policies.mode != "paired":
         raise ConfigError(profile.source or args.profile, "policies.mode",
                           f"'paired': pegbench run does not run {profile.policies.mode!r} yet")
     out_dir = out_dir_for(profile, args.out)
-    return run(profile, out_dir, workers=args.workers, quiet=args.quiet)
+    web = WebAddress(args.web_host, args.web_port) if args.web else None
+    return run(profile, out_dir, workers=args.workers, quiet=args.quiet, web=web)
 
 
 if __name__ == "__main__":
