@@ -198,11 +198,11 @@ def _histograms(state) -> dict:
 
 def _conclude(profile, out_dir: Path, session, controller, final, durability, t_end: float,
               interrupted: bool, view, baseline: Baseline | None) -> int:
-    from ..harness.verdict import conclude, exit_code_for
+    from ..harness.verdict import exit_code_for
     from ..metrics import hdr
     from ..metrics.outputs import (RESULTS_JSON, TIMELINE_JSON, build_results, build_timeline,
                                    write_results, write_timeline)
-    from ..metrics.slo import incomplete_reason
+    from ..metrics.results import LoadGenerator, RunFacts, Workers
     from ..pegasus import policies
     from ..report.junit import write_junit
 
@@ -210,29 +210,27 @@ def _conclude(profile, out_dir: Path, session, controller, final, durability, t_
     t_start = session.t_start if session.t_start is not None else t_end
     saturation, schedule, queue = _load_generator_check(profile, final, events, t_start, t_end,
                                                         baseline)
-    extra = {
-        "profile": profile.to_dict(), "seed": profile.seed, "versions": _versions(),
-        "machine": {"platform": platform.platform(), "python": platform.python_version(),
-                    "cpus": os.cpu_count()},
-        "clock_anchor": {"wall_s": time.time(), "monotonic_s": time.monotonic()},
-        "load_generator": {**saturation.as_dict(),
-                           "schedule": {name: c.as_dict() for name, c in schedule.items()},
-                           "baseline": None if baseline is None else baseline.as_dict(),
-                           "cluster_queue": queue.as_dict()},
-        "workers": {"reported": list(final.workers), "missing": list(final.missing)},
-        "interrupted": interrupted,
-        "policy_info": {i.name: {"models": i.models, "summary": i.summary, "source": i.source}
-                        for i in policies.available()},
-        "latency_hdr": {name: {op: {kind: hdr.encode(h)} for (op, kind), h in p.histograms.items()}
-                        for name, p in final.state.policies.items()},
-    }
+    facts = RunFacts(
+        profile=profile.to_dict(), seed=profile.seed, versions=_versions(),
+        machine={"platform": platform.platform(), "python": platform.python_version(),
+                 "cpus": os.cpu_count()},
+        clock_anchor={"wall_s": time.time(), "monotonic_s": time.monotonic()},
+        load_generator=LoadGenerator(
+            **saturation.as_dict(), schedule={name: c.as_dict() for name, c in schedule.items()},
+            baseline=None if baseline is None else baseline.as_dict(),
+            cluster_queue=queue.as_dict()),
+        workers=Workers(reported=tuple(final.workers), missing=tuple(final.missing)),
+        interrupted=interrupted,
+        policy_info={i.name: {"models": i.models, "summary": i.summary, "source": i.source}
+                     for i in policies.available()},
+        latency_hdr={name: {op: {kind: hdr.encode(h)} for (op, kind), h in p.histograms.items()}
+                     for name, p in final.state.policies.items()})
     slo = {b.metric: {k: v for k, v in (("min", b.min), ("max", b.max)) if v is not None}
            for b in profile.slo}
+    # the verdict is settled here: the checks, unknown if saturated or incomplete
     results = build_results(final.state, events, t_start=t_start, t_end=t_end,
                             table=profile.cluster.table, missed=final.missed,
-                            durability=durability.results_block(), slo=slo, extra=extra)
-    results["slo"] = conclude(results["slo"], saturation=saturation,
-                              incomplete=incomplete_reason(interrupted, final.missing))
+                            durability=durability.results_block(), slo=slo, extra=facts)
     write_results(out_dir / RESULTS_JSON, results)
     write_timeline(out_dir / TIMELINE_JSON,
                    build_timeline(final.state, events, t_start=t_start, t_end=t_end))
@@ -241,7 +239,7 @@ def _conclude(profile, out_dir: Path, session, controller, final, durability, t_
     view.finished(results, out_dir, report)
     if interrupted:
         return EXIT_INTERRUPTED
-    return exit_code_for(results["slo"]["verdict"])
+    return exit_code_for(results.slo.verdict)
 
 
 def _load_generator_check(profile, final, events, t_start: float, t_end: float,
