@@ -196,7 +196,7 @@ def test_every_policy_through_a_kill_and_a_long_pause(tmp_path):
             assert 0.5 * FAST_FD.grace_s < failover < FAST_FD.grace_s + TIMING_SLACK_S, pidx
 
     by = {(t.event_id, t.policy, t.partition): t for t in ttrs}
-    policies = results["policies"]
+    policies = results.policies
 
     # failover: every affected partition recovered, soon after the meta named a new primary
     # (after a kill it polls the meta while it redials; behind a hung primary an op looks at
@@ -207,7 +207,7 @@ def test_every_policy_through_a_kill_and_a_long_pause(tmp_path):
             recovery = _recovery_s(ops["failover"], record, pidx)
             assert recovery is not None and recovery - failover < OP_TIMEOUT_S / 2, (
                 record.id, pidx, recovery, failover)
-    assert all(policies["failover"]["errors"] <= policies[p]["errors"] for p in POLICIES)
+    assert all(policies["failover"].errors <= policies[p].errors for p in POLICIES)
 
     # refresh-on-timeout: only a timed-out op refreshes its config, and an op times out one op
     # timeout after it was sent: the oldest op in flight at the fault was the first to go
@@ -232,9 +232,9 @@ def test_every_policy_through_a_kill_and_a_long_pause(tmp_path):
 
     # recovery cost is reported; failover's meta polling is paced (<= 1 per repoll_ms)
     for p in POLICIES:
-        assert isinstance(policies[p]["meta_queries_per_s"], float), p
-    assert policies["failover"]["meta_queries_per_s"] <= 1000 / 10
-    assert durability["acked"] > 0 and results["durability"]["lost"] == 0
+        assert isinstance(policies[p].meta_queries_per_s, float), p
+    assert policies["failover"].meta_queries_per_s <= 1000 / 10
+    assert durability["acked"] > 0 and results.durability.lost == 0
     assert (tmp_path / "faults.jsonl").read_text().count("\n") == 2
 
 
@@ -263,8 +263,8 @@ def _print_figures(records, results, ttrs, ops) -> None:
                   f"{span([x * 1000 for x in other if x is not None]):>20} {age:>21.1f}")
     print(f"  {'policy':<19} {'ops':>6} {'ok':>6} {'failed':>6} {'meta q/s (fault+recov.)':>24} "
           f"{'attempts/op':>11}")
-    for policy, p in results["policies"].items():
-        print(f"  {policy:<19} {p['ops']:>6} {p['outcomes'].get(OK, 0):>6} {p['errors']:>6} "
-              f"{p['meta_queries_per_s']:>24.1f} {p['attempts_per_op']:>11.2f}")
-    d = results["durability"]
-    print(f"  durability: acked {d['acked']}, verified {d['verified']}, lost {d['lost']}")
+    for policy, p in results.policies.items():
+        print(f"  {policy:<19} {p.ops:>6} {p.outcomes.get(OK, 0):>6} {p.errors:>6} "
+              f"{p.meta_queries_per_s:>24.1f} {p.attempts_per_op:>11.2f}")
+    d = results.durability
+    print(f"  durability: acked {d.acked}, verified {d.verified}, lost {d.lost}")

@@ -12,6 +12,7 @@ from loadgen.metrics.analysis import durability, error_summary, new_primary_bloc
 from loadgen.metrics.distribution import CensoredDistribution
 from loadgen.metrics.events import (FAULT, RECENT_FAULT_WINDOW_S, RECOVERY, STEADY, Phase,
                                     PhaseLookup, new_primaries, phase_seconds, phases_from_dicts)
+from loadgen.metrics.results import Durability, NewPrimaryResult, PhaseOps
 
 pytestmark = pytest.mark.unit
 
@@ -65,14 +66,14 @@ def _phased_run():
 def test_error_rate_overall_by_phase_and_by_kind():
     policy, spans = _phased_run()
     summary = error_summary(policy, spans)
-    assert summary["errors"] == 20 and summary["error_rate"] == 20 / 600
+    assert summary.errors == 20 and summary.error_rate == 20 / 600
     # fault [100, 101.5): 30 writes, 20 timed out; recovery [101.5, 111.5): 200; steady: 370
-    assert summary["ops_by_phase"] == {FAULT: {"ops": 30, "errors": 20},
-                                       RECOVERY: {"ops": 200, "errors": 0},
-                                       STEADY: {"ops": 370, "errors": 0}}
-    assert summary["error_rate_by_phase"] == {FAULT: 20 / 30, RECOVERY: 0.0, STEADY: 0.0}
-    assert summary["errors_by_kind"] == {"ERR_TIMEOUT": 20}
-    assert summary["error_rate_by_kind"] == {"ERR_TIMEOUT": 20 / 600}
+    assert summary.ops_by_phase == {FAULT: PhaseOps(ops=30, errors=20),
+                                    RECOVERY: PhaseOps(ops=200, errors=0),
+                                    STEADY: PhaseOps(ops=370, errors=0)}
+    assert summary.error_rate_by_phase == {FAULT: 20 / 30, RECOVERY: 0.0, STEADY: 0.0}
+    assert summary.errors_by_kind == {"ERR_TIMEOUT": 20}
+    assert summary.error_rate_by_kind == {"ERR_TIMEOUT": 20 / 600}
 
 
 def test_recovery_cost_over_fault_and_recovery_phases():
@@ -90,9 +91,10 @@ def test_censored_samples_count_as_infinity_in_percentiles():
     for v in (1.0, 2.0, 3.0, None):
         d.add(v)
     s = d.summary_ms()
-    assert (s["n"], s["recovered"], s["censored"]) == (4, 3, 1)
-    assert s["p50"] == pytest.approx(2000, rel=1e-3)          # rank 2 of 4
-    assert s["p99"] is None and s["max"] is None              # they land on +inf
+    assert (s.n, s.recovered, s.censored) == (4, 3, 1)
+    assert s.p50 == pytest.approx(2000, rel=1e-3)             # rank 2 of 4
+    assert s.p99 is None and s.max is None                    # they land on +inf
+    assert s.or_inf(s.p99) == math.inf and s.or_inf(s.p50) == s.p50
     d.add(0.0)                                                # 0 is a value, not a hole
     assert d.n == 5 and d.value_at_rank_s(1) == pytest.approx(0.0, abs=1e-6)
 
@@ -101,17 +103,18 @@ def test_negative_samples_rank_first_and_stay_exact():
     d = CensoredDistribution()
     for v in (0.2, -0.5, None):
         d.add(v)
-    s = d.summary_ms(signed=True)
-    assert s["negative"] == 1 and s["min"] == -500.0
-    assert s["p50"] == pytest.approx(200, rel=1e-3) and s["max"] is None
+    s = d.lag_summary_ms(unknown=2)
+    assert s.negative == 1 and s.min == -500.0 and s.unknown == 2
+    assert s.p50 == pytest.approx(200, rel=1e-3) and s.max is None
     empty = CensoredDistribution().summary_ms()
-    assert empty == {"n": 0, "recovered": 0, "censored": 0, "p50": None, "p99": None,
-                     "max": None}
+    assert empty.to_dict() == {"n": 0, "recovered": 0, "censored": 0, "p50": None, "p99": None,
+                               "max": None}
+    assert empty.or_inf(empty.p50) is None                   # no sample: not +inf
 
 
 def test_durability_counts():
-    assert durability(100, 98) == {"acked": 100, "verified": 98, "lost": 2}
-    assert durability(100, 100, lost=0) == {"acked": 100, "verified": 100, "lost": 0}
+    assert durability(100, 98) == Durability(acked=100, verified=98, lost=2)
+    assert durability(100, 100, lost=0) == Durability(acked=100, verified=100, lost=0)
     with pytest.raises(ValueError):
         durability(-1, 0)
 
@@ -135,14 +138,14 @@ def _compound() -> list[FaultEvent]:
 def test_a_new_primary_faulted_within_60_s_is_flagged_with_its_age():
     events = _compound()
     block = new_primary_block(events[1], events)
-    assert block["3"] == {"node": "replica1", "last_fault_id": "1", "last_fault_age_s": 30.0,
-                          "recently_faulted": True}
-    assert block["5"] == {"node": "replica3", "last_fault_id": None, "last_fault_age_s": None,
-                          "recently_faulted": False}
-    assert "7" not in block                        # the config never named a new primary
+    assert block[3] == NewPrimaryResult(node="replica1", last_fault_id="1",
+                                        last_fault_age_s=30.0, recently_faulted=True)
+    assert block[5] == NewPrimaryResult(node="replica3", last_fault_id=None,
+                                        last_fault_age_s=None, recently_faulted=False)
+    assert 7 not in block                          # the config never named a new primary
     # the same node, faulted 180 s earlier: no longer inside Go's redial throttle
-    assert new_primary_block(events[2], events)["6"]["last_fault_age_s"] == 180.0
-    assert not new_primary_block(events[2], events)["6"]["recently_faulted"]
+    assert new_primary_block(events[2], events)[6].last_fault_age_s == 180.0
+    assert not new_primary_block(events[2], events)[6].recently_faulted
     assert new_primaries(events[0], events)[0].last_fault_age_s is None   # nothing before it
 
 

@@ -7,8 +7,8 @@ import json
 import pytest
 from support.metrics import meta, op, record_in_end_order, writes
 
-from loadgen.metrics import (FaultEvent, Recorder, build_results, build_timeline, write_results,
-                             write_timeline)
+from loadgen.metrics import (FaultEvent, Recorder, Results, build_results, build_timeline,
+                             write_results, write_timeline)
 
 pytestmark = pytest.mark.unit
 
@@ -33,14 +33,14 @@ def _state():
     return r.snapshot()
 
 
-def _results() -> dict:
+def _results() -> Results:
     return build_results(_state(), [KILL, SKIPPED], t_start=T_START, t_end=T_END,
                          missed={"legacy": 7}, durability={"acked": 500, "verified": 499},
                          slo=SLO, extra={"seed": 42, "profile": {"name": "ci"}})
 
 
 def test_results_have_the_documented_shape():
-    results = _results()
+    results = _results().to_dict()
     json.dumps(results, allow_nan=False)                     # strict JSON throughout
     assert results["seed"] == 42 and results["run"]["table"] == "temp"
     for name in ("failover", "legacy"):
@@ -65,7 +65,7 @@ def test_results_have_the_documented_shape():
 
 
 def test_fault_entries_and_verdicts():
-    results = _results()
+    results = _results().to_dict()
     kill, skipped = results["faults"]
     assert {k: kill[k] for k in ("id", "kind", "node", "t_inject", "t_heal",
                                  "affected_partitions")} == {
@@ -91,6 +91,20 @@ def test_fault_entries_and_verdicts():
 def test_extra_keys_may_not_replace_computed_ones():
     with pytest.raises(ValueError, match="policies"):
         build_results(_state(), [KILL], t_start=T_START, t_end=T_END, extra={"policies": {}})
+
+
+def test_the_document_reads_back_as_it_was_written(tmp_path):
+    results = _results()
+    on_disk = json.loads(write_results(tmp_path / "results.json", results).read_text())
+    again = Results.from_dict(on_disk)
+    assert again == results                              # the same typed tree
+    assert json.dumps(again.to_dict()) == json.dumps(on_disk)   # key for key, in order
+    assert list(on_disk) == ["format", "version", "run", "policies", "faults", "durability",
+                             "profile", "seed", "slo"]
+    kill = again.faults[0]
+    assert kill.server_failover_ms == {3: 800.0, 5: 800.0}     # partitions as ints
+    assert kill.ttr["failover"][3].recovered is True
+    assert again.policies["legacy"].ttr_first_ms.or_inf(None) == float("inf")   # censored
 
 
 def test_timeline_has_per_second_and_per_partition_series(tmp_path):

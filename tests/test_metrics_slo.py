@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from loadgen.errors import ConfigError
+from loadgen.metrics.results import Results, SloCheck
 from loadgen.metrics.slo import (UNKNOWN, CheckResult, ThresholdCheck, checks_from_spec,
                                  evaluate, merge_verdicts, resolve_metric, run_checks,
                                  slo_unknown_reason, slo_verdict, with_unknown)
@@ -43,30 +44,33 @@ def test_metric_paths_start_at_a_policy_or_the_root():
 
 def test_the_spec_passes_and_fails():
     passed = evaluate(SPEC, _results())
-    assert passed["verdict"] == "pass" and passed["passed"] is True
-    assert passed["unknown_reason"] is None
-    assert [c["name"] for c in passed["checks"]] == list(SPEC)
-    assert passed["checks"][2] == {"name": "failover.client_lag_ms.p99", "value": 40.0,
-                                   "threshold": {"max": 250}, "passed": True, "details": ""}
+    assert passed.verdict == "pass" and passed.passed is True
+    assert passed.unknown_reason is None
+    assert [c.name for c in passed.checks] == list(SPEC)
+    assert passed.checks[2].to_dict() == {"name": "failover.client_lag_ms.p99", "value": 40.0,
+                                          "threshold": {"max": 250}, "passed": True,
+                                          "details": ""}
     failed = evaluate(SPEC, _results(recovered_fraction=0.75))
-    assert failed["verdict"] == "fail" and failed["passed"] is False
-    assert failed["checks"][0]["passed"] is False and failed["unknown_reason"] is None
+    assert failed.verdict == "fail" and failed.passed is False
+    assert failed.checks[0].passed is False and failed.unknown_reason is None
 
 
 def test_a_missing_metric_is_unknown_not_passed():
     results = _results()
     del results["durability"]
     out = evaluate(SPEC, results)
-    assert out["verdict"] == "unknown" and out["passed"] is None     # null, never a string
-    assert out["checks"][1]["passed"] is None and "durability" in out["checks"][1]["details"]
-    assert out["unknown_reason"].startswith("SLO check durability.lost has no verdict")
+    assert out.verdict == "unknown" and out.passed is None     # null, never a string
+    assert out.checks[1].passed is None and "durability" in out.checks[1].details
+    assert out.unknown_reason.startswith("SLO check durability.lost has no verdict")
 
 
 def test_a_censored_percentile_is_infinite_and_fails_a_max():
     lag = {"n": 4, "recovered": 3, "censored": 1, "p50": 12.0, "p99": None, "max": None}
     check = ThresholdCheck("failover.client_lag_ms.p99", max=250)(_results(client_lag_ms=lag))
     assert check.passed is False and "censored" in check.details
-    assert check.as_dict()["value"] is None                   # JSON has no infinity
+    assert check.entry() == SloCheck(name="failover.client_lag_ms.p99", value=None,   # no inf
+                                     threshold={"max": 250}, passed=False,
+                                     details=check.details)
     plain_null = ThresholdCheck("failover.recovered_fraction", min=1.0)(
         _results(recovered_fraction=None))
     assert plain_null.passed == UNKNOWN
@@ -82,7 +86,7 @@ def test_a_check_that_raises_is_unknown():
     out = run_checks([broken, fine], {})
     assert [r.passed for r in out] == [UNKNOWN, True]
     assert out[0].name == "broken" and "RuntimeError: boom" in out[0].details
-    assert evaluate({}, {}, extra=[broken])["passed"] is None
+    assert evaluate({}, {}, extra=[broken]).passed is None
     not_a_number = ThresholdCheck("failover.client_lag_ms", max=1)(_results())
     assert not_a_number.passed == UNKNOWN
 
@@ -102,12 +106,12 @@ def test_a_malformed_spec_is_a_config_error(spec, key):
 def test_unknown_overrides_any_verdict_and_keeps_every_reason():
     failed = evaluate(SPEC, _results(recovered_fraction=0.75))
     out = with_unknown(failed, "the load generator was its own bottleneck: CPU")
-    assert (out["verdict"], out["passed"]) == ("unknown", None)
-    assert out["checks"] == failed["checks"]                 # the checks say what they said
+    assert (out.verdict, out.passed) == ("unknown", None)
+    assert out.checks == failed.checks                       # the checks say what they said
     results = _results()
     del results["durability"]
     twice = with_unknown(evaluate(SPEC, results), "interrupted")
-    assert twice["unknown_reason"].startswith("interrupted; SLO check durability.lost")
+    assert twice.unknown_reason.startswith("interrupted; SLO check durability.lost")
 
 
 @pytest.mark.parametrize("results, verdict", [
@@ -123,14 +127,17 @@ def test_unknown_overrides_any_verdict_and_keeps_every_reason():
     ({}, "unknown"),
 ])
 def test_slo_verdict_reads_new_and_old_results(results, verdict):
+    results = Results.from_dict(results)
     assert slo_verdict(results) == verdict
     assert bool(slo_unknown_reason(results)) == (verdict == "unknown")
 
 
 def test_an_old_unknown_gets_a_reason_from_what_the_file_says():
-    old = {"slo": {"passed": "unknown", "checks": []}, "interrupted": False,
-           "load_generator": {"saturated": True, "reason": "gevent hub late by 51 ms"}}
+    old = Results.from_dict({"slo": {"passed": "unknown", "checks": []}, "interrupted": False,
+                             "load_generator": {"saturated": True,
+                                                "reason": "gevent hub late by 51 ms"}})
     assert slo_unknown_reason(old) == ("the test bench was its own bottleneck: "
                                        "gevent hub late by 51 ms")
-    old = {"slo": {"passed": "unknown", "checks": [{"name": "a.b", "passed": "unknown"}]}}
+    old = Results.from_dict({"slo": {"passed": "unknown",
+                                     "checks": [{"name": "a.b", "passed": "unknown"}]}})
     assert slo_unknown_reason(old) == "SLO checks with no verdict: a.b"

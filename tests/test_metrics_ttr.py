@@ -13,6 +13,7 @@ from support.metrics import OFFSET_S, SERVICE_S, op, record_in_end_order, writes
 
 from loadgen.metrics import FaultEvent, Recorder, Series, event_ttrs
 from loadgen.metrics.analysis import ttr_summary
+from loadgen.metrics.results import Distribution
 from loadgen.metrics.ttr import horizon, observed_until, stable_from
 
 pytestmark = pytest.mark.unit
@@ -72,10 +73,10 @@ def test_a_partition_never_recovered_is_censored_at_the_run_end():
     assert not ttr.stable_recovered and ttr.stable_s == 20.0
     assert ttr.lag_s == pytest.approx(19.2)
     summary = ttr_summary([ttr], "failover")
-    assert summary["ttr_first_ms"] == {"n": 1, "recovered": 0, "censored": 1, "p50": None,
-                                       "p99": None, "max": None}
-    assert summary["client_lag_ms"]["censored"] == 1 and summary["client_lag_ms"]["p99"] is None
-    assert summary["recovered_fraction"] == 0.0
+    assert summary.first == Distribution(n=1, recovered=0, censored=1, p50=None, p99=None,
+                                         max=None)
+    assert summary.lag.censored == 1 and summary.lag.p99 is None
+    assert summary.recovered_fraction == 0.0
 
 
 def test_overlapping_faults_bound_each_other_by_horizon():
@@ -127,8 +128,8 @@ def test_a_negative_lag_is_reported_as_measured_and_flagged():
     assert ttr.first_s == pytest.approx(_first_ok(100.4), abs=1e-9)
     assert ttr.lag_s == pytest.approx(_first_ok(100.4) - 1.0, abs=1e-9) and ttr.lag_s < 0
     assert ttr.lag_negative
-    lag = ttr_summary([ttr], "failover")["client_lag_ms"]
-    assert lag["negative"] == 1 and lag["p50"] == lag["min"] == round(ttr.lag_s * 1000, 3)
+    lag = ttr_summary([ttr], "failover").lag
+    assert lag.negative == 1 and lag.p50 == lag.min == round(ttr.lag_s * 1000, 3)
 
 
 def test_a_skipped_event_yields_no_ttr_and_bounds_nothing():
@@ -171,12 +172,12 @@ def test_policy_distributions_of_several_partitions():
         history += writes(90, 120, partition=pidx, ok=lambda t, r=recover_at: t < 100 or t >= r)
     history += writes(90, 120, partition=4, ok=lambda t: t < 100)
     summary = ttr_summary(_ttrs(history, [event]), "failover")
-    first = summary["ttr_first_ms"]
-    assert (first["n"], first["recovered"], first["censored"]) == (4, 3, 1)
+    first = summary.first
+    assert (first.n, first.recovered, first.censored) == (4, 3, 1)
     # ranks: p50 -> 2nd sample (1.0055 s); p99 -> 4th, the censored one
-    assert first["p50"] == pytest.approx(1005.5, rel=1e-3)
-    assert first["p99"] is None and first["max"] is None
-    assert summary["recovered_fraction"] == 0.75
+    assert first.p50 == pytest.approx(1005.5, rel=1e-3)
+    assert first.p99 is None and first.max is None
+    assert summary.recovered_fraction == 0.75
 
 
 # ---------------------------------------------------------------- issue #13's three defects

@@ -178,7 +178,7 @@ def test_error_breakdown_adds_up_to_the_results(run_dir):
     for policy in POLICIES:
         split = model.errors_split[policy]
         by_kind = {kind: sum(phases.values()) for kind, phases in split.items()}
-        assert by_kind == results["policies"][policy]["errors_by_kind"]
+        assert by_kind == results.policies[policy].errors_by_kind
         assert sum(p["fault"] for p in split.values()) > 0
         assert sum(p["steady"] for p in split.values()) == 0
 

@@ -29,15 +29,15 @@ def _curves(directory):
 def test_hlog_files_give_the_whole_distribution(run_dir):
     run = load_run(run_dir)
     curves = _curves(run_dir)
-    results = run.results["policies"]
+    results = run.results.policies
     assert len(run.hlogs) == 3 * 3 * 2                  # policies x ops x kinds
     for key, curve in curves.items():
         policy, op, kind = key
-        summary = results[policy]["latency_us"][op][kind]
-        assert curve.source == FROM_HLOG and curve.count == summary["count"]
+        summary = results[policy].latency_us[op][kind]
+        assert curve.source == FROM_HLOG and curve.count == summary.count
         hist = read_hlog(run.hlogs[key])                 # every interval added up
-        assert hist.get_value_at_percentile(99) == summary["p99"]
-        assert curve.max_ms == pytest.approx(summary["max"] / 1000)
+        assert hist.get_value_at_percentile(99) == summary.p99
+        assert curve.max_ms == pytest.approx(summary.max / 1000)
         assert list(curve.percentiles) == sorted(curve.percentiles)
         assert all(p < 100 for p in curve.percentiles)
     put = curves["legacy", "put", "response"]
@@ -62,9 +62,9 @@ def test_without_hlogs_the_summary_points_are_drawn_and_said(tmp_path):
     assert not list(directory.glob("*.hlog"))
     curves = _curves(directory)
     put = curves["java", "put", "response"]
-    summary = load_run(directory).results["policies"]["java"]["latency_us"]["put"]["response"]
+    summary = load_run(directory).results.policies["java"].latency_us["put"]["response"]
     assert put.source == FROM_SUMMARY and put.percentiles == (50.0, 99.0, 99.9)
-    assert put.values_ms == (summary["p50"] / 1000, summary["p99"] / 1000, summary["p999"] / 1000)
+    assert put.values_ms == (summary.p50 / 1000, summary.p99 / 1000, summary.p999 / 1000)
     model = analyse(load_run(directory))
     fig = model.figures["latency"].to_plotly_json()
     assert all(t["mode"] == "lines+markers" for t in fig["data"])

@@ -12,6 +12,7 @@ from support.runs import make_run
 
 from loadgen.config.profile import build_profile
 from loadgen.errors import ConfigError
+from loadgen.metrics.results import Results
 from loadgen.report import RunInputError, analyse, load_run, render
 from loadgen.report.stats import MIN_FAULT_EVENTS, cdf_points, median, median_difference_ci
 from loadgen.report.views import old_new, policy_models, policy_order, samples_by_event
@@ -134,10 +135,11 @@ def test_report_from_min_fault_events_on_gives_an_interval(tmp_path):
 
 
 def test_policy_order_follows_the_profile_then_the_results():
-    results = {"policies": {"failover": {}, "java": {}, "legacy": {}, "extra": {}},
-               "profile": {"policies": {"compare": ["legacy", "java", "failover", "absent"]}}}
+    results = Results.from_dict({
+        "policies": {"failover": {}, "java": {}, "legacy": {}, "extra": {}},
+        "profile": {"policies": {"compare": ["legacy", "java", "failover", "absent"]}}})
     assert policy_order(results) == ["legacy", "java", "failover", "extra"]
-    assert policy_order({"policies": {"b": {}, "a": {}}}) == ["b", "a"]
+    assert policy_order(Results.from_dict({"policies": {"b": {}, "a": {}}})) == ["b", "a"]
 
 
 def test_old_new_is_legacy_failover_else_first_and_last():
@@ -147,7 +149,7 @@ def test_old_new_is_legacy_failover_else_first_and_last():
 
 
 def test_policy_models_prefer_what_the_run_recorded():
-    results = {"policy_info": {"mine": {"models": "my client"}}}
+    results = Results.from_dict({"policy_info": {"mine": {"models": "my client"}}})
     models = policy_models(results, ["mine", "legacy", "unknown"])
     assert models["mine"] == "my client"
     assert models["legacy"].startswith("Go client before #1916")    # from the registry

@@ -6,15 +6,17 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from xml.etree import ElementTree as ET
 
 import pytest
 from support.runs import make_run
 
-from loadgen.harness.verdict import EXIT_OK, EXIT_VERDICT, conclude, exit_code_for
+from loadgen.harness.verdict import EXIT_OK, EXIT_VERDICT, exit_code_for
 from loadgen.load.selfcheck import Saturation
 from loadgen.metrics.outputs import write_results
-from loadgen.metrics.slo import evaluate, incomplete_reason
+from loadgen.metrics.results import LoadGenerator, Results
+from loadgen.metrics.slo import settle, slo_verdict
 from loadgen.report import write_report
 from loadgen.report.junit import RUN_COMPLETE, SELF_CHECK, junit_xml
 from loadgen.report.tables import verdict_block
@@ -27,20 +29,18 @@ BUSY = Saturation(saturated=True, reason=HUB_LATE, cpu_max=0.36, late_max_ms=350
 
 
 def _concluded(*, recovered: float = 1.0, lost: int | None = 0, saturation=Saturation(),
-               interrupted: bool = False, missing: tuple[str, ...] = ()) -> dict:
-    """results.json as ``pegbench run`` concludes it (run.py ``_conclude``)."""
-    results = {"policies": {"failover": {"recovered_fraction": recovered}},
-               "durability": {"acked": 10, "verified": 10, "lost": lost},
-               "load_generator": saturation.as_dict(), "interrupted": interrupted,
-               "workers": {"reported": ["local"], "missing": list(missing)}}
+               interrupted: bool = False, missing: tuple[str, ...] = ()) -> Results:
+    """results.json as ``pegbench run`` settles its verdict (``build_results``)."""
+    document = {"policies": {"failover": {"recovered_fraction": recovered}},
+                "durability": {"acked": 10, "verified": 10, "lost": lost},
+                "load_generator": saturation.as_dict(), "interrupted": interrupted,
+                "workers": {"reported": ["local"], "missing": list(missing)}}
     if lost is None:
-        del results["durability"]                          # the metric has no value
-    results["slo"] = conclude(evaluate(SPEC, results), saturation=saturation,
-                              incomplete=incomplete_reason(interrupted, missing))
-    return results
+        del document["durability"]                         # the metric has no value
+    return settle(Results.from_dict(document), SPEC)
 
 
-def _junit(results: dict) -> tuple[dict[str, str], dict[str, tuple[str, str]]]:
+def _junit(results: Results) -> tuple[dict[str, str], dict[str, tuple[str, str]]]:
     """(suite counts, case name -> (failure | error | pass, message))."""
     root = ET.fromstring(junit_xml(results).split("?>", 1)[1])
     counts = {k: root.get(k) for k in ("tests", "failures", "errors")}
@@ -86,17 +86,18 @@ def test_exit_code_results_junit_and_badge_agree(case, tmp_path):
     # exit code
     code = exit_code_for(slo["verdict"])
     assert code == (EXIT_OK if verdict == "pass" else EXIT_VERDICT)
-    # junit.xml, read from the file as written
-    counts, cases = _junit(on_disk)
+    # junit.xml, from the file as written
+    written = Results.from_dict(on_disk)
+    counts, cases = _junit(written)
     assert (counts["failures"], counts["errors"]) == (str(failures), str(errors))
     assert counts["tests"] == str(len(cases))
     assert {name: kind for name, (kind, _) in cases.items() if kind != "pass"} == failing
     assert cases[SELF_CHECK][0] == ("error" if inputs.get("saturation") else "pass")
     # the report's badge
-    assert _badge(verdict_block(on_disk, None)) == verdict
+    assert _badge(verdict_block(written, None)) == verdict
     # and all four agree: CI is red exactly when the exit code says so
     red = {code != EXIT_OK, failures + errors > 0, verdict != "pass",
-           _badge(verdict_block(on_disk, None)) != "pass"}
+           _badge(verdict_block(written, None)) != "pass"}
     assert len(red) == 1
 
 
@@ -104,9 +105,8 @@ def test_the_self_check_case_carries_the_reason_and_results_json_too():
     results = _concluded(saturation=BUSY)
     _, cases = _junit(results)
     assert cases[SELF_CHECK] == ("error", HUB_LATE)
-    assert results["slo"]["unknown_reason"] == (
-        f"the test bench was its own bottleneck: {HUB_LATE}")
-    assert results["load_generator"]["saturated"] is True     # the saturation block stays
+    assert results.slo.unknown_reason == f"the test bench was its own bottleneck: {HUB_LATE}"
+    assert results.facts.load_generator.saturated is True    # the saturation block stays
     assert "Unknown: the test bench was its own bottleneck" in verdict_block(results, None)
 
 
@@ -127,7 +127,7 @@ def test_an_interrupted_run_says_why_in_junit():
 ])
 def test_results_from_before_slo_verdict_still_give_agreeing_signals(slo, load, verdict, errors):
     # the overloaded run of issue #13: passed = "unknown", junit failures="0" errors="0"
-    old = {"slo": slo, **({"load_generator": load} if load is not None else {})}
+    old = Results.from_dict({"slo": slo, **({"load_generator": load} if load is not None else {})})
     counts, _ = _junit(old)
     assert counts["errors"] == str(errors)
     assert (int(counts["failures"]) + errors > 0) == (verdict != "pass")
@@ -137,18 +137,19 @@ def test_results_from_before_slo_verdict_still_give_agreeing_signals(slo, load, 
 
 def test_a_file_whose_verdict_is_worse_than_its_cases_still_reads_red():
     for verdict, kind in (("unknown", "errors"), ("fail", "failures")):
-        counts, cases = _junit({"slo": {"verdict": verdict, "checks": []}})
+        counts, cases = _junit(Results.from_dict({"slo": {"verdict": verdict, "checks": []}}))
         assert counts[kind] == "1" and "verdict" in cases
 
 
 def test_the_report_page_badge_follows_slo_verdict(tmp_path):
     run_dir = make_run(tmp_path, policies=("legacy", "failover"), hlog=False)
-    results = json.loads((run_dir / "results.json").read_text())
-    assert results["slo"]["verdict"] == "unknown"       # make_run's SLO has a missing metric
-    results["slo"] = conclude(evaluate({"durability.lost": {"max": 0}}, results),
-                              saturation=BUSY)
-    results["load_generator"] = BUSY.as_dict()
-    write_results(run_dir / "results.json", results)
+    results = Results.from_dict(json.loads((run_dir / "results.json").read_text()))
+    assert slo_verdict(results) == "unknown"            # make_run's SLO has a missing metric
+    passing = settle(results, {"durability.lost": {"max": 0}})
+    assert slo_verdict(passing) == "pass"
+    busy = replace(passing, facts=replace(passing.facts,
+                                          load_generator=LoadGenerator(**BUSY.as_dict())))
+    write_results(run_dir / "results.json", settle(busy, {"durability.lost": {"max": 0}}))
     page = write_report(run_dir).read_text()
     assert _badge(page) == "unknown"
     assert f"Unknown: the test bench was its own bottleneck: {HUB_LATE}" in page

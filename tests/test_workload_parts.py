@@ -230,7 +230,7 @@ def test_durability_results_block_counts_unreadable_writes_as_lost():
     d = Durability(acked=10, verified=7, lost=1, unreadable=2, untracked=5)
     results = build_results(Recorder().snapshot(), [], t_start=0.0, t_end=1.0,
                             durability=d.results_block())
-    assert results["durability"] == {"acked": 10, "verified": 7, "lost": 3}
+    assert results.durability.to_dict() == {"acked": 10, "verified": 7, "lost": 3}
     assert Durability(**d.as_dict()) == d
 
 

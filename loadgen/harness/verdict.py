@@ -4,19 +4,18 @@ Locust exits 1 whenever any request failed, which in a fault run is always; the 
 sets ``environment.process_exit_code`` from the verdict instead (:func:`set_exit_code`).
 A verdict is ``True``, ``False`` or ``"unknown"`` (:mod:`loadgen.metrics.slo`), or its name
 in results.json (``"pass" | "fail" | "unknown"``); a load generator that was its own
-bottleneck (:mod:`loadgen.load.selfcheck`) or a run that did not complete makes it unknown
-(:func:`conclude`). The exit code, ``slo.verdict``, junit.xml and the report's badge all
-derive from the one ``slo`` object that :func:`conclude` returns.
+bottleneck (:mod:`loadgen.load.selfcheck`) or a run that did not complete makes it unknown.
+The exit code, ``slo.verdict``, junit.xml and the report's badge all derive from the one
+``slo`` object settled when the results are built (:func:`loadgen.metrics.slo.settle`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from ..exitcodes import EXIT_OK, EXIT_VERDICT
 from ..load.selfcheck import Saturation
-from ..metrics.slo import PASS, SATURATED_REASON, UNKNOWN, Verdict, verdict_name, with_unknown
+from ..metrics.slo import PASS, UNKNOWN, Verdict, verdict_name
 
 
 def effective_verdict(verdict: Verdict | None, saturation: Saturation | None = None) -> Verdict | None:
@@ -24,20 +23,6 @@ def effective_verdict(verdict: Verdict | None, saturation: Saturation | None = N
     if saturation is not None and saturation.saturated and verdict is not None:
         return UNKNOWN
     return verdict
-
-
-def conclude(slo: Mapping[str, Any], *, saturation: Saturation | None = None,
-             incomplete: str = "") -> dict[str, Any]:
-    """The final ``slo`` object of results.json: the checks' verdict, made unknown with its
-    reason when the load generator's self-check flagged it (``saturation``: its own CPU or
-    hub, or a schedule not sent) or the run is ``incomplete`` (a reason such as "the run was
-    interrupted"; "" when it completed)."""
-    out = dict(slo)
-    if incomplete:
-        out = with_unknown(out, incomplete)
-    if saturation is not None and saturation.saturated:
-        out = with_unknown(out, f"{SATURATED_REASON}: {saturation.reason or '?'}")
-    return out
 
 
 def exit_code_for(verdict: Verdict | None, *, saturation: Saturation | None = None) -> int:

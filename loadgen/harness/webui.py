@@ -120,11 +120,11 @@ class RecoveryTab:
             return row
         errors = p.ops - p.outcomes.get("ok", 0)
         meta = sum(c[_META_SLOT] for _, _, c in p.series.buckets(now - LIVE_WINDOW_S, now))
-        summary = ttr_summary(ttrs, name)["ttr_first_ms"]
+        first = ttr_summary(ttrs, name).first
         row.update(ops=p.ops, errors=errors,
                    error_rate_pct=round(100.0 * errors / p.ops, 3) if p.ops else "",
-                   ttr_first_p50_ms=_fmt_ms(summary.get("p50"), summary.get("censored", 0)),
-                   ttr_first_p99_ms=_fmt_ms(summary.get("p99"), summary.get("censored", 0)),
+                   ttr_first_p50_ms=_fmt_ms(first.p50, first.censored),
+                   ttr_first_p99_ms=_fmt_ms(first.p99, first.censored),
                    meta_qps=round(meta / LIVE_WINDOW_S, 2),
                    attempts_per_op=round(p.attempts / p.ops, 3) if p.ops else "")
         return row

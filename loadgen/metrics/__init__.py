@@ -12,12 +12,14 @@ Pure data in, plain data out: nothing here opens a socket or imports Locust or t
     distribution.py  distributions with censored (+inf) and negative samples
     analysis.py      per-policy figures (error rates, recovery cost, latency, TTR)
     slo.py           SLO checks and verdicts
+    results.py       results.json's typed tree (Results) and its codec
     outputs.py       results.json and timeline.json (the recorder's cost: loadgen/bench/recorder.py)
 """
 
 from .events import RECOVERY_S, FaultEvent, FaultInstant, Phase, phases
 from .outputs import build_results, build_timeline, write_results, write_timeline
 from .recorder import Recorder
+from .results import Results, RunFacts
 from .series import PartitionTimeline, Series
 from .state import PolicyState, RecorderState, decode_state, encode_state, merge_states
 from .ttr import PartitionTTR, event_ttrs
@@ -26,5 +28,5 @@ __all__ = [
     "Recorder", "RecorderState", "PolicyState", "Series", "PartitionTimeline",
     "encode_state", "decode_state", "merge_states",
     "FaultEvent", "FaultInstant", "Phase", "phases", "RECOVERY_S", "PartitionTTR", "event_ttrs",
-    "build_results", "build_timeline", "write_results", "write_timeline",
+    "build_results", "build_timeline", "write_results", "write_timeline", "Results", "RunFacts",
 ]

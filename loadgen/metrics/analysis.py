@@ -1,20 +1,23 @@
 """Per-policy figures from recorder state: error rates, recovery cost, latency, TTR summaries.
 
-Pure functions: state, fault events and TTRs in, plain JSON-able dicts out. Errors are ops
-that did not end ``ok`` (``fail`` or ``unknown``). Bucketed figures (by phase, recovery cost)
-assign each bucket to the phase of its start: 10 ms buckets near fault and heal instants,
-1 s elsewhere.
+Pure functions: state, fault events and TTRs in, results.json's typed blocks out
+(:mod:`.results`). Errors are ops that did not end ``ok`` (``fail`` or ``unknown``). Bucketed
+figures (by phase, recovery cost) assign each bucket to the phase of its start: 10 ms buckets
+near fault and heal instants, 1 s elsewhere.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from . import hdr
 from .distribution import CensoredDistribution
 from .events import (FAULT, PHASES, RECOVERY, FaultEvent, Phase, PhaseLookup, new_primaries,
                      phase_seconds)
+from .results import (Distribution, Durability, LagDistribution, LatencySummary,
+                      NewPrimaryResult, PhaseOps, PolicyResult)
 from .series import Series
 from .state import PolicyState
 from .ttr import PartitionTTR
@@ -37,24 +40,32 @@ def phase_totals(series: Series, spans: Iterable[Phase]) -> dict[str, list[int]]
     return out
 
 
-def error_summary(policy: PolicyState, spans: Iterable[Phase]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class ErrorSummary:
+    """A policy's errors overall, by phase and by error kind (:class:`PolicyResult`'s
+    fields of the same names)."""
+
+    errors: int
+    error_rate: float | None
+    error_rate_by_phase: dict[str, float | None]
+    ops_by_phase: dict[str, PhaseOps]
+    errors_by_kind: dict[str, int]
+    error_rate_by_kind: dict[str, float | None]
+
+
+def error_summary(policy: PolicyState, spans: Iterable[Phase]) -> ErrorSummary:
     """Error rate overall, by phase and by error kind."""
     by_phase = phase_totals(policy.series, spans)
-    ops_by_phase = {}
-    for name, c in by_phase.items():
-        ops = c[_OK] + c[_FAIL] + c[_UNKNOWN]
-        ops_by_phase[name] = {"ops": ops, "errors": c[_FAIL] + c[_UNKNOWN]}
+    ops_by_phase = {name: PhaseOps(ops=c[_OK] + c[_FAIL] + c[_UNKNOWN],
+                                   errors=c[_FAIL] + c[_UNKNOWN])
+                    for name, c in by_phase.items()}
     errors = policy.ops - policy.outcomes.get("ok", 0)
-    return {
-        "errors": errors,
-        "error_rate": _ratio(errors, policy.ops),
-        "error_rate_by_phase": {name: _ratio(v["errors"], v["ops"])
-                                for name, v in ops_by_phase.items()},
-        "ops_by_phase": ops_by_phase,
-        "errors_by_kind": dict(sorted(policy.errors.items())),
-        "error_rate_by_kind": {kind: _ratio(n, policy.ops)
-                               for kind, n in sorted(policy.errors.items())},
-    }
+    return ErrorSummary(
+        errors=errors, error_rate=_ratio(errors, policy.ops),
+        error_rate_by_phase={name: _ratio(v.errors, v.ops) for name, v in ops_by_phase.items()},
+        ops_by_phase=ops_by_phase, errors_by_kind=dict(sorted(policy.errors.items())),
+        error_rate_by_kind={kind: _ratio(n, policy.ops)
+                            for kind, n in sorted(policy.errors.items())})
 
 
 def recovery_cost(policy: PolicyState, spans: Iterable[Phase], t_start: float,
@@ -74,15 +85,28 @@ def recovery_cost(policy: PolicyState, spans: Iterable[Phase], t_start: float,
             "meta_queries": meta, "meta_queries_per_s": _ratio(meta, seconds)}
 
 
-def latency_summary(policy: PolicyState) -> dict[str, dict[str, dict[str, int]]]:
+def latency_summary(policy: PolicyState) -> dict[str, dict[str, LatencySummary]]:
     """``{op: {service|response: {count, p50, p99, p999, max}}}`` in µs."""
-    out: dict[str, dict[str, dict[str, int]]] = {}
+    out: dict[str, dict[str, LatencySummary]] = {}
     for (op, kind), hist in sorted(policy.histograms.items()):
-        out.setdefault(op, {})[kind] = hdr.summarize(hist)
+        out.setdefault(op, {})[kind] = LatencySummary(**hdr.summarize(hist))
     return out
 
 
-def ttr_summary(ttrs: Iterable[PartitionTTR], policy: str) -> dict[str, Any]:
+@dataclass(frozen=True)
+class TTRSummary:
+    """A policy's TTR distributions and the fractions recovered (:class:`PolicyResult`'s
+    ``ttr_first_ms``, ``ttr_stable_ms``, ``client_lag_ms``, ``recovered_fraction``,
+    ``stable_recovered_fraction``)."""
+
+    first: Distribution
+    stable: Distribution
+    lag: LagDistribution
+    recovered_fraction: float | None
+    stable_recovered_fraction: float | None
+
+
+def ttr_summary(ttrs: Iterable[PartitionTTR], policy: str) -> TTRSummary:
     """The policy's TTR-first, TTR-stable and client-lag distributions (ms), censored
     samples as +∞, and the fractions recovered."""
     first, stable, lag = CensoredDistribution(), CensoredDistribution(), CensoredDistribution()
@@ -96,64 +120,58 @@ def ttr_summary(ttrs: Iterable[PartitionTTR], policy: str) -> dict[str, Any]:
             lag_unknown += 1   # no server failover time: nothing to subtract
         else:
             lag.add(t.lag_s if t.recovered else None)
-    lag_summary = lag.summary_ms(signed=True)
-    lag_summary["unknown"] = lag_unknown
-    return {
-        "ttr_first_ms": first.summary_ms(),
-        "ttr_stable_ms": stable.summary_ms(),
-        "client_lag_ms": lag_summary,
-        "recovered_fraction": _ratio(first.n - first.censored, first.n),
-        "stable_recovered_fraction": _ratio(stable.n - stable.censored, stable.n),
-    }
+    return TTRSummary(first=first.summary_ms(), stable=stable.summary_ms(),
+                      lag=lag.lag_summary_ms(unknown=lag_unknown),
+                      recovered_fraction=_ratio(first.n - first.censored, first.n),
+                      stable_recovered_fraction=_ratio(stable.n - stable.censored, stable.n))
 
 
-def new_primary_block(event: FaultEvent, events: Iterable[FaultEvent]) -> dict[str, Any]:
+def new_primary_block(event: FaultEvent,
+                      events: Iterable[FaultEvent]) -> dict[int, NewPrimaryResult]:
     """``faults[].new_primary``: per affected partition whose config named a new primary,
     ``{node, last_fault_id, last_fault_age_s, recently_faulted}`` (age and id null when the
     node had not been faulted before)."""
-    return {str(pidx): {"node": n.node, "last_fault_id": n.last_fault_id,
-                        "last_fault_age_s": None if n.last_fault_age_s is None
-                        else round(n.last_fault_age_s, 3),
-                        "recently_faulted": n.recently_faulted}
+    return {pidx: NewPrimaryResult(node=n.node, last_fault_id=n.last_fault_id,
+                                   last_fault_age_s=None if n.last_fault_age_s is None
+                                   else round(n.last_fault_age_s, 3),
+                                   recently_faulted=n.recently_faulted)
             for pidx, n in sorted(new_primaries(event, events).items())}
 
 
 def policy_results(policy: PolicyState, *, ttrs: Iterable[PartitionTTR], name: str,
                    spans: Iterable[Phase], t_start: float, t_end: float,
-                   missed: int | None = None) -> dict[str, Any]:
+                   missed: int | None = None) -> PolicyResult:
     """``results.json``'s ``policies.<name>`` (see the README, "Reference")."""
     spans = list(spans)
     cost = recovery_cost(policy, spans, t_start, t_end)
-    out: dict[str, Any] = {"ops": policy.ops, "outcomes": dict(policy.outcomes)}
-    out.update(error_summary(policy, spans))
-    out.update({
-        "attempts": policy.attempts,
-        "attempts_per_op": _ratio(policy.attempts, policy.ops),
-        "meta_queries": policy.meta_queries,
-        "meta_queries_failed": policy.meta_failed,
-        "meta_queries_per_s": cost["meta_queries_per_s"],
-        "meta_queries_per_s_overall": _ratio(policy.meta_queries, t_end - t_start),
-        "replica_queries": policy.replica_queries,
-        "recovery_cost": cost,
-        "missed": missed,
-        "dropped": policy.dropped_total,
-        "dropped_by_partition": {str(k): n for k, n in sorted(policy.dropped.items())},
-        "attempt_outcomes": dict(policy.attempt_outcomes),
-        "attempt_errors": dict(sorted(policy.attempt_errors.items())),
-        "clamped": policy.clamped,
-        "latency_us": latency_summary(policy),
-    })
-    out.update(ttr_summary(ttrs, name))
-    return out
+    errors, ttr = error_summary(policy, spans), ttr_summary(ttrs, name)
+    return PolicyResult(
+        ops=policy.ops, outcomes=dict(policy.outcomes),
+        errors=errors.errors, error_rate=errors.error_rate,
+        error_rate_by_phase=errors.error_rate_by_phase, ops_by_phase=errors.ops_by_phase,
+        errors_by_kind=errors.errors_by_kind, error_rate_by_kind=errors.error_rate_by_kind,
+        attempts=policy.attempts, attempts_per_op=_ratio(policy.attempts, policy.ops),
+        meta_queries=policy.meta_queries, meta_queries_failed=policy.meta_failed,
+        meta_queries_per_s=cost["meta_queries_per_s"],
+        meta_queries_per_s_overall=_ratio(policy.meta_queries, t_end - t_start),
+        replica_queries=policy.replica_queries, recovery_cost=cost, missed=missed,
+        dropped=policy.dropped_total,
+        dropped_by_partition={str(k): n for k, n in sorted(policy.dropped.items())},
+        attempt_outcomes=dict(policy.attempt_outcomes),
+        attempt_errors=dict(sorted(policy.attempt_errors.items())), clamped=policy.clamped,
+        latency_us=latency_summary(policy),
+        ttr_first_ms=ttr.first, ttr_stable_ms=ttr.stable, client_lag_ms=ttr.lag,
+        recovered_fraction=ttr.recovered_fraction,
+        stable_recovered_fraction=ttr.stable_recovered_fraction)
 
 
-def durability(acked: int, verified: int, lost: int | None = None) -> dict[str, int]:
+def durability(acked: int, verified: int, lost: int | None = None) -> Durability:
     """``{acked, verified, lost}`` from the caller's read-back; ``lost`` defaults to the
     acknowledged writes not found again."""
     if acked < 0 or verified < 0:
         raise ValueError(f"negative counts: acked={acked} verified={verified}")
-    return {"acked": acked, "verified": verified,
-            "lost": max(acked - verified, 0) if lost is None else lost}
+    return Durability(acked=acked, verified=verified,
+                      lost=max(acked - verified, 0) if lost is None else lost)
 
 
 def missed_for(missed: Mapping[str, int] | None, policy: str) -> int | None:

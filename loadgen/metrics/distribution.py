@@ -10,8 +10,7 @@ below every histogram value.
 from __future__ import annotations
 
 from . import hdr
-
-PERCENTILES = {"p50": 50.0, "p99": 99.0}
+from .results import Distribution, LagDistribution
 
 
 class CensoredDistribution:
@@ -58,20 +57,23 @@ class CensoredDistribution:
             return None
         return self.value_at_rank_s(max(int(percentile * n / 100 + 0.5), 1))
 
-    def summary_ms(self, *, signed: bool = False) -> dict[str, float | int | None]:
+    def summary_ms(self) -> Distribution:
         """``{n, recovered, censored, p50, p99, max}`` in ms (percentiles null when censored
-        or when there are no samples); ``signed`` (client lag) adds ``negative`` (how many
-        samples were below 0) and ``min``."""
+        or when there are no samples)."""
         n = self.n
-        out: dict[str, float | int | None] = {"n": n, "recovered": n - self.censored,
-                                              "censored": self.censored}
-        for name, percentile in PERCENTILES.items():
-            out[name] = _ms(self.percentile_s(percentile))
-        out["max"] = _ms(self.value_at_rank_s(n)) if n else None
-        if signed:
-            out["negative"] = len(self.negative)
-            out["min"] = _ms(self.value_at_rank_s(1)) if n else None
-        return out
+        return Distribution(n=n, recovered=n - self.censored, censored=self.censored,
+                            p50=_ms(self.percentile_s(50.0)),
+                            p99=_ms(self.percentile_s(99.0)),
+                            max=_ms(self.value_at_rank_s(n)) if n else None)
+
+    def lag_summary_ms(self, unknown: int = 0) -> LagDistribution:
+        """:meth:`summary_ms` of signed samples (client lag), plus ``negative`` (how many were
+        below 0), the ``min`` and ``unknown`` (samples left out: no server failover time)."""
+        n, s = self.n, self.summary_ms()
+        return LagDistribution(n=s.n, recovered=s.recovered, censored=s.censored, p50=s.p50,
+                               p99=s.p99, max=s.max, negative=len(self.negative),
+                               min=_ms(self.value_at_rank_s(1)) if n else None,
+                               unknown=unknown)
 
 
 def _ms(value_s: float | None) -> float | None:

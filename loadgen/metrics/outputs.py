@@ -1,5 +1,6 @@
 """``results.json`` and ``timeline.json``: built from recorder state and fault events, written
-atomically. Shapes: DESIGN.md "Outputs"; every field: the README, "Reference".
+atomically. Shapes: DESIGN.md "Outputs" (results.json's typed tree: :mod:`.results`); every
+field: the README, "Reference".
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ from . import hdr
 from .analysis import durability as durability_block
 from .analysis import missed_for, new_primary_block, policy_results
 from .events import RECOVERY_S, FaultEvent, phases
+from .results import FACT_KEYS, FaultResult, Results, RunFacts, RunInfo, TTRResult
 from .series import COARSE_BUCKET_S, FINE_BUCKET_S, OUTCOME_SLOTS
-from .slo import evaluate
+from .slo import settle
 from .state import PolicyState, RecorderState
 from .ttr import TTR_WINDOW_S, PartitionTTR, event_ttrs, resolve_table
 
-RESULTS_FORMAT, TIMELINE_FORMAT, VERSION = "pegbench-results", "pegbench-timeline", 1
+TIMELINE_FORMAT, TIMELINE_VERSION = "pegbench-timeline", 1
 #: A run folder's files: its results, its timelines, its fault records (one JSON object a line).
 RESULTS_JSON, TIMELINE_JSON, FAULTS_JSONL = "results.json", "timeline.json", "faults.jsonl"
 
@@ -30,26 +32,38 @@ def _ms(seconds: float | None) -> float | None:
 
 
 def _fault_entry(event: FaultEvent, ttrs: Iterable[PartitionTTR],
-                 events: Sequence[FaultEvent]) -> dict[str, Any]:
-    ttr: dict[str, dict[str, Any]] = {}
+                 events: Sequence[FaultEvent]) -> FaultResult:
+    ttr: dict[str, dict[int, TTRResult]] = {}
     for t in ttrs:
         if t.event_id != event.id:
             continue
-        ttr.setdefault(t.policy, {})[str(t.partition)] = {
-            "first_ms": _ms(t.first_s), "stable_ms": _ms(t.stable_s), "lag_ms": _ms(t.lag_s),
-            "recovered": t.recovered, "stable_recovered": t.stable_recovered,
-            "lag_negative": t.lag_negative, "horizon_ms": _ms(t.t_horizon - t.t_inject)}
-    return {
-        "id": event.id, "kind": event.kind, "node": event.node, "t_inject": event.t_inject,
-        "t_heal": event.t_heal, "affected_partitions": list(event.affected_partitions),
-        "skipped": event.skipped, "skip_reason": event.skip_reason,
-        "server_failover_ms": {} if event.skipped else {
-            str(p): _ms(event.failover_s(p)) for p in event.affected_partitions},
-        "touched_partitions": None if event.touched_partitions is None
-        else list(event.touched_partitions),
-        "new_primary": {} if event.skipped else new_primary_block(event, events),
-        "ttr": ttr,
-    }
+        ttr.setdefault(t.policy, {})[t.partition] = TTRResult(
+            first_ms=_ms(t.first_s), stable_ms=_ms(t.stable_s), lag_ms=_ms(t.lag_s),
+            recovered=t.recovered, stable_recovered=t.stable_recovered,
+            lag_negative=t.lag_negative, horizon_ms=_ms(t.t_horizon - t.t_inject))
+    return FaultResult(
+        id=event.id, kind=event.kind, node=event.node, t_inject=event.t_inject,
+        t_heal=event.t_heal, affected_partitions=tuple(event.affected_partitions),
+        skipped=event.skipped, skip_reason=event.skip_reason,
+        server_failover_ms={} if event.skipped else {
+            p: _ms(event.failover_s(p)) for p in event.affected_partitions},
+        touched_partitions=None if event.touched_partitions is None
+        else tuple(event.touched_partitions),
+        new_primary={} if event.skipped else new_primary_block(event, events),
+        ttr=ttr)
+
+
+def _run_facts(extra: RunFacts | Mapping[str, Any] | None) -> RunFacts:
+    """``extra`` as :class:`RunFacts`: a mapping is read as results.json spells the facts; a
+    key that is no fact (e.g. one that would replace a computed block) is a ValueError."""
+    if isinstance(extra, RunFacts):
+        return extra
+    extra = extra or {}
+    unknown = set(extra) - FACT_KEYS
+    if unknown:
+        raise ValueError(f"extra keys {sorted(unknown)} are no run facts "
+                         f"(they would replace computed results or name nothing)")
+    return RunFacts.from_dict(extra)
 
 
 def build_results(state: RecorderState, events: Iterable[FaultEvent], *, t_start: float,
@@ -57,32 +71,27 @@ def build_results(state: RecorderState, events: Iterable[FaultEvent], *, t_start
                   window_s: float = TTR_WINDOW_S, missed: Mapping[str, int] | None = None,
                   durability: Mapping[str, int] | None = None,
                   slo: Mapping[str, Mapping[str, float]] | None = None,
-                  extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The ``results.json`` document. ``durability``: ``{acked, verified[, lost]}`` from the
-    caller's read-back; ``extra``: top-level keys to add (profile, versions, seed, clock
-    anchor)."""
+                  extra: RunFacts | Mapping[str, Any] | None = None) -> Results:
+    """The run's results, verdict settled. ``durability``: ``{acked, verified[, lost]}`` from
+    the caller's read-back; ``slo``: the profile's ``[slo]`` spec; ``extra``: what the run
+    records beside the numbers (:class:`RunFacts`, or a mapping spelled as in results.json).
+    The verdict is settled here (:func:`.slo.settle`): the checks' over the document, unknown
+    when the facts say the run was incomplete or the load generator was its own bottleneck."""
     events = sorted(events, key=lambda e: e.t_inject)
     spans = phases(events, recovery_s=recovery_s)
     table = resolve_table(state, table)
     ttrs = event_ttrs(state, events, t_end=t_end, table=table, window_s=window_s)
-    results: dict[str, Any] = {
-        "format": RESULTS_FORMAT, "version": VERSION,
-        "run": {"clock": "monotonic", "t_start": t_start, "t_end": t_end,
-                "duration_s": t_end - t_start, "recovery_s": recovery_s, "table": table,
-                "ttr_window_s": window_s},
-        "policies": {name: policy_results(p, ttrs=ttrs, name=name, spans=spans,
-                                          t_start=t_start, t_end=t_end,
-                                          missed=missed_for(missed, name))
-                     for name, p in state.policies.items()},
-        "faults": [_fault_entry(e, ttrs, events) for e in events],
-        "durability": None if durability is None else durability_block(**durability),
-    }
-    clash = set(extra or {}) & (set(results) | {"slo"})
-    if clash:
-        raise ValueError(f"extra keys {sorted(clash)} would replace computed results")
-    results.update(extra or {})
-    results["slo"] = evaluate(slo or {}, results)
-    return results
+    results = Results(
+        run=RunInfo(clock="monotonic", t_start=t_start, t_end=t_end, duration_s=t_end - t_start,
+                    recovery_s=recovery_s, table=table, ttr_window_s=window_s),
+        policies={name: policy_results(p, ttrs=ttrs, name=name, spans=spans,
+                                       t_start=t_start, t_end=t_end,
+                                       missed=missed_for(missed, name))
+                  for name, p in state.policies.items()},
+        faults=tuple(_fault_entry(e, ttrs, events) for e in events),
+        durability=None if durability is None else durability_block(**durability),
+        facts=_run_facts(extra))
+    return settle(results, slo or {})
 
 
 def _per_second(p: PolicyState) -> dict[str, Any]:
@@ -129,7 +138,7 @@ def build_timeline(state: RecorderState, events: Iterable[FaultEvent], *, t_star
     (10 ms near faults, 1 s elsewhere), faults and phases for shading."""
     events = sorted(events, key=lambda e: e.t_inject)
     return {
-        "format": TIMELINE_FORMAT, "version": VERSION, "clock": "monotonic",
+        "format": TIMELINE_FORMAT, "version": TIMELINE_VERSION, "clock": "monotonic",
         "t_start": t_start, "t_end": t_end,
         "fine_bucket_s": FINE_BUCKET_S, "coarse_bucket_s": COARSE_BUCKET_S,
         "faults": [{"id": e.id, "kind": e.kind, "node": e.node, "t_inject": e.t_inject,
@@ -156,9 +165,9 @@ def write_json(path: str | os.PathLike[str], document: Mapping[str, Any], *,
     return path
 
 
-def write_results(path: str | os.PathLike[str], results: Mapping[str, Any]) -> Path:
+def write_results(path: str | os.PathLike[str], results: Results) -> Path:
     """Write ``results.json``."""
-    return write_json(path, results)
+    return write_json(path, results.to_dict())
 
 
 def write_timeline(path: str | os.PathLike[str], timeline: Mapping[str, Any]) -> Path:

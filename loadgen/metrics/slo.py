@@ -5,7 +5,9 @@ that raises, or whose metric is missing, is ``"unknown"``: never passed by accid
 
 In ``results.json`` the run's verdict is a name, ``slo.verdict`` = ``"pass" | "fail" |
 "unknown"`` (with ``slo.unknown_reason`` when unknown), and every ``passed`` is a JSON
-boolean, or null where unknown: a string "unknown" would be truthy. :func:`slo_verdict`
+boolean, or null where unknown: a string "unknown" would be truthy. The verdict is settled
+once, when the results are built (:func:`settle`: the checks, then :func:`conclude`, unknown
+when the test bench was its own bottleneck or the run is incomplete). :func:`slo_verdict`
 reads the verdict of any results file, old ones included; read it nowhere else.
 
 Spec (a profile's ``[slo]`` table): ``{"<metric path>": {"min": x} | {"max": y} | both}``.
@@ -19,10 +21,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Union
 
 from ..errors import ConfigError
+from .results import Results, RunFacts, Slo, SloCheck
 
 UNKNOWN = "unknown"
 Verdict = Union[bool, str]           # True | False | "unknown"
@@ -60,13 +63,13 @@ class CheckResult:
     threshold: Mapping[str, float] = field(default_factory=dict)
     details: str = ""
 
-    def as_dict(self) -> dict[str, Any]:
+    def entry(self) -> SloCheck:
         """The ``slo.checks[]`` entry of ``results.json``."""
         value = self.value
         if isinstance(value, float) and math.isinf(value):
             value = None            # JSON has no infinity; details say "+inf"
-        return {"name": self.name, "value": value, "threshold": dict(self.threshold),
-                "passed": passed_json(self.passed), "details": self.details}
+        return SloCheck(name=self.name, value=value, threshold=dict(self.threshold),
+                        passed=passed_json(self.passed), details=self.details)
 
 
 Check = Callable[[Mapping[str, Any]], CheckResult]
@@ -162,74 +165,93 @@ def run_checks(checks: Iterable[Check], results: Mapping[str, Any]) -> list[Chec
     return out
 
 
-def evaluate(spec: Mapping[str, Mapping[str, float]], results: Mapping[str, Any],
-             extra: Iterable[Check] = ()) -> dict[str, Any]:
-    """``results.json``'s ``slo`` for ``spec`` (+ ``extra``): ``{verdict, passed,
-    unknown_reason, checks: [...]}``; unknown names the checks that had no verdict."""
-    checks = run_checks([*checks_from_spec(spec), *extra], results)
+def evaluate(spec: Mapping[str, Mapping[str, float]], document: Mapping[str, Any],
+             extra: Iterable[Check] = ()) -> Slo:
+    """The checks' ``slo`` for ``spec`` (+ ``extra``) over ``document`` (results.json as
+    written, :meth:`Results.to_dict`); unknown names the checks that had no verdict."""
+    checks = run_checks([*checks_from_spec(spec), *extra], document)
     unknown = [c for c in checks if c.passed is not True and c.passed is not False]
     reason = "; ".join(f"SLO check {c.name} has no verdict ({c.details or 'no value'})"
                        for c in unknown)
-    return slo_block(merge_verdicts(c.passed for c in checks),
-                     [c.as_dict() for c in checks], reason)
+    return slo_block(merge_verdicts(c.passed for c in checks), [c.entry() for c in checks],
+                     reason)
 
 
-def slo_block(verdict: Verdict, checks: list[dict[str, Any]],
-              unknown_reason: str = "") -> dict[str, Any]:
+def slo_block(verdict: Verdict, checks: Iterable[SloCheck], unknown_reason: str = "") -> Slo:
     """The ``slo`` object of results.json; ``unknown_reason`` is kept only when unknown."""
     name = verdict_name(verdict)
-    return {"verdict": name, "passed": passed_json(name),
-            "unknown_reason": (unknown_reason or "unknown") if name == UNKNOWN else None,
-            "checks": checks}
+    return Slo(verdict=name, passed=passed_json(name),
+               unknown_reason=(unknown_reason or "unknown") if name == UNKNOWN else None,
+               checks=tuple(checks))
 
 
-def with_unknown(slo: Mapping[str, Any], reason: str) -> dict[str, Any]:
+def with_unknown(slo: Slo, reason: str) -> Slo:
     """``slo`` made unknown for ``reason`` (e.g. the load generator was its own bottleneck),
     whatever its checks said; a reason it already had is kept after the new one."""
-    before = slo.get("unknown_reason") if slo.get("verdict") == UNKNOWN else None
+    before = slo.unknown_reason if slo.verdict == UNKNOWN else None
     reasons = [r for r in (reason, before) if r]
-    return {**slo, **slo_block(UNKNOWN, list(slo.get("checks") or []), "; ".join(reasons))}
+    return slo_block(UNKNOWN, slo.checks, "; ".join(reasons))
 
 
-def incomplete_reason(interrupted: bool, missing_workers: Iterable[str] = ()) -> str:
-    """Why a run's numbers are incomplete, "" when they are not (``slo.unknown_reason``)."""
-    missing = list(missing_workers)
-    reasons = ["the run was interrupted"] if interrupted else []
+def incomplete_reason(facts: RunFacts) -> str:
+    """Why a run's numbers are incomplete (the run was interrupted, a worker's final report is
+    missing), "" when they are not (``slo.unknown_reason``)."""
+    reasons = ["the run was interrupted"] if facts.interrupted is True else []
+    missing = facts.workers.missing if facts.workers is not None else ()
     if missing:
         reasons.append(f"no final report from workers {', '.join(map(str, missing))}")
     return "; ".join(reasons)
 
 
-def slo_verdict(results: Mapping[str, Any]) -> str:
+def conclude(slo: Slo, facts: RunFacts) -> Slo:
+    """The run's final ``slo``: the checks' verdict, made unknown with its reason when the run
+    is incomplete (:func:`incomplete_reason`) or the load generator's self-check flagged it
+    (``load_generator.saturated``: its own CPU or hub, or a schedule not sent)."""
+    incomplete = incomplete_reason(facts)
+    if incomplete:
+        slo = with_unknown(slo, incomplete)
+    load = facts.load_generator
+    if load is not None and load.saturated:
+        slo = with_unknown(slo, f"{SATURATED_REASON}: {load.reason or '?'}")
+    return slo
+
+
+def settle(results: Results, spec: Mapping[str, Mapping[str, float]]) -> Results:
+    """``results`` with its ``slo``: ``spec``'s checks over the rest of the document,
+    :func:`conclude`-d by its facts."""
+    document = results.to_dict()
+    document.pop("slo", None)
+    return replace(results, slo=conclude(evaluate(spec, document), results.facts))
+
+
+def slo_verdict(results: Results) -> str:
     """The run's verdict, ``"pass" | "fail" | "unknown"``, from any results.json: ``slo.verdict``
     when present; else (files before it) ``slo.passed`` true / false / "unknown", made
     unknown if ``load_generator.saturated``. No ``slo`` object at all is unknown."""
-    slo = results.get("slo")
-    if not isinstance(slo, Mapping):
+    slo = results.slo
+    if slo is None:
         return UNKNOWN
-    if slo.get("verdict") in VERDICTS:
-        return str(slo["verdict"])
-    load = results.get("load_generator")
-    if isinstance(load, Mapping) and load.get("saturated") is True:
+    if slo.verdict in VERDICTS:
+        return str(slo.verdict)
+    load = results.facts.load_generator
+    if load is not None and load.saturated is True:
         return UNKNOWN
-    return verdict_name(slo.get("passed"))
+    return verdict_name(slo.passed)
 
 
-def slo_unknown_reason(results: Mapping[str, Any]) -> str:
+def slo_unknown_reason(results: Results) -> str:
     """Why the verdict is unknown ("" when it is not), from any results.json."""
     if slo_verdict(results) != UNKNOWN:
         return ""
-    slo = results.get("slo")
-    reason = slo.get("unknown_reason") if isinstance(slo, Mapping) else None
+    slo, load = results.slo, results.facts.load_generator
+    reason = slo.unknown_reason if slo is not None else None
     if isinstance(reason, str) and reason:
         return reason
-    load = results.get("load_generator")
-    if isinstance(load, Mapping) and load.get("saturated") is True:
-        return f"{SATURATED_REASON}: {load.get('reason') or '?'}"
-    if results.get("interrupted") is True:
+    if load is not None and load.saturated is True:
+        return f"{SATURATED_REASON}: {load.reason or '?'}"
+    if results.facts.interrupted is True:
         return "the run was interrupted"
-    if not isinstance(slo, Mapping):
+    if slo is None:
         return "no slo object in results.json"
-    unknown = [c.get("name") for c in slo.get("checks") or []
-               if isinstance(c, Mapping) and c.get("passed") not in (True, False)]
+    unknown = [c.name for c in slo.checks if c.passed not in (True, False)]
     return f"SLO checks with no verdict: {', '.join(map(str, unknown))}" if unknown else "unknown"

@@ -68,7 +68,8 @@ def render_compare(comparison: Comparison, base: Sequence[RunSamples],
     rows = [[*(esc(c) for c in row_cells(r)[:6]), _gate(r.status), esc(r.reason)]
             for r in comparison.rows]
     fig = compare_figure(comparison)
-    embedded = {"base": [r.results for r in base], "candidate": [r.results for r in candidate]}
+    embedded = {"base": [r.results.to_dict() for r in base],
+                "candidate": [r.results.to_dict() for r in candidate]}
     labels = [(f"base ({len(base)})", base), (f"candidate ({len(candidate)})", candidate)]
     parts = ["<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">",
              f"<title>pegbench compare</title><style>{CSS}</style>"]

@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..metrics.results import Results
 from ..metrics.slo import slo_unknown_reason, slo_verdict
 from .run_dir import TIMELINE_JSON, read_results, read_timeline, results_path
 from .views import policy_order, ttr_samples
@@ -90,7 +91,7 @@ class RunSamples:
     recovered: Mapping[str, tuple[int, int]] = field(default_factory=dict)
     timeline: bool = True
     profile: str | None = None
-    results: Mapping[str, Any] = field(default_factory=dict)
+    results: Results = field(default_factory=Results)
     verdict: str = "unknown"      # the run's own SLO verdict: pass, fail or unknown
     unknown_reason: str = ""
 
@@ -98,8 +99,7 @@ class RunSamples:
 Key = tuple[str, str, str]          # (policy, metric key, fault kind)
 
 
-def ttr_values(results: Mapping[str, Any]) -> tuple[dict[Key, list[float]],
-                                                    dict[str, tuple[int, int]]]:
+def ttr_values(results: Results) -> tuple[dict[Key, list[float]], dict[str, tuple[int, int]]]:
     """TTR-first and client-lag samples per policy and fault kind (ms, +inf when not
     recovered), and the (recovered, all) counts per policy."""
     values: dict[Key, list[float]] = {}
@@ -202,21 +202,14 @@ def per_fault_rates(timeline: Mapping[str, Any]) -> dict[Key, list[float]]:
     return values
 
 
-def profile_name(results: Mapping[str, Any]) -> str | None:
-    """The run's profile name, if results.json recorded it."""
-    profile = results.get("profile")
-    name = profile.get("name") if isinstance(profile, Mapping) else None
-    return str(name) if name is not None else None
-
-
-def run_samples(results: Mapping[str, Any], timeline: Mapping[str, Any] | None,
+def run_samples(results: Results, timeline: Mapping[str, Any] | None,
                 label: str) -> RunSamples:
-    """One run's samples from its parsed results.json and timeline.json (or None)."""
+    """One run's samples from its results.json and parsed timeline.json (or None)."""
     values, recovered = ttr_values(results)
     if timeline is not None:
         values.update(per_fault_rates(timeline))
     return RunSamples(label, tuple(policy_order(results)), values, recovered,
-                      timeline is not None, profile_name(results), results,
+                      timeline is not None, results.facts.profile_name, results,
                       slo_verdict(results), slo_unknown_reason(results))
 
 

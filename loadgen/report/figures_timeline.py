@@ -14,6 +14,7 @@ from typing import Any
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from ..metrics.results import Results
 from .style import FAILOVER_LINE, FAULT_FILL, RECOVERY_FILL, base_layout, dash_for
 from .views import injected_faults
 
@@ -30,14 +31,14 @@ def _line(x: Sequence[float], y: Sequence[Any], *, policy: str, colour: str, nam
                       line={"color": colour, "dash": dash, "width": 1.6, "shape": "hv"})
 
 
-def failover_instants(results: Mapping[str, Any]) -> list[tuple[float, str]]:
+def failover_instants(results: Results) -> list[tuple[float, str]]:
     """(monotonic instant, hover text) of each distinct server failover (to the ms)."""
     seen: dict[float, list[str]] = {}
     for fault in injected_faults(results):
-        for pidx, ms in sorted((fault.get("server_failover_ms") or {}).items()):
+        for pidx, ms in sorted((fault.server_failover_ms or {}).items()):
             if isinstance(ms, (int, float)):
-                t = round(float(fault["t_inject"]) + ms / 1000.0, 3)
-                seen.setdefault(t, []).append(f"fault {fault.get('id')} partition {pidx}: {ms:g} ms")
+                t = round(float(fault.t_inject) + ms / 1000.0, 3)
+                seen.setdefault(t, []).append(f"fault {fault.id} partition {pidx}: {ms:g} ms")
     return sorted((t, "<br>".join(texts)) for t, texts in seen.items())
 
 
@@ -52,7 +53,7 @@ def _every_row(shape: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def _shapes(results: Mapping[str, Any], timeline: Mapping[str, Any], t0: float, t_end: float,
+def _shapes(results: Results, timeline: Mapping[str, Any], t0: float, t_end: float,
             instants: Sequence[tuple[float, str]]) -> list[dict[str, Any]]:
     """Recovery phases, fault windows and (up to MAX_FAILOVER_LINES) failover instants."""
     shapes = []
@@ -63,9 +64,8 @@ def _shapes(results: Mapping[str, Any], timeline: Mapping[str, Any], t0: float, 
                                   "fillcolor": RECOVERY_FILL, "line": {"width": 0},
                                   "layer": "below"})
     for fault in injected_faults(results):
-        start = float(fault["t_inject"]) - t0
-        heal = fault.get("t_heal")
-        end = (t_end if heal is None else float(heal)) - t0
+        start = float(fault.t_inject) - t0
+        end = (t_end if fault.t_heal is None else float(fault.t_heal)) - t0
         shapes += _every_row({"type": "rect", "x0": start, "x1": max(end, start + 0.05),
                               "fillcolor": FAULT_FILL, "line": {"width": 0}, "layer": "below"})
     if len(instants) <= MAX_FAILOVER_LINES:
@@ -75,15 +75,15 @@ def _shapes(results: Mapping[str, Any], timeline: Mapping[str, Any], t0: float, 
     return shapes
 
 
-def _labels(results: Mapping[str, Any], t0: float) -> list[dict[str, Any]]:
+def _labels(results: Results, t0: float) -> list[dict[str, Any]]:
     """Each fault's label, above the top row at its start."""
-    return [{"x": float(f["t_inject"]) - t0, "y": 1.0, "xref": "x", "yref": "paper",
+    return [{"x": float(f.t_inject) - t0, "y": 1.0, "xref": "x", "yref": "paper",
              "yanchor": "bottom", "xanchor": "left", "showarrow": False, "font": {"size": 11},
-             "text": f"{f.get('id')}: {f.get('kind')} {f.get('node')}"}
+             "text": f"{f.id}: {f.kind} {f.node}"}
             for f in injected_faults(results)]
 
 
-def timeline_figure(results: Mapping[str, Any], timeline: Mapping[str, Any] | None,
+def timeline_figure(results: Results, timeline: Mapping[str, Any] | None,
                     order: Sequence[str], colours: Mapping[str, str]) -> go.Figure | None:
     """The figure, or None when the run has no per-second data."""
     if not timeline:
@@ -92,9 +92,9 @@ def timeline_figure(results: Mapping[str, Any], timeline: Mapping[str, Any] | No
               for p in order}
     if not any(s.get("t") for s in series.values()):
         return None
-    run = results.get("run", {})
-    t0 = float(run.get("t_start", timeline.get("t_start", 0.0)))
-    t_end = float(run.get("t_end", timeline.get("t_end", t0)))
+    run = results.run
+    t0 = float(timeline.get("t_start", 0.0) if run.t_start is None else run.t_start)
+    t_end = float(timeline.get("t_end", t0) if run.t_end is None else run.t_end)
     fig = make_subplots(rows=len(ROWS), cols=1, shared_xaxes=True, vertical_spacing=0.04,
                         subplot_titles=ROWS)
     kinds = sorted({k for s in series.values() for k in (s.get("errors") or {})})

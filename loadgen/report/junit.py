@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 from xml.etree import ElementTree as ET
 
+from ..metrics.results import Results, SloCheck
 from ..metrics.slo import FAIL, UNKNOWN, incomplete_reason, slo_unknown_reason, slo_verdict
 
 SELF_CHECK, RUN_COMPLETE, VERDICT_CASE = "load generator kept up", "run complete", "verdict"
@@ -31,39 +30,31 @@ def _case(root: ET.Element, suite: str, name: str, kind: str | None = None,
         ET.SubElement(case, kind, message=message).text = message
 
 
-def _check_detail(check: Mapping[str, Any]) -> str:
-    detail = (f"value {json.dumps(check.get('value'))}, threshold "
-              f"{json.dumps(check.get('threshold'))}")
-    return detail + (f": {check['details']}" if check.get("details") else "")
+def _check_detail(check: SloCheck) -> str:
+    detail = f"value {json.dumps(check.value)}, threshold {json.dumps(check.threshold)}"
+    return detail + (f": {check.details}" if check.details else "")
 
 
-def _incomplete(results: Mapping[str, Any]) -> str:
-    workers = results.get("workers")
-    missing = workers.get("missing") if isinstance(workers, Mapping) else None
-    return incomplete_reason(results.get("interrupted") is True,
-                             missing if isinstance(missing, list) else ())
-
-
-def junit_xml(results: Mapping[str, Any], *, suite: str = "pegbench") -> str:
+def junit_xml(results: Results, *, suite: str = "pegbench") -> str:
     """The JUnit XML document of ``results``' verdict (see the module docstring)."""
-    slo = results.get("slo") if isinstance(results.get("slo"), Mapping) else {}
+    facts = results.facts
     root = ET.Element("testsuite", name=suite)
-    for check in slo.get("checks") or []:
-        passed, detail = check.get("passed"), _check_detail(check)
+    for check in results.slo.checks if results.slo is not None else ():
+        passed, detail = check.passed, _check_detail(check)
         if passed is True:
-            _case(root, suite, str(check.get("name")))
+            _case(root, suite, str(check.name))
         elif passed is False:
-            _case(root, suite, str(check.get("name")), "failure", detail)
+            _case(root, suite, str(check.name), "failure", detail)
         else:  # null, or "unknown" in files before booleans stayed booleans
-            _case(root, suite, str(check.get("name")), "error", f"unknown: {detail}")
-    load = results.get("load_generator")
-    if isinstance(load, Mapping):
-        if load.get("saturated"):
-            _case(root, suite, SELF_CHECK, "error", str(load.get("reason") or "saturated"))
+            _case(root, suite, str(check.name), "error", f"unknown: {detail}")
+    load = facts.load_generator
+    if load is not None:
+        if load.saturated:
+            _case(root, suite, SELF_CHECK, "error", str(load.reason or "saturated"))
         else:
             _case(root, suite, SELF_CHECK)
-    if "interrupted" in results or isinstance(results.get("workers"), Mapping):
-        incomplete = _incomplete(results)
+    if facts.interrupted is not None or facts.workers is not None:
+        incomplete = incomplete_reason(facts)
         _case(root, suite, RUN_COMPLETE, "error" if incomplete else None, incomplete)
     verdict = slo_verdict(results)
     kinds = [c[0].tag for c in root if len(c)]
@@ -80,7 +71,7 @@ def junit_xml(results: Mapping[str, Any], *, suite: str = "pegbench") -> str:
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
 
 
-def write_junit(path: str | os.PathLike[str], results: Mapping[str, Any], *,
+def write_junit(path: str | os.PathLike[str], results: Results, *,
                 suite: str = "pegbench") -> Path:
     """Write :func:`junit_xml` to ``path``; returns it."""
     path = Path(path)

@@ -4,7 +4,7 @@ results.json itself carries only p50/p99/p99.9/max per op, too few points for a 
 Where a full distribution comes from, best first:
 
 1. ``results.json``'s ``latency_hdr.<policy>.<op>.<service|response>``: the histogram in
-   hdrh's compressed base64 encoding (an ``extra`` key a run may add; then results.json
+   hdrh's compressed base64 encoding (a run fact ``pegbench run`` records; then results.json
    alone is enough);
 2. the run folder's ``<policy>.<op>.<kind>.hlog`` interval logs, every interval added up
    (read with ``hdrh.log.HistogramLogReader``);
@@ -20,18 +20,19 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from hdrh.histogram import HdrHistogram
 from hdrh.log import HistogramLogReader
 
 from ..metrics import hdr
+from ..metrics.results import LatencySummary
 from .run_dir import LATENCY_KINDS, RunData
 
 EMBEDDED_KEY = "latency_hdr"
 FROM_RESULTS, FROM_HLOG, FROM_SUMMARY = "results.json latency_hdr", ".hlog", "summary points"
 TICKS_PER_HALF_DISTANCE = 5
-SUMMARY_POINTS = (("p50", 50.0), ("p99", 99.0), ("p999", 99.9))
+#: the percentiles of ``latency_us``'s p50, p99 and p999
+SUMMARY_PERCENTILES = (50.0, 99.0, 99.9)
 
 
 @dataclass(frozen=True)
@@ -89,23 +90,26 @@ def _from_histogram(policy: str, op: str, kind: str, source: str,
                         hist.get_max_value() / 1000.0 if hist.get_total_count() else 0.0)
 
 
-def _from_summary(policy: str, op: str, kind: str, block: Mapping[str, Any]) -> LatencyCurve | None:
-    if not block.get("count"):
+def _from_summary(policy: str, op: str, kind: str, block: LatencySummary) -> LatencyCurve | None:
+    if not block.count:
         return None
-    points = [(p, block[key] / 1000.0) for key, p in SUMMARY_POINTS
-              if isinstance(block.get(key), (int, float))]
+    points = [(p, value / 1000.0) for value, p in
+              zip((block.p50, block.p99, block.p999), SUMMARY_PERCENTILES)
+              if isinstance(value, (int, float))]
     return LatencyCurve(policy, op, kind, FROM_SUMMARY, tuple(p for p, _ in points),
-                        tuple(v for _, v in points), int(block["count"]),
-                        float(block.get("max") or 0) / 1000.0)
+                        tuple(v for _, v in points), int(block.count),
+                        float(block.max or 0) / 1000.0)
 
 
 def latency_curves(run: RunData, order: Sequence[str]) -> tuple[list[LatencyCurve], list[str]]:
     """Every (policy, op, kind) distribution of the run, and notes on what could not be read."""
     results = run.results
-    embedded = results.get(EMBEDDED_KEY) if isinstance(results.get(EMBEDDED_KEY), Mapping) else {}
+    embedded = results.facts.latency_hdr
+    embedded = embedded if isinstance(embedded, Mapping) else {}
     curves, notes = [], []
     for policy in order:
-        ops = (results["policies"].get(policy) or {}).get("latency_us") or {}
+        block = results.policies.get(policy)
+        ops = (block.latency_us if block is not None else None) or {}
         for op in sorted(ops):
             for kind in LATENCY_KINDS:
                 curve = None
@@ -125,8 +129,9 @@ def latency_curves(run: RunData, order: Sequence[str]) -> tuple[list[LatencyCurv
                         # hdrh's reader skips lines it cannot parse: an empty sum is no data
                         notes.append(f"{path.name} holds no samples")
                         curve = None
-                if curve is None and isinstance(ops[op].get(kind), Mapping):
-                    curve = _from_summary(policy, op, kind, ops[op][kind])
+                summary = (ops[op] or {}).get(kind)
+                if curve is None and summary is not None:
+                    curve = _from_summary(policy, op, kind, summary)
                 if curve is not None and curve.count:
                     curves.append(curve)
     return curves, notes

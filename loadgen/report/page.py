@@ -18,6 +18,7 @@ import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
 from ..config.schema import MIN_FAULT_EVENTS_FLOOR
+from ..metrics.results import Results
 from .figures_errors import errors_by_kind_phase, errors_figure
 from .figures_latency import latency_figure
 from .figures_timeline import timeline_figure
@@ -81,7 +82,7 @@ def min_fault_events(run: RunData) -> int:
     else results.json's ``profile``, else the default. RunInputError when it is set but is
     not an integer >= 2."""
     path = run.directory / PROFILE_JSON
-    profile: Any = run.results.get("profile")
+    profile: Any = run.results.facts.profile
     source = f"{run.directory / 'results.json'} (profile)"
     if path.is_file():
         try:
@@ -128,7 +129,7 @@ def analyse(run: RunData) -> ReportModel:
     pair = old_new(order)
     colours = policy_colours(order)
     samples = ttr_samples(results)
-    seed = results.get("seed")
+    seed = results.facts.seed
     cis, ci_skipped = bootstrap_all(samples, order, pair,
                                     seed if isinstance(seed, int) and not isinstance(seed, bool)
                                     else 0, min_events=min_fault_events(run))
@@ -211,14 +212,14 @@ def sections(model: ReportModel) -> dict[str, str]:
 
 
 def embedded_data(run: RunData) -> dict[str, Any]:
-    """The raw data the page carries: the run's files as read."""
-    return {"format": DATA_FORMAT, "version": 1, "results": run.results,
+    """The raw data the page carries: the run's files as read (results.json through its
+    codec: the same keys and values)."""
+    return {"format": DATA_FORMAT, "version": 1, "results": run.results.to_dict(),
             "timeline": run.timeline, "fault_log": run.fault_log}
 
 
-def _title(results: Mapping[str, Any]) -> str:
-    profile = results.get("profile")
-    name = profile.get("name") if isinstance(profile, Mapping) else None
+def _title(results: Results) -> str:
+    name = results.facts.profile_name
     return f"pegbench report — {name}" if name else "pegbench report"
 
 
@@ -234,13 +235,13 @@ def render(model: ReportModel) -> str:
     ]
     if any(fig is not None for fig in model.figures.values()):
         parts.append(f'<script type="text/javascript">{get_plotlyjs()}</script>')
-    run = results.get("run", {})
-    analysed = run.get("duration_s")
-    analysed = f"{analysed:.1f}" if isinstance(analysed, (int, float)) else "?"
+    run = results.run
+    analysed = f"{run.duration_s:.1f}" if isinstance(run.duration_s, (int, float)) else "?"
+    table = "?" if run.table is None else run.table
     parts += [
         f"</head><body><header><h1>{esc(_title(results))}</h1>",
         note(f"Policies: {', '.join(model.order)}. Run: {analysed} s analysed, "
-             f"table {run.get('table', '?')}. Generated from {model.run.directory.name}/ "
+             f"table {table}. Generated from {model.run.directory.name}/ "
              "(results.json, timeline.json, faults.jsonl, *.hlog); the raw data is embedded "
              f'below as JSON (script#{DATA_ID}).'),
         f"<nav>{nav}</nav></header>",

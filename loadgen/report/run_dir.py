@@ -17,8 +17,8 @@ from typing import Any
 
 from ..errors import ConfigError, PegbenchError
 from ..metrics.hlog import log_name
-from ..metrics.outputs import (FAULTS_JSONL, RESULTS_FORMAT, RESULTS_JSON, TIMELINE_FORMAT, TIMELINE_JSON,
-                               VERSION)
+from ..metrics.outputs import FAULTS_JSONL, RESULTS_JSON, TIMELINE_FORMAT, TIMELINE_JSON, TIMELINE_VERSION
+from ..metrics.results import RESULTS_FORMAT, RESULTS_VERSION, Results
 
 LATENCY_KINDS = ("service", "response")
 
@@ -34,10 +34,10 @@ class RunInputError(ConfigError):
 
 @dataclass(frozen=True)
 class RunData:
-    """One run folder's contents, as plain data."""
+    """One run folder's contents: results.json typed, the others as plain data."""
 
     directory: Path
-    results: dict[str, Any]
+    results: Results
     timeline: dict[str, Any] | None = None        # None: no timeline.json
     fault_log: list[dict[str, Any]] | None = None  # None: no faults.jsonl
     #: (policy, op, "service" | "response") -> its .hlog file, for those present
@@ -57,22 +57,23 @@ def _read_json(path: Path) -> Any:
         raise RunInputError(path, f"not valid JSON ({exc})") from None
 
 
-def _check_format(path: Path, doc: Any, expected: str) -> None:
+def _check_format(path: Path, doc: Any, expected: str, version: int) -> None:
     if not isinstance(doc, dict):
         raise RunInputError(path, f"expected a JSON object of format {expected!r}")
     if doc.get("format") != expected:
         raise RunInputError(path, f"format is {doc.get('format')!r}, expected {expected!r}")
-    if doc.get("version") != VERSION:
-        raise RunInputError(path, f"version is {doc.get('version')!r}, expected {VERSION}")
+    if doc.get("version") != version:
+        raise RunInputError(path, f"version is {doc.get('version')!r}, expected {version}")
     if not isinstance(doc.get("policies"), dict):
         raise RunInputError(path, "no 'policies' object")
 
 
-def read_results(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """``results.json`` at ``path``, checked: format, version, policies, run, faults."""
+def read_results(path: str | os.PathLike[str]) -> Results:
+    """``results.json`` at ``path``, checked (format, version, policies, run, faults) and
+    read (:meth:`Results.from_dict`)."""
     path = Path(path)
     doc = _read_json(path)
-    _check_format(path, doc, RESULTS_FORMAT)
+    _check_format(path, doc, RESULTS_FORMAT, RESULTS_VERSION)
     if not isinstance(doc.get("run"), dict):
         raise RunInputError(path, "no 'run' object")
     if not isinstance(doc.get("faults", []), list):
@@ -80,14 +81,17 @@ def read_results(path: str | os.PathLike[str]) -> dict[str, Any]:
     for name, block in doc["policies"].items():
         if not isinstance(block, dict):
             raise RunInputError(path, f"policies.{name} is not an object")
-    return doc
+    try:
+        return Results.from_dict(doc)
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise RunInputError(path, f"not shaped as results.json ({exc})") from None
 
 
 def read_timeline(path: str | os.PathLike[str]) -> dict[str, Any]:
     """``timeline.json`` at ``path``, checked: format, version, policies."""
     path = Path(path)
     doc = _read_json(path)
-    _check_format(path, doc, TIMELINE_FORMAT)
+    _check_format(path, doc, TIMELINE_FORMAT, TIMELINE_VERSION)
     return doc
 
 
@@ -122,11 +126,11 @@ def results_path(location: str | os.PathLike[str]) -> Path:
     return location
 
 
-def find_hlogs(directory: Path, results: Mapping[str, Any]) -> dict[tuple[str, str, str], Path]:
+def find_hlogs(directory: Path, results: Results) -> dict[tuple[str, str, str], Path]:
     """The ``.hlog`` files of every (policy, op, kind) that ``results.json`` names."""
     found = {}
-    for policy, block in results.get("policies", {}).items():
-        for op in (block.get("latency_us") or {}):
+    for policy, block in results.policies.items():
+        for op in block.latency_us or {}:
             for kind in LATENCY_KINDS:
                 path = directory / log_name(policy, op, kind)
                 if path.is_file():

@@ -1,18 +1,19 @@
 """The key metrics of a policy, as the summary table and ``pegbench compare`` read them.
 
-A :class:`Metric` names a path under ``results.json``'s ``policies.<name>``, its display unit
-and which direction is better. Values come out as floats, with +inf for a TTR percentile
-that landed on a censored (not recovered) sample and None for "not measured".
+A :class:`Metric` names a figure of ``results.json``'s ``policies.<name>`` (its dotted path
+there), how to read it from a :class:`PolicyResult`, its display unit and which direction is
+better. Values come out as floats, with +inf for a TTR percentile that landed on a censored
+(not recovered) sample and None for "not measured".
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
-from .views import dig, value_or_inf
+from ..metrics.events import FAULT
+from ..metrics.results import PolicyResult, Results
 
 LOWER, HIGHER = "lower", "higher"
 
@@ -23,28 +24,46 @@ class Metric:
 
     key: str                      # its dotted path under policies.<name>: the compare name
     label: str
+    #: the raw value (+inf for a censored percentile, None when not measured)
+    read: Callable[[PolicyResult], float | None]
     unit: str = ""                # after scaling: "ms", "%", "/s", ""
     scale: float = 1.0            # raw value × scale = displayed value (µs → ms: 0.001)
     better: str = LOWER
 
-    @property
-    def path(self) -> tuple[str, ...]:
-        return tuple(self.key.split("."))
+
+def _number(value: object) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) \
+        else None
 
 
-TTR_P50 = Metric("ttr_first_ms.p50", "TTR-first p50", "ms")
-TTR_P99 = Metric("ttr_first_ms.p99", "TTR-first p99", "ms")
-TTR_MAX = Metric("ttr_first_ms.max", "TTR-first max", "ms")
-RECOVERED = Metric("recovered_fraction", "recovered / total", "%", 100.0, HIGHER)
-LAG_P99 = Metric("client_lag_ms.p99", "client lag p99", "ms")
-ERROR_RATE = Metric("error_rate", "error rate (overall)", "%", 100.0)
-ERROR_RATE_FAULT = Metric("error_rate_by_phase.fault", "error rate (during faults)", "%", 100.0)
-ATTEMPTS = Metric("attempts_per_op", "attempts / op")
-META_QPS = Metric("meta_queries_per_s", "meta queries/s (fault + recovery)", "/s")
-MISSED = Metric("missed", "missed arrivals (generator late)")
-DROPPED = Metric("dropped", "dropped arrivals (in-flight cap full)")
-PUT_P99 = Metric("latency_us.put.response.p99", "put response time p99", "ms", 0.001)
-PUT_P999 = Metric("latency_us.put.response.p999", "put response time p99.9", "ms", 0.001)
+def _put_response(p: PolicyResult, percentile: str) -> float | None:
+    summary = ((p.latency_us or {}).get("put") or {}).get("response")
+    return None if summary is None else _number(getattr(summary, percentile))
+
+
+TTR_P50 = Metric("ttr_first_ms.p50", "TTR-first p50",
+                 lambda p: p.ttr_first_ms.or_inf(p.ttr_first_ms.p50), "ms")
+TTR_P99 = Metric("ttr_first_ms.p99", "TTR-first p99",
+                 lambda p: p.ttr_first_ms.or_inf(p.ttr_first_ms.p99), "ms")
+TTR_MAX = Metric("ttr_first_ms.max", "TTR-first max",
+                 lambda p: p.ttr_first_ms.or_inf(p.ttr_first_ms.max), "ms")
+RECOVERED = Metric("recovered_fraction", "recovered / total",
+                   lambda p: _number(p.recovered_fraction), "%", 100.0, HIGHER)
+LAG_P99 = Metric("client_lag_ms.p99", "client lag p99",
+                 lambda p: p.client_lag_ms.or_inf(p.client_lag_ms.p99), "ms")
+ERROR_RATE = Metric("error_rate", "error rate (overall)", lambda p: _number(p.error_rate), "%",
+                    100.0)
+ERROR_RATE_FAULT = Metric("error_rate_by_phase.fault", "error rate (during faults)",
+                          lambda p: _number((p.error_rate_by_phase or {}).get(FAULT)), "%", 100.0)
+ATTEMPTS = Metric("attempts_per_op", "attempts / op", lambda p: _number(p.attempts_per_op))
+META_QPS = Metric("meta_queries_per_s", "meta queries/s (fault + recovery)",
+                  lambda p: _number(p.meta_queries_per_s), "/s")
+MISSED = Metric("missed", "missed arrivals (generator late)", lambda p: _number(p.missed))
+DROPPED = Metric("dropped", "dropped arrivals (in-flight cap full)", lambda p: _number(p.dropped))
+PUT_P99 = Metric("latency_us.put.response.p99", "put response time p99",
+                 lambda p: _put_response(p, "p99"), "ms", 0.001)
+PUT_P999 = Metric("latency_us.put.response.p999", "put response time p99.9",
+                  lambda p: _put_response(p, "p999"), "ms", 0.001)
 
 #: The rows of the summary table, in order (lost writes, run-wide, come after them).
 SUMMARY_METRICS = (TTR_P50, TTR_P99, TTR_MAX, RECOVERED, LAG_P99, ERROR_RATE,
@@ -52,22 +71,20 @@ SUMMARY_METRICS = (TTR_P50, TTR_P99, TTR_MAX, RECOVERED, LAG_P99, ERROR_RATE,
                    PUT_P999)
 
 
-def metric_value(policy_block: Mapping[str, Any], metric: Metric) -> float | None:
-    """The metric of one ``policies.<name>`` block, scaled; +inf when censored; None when
-    absent or null."""
-    parent = dig(policy_block, metric.path[:-1])
-    value = value_or_inf(parent, metric.path[-1])
+def metric_value(policy: PolicyResult, metric: Metric) -> float | None:
+    """The metric of one policy, scaled; +inf when censored; None when absent or null."""
+    value = metric.read(policy)
     if value is None or math.isinf(value):
         return value
     return value * metric.scale
 
 
-def recovered_counts(policy_block: Mapping[str, Any]) -> tuple[int, int] | None:
+def recovered_counts(policy: PolicyResult) -> tuple[int, int] | None:
     """(recovered, n) of TTR-first, or None with no samples."""
-    ttr = policy_block.get("ttr_first_ms")
-    if not isinstance(ttr, Mapping) or not ttr.get("n"):
+    ttr = policy.ttr_first_ms
+    if ttr is None or not ttr.n:
         return None
-    return int(ttr.get("recovered", 0)), int(ttr["n"])
+    return int(ttr.recovered or 0), int(ttr.n)
 
 
 def ratio(old: float | None, new: float | None) -> float | None:
@@ -84,9 +101,9 @@ def ratio(old: float | None, new: float | None) -> float | None:
     return old / new
 
 
-def lost_writes(results: Mapping[str, Any]) -> int | None:
+def lost_writes(results: Results) -> int | None:
     """Run-wide acknowledged writes not read back (``durability.lost``), or None."""
-    durability = results.get("durability")
-    if isinstance(durability, Mapping) and isinstance(durability.get("lost"), int):
-        return durability["lost"]
+    durability = results.durability
+    if durability is not None and isinstance(durability.lost, int):
+        return durability.lost
     return None

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
 
+from ..metrics.results import PolicyResult, Results
 from ..metrics.slo import slo_unknown_reason, slo_verdict
 from .html import DASH, badge, esc, no_data, note, number, percent, table, times, ttr_ms
 from .stats import BootstrapCI
@@ -32,7 +32,7 @@ def metric_label(metric: Metric) -> str:
     return metric.label
 
 
-def _recovered_cell(block: Mapping[str, Any]) -> str:
+def _recovered_cell(block: PolicyResult) -> str:
     counts = recovered_counts(block)
     if counts is None:
         return DASH
@@ -40,10 +40,10 @@ def _recovered_cell(block: Mapping[str, Any]) -> str:
     return f"{done} / {n} ({number(100.0 * done / n, 3)} %)"
 
 
-def summary_table(results: Mapping[str, Any], order: Sequence[str],
+def summary_table(results: Results, order: Sequence[str],
                   pair: tuple[str, str] | None, models: Mapping[str, str]) -> str:
     """Rows = metrics, columns = policies, plus old/new (see views.old_new)."""
-    blocks = {p: results["policies"][p] for p in order}
+    blocks = {p: results.policies[p] for p in order}
     header = ["metric", *order] + ([f"{pair[0]} / {pair[1]}"] if pair else [])
     rows = [["what it models", *[esc(models.get(p) or DASH) for p in order]]
             + ([""] if pair else [])]
@@ -59,9 +59,8 @@ def summary_table(results: Mapping[str, Any], order: Sequence[str],
             row.append(esc(times(ratio(values[pair[0]], values[pair[1]]))))
         rows.append(row)
     lost = lost_writes(results)
-    durability = results.get("durability") or {}
-    lost_text = DASH if lost is None else (
-        f"{lost} of {durability.get('acked', '?')} acknowledged writes (run-wide)")
+    acked = "?" if results.durability is None else results.durability.acked
+    lost_text = DASH if lost is None else f"{lost} of {acked} acknowledged writes (run-wide)"
     span = len(order) + (1 if pair else 0)
     body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>\n" for row in rows)
     body += f'<tr><td>lost writes</td><td colspan="{span}">{esc(lost_text)}</td></tr>\n'
@@ -70,12 +69,12 @@ def summary_table(results: Mapping[str, Any], order: Sequence[str],
             f"</tbody></table>")
 
 
-def headline(results: Mapping[str, Any], pair: tuple[str, str] | None) -> str:
+def headline(results: Results, pair: tuple[str, str] | None) -> str:
     """One sentence comparing new with old on TTR-first p50 and recovery."""
     if pair is None:
         return ""
     old, new = pair
-    blocks = results["policies"]
+    blocks = results.policies
     v_old, v_new = metric_value(blocks[old], TTR_P50), metric_value(blocks[new], TTR_P50)
     if v_old is None and v_new is None:
         return note(f"{new} vs {old}: no fault, so no time to recover to compare.")
@@ -94,12 +93,11 @@ def headline(results: Mapping[str, Any], pair: tuple[str, str] | None) -> str:
             f"{esc(ttr_ms(v_new))} vs {esc(ttr_ms(v_old))} ms{esc(faster)}{esc(recovered)}.</p>")
 
 
-def verdict_block(results: Mapping[str, Any], pair: tuple[str, str] | None) -> str:
+def verdict_block(results: Results, pair: tuple[str, str] | None) -> str:
     """The verdict badge (:func:`slo_verdict`, as the exit code and junit.xml), counts of
     checks by verdict, why the verdict is unknown, and the headline."""
-    slo = results.get("slo") if isinstance(results.get("slo"), Mapping) else {}
-    checks = slo.get("checks") or []
-    counts = {v: sum(1 for c in checks if c.get("passed") is v) for v in (True, False)}
+    checks = results.slo.checks if results.slo is not None else ()
+    counts = {v: sum(1 for c in checks if c.passed is v) for v in (True, False)}
     unknown = len(checks) - counts[True] - counts[False]
     text = (f"{len(checks)} SLO checks: {counts[True]} passed, {counts[False]} failed, "
             f"{unknown} unknown" if checks else "no SLO checks in this run")
@@ -109,20 +107,17 @@ def verdict_block(results: Mapping[str, Any], pair: tuple[str, str] | None) -> s
             f"<span>{esc(text)}</span></div>{why}{headline(results, pair)}")
 
 
-def slo_table(results: Mapping[str, Any]) -> str:
+def slo_table(results: Results) -> str:
     """One row per SLO check: metric, value, threshold, verdict, details."""
-    slo = results.get("slo") if isinstance(results.get("slo"), Mapping) else {}
-    checks = slo.get("checks") or []
+    checks = results.slo.checks if results.slo is not None else ()
     if not checks:
         return no_data("No SLO checks: the profile's [slo] table was empty.")
     rows = []
     for c in checks:
-        threshold = c.get("threshold") or {}
-        bounds = ", ".join(f"{k} {number(v)}" for k, v in threshold.items()) or DASH
-        value = c.get("value")
-        rows.append([esc(c.get("name")), esc(number(value) if not isinstance(value, str)
-                                             else value), esc(bounds), badge(c.get("passed")),
-                     esc(c.get("details") or "")])
+        bounds = ", ".join(f"{k} {number(v)}" for k, v in (c.threshold or {}).items()) or DASH
+        value = c.value
+        rows.append([esc(c.name), esc(number(value) if not isinstance(value, str) else value),
+                     esc(bounds), badge(c.passed), esc(c.details or "")])
     return table(("check", "value", "threshold", "verdict", "details"), rows, cls="slo", raw=True)
 
 

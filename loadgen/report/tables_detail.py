@@ -8,8 +8,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..metrics.events import PHASES, RECENT_FAULT_WINDOW_S
+from ..metrics.results import PhaseOps, Results
 from .html import DASH, details, esc, key_values, no_data, note, number, percent, table, ttr_ms
-from .views import TTRSample, dig, new_primary_flag, skipped_faults
+from .views import TTRSample, new_primary_flag, skipped_faults
 
 
 def _ttr_cell(value: float, recovered: bool) -> str:
@@ -65,40 +66,39 @@ def fault_detail_table(samples: Sequence[TTRSample], order: Sequence[str]) -> st
     return out
 
 
-def skipped_table(results: Mapping[str, Any]) -> str:
+def skipped_table(results: Results) -> str:
     """Faults the run did not inject, with the reason."""
     skipped = skipped_faults(results)
     if not skipped:
         return note("No fault was skipped.")
-    rows = [[f.get("id"), f.get("kind"), f.get("node"), f.get("skip_reason") or DASH]
-            for f in skipped]
+    rows = [[f.id, f.kind, f.node, f.skip_reason or DASH] for f in skipped]
     return table(("fault", "kind", "node / target", "why skipped"), rows, cls="skipped",
                  caption="Skipped faults")
 
 
-def error_tables(results: Mapping[str, Any], order: Sequence[str]) -> str:
+def error_tables(results: Results, order: Sequence[str]) -> str:
     """Errors per phase (errors / ops, rate) and per kind (count, share of ops)."""
-    policies = results["policies"]
+    policies = results.policies
     phase_rows = []
     for p in order:
-        by_phase = policies[p].get("ops_by_phase") or {}
-        rates = policies[p].get("error_rate_by_phase") or {}
+        block = policies[p]
+        by_phase, rates = block.ops_by_phase or {}, block.error_rate_by_phase or {}
         cells = []
         for phase in PHASES:
-            counts = by_phase.get(phase) or {}
+            counts = by_phase.get(phase) or PhaseOps()
             rate = rates.get(phase)
-            cells.append(DASH if not counts.get("ops") else
-                         f"{counts.get('errors', 0)} / {counts['ops']} "
+            cells.append(DASH if not counts.ops else
+                         f"{counts.errors} / {counts.ops} "
                          f"({percent(None if rate is None else 100 * rate)})")
-        phase_rows.append([p, *cells, f"{policies[p].get('errors', 0)} / {policies[p].get('ops', 0)}"])
+        phase_rows.append([p, *cells, f"{block.errors} / {block.ops}"])
     out = table(("policy", *[f"{ph}: errors / ops" for ph in PHASES], "overall"), phase_rows,
                 cls="errors-phase")
-    kinds = sorted({k for p in order for k in (policies[p].get("errors_by_kind") or {})})
+    kinds = sorted({k for p in order for k in (policies[p].errors_by_kind or {})})
     if kinds:
         kind_rows = []
         for p in order:
-            counts = policies[p].get("errors_by_kind") or {}
-            rates = policies[p].get("error_rate_by_kind") or {}
+            counts = policies[p].errors_by_kind or {}
+            rates = policies[p].error_rate_by_kind or {}
             kind_rows.append([p, *[DASH if not counts.get(k) else
                                    f"{counts[k]} ({percent(100 * rates[k] if rates.get(k) is not None else None)})"
                                    for k in kinds]])
@@ -109,28 +109,29 @@ def error_tables(results: Mapping[str, Any], order: Sequence[str]) -> str:
     return out
 
 
-def _fd_timings(results: Mapping[str, Any]) -> Mapping[str, Any] | None:
-    fd = dig(results, ("profile", "cluster", "fd"))
+def _fd_timings(profile: Any) -> Mapping[str, Any] | None:
+    cluster = profile.get("cluster") if isinstance(profile, Mapping) else None
+    fd = cluster.get("fd") if isinstance(cluster, Mapping) else None
     return fd if isinstance(fd, Mapping) else None
 
 
-def run_details(results: Mapping[str, Any], fault_log: Sequence[Mapping[str, Any]] | None) -> str:
+def run_details(results: Results, fault_log: Sequence[Mapping[str, Any]] | None) -> str:
     """Profile, seed, versions, machine, FD timings, the analysed window and the fault log."""
     parts = []
-    profile = results.get("profile")
-    run = results.get("run") or {}
-    overview = {"profile": profile.get("name") if isinstance(profile, Mapping) else profile,
-                "seed": results.get("seed"), "table": run.get("table"),
-                "duration (s)": run.get("duration_s"), "recovery phase (s)": run.get("recovery_s"),
-                "TTR-stable window (s)": run.get("ttr_window_s"),
-                "t_start / t_end (monotonic s)": f"{run.get('t_start')} / {run.get('t_end')}",
-                "clock anchor": results.get("clock_anchor")}
+    facts, run = results.facts, results.run
+    profile = facts.profile
+    overview = {"profile": facts.profile_name if isinstance(profile, Mapping) else profile,
+                "seed": facts.seed, "table": run.table,
+                "duration (s)": run.duration_s, "recovery phase (s)": run.recovery_s,
+                "TTR-stable window (s)": run.ttr_window_s,
+                "t_start / t_end (monotonic s)": f"{run.t_start} / {run.t_end}",
+                "clock anchor": facts.clock_anchor}
     parts.append(key_values(overview))
-    fd = _fd_timings(results)
+    fd = _fd_timings(profile)
     parts.append("<h3>Failure-detector timings</h3>" + (key_values(fd) if fd else no_data(
         "The run recorded no failure-detector timings (profile.cluster.fd).")))
-    for key, title in (("versions", "Versions"), ("machine", "Machine")):
-        value = results.get(key)
+    for key, value, title in (("versions", facts.versions, "Versions"),
+                              ("machine", facts.machine, "Machine")):
         parts.append(f"<h3>{title}</h3>" + (key_values(value) if isinstance(value, Mapping)
                                              else no_data(f"The run recorded no {key}.")))
     parts.append("<h3>Fault log</h3>" + fault_log_table(results, fault_log))
@@ -140,15 +141,13 @@ def run_details(results: Mapping[str, Any], fault_log: Sequence[Mapping[str, Any
     return "".join(parts)
 
 
-def fault_log_table(results: Mapping[str, Any], fault_log: Sequence[Mapping[str, Any]] | None) -> str:
+def fault_log_table(results: Results, fault_log: Sequence[Mapping[str, Any]] | None) -> str:
     """faults.jsonl, one row per planned fault; results.faults when there is no log."""
     if fault_log is None:
-        faults = results.get("faults") or []
-        if not faults:
+        if not results.faults:
             return no_data("No faults planned in this run (and no faults.jsonl).")
-        rows = [[f.get("id"), f.get("kind"), f.get("node"), DASH, "no" if f.get("skipped") else "yes",
-                 f.get("t_inject"), f.get("t_heal"), DASH, f.get("skip_reason") or DASH, DASH]
-                for f in faults]
+        rows = [[f.id, f.kind, f.node, DASH, "no" if f.skipped else "yes", f.t_inject, f.t_heal,
+                 DASH, f.skip_reason or DASH, DASH] for f in results.faults]
         source = "No faults.jsonl in the run folder: from results.json's faults."
     elif not fault_log:
         return no_data("faults.jsonl is empty: no fault was planned.")

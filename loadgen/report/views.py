@@ -1,5 +1,6 @@
-"""Plain-data views of ``results.json`` that every table and figure shares: policy order,
-the old/new pair, what each policy models, TTR samples per (fault event, partition, policy).
+"""Views of ``results.json`` (:class:`~loadgen.metrics.results.Results`) that every table and
+figure shares: policy order, the old/new pair, what each policy models, TTR samples per
+(fault event, partition, policy).
 
 Old/new: ``legacy`` vs ``failover`` when both ran (DESIGN.md); otherwise the first and the
 last policy in report order. Report order is the profile's ``policies.compare`` (from the
@@ -11,20 +12,16 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+
+from ..metrics.results import FaultResult, Results
 
 OLD, NEW = "legacy", "failover"
 
 
-def policy_order(results: Mapping[str, Any]) -> list[str]:
+def policy_order(results: Results) -> list[str]:
     """The policies of a run in report order (see the module docstring)."""
-    present = list(results.get("policies", {}))
-    profile = results.get("profile")
-    compare = []
-    if isinstance(profile, Mapping):
-        policies = profile.get("policies")
-        if isinstance(policies, Mapping) and isinstance(policies.get("compare"), list):
-            compare = [p for p in policies["compare"] if p in present]
+    present = list(results.policies)
+    compare = [p for p in results.facts.compared if p in present]
     return list(dict.fromkeys([*compare, *present]))
 
 
@@ -37,11 +34,11 @@ def old_new(order: Sequence[str]) -> tuple[str, str] | None:
     return None
 
 
-def policy_models(results: Mapping[str, Any], names: Sequence[str]) -> dict[str, str]:
+def policy_models(results: Results, names: Sequence[str]) -> dict[str, str]:
     """One line per policy saying what it models. Taken from results.json's ``policy_info``
     when the run recorded it (so the page needs only the run folder), else from the policy
     registry of this installation, else empty."""
-    recorded = results.get("policy_info")
+    recorded = results.facts.policy_info
     out = {}
     for name in names:
         info = recorded.get(name) if isinstance(recorded, Mapping) else None
@@ -61,28 +58,6 @@ def _registry_models() -> dict[str, str]:
         return {p.name: p.models or p.summary for p in policies.available()}
     except Exception:  # noqa: BLE001 - a broken or absent registry only loses a label
         return {}
-
-
-def value_or_inf(block: Any, key: str) -> float | None:
-    """``block[key]`` as a float; a null percentile of a distribution with censored samples
-    is +inf (it landed on one), any other null or non-number is None."""
-    if not isinstance(block, Mapping):
-        return None
-    value = block.get(key)
-    if value is None:
-        return math.inf if block.get("censored") else None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value)
-
-
-def dig(block: Any, path: Sequence[str]) -> Any:
-    """``block[p0][p1]…`` or None when a step is missing."""
-    for part in path:
-        if not isinstance(block, Mapping) or part not in block:
-            return None
-        block = block[part]
-    return block
 
 
 @dataclass(frozen=True)
@@ -123,56 +98,55 @@ def new_primary_flag(s: TTRSample) -> str:
         f"new primary {s.new_primary} faulted {age:.1f} s earlier"
 
 
-def _new_primary(fault: Mapping[str, Any], partition: int) -> tuple[str | None, float | None, bool]:
-    entry = (fault.get("new_primary") or {}).get(str(partition))
-    if not isinstance(entry, Mapping):
+def _new_primary(fault: FaultResult, partition: int) -> tuple[str | None, float | None, bool]:
+    entry = (fault.new_primary or {}).get(partition)
+    if entry is None:
         return None, None, False
-    age = entry.get("last_fault_age_s")
+    age = entry.last_fault_age_s
     age = float(age) if isinstance(age, (int, float)) and not isinstance(age, bool) else None
-    node = entry.get("node")
-    return (None if node is None else str(node)), age, entry.get("recently_faulted") is True
+    node = entry.node
+    return (None if node is None else str(node)), age, entry.recently_faulted is True
 
 
-def injected_faults(results: Mapping[str, Any]) -> list[dict[str, Any]]:
+def injected_faults(results: Results) -> list[FaultResult]:
     """``results.faults`` that were injected, in t_inject order."""
-    faults = [f for f in results.get("faults", []) if isinstance(f, Mapping)]
-    return sorted((f for f in faults if not f.get("skipped")), key=lambda f: f.get("t_inject", 0))
+    return sorted((f for f in results.faults if not f.skipped), key=lambda f: f.t_inject or 0)
 
 
-def skipped_faults(results: Mapping[str, Any]) -> list[dict[str, Any]]:
+def skipped_faults(results: Results) -> list[FaultResult]:
     """``results.faults`` that were skipped, with their reason."""
-    return [f for f in results.get("faults", []) if isinstance(f, Mapping) and f.get("skipped")]
+    return [f for f in results.faults if f.skipped]
 
 
-def server_failover_ms(fault: Mapping[str, Any], partition: int) -> float | None:
+def server_failover_ms(fault: FaultResult, partition: int) -> float | None:
     """The partition's server failover time as results.json gives it (ms)."""
-    value = (fault.get("server_failover_ms") or {}).get(str(partition))
+    value = (fault.server_failover_ms or {}).get(partition)
     return float(value) if isinstance(value, (int, float)) else None
 
 
-def ttr_samples(results: Mapping[str, Any]) -> list[TTRSample]:
+def ttr_samples(results: Results) -> list[TTRSample]:
     """Every TTR sample of the run, by event, partition, then report order of policies."""
     order = policy_order(results)
     out = []
     for fault in injected_faults(results):
-        ttr = fault.get("ttr") or {}
-        for pidx in fault.get("affected_partitions", []):
+        ttr = fault.ttr or {}
+        for pidx in fault.affected_partitions or ():
             promoted, age, recent = _new_primary(fault, pidx)
             for policy in order:
-                entry = (ttr.get(policy) or {}).get(str(pidx))
-                if not isinstance(entry, Mapping) or entry.get("first_ms") is None:
+                entry = (ttr.get(policy) or {}).get(pidx)
+                if entry is None or entry.first_ms is None:
                     continue
                 out.append(TTRSample(
-                    event_id=str(fault.get("id")), kind=str(fault.get("kind", "")),
-                    node=str(fault.get("node", "")), partition=int(pidx), policy=policy,
-                    first_ms=float(entry["first_ms"]), recovered=bool(entry.get("recovered")),
-                    stable_ms=float(entry["first_ms"] if entry.get("stable_ms") is None
-                                    else entry["stable_ms"]),
-                    stable_recovered=bool(entry.get("stable_recovered")),
-                    lag_ms=entry.get("lag_ms"), lag_negative=bool(entry.get("lag_negative")),
-                    horizon_ms=entry.get("horizon_ms"),
+                    event_id=str(fault.id), kind=str(fault.kind or ""),
+                    node=str(fault.node or ""), partition=int(pidx), policy=policy,
+                    first_ms=float(entry.first_ms), recovered=bool(entry.recovered),
+                    stable_ms=float(entry.first_ms if entry.stable_ms is None
+                                    else entry.stable_ms),
+                    stable_recovered=bool(entry.stable_recovered),
+                    lag_ms=entry.lag_ms, lag_negative=bool(entry.lag_negative),
+                    horizon_ms=entry.horizon_ms,
                     server_failover_ms=server_failover_ms(fault, pidx),
-                    t_inject=float(fault.get("t_inject", 0.0)), new_primary=promoted,
+                    t_inject=float(fault.t_inject or 0.0), new_primary=promoted,
                     new_primary_fault_age_s=age, new_primary_recently_faulted=recent))
     return out
 

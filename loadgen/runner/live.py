@@ -27,6 +27,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from ..metrics.results import Results
 from ..metrics.slo import SATURATED_REASON, slo_verdict
 
 PLAIN_EVERY_S = 10.0
@@ -211,7 +212,7 @@ class LiveView:
         bar = ProgressBar(total=total_s, completed=min(elapsed_s, total_s), width=40)
         return Group(header, bar, table, *[Text(line) for line in self._fault_lines[-5:]])
 
-    def finished(self, results: dict, out_dir: Path, report: Path | None) -> None:
+    def finished(self, results: Results, out_dir: Path, report: Path | None) -> None:
         """The verdict, the headline numbers, and where the files are (stdout)."""
         if self._live is not None:
             self._live.stop()
@@ -220,23 +221,22 @@ class LiveView:
         for column in ("policy", "ops", "error rate", "TTR-first p50/p99 ms", "recovered",
                        "client lag p99 ms", "meta q/s", "attempts/op"):
             table.add_column(column, justify="left" if column == "policy" else "right")
-        for name, p in results["policies"].items():
-            ttr = p.get("ttr_first_ms") or {}
-            lag = p.get("client_lag_ms") or {}
-            table.add_row(name, str(p.get("ops")), _pct(p.get("error_rate")),
-                          f"{_num(ttr.get('p50'))}/{_num(ttr.get('p99'))}",
-                          f"{ttr.get('recovered', 0)}/{ttr.get('n', 0)}", _num(lag.get("p99")),
-                          _num(p.get("meta_queries_per_s"), 1), _num(p.get("attempts_per_op"), 2))
+        for name, p in results.policies.items():
+            ttr = p.ttr_first_ms
+            table.add_row(name, str(p.ops), _pct(p.error_rate), f"{_num(ttr.p50)}/{_num(ttr.p99)}",
+                          f"{ttr.recovered}/{ttr.n}", _num(p.client_lag_ms.p99),
+                          _num(p.meta_queries_per_s, 1), _num(p.attempts_per_op, 2))
         self.out.print(table)
-        d = results.get("durability") or {}
-        self.out.print(f"durability: {d.get('acked')} acknowledged writes, {d.get('verified')} "
-                       f"verified, {d.get('lost')} lost")
-        for check in results["slo"]["checks"]:
-            self.out.print(f"SLO {check['name']}: {check['value']!r} vs {check['threshold']} → "
-                           f"{_verdict(check['passed'])}")
-        load = results.get("load_generator") or {}
-        if load.get("saturated"):
-            self.out.print(f"{SATURATED_REASON}: {load.get('reason')}")
+        d = results.durability
+        acked, verified, lost = (None, None, None) if d is None else (d.acked, d.verified, d.lost)
+        self.out.print(f"durability: {acked} acknowledged writes, {verified} verified, "
+                       f"{lost} lost")
+        for check in results.slo.checks if results.slo is not None else ():
+            self.out.print(f"SLO {check.name}: {check.value!r} vs {check.threshold} → "
+                           f"{_verdict(check.passed)}")
+        load = results.facts.load_generator
+        if load is not None and load.saturated:
+            self.out.print(f"{SATURATED_REASON}: {load.reason}")
         self.out.print(f"verdict: {slo_verdict(results).upper()}")
         self.out.print(f"results: {out_dir}/results.json" + (f", report: {report}" if report else ""))
         sys.stdout.flush()

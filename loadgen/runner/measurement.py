@@ -25,6 +25,7 @@ from .. import __version__
 from ..config.schema import Profile
 from ..exitcodes import EXIT_INTERRUPTED
 from ..faults.cluster import Cluster
+from ..metrics import hdr
 
 if TYPE_CHECKING:
     from .baseline import Baseline
@@ -126,11 +127,10 @@ class Measurement:
         return self._conclude(final, durability)
 
     def _conclude(self, final, durability) -> int:
-        from ..harness.verdict import conclude, exit_code_for
-        from ..metrics import hdr
+        from ..harness.verdict import exit_code_for
         from ..metrics.outputs import (RESULTS_JSON, TIMELINE_JSON, build_results, build_timeline,
                                        write_results, write_timeline)
-        from ..metrics.slo import incomplete_reason
+        from ..metrics.results import LoadGenerator, RunFacts, Workers
         from ..pegasus import policies
         from ..report.junit import write_junit
 
@@ -139,29 +139,25 @@ class Measurement:
         t_start = self.session.t_start if self.session.t_start is not None else t_end
         saturation, schedule, queue = _load_generator_check(profile, final, events, t_start,
                                                             t_end, self.baseline)
-        extra = {
-            "profile": profile.to_dict(), "seed": profile.seed, "versions": _versions(),
-            "machine": {"platform": platform.platform(), "python": platform.python_version(),
-                        "cpus": os.cpu_count()},
-            "clock_anchor": {"wall_s": time.time(), "monotonic_s": time.monotonic()},
-            "load_generator": {**saturation.as_dict(),
-                               "schedule": {name: c.as_dict() for name, c in schedule.items()},
-                               "baseline": None if self.baseline is None else self.baseline.as_dict(),
-                               "cluster_queue": queue.as_dict()},
-            "workers": {"reported": list(final.workers), "missing": list(final.missing)},
-            "interrupted": self.interrupted,
-            "policy_info": {i.name: {"models": i.models, "summary": i.summary, "source": i.source}
-                            for i in policies.available()},
-            "latency_hdr": {name: {op: {kind: hdr.encode(h)} for (op, kind), h in p.histograms.items()}
-                            for name, p in final.state.policies.items()},
-        }
+        facts = RunFacts(
+            profile=profile.to_dict(), seed=profile.seed, versions=_versions(),
+            machine={"platform": platform.platform(), "python": platform.python_version(),
+                     "cpus": os.cpu_count()},
+            clock_anchor={"wall_s": time.time(), "monotonic_s": time.monotonic()},
+            load_generator=LoadGenerator(
+                **saturation.as_dict(), schedule={name: c.as_dict() for name, c in schedule.items()},
+                baseline=None if self.baseline is None else self.baseline.as_dict(),
+                cluster_queue=queue.as_dict()),
+            workers=Workers(reported=tuple(final.workers), missing=tuple(final.missing)),
+            interrupted=self.interrupted,
+            policy_info={i.name: {"models": i.models, "summary": i.summary, "source": i.source}
+                         for i in policies.available()},
+            latency_hdr=_latency_hdr(final.state))
         slo = {b.metric: {k: v for k, v in (("min", b.min), ("max", b.max)) if v is not None}
                for b in profile.slo}
         results = build_results(final.state, events, t_start=t_start, t_end=t_end,
                                 table=profile.cluster.table, missed=final.missed,
-                                durability=durability.results_block(), slo=slo, extra=extra)
-        results["slo"] = conclude(results["slo"], saturation=saturation,
-                                  incomplete=incomplete_reason(self.interrupted, final.missing))
+                                durability=durability.results_block(), slo=slo, extra=facts)
         write_results(out_dir / RESULTS_JSON, results)
         write_timeline(out_dir / TIMELINE_JSON,
                        build_timeline(final.state, events, t_start=t_start, t_end=t_end))
@@ -170,11 +166,20 @@ class Measurement:
         self.view.finished(results, out_dir, report)
         if self.interrupted:
             return EXIT_INTERRUPTED
-        return exit_code_for(results["slo"]["verdict"])
+        return exit_code_for(results.slo.verdict)
 
 
 def _yield() -> None:
     gevent.sleep(0)   # lets the users' greenlets run between two histograms
+
+
+def _latency_hdr(state) -> dict[str, dict[str, dict[str, str]]]:
+    """policy -> op -> kind (service, response) -> the histogram, HdrHistogram-encoded."""
+    out: dict[str, dict[str, dict[str, str]]] = {}
+    for name, p in state.policies.items():
+        for (op, kind), hist in p.histograms.items():
+            out.setdefault(name, {}).setdefault(op, {})[kind] = hdr.encode(hist)
+    return out
 
 
 def _histograms(state) -> dict:
