@@ -70,7 +70,7 @@ def drive(workers: list[SyntheticWorker], until_s: float):
     """Yield (tick time, the live view's rates, the merged state) once a second (with some
     jitter), the workers' reports delivered to a real MasterCollector as they fall due."""
     collector = MasterCollector(FakeRunner())
-    session = SimpleNamespace(collector=collector, live_state=collector.merged)
+    harness = SimpleNamespace(collector=collector, live_state=collector.merged)
     clock = SimpleNamespace(now=0.0)
     view = LiveView(SimpleNamespace(workload=SimpleNamespace(duration_s=until_s)), quiet=True,
                     clock=lambda: clock.now)
@@ -79,7 +79,7 @@ def drive(workers: list[SyntheticWorker], until_s: float):
         for i, w in enumerate(workers):
             while w.next_report + DELIVERY_S <= clock.now:
                 collector.on_report(f"c{i}", {"pegbench": w.report()})
-        view.tick(clock.now, session, [])
+        view.tick(clock.now, harness, [])
         yield clock.now, view.rates, collector.merged()
 
 
@@ -116,7 +116,7 @@ def test_a_local_runner_uses_the_views_own_interval_and_survives_the_warmup_rese
     totals: dict = {}
     workload = SimpleNamespace(epoch=1, t_warmup_end=None,
                                recorder=SimpleNamespace(totals=lambda: dict(totals)))
-    session = SimpleNamespace(workload=workload)
+    harness = SimpleNamespace(workload=workload)
     clock = SimpleNamespace(now=0.0)
     view = LiveView(SimpleNamespace(workload=SimpleNamespace(duration_s=60)), quiet=True,
                     clock=lambda: clock.now)
@@ -124,7 +124,7 @@ def test_a_local_runner_uses_the_views_own_interval_and_survives_the_warmup_rese
     def at(t: float, ops: int, ok: int, meta: int) -> None:
         clock.now = t
         totals["java"] = (ops, ops - ok, meta)   # Recorder.totals(): (ops, errors, meta)
-        view.tick(t, session, [])
+        view.tick(t, harness, [])
 
     at(1.0, 100, 100, 0)
     assert view.rates == {}                             # one sample: no rate yet
@@ -163,9 +163,9 @@ def test_the_dropped_column_shows_the_sessions_count_when_it_has_one(dropped):
     totals: dict = {}
     workload = SimpleNamespace(epoch=1, t_warmup_end=None,
                                recorder=SimpleNamespace(totals=lambda: dict(totals)))
-    session = SimpleNamespace(workload=workload)
+    harness = SimpleNamespace(workload=workload)
     if dropped is not None:
-        session.live_dropped = lambda: dropped
+        harness.live_dropped = lambda: dropped
     clock = SimpleNamespace(now=0.0)
     view = LiveView(SimpleNamespace(workload=SimpleNamespace(duration_s=60)), clock=lambda: clock.now)
     plain = io.StringIO()
@@ -173,7 +173,7 @@ def test_the_dropped_column_shows_the_sessions_count_when_it_has_one(dropped):
     for t, ops in ((1.0, 0), (2.0, 50), (12.5, 150)):
         clock.now = t
         totals["failover"] = (ops, 0, 0)
-        view.tick(t, session, [])
+        view.tick(t, harness, [])
     table = io.StringIO()
     Console(file=table, width=200).print(view.render(12.5, 60))
     row = next(line for line in table.getvalue().splitlines() if line.startswith("failover"))
@@ -194,13 +194,13 @@ def test_the_recovery_tab_has_a_dropped_column_too(dropped):
     recorder = Recorder()
     for k in range(20):
         recorder.record(op(100.0 + k * 0.05))
-    session = SimpleNamespace(
+    harness = SimpleNamespace(
         settings=WorkloadSettings(meta=("h:1",), policies=("failover",), run_id="r"),
         relay=FaultRelay(recorder), live_state=recorder.snapshot, live_missed=lambda: {},
         workload=SimpleNamespace(labels={"failover": "failover"}, t_test_start=100.0))
     if dropped is not None:
-        session.live_dropped = lambda: dropped
-    tab = RecoveryTab(session, clock=lambda: 102.0)
+        harness.live_dropped = lambda: dropped
+    tab = RecoveryTab(harness, clock=lambda: 102.0)
     assert "Dropped arrivals" in [c["title"] for c in tab.columns()]
     row = tab.rows()[0]
     assert row["ops"] == 20 and row["dropped"] == ("" if dropped is None else 3)

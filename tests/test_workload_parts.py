@@ -322,12 +322,12 @@ def test_recovery_rows_show_each_policy_and_each_fault_with_its_ttr():
     relay = FaultRelay(recorder)
     relay.fault_instant(FaultInstant("1", "kill", "replica1", INJECT, t_fault, (3,)))
     settings = WorkloadSettings(meta=("h:1",), policies=("legacy", "failover"), run_id="r")
-    session = SimpleNamespace(
+    harness = SimpleNamespace(
         settings=settings, relay=relay, live_state=recorder.snapshot,
         live_missed=lambda: {"legacy": 7},
         workload=SimpleNamespace(labels={"legacy": "legacy", "failover": "failover"},
                                  t_test_start=100.0))
-    tab = RecoveryTab(session, clock=lambda: 111.0)
+    tab = RecoveryTab(harness, clock=lambda: 111.0)
     rows = {r["name"].split(",")[0]: r for r in tab.rows()}
     legacy, failover = rows["legacy"], rows["failover"]
     assert failover["ops"] == legacy["ops"] == 200

@@ -50,17 +50,17 @@ def locust_ops(meta: str, seconds: float, users: int, value_bytes: int, policy: 
         mix=OpMix(put=1.0, multi_put=0.0, get=0.0), max_lag_s=1.0, max_inflight=1))
     env = Environment(events=Events())
     runner = env.create_local_runner()
-    session = attach(env, settings, web_ui=False)
-    session.workload.monitor = LoadMonitor(window_s=max(1.0, min(5.0, seconds - 1.0)))
+    harness = attach(env, settings, web_ui=False)
+    harness.workload.monitor = LoadMonitor(window_s=max(1.0, min(5.0, seconds - 1.0)))
     try:
         runner.start(settings.total_users, spawn_rate=100)
         gevent.sleep(warmup_s)
-        session.workload.end_warmup()      # count from here: clients open, users running
+        harness.workload.end_warmup()      # count from here: clients open, users running
         start, cpu = time.monotonic(), time.process_time()
         gevent.sleep(seconds)
-        state = session.workload.recorder.snapshot()
+        state = harness.workload.recorder.snapshot()
         elapsed, cpu = time.monotonic() - start, time.process_time() - cpu
-        saturation = session.saturation().as_dict()
+        saturation = harness.saturation().as_dict()
     finally:
         runner.quit()
     ops = sum(p.ops for p in state.policies.values())

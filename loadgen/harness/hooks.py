@@ -4,20 +4,20 @@ Orchestration (``pegbench run``), local runner::
 
     env = Environment(events=Events())
     env.create_local_runner()
-    session = attach(env, WorkloadSettings.from_profile(profile, meta=[meta]))
-    controller = FaultController(..., events=session.events)   # fires fault_instant, fault_recorded
-    env.runner.start(session.total_users, spawn_rate=session.total_users)
+    harness = attach(env, WorkloadSettings.from_profile(profile, meta=[meta]))
+    controller = FaultController(..., events=harness.events)   # fires fault_instant, fault_recorded
+    env.runner.start(harness.total_users, spawn_rate=harness.total_users)
     ...                                       # duration_s, faults
     env.runner.stop()
-    final = session.finish(timeout_s=30)      # FinalReport: merged state, missed, saturation
-    durability = session.durability(timeout_s=60)
+    final = harness.finish(timeout_s=30)      # FinalReport: merged state, missed, saturation
+    durability = harness.durability(timeout_s=60)
     set_exit_code(env, verdict, saturation=final.saturation)   # loadgen.harness.verdict
     env.runner.quit()
 
 Master + workers: the same with ``env.create_master_runner(host, port)`` before ``attach``,
 and workers started as ``locust -f loadgen/locustfile.py --worker --master-port P ...`` (see
 :func:`worker_argv`); ``finish`` then waits for every worker's final report and
-``durability`` asks each worker to read back its own writes. ``session.t_start`` is where
+``durability`` asks each worker to read back its own writes. ``harness.t_start`` is where
 the analysed window starts (the end of warm-up). With a web UI, create it
 (``env.create_web_ui(...)``) before ``attach``, which adds the Recovery tab to it.
 
@@ -49,7 +49,7 @@ from .verdict import exit_code_for, set_exit_code
 
 __all__ = [
     "FinalReport",
-    "LoadSession",
+    "Harness",
     "WorkloadSettings",
     "attach",
     "default_exit_code",
@@ -172,7 +172,7 @@ class MergedTotals:
         return total
 
 
-class LoadSession:
+class Harness:
     """The workload attached to one Locust environment (see the module docstring)."""
 
     def __init__(self, environment: Any, settings: WorkloadSettings | None):
@@ -326,7 +326,7 @@ def _placeholder() -> WorkloadSettings:
 
 
 def attach(environment: Any, settings: WorkloadSettings | None, *,
-           web_ui: bool = True) -> LoadSession:
+           web_ui: bool = True) -> Harness:
     """Attach the workload to ``environment`` (its runner must exist): user classes, event
     listeners, messages, and the Recovery tab if ``environment.web_ui`` exists.
 
@@ -341,14 +341,14 @@ def attach(environment: Any, settings: WorkloadSettings | None, *,
         return existing
     if settings is None and role_of(environment.runner) != WORKER:
         raise ConfigError("command line", "--meta/--pegbench-profile", "workload settings")
-    session = LoadSession(environment, settings)
-    session.register()
-    environment.pegbench = session
+    harness = Harness(environment, settings)
+    harness.register()
+    environment.pegbench = harness
     if web_ui and environment.web_ui is not None:
         from .webui import register as register_tab
 
-        register_tab(environment, session)
-    return session
+        register_tab(environment, harness)
+    return harness
 
 
 def install(events: Any) -> None:

@@ -11,9 +11,9 @@ in ``/stats/requests`` only go out with that route's own (authenticated) answer.
 
 Rows: one per policy (ops, errors, error rate, TTR-first p50/p99 over the faults so far,
 meta queries/s over the last ``LIVE_WINDOW_S``, attempts per op, missed ops, arrivals dropped
-at the in-flight cap where the session counts them), then one per
+at the in-flight cap where the harness counts them), then one per
 fault event with each policy's TTR-first on the fault's affected partitions. Faults come from
-the session's :class:`~loadgen.harness.fault_relay.FaultRelay` (the controller's records when it has
+the harness's :class:`~loadgen.harness.fault_relay.FaultRelay` (the controller's records when it has
 them, else what was announced so far). On a master the figures are the workers' merged
 reports, so they lag by Locust's report interval.
 """
@@ -61,18 +61,18 @@ def _fmt_ms(value: float | None, censored: int = 0) -> Any:
 
 
 class RecoveryTab:
-    """Computes the tab's rows from a :class:`~loadgen.harness.hooks.LoadSession`."""
+    """Computes the tab's rows from a :class:`~loadgen.harness.hooks.Harness`."""
 
-    def __init__(self, session: Any, clock=time.monotonic):
-        self.session = session
+    def __init__(self, harness: Any, clock=time.monotonic):
+        self.harness = harness
         self.clock = clock
         self._cached: tuple[float, list[dict[str, Any]]] | None = None
 
     @property
     def policies(self) -> list[str]:
         """Policy names as the outcomes carry them, in the compared order."""
-        labels = self.session.workload.labels
-        return [labels.get(p, p) for p in self.session.settings.policies]
+        labels = self.harness.workload.labels
+        return [labels.get(p, p) for p in self.harness.settings.policies]
 
     def columns(self) -> list[dict[str, str]]:
         """The table structure: fixed columns, then one TTR column per policy."""
@@ -95,12 +95,12 @@ class RecoveryTab:
         return rows
 
     def _compute(self, now: float) -> list[dict[str, Any]]:
-        state: RecorderState = self.session.live_state()
-        missed = self.session.live_missed()
-        live_dropped = getattr(self.session, "live_dropped", None)   # sessions that count them
+        state: RecorderState = self.harness.live_state()
+        missed = self.harness.live_missed()
+        live_dropped = getattr(self.harness, "live_dropped", None)   # harnesses that count them
         dropped = live_dropped() if callable(live_dropped) else None
-        events = self.session.relay.fault_events()
-        table = self.session.settings.table
+        events = self.harness.relay.fault_events()
+        table = self.harness.settings.table
         ttrs = event_ttrs(state, events, t_end=now, table=table) if events else []
         rows = [self._policy_row(name, state, missed, dropped, ttrs, now)
                 for name in self.policies]
@@ -139,7 +139,7 @@ class RecoveryTab:
 
     def _fault_name(self, event: FaultEvent) -> str:
         """``fault 2: kill replica1 at 12.3 s, partitions 0,3, healed after 8.00 s``."""
-        t0 = self.session.workload.t_test_start
+        t0 = self.harness.workload.t_test_start
         at = "" if t0 is None else f" at {event.t_inject - t0:.1f} s"
         what = f": {event.kind} {event.node}"
         parts = ",".join(map(str, event.affected_partitions)) or "none"
@@ -186,12 +186,12 @@ def _merge_args(template_args: dict[str, Any], ours: dict[str, Any]) -> None:
         template_args[key] = kept + items
 
 
-def register(environment: Any, session: Any) -> RecoveryTab:
+def register(environment: Any, harness: Any) -> RecoveryTab:
     """Add the Recovery tab to ``environment.web_ui`` (call once, where a web UI exists)."""
     from flask import Response, request
 
     web_ui = environment.web_ui
-    tab = RecoveryTab(session)
+    tab = RecoveryTab(harness)
     _merge_args(web_ui.template_args, tab.template_args())
 
     @environment.events.test_start.add_listener

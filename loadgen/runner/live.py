@@ -114,15 +114,15 @@ class RateMeter:
         return total
 
 
-def observe_session(meter: RateMeter, session: Any, now: float) -> None:
-    """Feed ``meter`` from a :class:`~loadgen.harness.hooks.LoadSession`: each worker's latest
+def observe_harness(meter: RateMeter, harness: Any, now: float) -> None:
+    """Feed ``meter`` from a :class:`~loadgen.harness.hooks.Harness`: each worker's latest
     state on a master, else the local recorder at ``now``."""
-    collector = getattr(session, "collector", None)
+    collector = getattr(harness, "collector", None)
     if collector is not None:
         for client_id, (generation, t, state) in collector.live_states().items():
             meter.observe(client_id, generation, t, counts_of(state), now)
         return
-    w = session.workload
+    w = harness.workload
     meter.observe("local", (w.epoch, w.t_warmup_end), now, w.recorder.totals(), now)
 
 
@@ -140,7 +140,7 @@ class LiveView:
         self._live: Live | None = None
         self._meter = RateMeter()
         self._rates: dict[str, Rates] = {}
-        self._dropped: dict[str, int] | None = None   # None: the session does not count them
+        self._dropped: dict[str, int] | None = None   # None: the harness does not count them
         self._faults_seen: set[str] = set()   # fault ids with a line
         self._fault_lines: list[str] = []
         self._next_plain = 0.0
@@ -162,12 +162,12 @@ class LiveView:
         elif always or not self.quiet:
             self.err.print(message)
 
-    def tick(self, elapsed_s: float, session: Any, faults: list) -> None:
+    def tick(self, elapsed_s: float, harness: Any, faults: list) -> None:
         """Called about once a second while the load runs."""
         now = self.clock()
-        observe_session(self._meter, session, now)
+        observe_harness(self._meter, harness, now)
         self._rates = self._meter.rates(now)
-        live_dropped = getattr(session, "live_dropped", None)
+        live_dropped = getattr(harness, "live_dropped", None)
         self._dropped = dict(live_dropped()) if callable(live_dropped) else None
         for event in faults:
             # A fault shows up first as its inject instant, later as the controller's record:

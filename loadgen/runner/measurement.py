@@ -41,25 +41,25 @@ LIBRARIES = ("locust", "gevent", "thrift", "hdrhistogram", "plotly", "rich")
 
 
 class Measurement:
-    """One run of ``profile`` against ``cluster`` through ``session`` (a ``LoadSession``),
+    """One run of ``profile`` against ``cluster`` through ``harness`` (a ``Harness``),
     written into ``out_dir``; :meth:`start` when the load starts, :meth:`drive` (or
     :meth:`tick`) while it runs, :meth:`finish` once the runner stopped."""
 
-    def __init__(self, profile: Profile, out_dir: Path, *, session: Any, cluster: Cluster,
+    def __init__(self, profile: Profile, out_dir: Path, *, harness: Any, cluster: Cluster,
                  baseline: Baseline | None, workers: int = 0, quiet: bool = False):
         from ..faults.controller import FaultController
         from .live import LiveView
 
         self.profile = profile
         self.out_dir = out_dir
-        self.session = session
+        self.harness = harness
         self.cluster = cluster
         self.baseline = baseline
         self.workers = workers
         self.view = LiveView(profile, quiet=quiet)
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "profile.json").write_text(json.dumps(profile.to_dict(), indent=2))
-        self.controller = FaultController.from_profile(profile, cluster, events=session.events,
+        self.controller = FaultController.from_profile(profile, cluster, events=harness.events,
                                                        out_dir=out_dir)
         self.t0: float | None = None
         self.t_end: float | None = None
@@ -98,14 +98,14 @@ class Measurement:
     def tick(self) -> None:
         """Refresh the live view; log interval histograms once warm-up is over."""
         now = time.monotonic()
-        session = self.session
-        if not self._reset_seen and session.t_start is not None:
+        harness = self.harness
+        if not self._reset_seen and harness.t_start is not None:
             self._hlogs.restart()  # warm-up is over: the recorder was reset
-            self._logged_from, self._reset_seen = session.t_start, True
+            self._logged_from, self._reset_seen = harness.t_start, True
         if now >= self._next_hlog and self._reset_seen:
-            self._hlogs.write(session.live_histograms(), self._logged_from, now, pause=_yield)
+            self._hlogs.write(harness.live_histograms(), self._logged_from, now, pause=_yield)
             self._logged_from, self._next_hlog = now, now + HLOG_INTERVAL_S
-        self.view.tick(now - self.t0, session, session.relay.fault_events())
+        self.view.tick(now - self.t0, harness, harness.relay.fault_events())
 
     def stop_faults(self) -> None:
         """The load stopped: heal what is in place, write the last fault records."""
@@ -117,12 +117,12 @@ class Measurement:
         """After the runner stopped: faults healed, final figures, read-back, run folder;
         the exit code (0 pass, 1 fail or unknown, 130 interrupted)."""
         self.stop_faults()
-        final = self.session.finish(timeout_s=FINAL_REPORT_TIMEOUT_S)
+        final = self.harness.finish(timeout_s=FINAL_REPORT_TIMEOUT_S)
         if self._hlogs is not None:
             self._hlogs.write(_histograms(final.state), self._hlogs.t0, self.t_end)
             self._hlogs.close()
         self.view.say("reading acknowledged writes back ...")
-        durability = self.session.durability(timeout_s=DURABILITY_TIMEOUT_S)
+        durability = self.harness.durability(timeout_s=DURABILITY_TIMEOUT_S)
         self.cluster.save_logs(self.out_dir)
         return self._conclude(final, durability)
 
@@ -136,7 +136,7 @@ class Measurement:
 
         profile, out_dir, t_end = self.profile, self.out_dir, self.t_end
         events = self.controller.fault_events()
-        t_start = self.session.t_start if self.session.t_start is not None else t_end
+        t_start = self.harness.t_start if self.harness.t_start is not None else t_end
         saturation, schedule, queue = _load_generator_check(profile, final, events, t_start,
                                                             t_end, self.baseline)
         facts = RunFacts(

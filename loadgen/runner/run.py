@@ -92,9 +92,9 @@ def run(profile: Profile, out_dir: Path, *, workers: int = 0, quiet: bool = Fals
         web_runs = None
         if web is not None:
             web_runs = WebRuns(env, profile, out_dir, cluster=cluster, workers=workers,
-                               quiet=quiet, view=view)   # listens before the session does
+                               quiet=quiet, view=view)   # listens before the harness does
             _web_ui(env, web, settings)
-        session = attach(env, settings)
+        harness = attach(env, settings)
         procs: list[subprocess.Popen] = []
         try:
             if workers:
@@ -102,8 +102,8 @@ def run(profile: Profile, out_dir: Path, *, workers: int = 0, quiet: bool = Fals
             baseline = measure_baseline(cluster.meta, profile.cluster.table,
                                         op_timeout_ms=profile.workload.op_timeout_ms)
             if web_runs is not None:
-                return web_runs.serve(session, baseline, signals)
-            return _headless(profile, out_dir, runner, session, cluster, baseline, signals,
+                return web_runs.serve(harness, baseline, signals)
+            return _headless(profile, out_dir, runner, harness, cluster, baseline, signals,
                              workers=workers, quiet=quiet, view=view)
         finally:
             signals.calm()
@@ -111,14 +111,14 @@ def run(profile: Profile, out_dir: Path, *, workers: int = 0, quiet: bool = Fals
             _stop_workers(procs)
 
 
-def _headless(profile: Profile, out_dir: Path, runner: Any, session: Any, cluster: Cluster,
+def _headless(profile: Profile, out_dir: Path, runner: Any, harness: Any, cluster: Cluster,
               baseline: Baseline | None, signals: _Signals, *, workers: int, quiet: bool,
               view: Any) -> int:
     """One run: the load from now for the profile's duration, then its run folder."""
-    run = Measurement(profile, out_dir, session=session, cluster=cluster, baseline=baseline,
+    run = Measurement(profile, out_dir, harness=harness, cluster=cluster, baseline=baseline,
                       workers=workers, quiet=quiet)
     try:
-        runner.start(session.total_users, spawn_rate=session.total_users)
+        runner.start(harness.total_users, spawn_rate=harness.total_users)
         run.start()
         run.drive()
     except KeyboardInterrupt:
@@ -179,26 +179,26 @@ class WebRuns:
         self.workers = workers
         self.quiet = quiet
         self.view = view
-        self.session: Any = None
+        self.harness: Any = None
         self.baseline: Baseline | None = None
         self.current: Measurement | None = None
         self.done: list[tuple[Path, int]] = []          # (run folder, exit code)
         self._count = 0
         self._driver: gevent.Greenlet | None = None
         self._finisher: gevent.Greenlet | None = None
-        # Registered before the session's listeners: a Start waits for the last run's
-        # folder before the session resets the recorder.
+        # Registered before the harness's listeners: a Start waits for the last run's
+        # folder before the harness resets the recorder.
         env.events.test_start.add_listener(self.on_start)
         env.events.test_stop.add_listener(self.on_stop)
 
-    def serve(self, session: Any, baseline: Baseline | None, signals: _Signals) -> int:
+    def serve(self, harness: Any, baseline: Baseline | None, signals: _Signals) -> int:
         """Until Ctrl-C: runs as the web UI starts and stops them; then the last run's exit
         code (0 if none ran; 130 if one was interrupted)."""
-        self.session, self.baseline = session, baseline
+        self.harness, self.baseline = harness, baseline
         self.view.say(f"web UI: {self.address().url} (press Start to run the profile; "
                       "Ctrl-C quits)", always=True)
         try:
-            while True:   # until Ctrl-C (the web UI's session has no other end)
+            while True:   # until Ctrl-C (the web UI's harness has no other end)
                 gevent.sleep(1.0)
         except KeyboardInterrupt:
             signals.calm()
@@ -226,14 +226,14 @@ class WebRuns:
         """Locust's test_start: a new run folder, the fault plan from now."""
         if self._finisher is not None:
             self._finisher.join()      # the last run's folder first
-        if self.session is None:       # Start pressed before the baseline was measured
+        if self.harness is None:       # Start pressed before the baseline was measured
             log.warning("pegbench: the cluster is not ready yet; this run is not measured")
             return
         self._count += 1
         out = self.out_dir if self._count == 1 else \
             self.out_dir.with_name(f"{self.out_dir.name}-{self._count}")
         profile = with_user_count(self.profile, self.env.runner.target_user_count)
-        self.current = Measurement(profile, out, session=self.session, cluster=self.cluster,
+        self.current = Measurement(profile, out, harness=self.harness, cluster=self.cluster,
                                    baseline=self.baseline, workers=self.workers,
                                    quiet=self.quiet)
         self.current.start()

@@ -27,25 +27,25 @@ def _options(parser: Any) -> None:
 @events.init.add_listener
 def _on_init(environment: Any, **_kw: Any) -> None:
     out = getattr(environment.parsed_options, "pegbench_dump_dir", None)
-    session = getattr(environment, "pegbench", None)   # set by loadgen.locustfile's init
-    if not out or session is None:
+    harness = getattr(environment, "pegbench", None)   # set by loadgen.locustfile's init
+    if not out or harness is None:
         return
-    session.events.final_reported.add_listener(lambda report: dump(session, out, "final"))
-    environment.events.quitting.add_listener(lambda **_kw: dump(session, out, "quit"))
+    harness.events.final_reported.add_listener(lambda report: dump(harness, out, "final"))
+    environment.events.quitting.add_listener(lambda **_kw: dump(harness, out, "quit"))
 
 
-def dump(session: Any, out: str, when: str) -> Path:
-    """Write ``session``'s counts (a master: the merged ones) into ``out``."""
-    data: dict[str, Any] = {"role": session.role, "label": session.workload.label, "when": when,
+def dump(harness: Any, out: str, when: str) -> Path:
+    """Write ``harness``'s counts (a master: the merged ones) into ``out``."""
+    data: dict[str, Any] = {"role": harness.role, "label": harness.workload.label, "when": when,
                             "pid": os.getpid(), "t": time.monotonic()}
-    if session.collector is not None:
-        final = session.collector.report(missing=())
+    if harness.collector is not None:
+        final = harness.collector.report(missing=())
         data["counts"] = _counts(final.state, final.missed)
         data["workers_final"] = list(final.workers)
-        data["workers_known"] = sorted(session.collector.workers())
+        data["workers_known"] = sorted(harness.collector.workers())
     else:
-        data["counts"] = session.workload.counts()
-    path = Path(out) / f"{session.role}-{session.workload.label}-{when}.json"
+        data["counts"] = harness.workload.counts()
+    path = Path(out) / f"{harness.role}-{harness.workload.label}-{when}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(data, indent=1))

@@ -48,13 +48,13 @@ def start_workers(port: int, out: Path) -> list[subprocess.Popen]:
     return workers
 
 
-def kill_primary(cluster: TestCluster, session) -> float:
+def kill_primary(cluster: TestCluster, harness) -> float:
     a, b = cluster.replica_addrs
     t = time.monotonic()
     cluster.set_mode(a, "down")
     for pidx in range(cluster.partition_count):
         cluster.move_primary(pidx, b)
-    session.events.fault_instant.fire(instant=FaultInstant(
+    harness.events.fault_instant.fire(instant=FaultInstant(
         "1", "kill", a, INJECT, t, tuple(range(cluster.partition_count))))
     return t
 
@@ -67,7 +67,7 @@ def main(mode: str, out: Path) -> int:
                                 workload=WorkloadConfig(users=2, rate_per_user=40, duration_s=RUN_S,
                                                         warmup_s=WARMUP_S, op_timeout_ms=500, key_space=20,
                                                         max_inflight=8, value_bytes=(16, 64)))
-    session = attach(env, settings)
+    harness = attach(env, settings)
     workers = start_workers(runner.server.port, out) if mode == "master" else []
     result: dict = {}
     try:
@@ -75,13 +75,13 @@ def main(mode: str, out: Path) -> int:
         while workers and len(runner.clients.ready) < WORKERS and time.monotonic() < deadline:
             gevent.sleep(0.1)
         result["workers_ready"] = len(runner.clients.ready) if workers else 0
-        runner.start(session.total_users, spawn_rate=100)
+        runner.start(harness.total_users, spawn_rate=100)
         gevent.sleep(FAULT_AT_S)
-        t_fault = kill_primary(cluster, session)
+        t_fault = kill_primary(cluster, harness)
         gevent.sleep(RUN_S - FAULT_AT_S)
         runner.stop()
-        final = session.finish(timeout_s=20)
-        durability = session.durability(timeout_s=20)
+        final = harness.finish(timeout_s=20)
+        durability = harness.durability(timeout_s=20)
         code = set_exit_code(env, True, saturation=final.saturation)
         counts = {name: {"ops": p.ops, "outcomes": dict(p.outcomes), "attempts": p.attempts,
                          "meta_queries": p.meta_queries, "missed": final.missed.get(name, 0),
@@ -90,7 +90,7 @@ def main(mode: str, out: Path) -> int:
         first_ok = {name: {f"{t}:{pidx}": [[i, e] for i, e in tl.first_ok.items()]
                            for (t, pidx), tl in p.partitions.items()}
                     for name, p in final.state.policies.items()}
-        result.update(t_fault=t_fault, t_start=session.t_start, workers=list(final.workers),
+        result.update(t_fault=t_fault, t_start=harness.t_start, workers=list(final.workers),
                       missing=list(final.missing), counts=counts, faults=list(final.state.faults),
                       first_ok=first_ok, durability=durability.as_dict(), exit_code=code,
                       saturation=final.saturation.as_dict(),

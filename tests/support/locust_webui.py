@@ -39,7 +39,7 @@ def main(port: int) -> int:
                                 workload=WorkloadConfig(users=2, rate_per_user=40, warmup_s=0.3,
                                                         op_timeout_ms=500, key_space=50, max_inflight=16,
                                                         value_bytes=(16, 64)))
-    session = attach(env, settings)
+    harness = attach(env, settings)
 
     def kill_primary() -> None:
         a, b = cluster.replica_addrs
@@ -47,7 +47,7 @@ def main(port: int) -> int:
         cluster.set_mode(a, "down")
         for pidx in range(cluster.partition_count):
             cluster.move_primary(pidx, b)
-        session.events.fault_instant.fire(instant=FaultInstant(
+        harness.events.fault_instant.fire(instant=FaultInstant(
             "1", "kill", a, INJECT, t, tuple(range(cluster.partition_count))))
 
     env.events.test_start.add_listener(lambda **_kw: gevent.spawn_later(FAULT_AFTER_S, kill_primary))
