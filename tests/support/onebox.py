@@ -143,7 +143,8 @@ class Writer:
 
     ``acked[key]`` is the last acknowledged value; ``unknown[key]`` the values written after it
     whose outcome is indeterminate (timeouts, resets), which a read-back may also show;
-    ``acks`` is (monotonic time of the reply, pidx) of every acknowledged write.
+    ``acks`` is (monotonic time the request was sent, of its reply, pidx) of every
+    acknowledged write.
     """
 
     def __init__(self, box: Onebox, prefix: str, keys: int = 32):
@@ -152,7 +153,7 @@ class Writer:
         self.acked: dict[bytes, bytes] = {}
         self.unknown: dict[bytes, set[bytes]] = {k: set() for k in self.keys}
         self.errors: dict[str, int] = {}
-        self.acks: list[tuple[float, int]] = []
+        self.acks: list[tuple[float, float, int]] = []
         self.ok = 0
         self.stop = False
         self._cfg = None
@@ -177,9 +178,10 @@ class Writer:
             if not addr:
                 time.sleep(0.01)
                 continue
+            t_sent = time.monotonic()
             err, _ = self._caller.call(addr, codec.RPC_PUT, put_args(key, b"", value), pidx)
             if err == "ERR_OK":
-                self.acks.append((time.monotonic(), pidx))
+                self.acks.append((t_sent, time.monotonic(), pidx))
                 self.ok += 1
                 self.acked[key] = value
                 self.unknown[key].clear()
