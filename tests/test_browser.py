@@ -66,3 +66,83 @@ def test_the_recovery_tab_of_the_locust_web_ui_shows_live_policy_rows(tmp_path):
     assert "failover" in cells and "legacy" in cells, dom[-3000:]
     row = cells[cells.index("failover"):cells.index("failover") + 3]
     assert int(row[1]) > 0, row  # live op counts in the rendered DOM
+
+
+def _cell_starting(driver, prefix: str):
+    from selenium.webdriver.common.by import By
+
+    cells = driver.find_elements(By.XPATH, f"//td[starts-with(normalize-space(.), '{prefix}')]")
+    return cells[0] if cells else None
+
+
+def _button(driver, label: str):
+    from selenium.webdriver.common.by import By
+
+    found = [b for b in driver.find_elements(By.TAG_NAME, "button")
+             if b.is_displayed() and b.text.strip().upper() == label]
+    return found[0] if found else None
+
+
+def test_pegbench_run_web_driven_from_the_page(tmp_path):
+    """``pegbench run --web``: press Start in the page, watch the kill's row fill in on the
+    Recovery tab (failover's TTR-first), press Stop, follow the finished run's report link:
+    the report draws its figures. A screenshot of the tab mid-run goes to
+    ``$PEGBENCH_SCREENSHOT`` when set (the README's)."""
+    import json
+    import os
+    import signal
+    import threading
+
+    from selenium.webdriver.common.by import By
+    from support.pegbench_cli import pegbench, web_url, write_profile
+    from support.processes import processes_mentioning, wait_until
+    from support.webdriver import browser, wait_for
+
+    out = tmp_path / "web"
+    proc = pegbench("run", str(write_profile(tmp_path, 40)), "--out", str(out), "--quiet",
+                    "--web", "--web-port", "0")
+    lines: list[str] = []
+    threading.Thread(target=lambda: lines.extend(iter(proc.stderr.readline, "")),
+                     daemon=True).start()
+    try:
+        assert wait_until(lambda: web_url(lines), 90), "".join(lines)
+        base = web_url(lines)
+        with browser() as driver:
+            driver.get(base)
+            wait_for(driver, lambda d: _button(d, "START"), what="the Start button").click()
+            wait_for(driver, lambda d: _button(d, "STOP"), what="the Stop button")
+            tab = wait_for(driver, lambda d: [t for t in d.find_elements(By.CSS_SELECTOR, "[role=tab]")
+                                              if t.text.strip().upper() == "RECOVERY"],
+                           what="the Recovery tab")[0]
+            tab.click()
+            # the kill is 4 s in: its row, then failover's TTR-first on it (the last column)
+            row = wait_for(driver, lambda d: _cell_starting(d, "fault 1: kill"), 60,
+                           "the kill's row")
+            wait_for(driver, lambda d: _cell_starting(d, "fault 1: kill").find_elements(
+                By.XPATH, "./ancestor::tr/td[last()][contains(., 'ms')]"), 30,
+                "failover's TTR-first of the kill")
+            assert "partitions" in row.text
+            if os.environ.get("PEGBENCH_SCREENSHOT"):
+                driver.save_screenshot(os.environ["PEGBENCH_SCREENSHOT"])
+            _button(driver, "STOP").click()
+            run_cell = wait_for(driver, lambda d: _cell_starting(d, "run 1"), 120,
+                                "the finished run's row")
+            assert "verdict" in run_cell.text
+            link = run_cell.find_element(By.XPATH, "./ancestor::tr").text
+            report_url = base.rstrip("/") + "/pegbench/runs/1/report.html"
+            assert "/pegbench/runs/1/report.html" in link
+            driver.get(report_url)
+            wait_for(driver, lambda d: d.execute_script(
+                "return document.querySelectorAll('#fig-timeline svg').length"), 60,
+                "the report's timeline figure")
+            errors = [e for e in driver.get_log("browser") if e.get("level") == "SEVERE"]
+            assert not errors, errors
+        results = json.loads((out / "results.json").read_text())
+        assert [f["kind"] for f in results["faults"]] == ["kill"]
+        os.kill(proc.pid, signal.SIGINT)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert processes_mentioning(str(out)) == []

@@ -12,6 +12,7 @@ from support.faults import NODES, FakeCluster, FakeInjector, RecordingListener, 
 
 from loadgen.config.schema import HealthGateConfig
 from loadgen.events import Events
+from loadgen.config.targets import NodeTarget
 from loadgen.faults.controller import FaultController
 from loadgen.faults.injectors import NoneInjector
 from loadgen.metrics import FaultInstant, Recorder
@@ -23,14 +24,15 @@ pytestmark = pytest.mark.unit
 NO_GATE = HealthGateConfig(enabled=False)
 
 
-def controller(plan, *, injector=None, cluster=None, gate=NO_GATE, listeners=(), log=None):
+def controller(plan, *, injector=None, cluster=None, gate=NO_GATE, listeners=(), log=None,
+               on_demand=False):
     """A controller over fakes; each of ``listeners`` hears the fault_instant event."""
     cluster = cluster or FakeCluster()
     events = Events()
     for listener in listeners:
         events.fault_instant.add_listener(listener.fault_instant)
     return FaultController(plan, injector=injector or FakeInjector(), cluster=cluster,
-                           health_gate=gate, events=events, log_path=log)
+                           health_gate=gate, events=events, log_path=log, on_demand=on_demand)
 
 
 def test_plan_runs_against_the_clock_and_announces_each_fault(tmp_path):
@@ -266,6 +268,35 @@ def test_each_final_record_is_announced_once_as_its_fault_event():
     assert [e.id for e in recorded] == ["1"]   # healed, settled before fault 2 went in
     c.stop()
     assert recorded == c.fault_events()        # 2 healed at the end, 3 never came due
+
+
+def test_a_fault_asked_for_while_it_runs_goes_in_at_once_as_the_ui_s():
+    c = controller([planned(1, 60.0, "kill", "replica3")], on_demand=True)
+    c.start()
+    gevent.sleep(0.05)
+    paused = c.inject_now("pause", NodeTarget("replica1"), duration_s=0.2)
+    refused = c.inject_now("kill", NodeTarget("replica1"))   # the pause holds replica1
+    gevent.sleep(0.5)
+    assert not c.finished                 # on demand: it runs until stopped
+    records = {r.id: r for r in c.stop()}
+    assert (paused, refused) == (2, 3)    # after the plan's ids
+    pause = records[paused]
+    assert pause.origin == "ui" and pause.injected and pause.healed_by == "plan"
+    assert pause.event.t_heal - pause.event.t_inject >= 0.2
+    assert not records[refused].injected
+    assert "still held by fault 2" in records[refused].event.skip_reason
+    assert not records[1].injected        # the planned kill never came due
+    with pytest.raises(RuntimeError, match="no run is in progress"):
+        c.inject_now("pause", NodeTarget("replica2"), duration_s=1)
+
+
+def test_without_on_demand_no_fault_can_be_asked_for():
+    c = controller([planned(1, 0.0, "pause", "replica1", duration_s=0.1)])
+    c.start()
+    with pytest.raises(RuntimeError):
+        c.inject_now("pause", NodeTarget("replica2"), duration_s=1)
+    assert c.join(5)                       # and it ends with its plan, as before
+    c.stop()
 
 
 def test_faults_jsonl_lines_are_plain_json(tmp_path):

@@ -5,62 +5,14 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import threading
-from pathlib import Path
 from xml.etree import ElementTree as ET
 
 import pytest
+from support.pegbench_cli import pegbench, write_profile
 from support.processes import processes_mentioning, wait_until
 
 pytestmark = [pytest.mark.onebox, pytest.mark.timeout(240)]
-
-PROFILE = """
-name = "tiny"
-seed = 7
-[cluster]
-replica_nodes = 3
-partitions = 4
-[cluster.fd]
-beacon_s = 0.1
-check_s = 0.05
-lease_s = 0.6
-grace_s = 0.8
-[workload]
-users = 2
-rate_per_user = 40
-duration_s = {duration}
-warmup_s = 2
-op_timeout_ms = 1000
-key_space = 100
-value_bytes = [16, 64]
-[policies]
-compare = ["legacy", "failover"]
-[[faults.events]]
-at_s = 4
-kind = "kill"
-target = "primary-of:0"
-restart_after_s = 3
-[faults.health_gate]
-enabled = true
-limit_s = 5
-[slo]
-"failover.recovered_fraction" = {{ min = 1.0 }}
-"durability.lost" = {{ max = 0 }}
-"""
-
-
-def write_profile(tmp_path: Path, duration: float) -> Path:
-    path = tmp_path / "tiny.toml"
-    path.write_text(PROFILE.format(duration=duration))
-    return path
-
-
-def pegbench(*args: str, **kw) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "loadgen.cli", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True, **kw)
-
 
 def test_a_run_writes_every_output_and_passes_its_slos(tmp_path):
     out = tmp_path / "out"

@@ -10,19 +10,24 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import threading
+import urllib.error
 from pathlib import Path
 
 import pytest
 from support.locust_procs import http
+from support.pegbench_cli import pegbench, web_url, write_profile
 from support.processes import processes_mentioning, wait_until
-from test_run import pegbench, write_profile
 
 pytestmark = [pytest.mark.onebox, pytest.mark.timeout(300)]
 
-URL = re.compile(r"web UI: (http://127\.0\.0\.1:\d+/)")
+def post(url: str, form: dict) -> tuple[int, str]:
+    """(status, body) of a form POST, errors included."""
+    try:
+        return http(url, form)
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
 
 
 def run_files(folder: Path) -> set[str]:
@@ -47,19 +52,32 @@ def test_each_start_in_the_web_ui_is_a_measured_run_with_its_own_folder(tmp_path
                               daemon=True)
     reader.start()
     try:
-        assert wait_until(lambda: any(URL.search(line) for line in lines), 90), "".join(lines)
-        base = next(URL.search(line).group(1) for line in lines if URL.search(line))
+        assert wait_until(lambda: web_url(lines), 90), "".join(lines)
+        base = web_url(lines)
         assert not (out / "results.json").exists()          # nothing runs before Start
+        assert post(f"{base}pegbench/fault", {"kind": "pause", "target": "replica1",
+                                              "duration_s": "1"})[0] == 409   # no run yet
 
         # Start with 6 users (3 per policy): the kill 4 s in shows up as a fault row
         assert http(f"{base}swarm", {"user_count": 6, "spawn_rate": 6})[0] == 200
         assert wait_until(lambda: any(r["name"].startswith("fault 1: kill")
                                       for r in recovery_rows(base)), 30), recovery_rows(base)
+        # the fault form: a pause without its duration is refused, naming the field; then one
+        # goes in through the same controller, recorded as the UI's
+        status, body = post(f"{base}pegbench/fault", {"kind": "pause", "target": "primary-of:1"})
+        assert status == 400 and "duration_s" in body, body
+        status, body = post(f"{base}pegbench/fault", {"kind": "pause", "target": "primary-of:1",
+                                                     "duration_s": "1"})
+        assert status == 200 and "fault 2: pause primary-of:1" in body, body
+        assert wait_until(lambda: any(r["name"].startswith("fault 2: pause")
+                                      for r in recovery_rows(base)), 30), recovery_rows(base)
         assert http(f"{base}stop", {})[0] == 200
         assert wait_until(lambda: (out / "results.json").exists(), 90), "".join(lines)[-3000:]
         first = json.loads((out / "results.json").read_text())
-        (fault,) = first["faults"]
-        assert fault["kind"] == "kill" and not fault["skipped"]
+        kill, pause = first["faults"]
+        assert kill["kind"] == "kill" and not kill["skipped"] and pause["kind"] == "pause"
+        logged = [json.loads(line) for line in (out / "faults.jsonl").read_text().splitlines()]
+        assert {(f["id"], f["origin"]) for f in logged} == {(1, "faults.events[0]"), (2, "ui")}
         assert first["profile"]["workload"]["users"] == 3     # the UI's count, per policy
         assert first["durability"]["lost"] == 0 and first["policies"]["failover"]["ops"] > 0
 

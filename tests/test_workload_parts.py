@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+from pathlib import Path
 from types import SimpleNamespace
 
 import gevent
@@ -19,6 +20,7 @@ from loadgen.events import Events
 from loadgen.harness.distributed import (MSG_FAULT, MSG_FLUSH, MSG_VERIFY, MasterCollector, WorkerReporter,
                                          build_report)
 from loadgen.harness.fault_relay import FaultRelay
+from loadgen.harness.hooks import FinishedRun
 from loadgen.harness.options import settings_from_options
 from loadgen.harness.verdict import exit_code_for, set_exit_code
 from loadgen.harness.webui import RecoveryTab
@@ -322,8 +324,11 @@ def test_recovery_rows_show_each_policy_and_each_fault_with_its_ttr():
     relay = FaultRelay(recorder)
     relay.fault_instant(FaultInstant("1", "kill", "replica1", INJECT, t_fault, (3,)))
     settings = WorkloadSettings(meta=("h:1",), policies=("legacy", "failover"), run_id="r")
+    finished = [FinishedRun(1, Path("/runs/quick-1"), "pass",
+                            ("failover.recovered_fraction 1.0 (min 1.0): pass",)),
+                FinishedRun(2, Path("/runs/quick-1-2"), "unknown", (), "the run was interrupted")]
     harness = SimpleNamespace(
-        settings=settings, relay=relay, live_state=recorder.snapshot,
+        settings=settings, relay=relay, live_state=recorder.snapshot, finished=finished,
         live_missed=lambda: {"legacy": 7},
         workload=SimpleNamespace(labels={"legacy": "legacy", "failover": "failover"},
                                  t_test_start=100.0))
@@ -339,6 +344,13 @@ def test_recovery_rows_show_each_policy_and_each_fault_with_its_ttr():
     keys = [c["key"] for c in tab.columns()]
     assert keys[-2:] == ["ttr_0", "ttr_1"] and all(k in keys for k in failover)
     assert "<table id='recovery'>" in tab.html() and "TTR-first failover" in tab.html()
+    # finished runs, newest first: the verdict, why, the checks, the report's link
+    runs = [r for r in tab.rows() if r["name"].startswith("run ")]
+    assert [r["name"] for r in runs] == [
+        "run 2 (quick-1-2): verdict UNKNOWN (the run was interrupted)",
+        "run 1 (quick-1): verdict PASS; failover.recovered_fraction 1.0 (min 1.0): pass"]
+    assert runs[1]["report"] == "/pegbench/runs/1/report.html"
+    assert "<a href='/pegbench/runs/1/report.html'>" in tab.html()
 
 
 def test_workers_on_another_host_record_on_the_masters_clock():

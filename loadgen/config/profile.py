@@ -43,7 +43,7 @@ from .schema import (CLUSTER_MODES, COMMAND_PLACEHOLDERS, COMMAND_TEMPLATES, DEF
                      WorkloadConfig, frozen_map)
 from .targets import Target, parse_target
 
-__all__ = ["load_profile", "build_profile", "workload_from_dict", "Profile"]
+__all__ = ["load_profile", "build_profile", "read_fault", "workload_from_dict", "Profile"]
 
 #: A profile's name goes into file names (``report.out``): keep it to one path component.
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -97,6 +97,15 @@ def build_profile(tree: Mapping[str, Any], file: str = "<profile>", *,
         if source is None or source == exc.file:
             raise
         raise ConfigError(source, exc.key, exc.expected) from None
+
+
+def read_fault(data: Mapping[str, Any], cluster: ClusterConfig,
+               source: str = "web UI") -> tuple[str, Target, dict[str, float | None]]:
+    """A fault asked for outside the plan (the web UI's form): its kind, target and timing
+    parameter, checked as a ``[[faults.events]]`` entry is (ConfigError naming the field)."""
+    t = TableReader(source, "fault", data)
+    kind = t.choice("kind", kinds.names(), REQUIRED)
+    return kind, _read_target(t, REQUIRED, cluster), _read_fault_params(t, kind)
 
 
 def workload_from_dict(data: Mapping[str, Any], file: str = "<workload>") -> WorkloadConfig:

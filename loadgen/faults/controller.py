@@ -33,6 +33,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +57,9 @@ from .records import HEALED_BY_PLAN, HEALED_BY_STOP, NOT_HEALED, FaultLog, Fault
 from .schedule import PlannedFault, plan_faults
 
 log = logging.getLogger(__name__)
+
+#: ``origin`` of a fault asked for while the run goes (:meth:`FaultController.inject_now`).
+ORIGIN_UI = "ui"
 
 #: How often the health gate asks whether the cluster is healthy.
 GATE_POLL_S = 0.1
@@ -85,13 +89,16 @@ class FaultController:
     """Runs ``plan`` (see the module docstring); ``start()``, then ``stop()`` at the run's end.
 
     ``log_path``: where ``faults.jsonl`` goes (None: not written). ``observer``: defaults to
-    the cluster's own (the onebox's config log, or meta polling).
+    the cluster's own (the onebox's config log, or meta polling). ``on_demand``: also take
+    faults asked for while it runs (:meth:`inject_now`, the web UI's form); it then runs until
+    :meth:`stop`, not only until the plan is done.
     """
 
     def __init__(self, plan: Sequence[PlannedFault], *, injector: Injector,
                  cluster: ClusterView, observer: MetaObserver | None = None,
                  health_gate: HealthGateConfig | None = None,
-                 events: Events | None = None, log_path: str | Path | None = None):
+                 events: Events | None = None, log_path: str | Path | None = None,
+                 on_demand: bool = False):
         self.plan = tuple(plan)
         self.injector = injector
         self.cluster = cluster
@@ -108,18 +115,23 @@ class FaultController:
         self._done: list[_Held] = []          # every injected fault, for horizons
         self._processed = 0
         self._stopping = Event()
+        self.on_demand = on_demand
+        self._requests: deque[PlannedFault] = deque()
+        self._poke = Event()                  # set on stop and on each request
+        self._next_id = len(self.plan) + 1    # the plan's ids are 1..len(plan)
         self._interrupted = True              # until the runner says the plan ran its course
         self._greenlet: gevent.Greenlet | None = None
 
     @classmethod
     def from_profile(cls, profile: Profile, cluster: Cluster, *, events: Events | None = None,
-                     out_dir: str | Path | None = None) -> FaultController:
+                     out_dir: str | Path | None = None, on_demand: bool = False) -> FaultController:
         """The controller of ``profile``'s plan, injector and health gate against ``cluster``;
         ``faults.jsonl`` goes to ``out_dir``."""
         return cls(plan_faults(profile), injector=cluster.injector(profile.injector),
                    cluster=cluster.view(),
                    health_gate=profile.faults.health_gate, events=events,
-                   log_path=None if out_dir is None else Path(out_dir) / FAULTS_JSONL)
+                   log_path=None if out_dir is None else Path(out_dir) / FAULTS_JSONL,
+                   on_demand=on_demand)
 
     # ------------------------------------------------------------------ public API
 
@@ -152,6 +164,7 @@ class FaultController:
         if self.t0 is None:  # never started: every fault is recorded as not come due
             self.t0 = time.monotonic()
         self._stopping.set()
+        self._poke.set()
         if self._greenlet is not None:
             self._greenlet.join()  # its finally heals
         try:
@@ -178,33 +191,68 @@ class FaultController:
 
     # ------------------------------------------------------------------ the runner
 
+    def inject_now(self, kind: str, target: PlannedTarget, *, duration_s: float | None = None,
+                   restart_after_s: float | None = None) -> int:
+        """Queue a fault to inject at once, beside the plan (``origin = "ui"``), checked and
+        recorded like a planned one (a node another fault holds: skipped, saying which); its
+        id. RuntimeError unless the controller runs ``on_demand``."""
+        if not self.on_demand or self._greenlet is None or self._greenlet.dead \
+                or self._stopping.is_set():
+            raise RuntimeError("no run is in progress to inject a fault into")
+        kinds.get(kind)   # KeyError for a kind nobody registered
+        self._next_id += 1
+        planned = PlannedFault(id=self._next_id - 1, at_s=time.monotonic() - self.t0, kind=kind,
+                               target=target, duration_s=duration_s,
+                               restart_after_s=restart_after_s, origin=ORIGIN_UI)
+        self._requests.append(planned)
+        self._poke.set()
+        return planned.id
+
+    # ------------------------------------------------------------------ the runner
+
     def _run(self) -> None:
         try:
             for planned in self.plan:
-                if not self._wait(self.t0 + planned.at_s):
+                if not self._wait_serving(self.t0 + planned.at_s):
                     return
-                try:
-                    self._process(planned)
-                except Exception as exc:  # noqa: BLE001 - one fault's bug must not end the run
-                    log.exception("fault %s: controller error", planned.id)
-                    self._skip(planned, f"controller error: {type(exc).__name__}: {exc}")
+                self._process_safely(planned)
                 self._processed += 1
             self._interrupted = False  # the plan ran its course: a normal end from here on
             while True:
                 due = [h.heal_due for h in self._held if h.heal_due is not None]
-                if not due or not self._wait(max(due)):
+                if not due and not self.on_demand:
+                    return
+                if not self._wait_serving(max(due) if due else math.inf):
                     return
         finally:
             self._heal_all()
 
+    def _wait_serving(self, t: float) -> bool:
+        """Wait until ``t`` (healing held faults as they come due), injecting the faults
+        asked for meanwhile; False on stop."""
+        while not self._wait(t):
+            if self._stopping.is_set():
+                return False
+            self._poke.clear()
+            while self._requests:
+                self._process_safely(self._requests.popleft())
+        return True
+
+    def _process_safely(self, planned: PlannedFault) -> None:
+        try:
+            self._process(planned)
+        except Exception as exc:  # noqa: BLE001 - one fault's bug must not end the run
+            log.exception("fault %s: controller error", planned.id)
+            self._skip(planned, f"controller error: {type(exc).__name__}: {exc}")
+
     def _wait(self, t: float) -> bool:
-        """Wait until ``t``, healing held faults as they come due; False on stop."""
+        """Wait until ``t``, healing held faults as they come due; False on stop or request."""
         while True:
             due = min((h for h in self._held if h.heal_due is not None),
                       key=lambda h: h.heal_due, default=None)
             if due is None or due.heal_due > t:
-                return wait_until(t, self._stopping)
-            if not wait_until(due.heal_due, self._stopping):
+                return wait_until(t, self._poke)
+            if not wait_until(due.heal_due, self._poke):
                 return False
             self._heal(due, HEALED_BY_PLAN)
 

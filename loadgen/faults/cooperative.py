@@ -7,6 +7,7 @@ through :func:`run_blocking`, and every wait through :func:`wait_until` on a gev
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -49,5 +50,5 @@ def wait_until(t: float, stop: Event | None = None) -> bool:
             return True
         if stop is None:
             gevent.sleep(left)
-        elif stop.wait(left):
+        elif stop.wait(None if math.isinf(left) else left):
             return False

@@ -325,6 +325,7 @@ class WorkerReporter:
         self._seq = 0
         self._instants: set[tuple[str, str]] = set()   # (fault id, edge) marked
         self._marked: object = None          # the recorder the instants were marked on
+        self._run = 0                        # the master's run they belong to
         self._next_state_at = 0.0            # monotonic: no full state before this
 
     def on_report_to_master(self, client_id: str = "", data: dict | None = None, **_kw: Any) -> None:
@@ -372,8 +373,10 @@ class WorkerReporter:
         """``pegbench_fault``: every fault and heal instant so far, on the master's clock."""
         workload = self.workload_source()
         workload.set_clock_shift(clock_shift(msg.data["clock"]))
-        if self._marked is not workload.recorder:   # a new workload: mark everything again
-            self._marked, self._instants = workload.recorder, set()
+        run = msg.data.get("run", 0)
+        if self._marked is not workload.recorder or run != self._run:
+            # a new workload, or a new run (its fault ids start at 1 again): mark everything
+            self._marked, self._run, self._instants = workload.recorder, run, set()
         for data in msg.data["instants"]:
             instant = FaultInstant.from_dict(data)
             if (instant.event_id, instant.edge) in self._instants:

@@ -29,6 +29,8 @@ class FaultRelay:
         #: fault id -> the controller's final record of it
         self.final: dict[str, FaultEvent] = {}
         self._instants: list[FaultInstant] = []
+        #: bumped by :meth:`reset`: workers tell one run's fault ids from the next one's
+        self.run = 0
 
     def fault_instant(self, instant: FaultInstant) -> None:
         """A fault took effect or was healed: mark it, keep it, forward it."""
@@ -42,6 +44,13 @@ class FaultRelay:
         self._instants.append(instant)
         self.resend()
 
+    def reset(self) -> None:
+        """Forget the faults so far (a new run starts)."""
+        self.live.clear()
+        self.final.clear()
+        self._instants.clear()
+        self.run += 1
+
     def fault_recorded(self, event: FaultEvent) -> None:
         """The controller's final record of a fault: it wins over the fault's instants."""
         self.final[event.id] = event
@@ -50,7 +59,7 @@ class FaultRelay:
         """Send every instant so far to the workers again (e.g. after one joined late)."""
         if self.runner is not None and self._instants:
             send_safely(self.runner, MSG_FAULT, {
-                "clock": clock_anchor(), "instants": [i.to_dict() for i in self._instants]})
+                "clock": clock_anchor(), "run": self.run, "instants": [i.to_dict() for i in self._instants]})
 
     def fault_events(self) -> list[FaultEvent]:
         """The controller's final records, plus the faults it has not finalised yet as their

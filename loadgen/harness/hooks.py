@@ -31,6 +31,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -172,6 +173,18 @@ class MergedTotals:
         return total
 
 
+@dataclass(frozen=True)
+class FinishedRun:
+    """A run this process measured and wrote (``pegbench run --web``), for the web UI."""
+
+    number: int                      # 1, 2, ... in this process
+    folder: Path
+    verdict: str                     # "pass" | "fail" | "unknown"
+    #: one line per SLO check: "failover.recovered_fraction 1.0 (min 1.0): pass"
+    checks: tuple[str, ...] = ()
+    unknown_reason: str = ""
+
+
 class Harness:
     """The workload attached to one Locust environment (see the module docstring)."""
 
@@ -193,6 +206,8 @@ class Harness:
         # master what it merged so far.
         self.events.warmup_ended.add_listener(self._reset_locust_stats)
         self.collector = MasterCollector(self.runner) if self.role == MASTER else None
+        #: runs measured and written in this process, oldest first (``pegbench run --web``)
+        self.finished: list[FinishedRun] = []
         #: this run's figures: the workers' merged (a master) or this process's own
         self.totals: Totals = (MergedTotals(self.collector) if self.collector is not None
                                else OwnTotals(lambda: self.workload))
@@ -298,9 +313,9 @@ class Harness:
                 self.configure(settings_from_options(environment.parsed_options))
             except ConfigError as exc:
                 log.error("pegbench: %s", exc)
+        self.relay.reset()                 # a new run: the last one's faults are in its folder
         if self.role == MASTER:
             self.collector.start_test(self.settings)
-            self.relay.resend()
             self.workload.start_test(monitor=False)
         else:
             self.workload.label = worker_label(self.runner)

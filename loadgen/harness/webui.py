@@ -12,7 +12,9 @@ in ``/stats/requests`` only go out with that route's own (authenticated) answer.
 Rows: one per policy (ops, errors, error rate, TTR-first p50/p99 over the faults so far,
 meta queries/s over the last ``LIVE_WINDOW_S``, attempts per op, missed ops, arrivals dropped
 at the in-flight cap where the harness counts them), then one per
-fault event with each policy's TTR-first on the fault's affected partitions. Faults come from
+fault event with each policy's TTR-first on the fault's affected partitions, then one per run
+this process finished (``pegbench run --web``, newest first): its verdict and SLO checks, and
+its report, served under ``/pegbench/runs/<n>/``. Faults come from
 the harness's :class:`~loadgen.harness.fault_relay.FaultRelay` (the controller's records when it has
 them, else what was announced so far). On a master the figures are the workers' merged
 reports, so they lag by Locust's report interval.
@@ -45,8 +47,12 @@ BASE_COLUMNS = (
     ("name", "Row"), ("ops", "Ops"), ("errors", "Errors"), ("error_rate_pct", "Error rate %"),
     ("ttr_first_p50_ms", "TTR-first p50 ms"), ("ttr_first_p99_ms", "TTR-first p99 ms"),
     ("meta_qps", f"Meta queries/s ({LIVE_WINDOW_S:.0f} s)"), ("attempts_per_op", "Attempts/op"),
-    ("missed", "Missed ops"), ("dropped", "Dropped arrivals"),
+    ("missed", "Missed ops"), ("dropped", "Dropped arrivals"), ("report", "Report"),
 )
+#: Where the web UI serves the files of the runs it measured (``pegbench run --web``).
+RUN_FILES_URL = "/pegbench/runs/{number}/{name}"
+#: The fault form ``pegbench run --web`` serves (:mod:`loadgen.runner.web`).
+FAULT_FORM_URL = "/pegbench/fault"
 
 
 def _ms(seconds: float | None) -> float | None:
@@ -105,7 +111,18 @@ class RecoveryTab:
         rows = [self._policy_row(name, state, missed, dropped, ttrs, now)
                 for name in self.policies]
         rows += [self._fault_row(e, ttrs) for e in events]
+        rows += [self._run_row(run) for run in reversed(self.harness.finished)]
         return rows
+
+    @staticmethod
+    def _run_row(run: Any) -> dict[str, Any]:
+        """A finished run: its verdict, why if unknown, and its report."""
+        row: dict[str, Any] = {key: "" for key, _ in BASE_COLUMNS}
+        why = f" ({run.unknown_reason})" if run.unknown_reason else ""
+        checks = f"; {'; '.join(run.checks)}" if run.checks else ""
+        row["name"] = f"run {run.number} ({run.folder.name}): verdict {run.verdict.upper()}{why}{checks}"
+        row["report"] = RUN_FILES_URL.format(number=run.number, name="report.html")
+        return row
 
     def _policy_row(self, name: str, state: RecorderState, missed: dict[str, int],
                     dropped: dict[str, int] | None, ttrs: Sequence[Any],
@@ -159,11 +176,19 @@ class RecoveryTab:
         """The rows as a plain HTML table."""
         cols = self.columns()
         head = "".join(f"<th>{html.escape(c['title'])}</th>" for c in cols)
-        body = "".join("<tr>" + "".join(f"<td>{html.escape(str(r.get(c['key'], '')))}</td>"
+        body = "".join("<tr>" + "".join(f"<td>{_cell(c['key'], r.get(c['key'], ''))}</td>"
                                         for c in cols) + "</tr>" for r in self.rows())
         return (f"<!doctype html><html><head><meta charset='utf-8'><title>{TAB_TITLE}</title>"
                 f"</head><body><h1>{TAB_TITLE}</h1><table id='{TAB_KEY}'><thead><tr>{head}"
-                f"</tr></thead><tbody>{body}</tbody></table></body></html>")
+                f"</tr></thead><tbody>{body}</tbody></table>"
+                f"<p><a href='{FAULT_FORM_URL}'>Inject a fault now</a> (pegbench run --web, "
+                "while a run goes)</p></body></html>")
+
+
+def _cell(key: str, value: Any) -> str:
+    """One cell of the HTML table: a run's report as a link, the rest as text."""
+    text = html.escape(str(value))
+    return f"<a href='{text}'>{text}</a>" if key == "report" and value else text
 
 
 def _describe(ttrs: Sequence[Any]) -> str:
@@ -188,7 +213,7 @@ def _merge_args(template_args: dict[str, Any], ours: dict[str, Any]) -> None:
 
 def register(environment: Any, harness: Any) -> RecoveryTab:
     """Add the Recovery tab to ``environment.web_ui`` (call once, where a web UI exists)."""
-    from flask import Response, request
+    from flask import Response, abort, request, send_from_directory
 
     web_ui = environment.web_ui
     tab = RecoveryTab(harness)
@@ -216,6 +241,14 @@ def register(environment: Any, harness: Any) -> RecoveryTab:
     @web_ui.auth_required_if_enabled
     def _recovery_html() -> Response:
         return Response(tab.html(), mimetype="text/html")
+
+    @web_ui.app.route(RUN_FILES_URL.format(number="<int:number>", name="<path:name>"))
+    @web_ui.auth_required_if_enabled
+    def _run_file(number: int, name: str) -> Response:
+        run = next((r for r in harness.finished if r.number == number), None)
+        if run is None:
+            abort(404)
+        return send_from_directory(run.folder.resolve(), name)   # refuses paths outside it
 
     @web_ui.app.route("/recovery.json")
     @web_ui.auth_required_if_enabled

@@ -46,7 +46,8 @@ class Measurement:
     :meth:`tick`) while it runs, :meth:`finish` once the runner stopped."""
 
     def __init__(self, profile: Profile, out_dir: Path, *, harness: Any, cluster: Cluster,
-                 baseline: Baseline | None, workers: int = 0, quiet: bool = False):
+                 baseline: Baseline | None, workers: int = 0, quiet: bool = False,
+                 on_demand: bool = False):
         from ..faults.controller import FaultController
         from .live import LiveView
 
@@ -60,10 +61,13 @@ class Measurement:
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "profile.json").write_text(json.dumps(profile.to_dict(), indent=2))
         self.controller = FaultController.from_profile(profile, cluster, events=harness.events,
+                                                       on_demand=on_demand,
                                                        out_dir=out_dir)
         self.t0: float | None = None
         self.t_end: float | None = None
         self.interrupted = False
+        #: what :meth:`finish` wrote (a :class:`~loadgen.metrics.results.Results`)
+        self.results: Any = None
         self._hlogs: Any = None
         self._logged_from = 0.0
         self._next_hlog = 0.0
@@ -158,6 +162,7 @@ class Measurement:
         results = build_results(final.state, events, t_start=t_start, t_end=t_end,
                                 table=profile.cluster.table, missed=final.missed,
                                 durability=durability.results_block(), slo=slo, extra=facts)
+        self.results = results
         write_results(out_dir / RESULTS_JSON, results)
         write_timeline(out_dir / TIMELINE_JSON,
                        build_timeline(final.state, events, t_start=t_start, t_end=t_end))

@@ -13,7 +13,6 @@ with this one: onebox nodes by their death signal, workers are stopped in ``fina
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import signal
@@ -23,7 +22,6 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,9 +31,9 @@ import gevent
 from ..config.profile import load_profile
 from ..config.schema import Profile
 from ..errors import ClusterError, ConfigError
-from ..exitcodes import EXIT_OK
 from ..faults.cluster import Cluster, ExternalCluster
 from .measurement import Measurement
+from .web import WebAddress, WebRuns, web_ui
 
 if TYPE_CHECKING:
     from .baseline import Baseline
@@ -93,7 +91,8 @@ def run(profile: Profile, out_dir: Path, *, workers: int = 0, quiet: bool = Fals
         if web is not None:
             web_runs = WebRuns(env, profile, out_dir, cluster=cluster, workers=workers,
                                quiet=quiet, view=view)   # listens before the harness does
-            _web_ui(env, web, settings)
+            web_ui(env, web, settings)
+            web_runs.add_routes()
         harness = attach(env, settings)
         procs: list[subprocess.Popen] = []
         try:
@@ -131,148 +130,6 @@ def _headless(profile: Profile, out_dir: Path, runner: Any, harness: Any, cluste
         runner.stop()
         run.stop_faults()
     return run.finish()
-
-
-@dataclass(frozen=True)
-class WebAddress:
-    """Where ``pegbench run --web`` serves Locust's web UI."""
-
-    host: str = "127.0.0.1"
-    port: int = 8089
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}/"
-
-
-def _web_ui(env: Any, web: WebAddress, settings: Any) -> None:
-    """Locust's web UI on ``web``, its start form prefilled from the profile."""
-    from locust.argument_parser import get_parser
-
-    # Locust's web UI reads extra options from the process's command line (its
-    # ui_extra_args_dict); pegbench's flags are not Locust's and would make it exit.
-    sys.argv[1:] = []
-    options = get_parser(default_config_files=()).parse_args(
-        args=["--web-host", web.host, "--web-port", str(web.port)])
-    options.num_users = settings.total_users
-    options.spawn_rate = float(settings.total_users)
-    env.parsed_options = options
-    env.host = ",".join(settings.meta)
-    env.create_web_ui(web.host, web.port)
-
-
-class WebRuns:
-    """``pegbench run --web``: one :class:`Measurement` per press of the web UI's Start.
-
-    Start runs the profile's fault plan from that instant; Stop (the profile's duration, or
-    Ctrl-C) stops the load, heals the faults, reads writes back and writes the run folder:
-    ``out_dir`` for the first run, ``out_dir-2``, ``out_dir-3``, ... for the next ones. A user
-    count other than the profile's is split evenly over the policies and recorded in the
-    run's profile.json."""
-
-    def __init__(self, env: Any, profile: Profile, out_dir: Path, *, cluster: Cluster,
-                 workers: int, quiet: bool, view: Any):
-        self.env = env
-        self.profile = profile
-        self.out_dir = out_dir
-        self.cluster = cluster
-        self.workers = workers
-        self.quiet = quiet
-        self.view = view
-        self.harness: Any = None
-        self.baseline: Baseline | None = None
-        self.current: Measurement | None = None
-        self.done: list[tuple[Path, int]] = []          # (run folder, exit code)
-        self._count = 0
-        self._driver: gevent.Greenlet | None = None
-        self._finisher: gevent.Greenlet | None = None
-        # Registered before the harness's listeners: a Start waits for the last run's
-        # folder before the harness resets the recorder.
-        env.events.test_start.add_listener(self.on_start)
-        env.events.test_stop.add_listener(self.on_stop)
-
-    def serve(self, harness: Any, baseline: Baseline | None, signals: _Signals) -> int:
-        """Until Ctrl-C: runs as the web UI starts and stops them; then the last run's exit
-        code (0 if none ran; 130 if one was interrupted)."""
-        self.harness, self.baseline = harness, baseline
-        self.view.say(f"web UI: {self.address().url} (press Start to run the profile; "
-                      "Ctrl-C quits)", always=True)
-        try:
-            while True:   # until Ctrl-C (the web UI's harness has no other end)
-                gevent.sleep(1.0)
-        except KeyboardInterrupt:
-            signals.calm()
-            if self.current is not None:
-                self.view.say("interrupted: stopping the load, healing faults, writing what "
-                              "was measured", always=True)
-                self.current.interrupted = True
-                self.env.runner.stop()
-        if self._finisher is not None:
-            self._finisher.join()
-        return self.done[-1][1] if self.done else EXIT_OK
-
-    def address(self, timeout_s: float = 10.0) -> WebAddress:
-        """Where the web UI listens (its port once bound, for ``--web-port 0``)."""
-        web_ui = self.env.web_ui
-        deadline = time.monotonic() + timeout_s
-        while getattr(web_ui, "server", None) is None or not web_ui.server.server_port:
-            if time.monotonic() > deadline:   # bounded: the UI's greenlet binds at once
-                raise ClusterError(f"the web UI did not listen on {web_ui.host} within "
-                                   f"{timeout_s:g} s")
-            gevent.sleep(0.05)
-        return WebAddress(web_ui.host, web_ui.server.server_port)
-
-    def on_start(self, **_kw: Any) -> None:
-        """Locust's test_start: a new run folder, the fault plan from now."""
-        if self._finisher is not None:
-            self._finisher.join()      # the last run's folder first
-        if self.harness is None:       # Start pressed before the baseline was measured
-            log.warning("pegbench: the cluster is not ready yet; this run is not measured")
-            return
-        self._count += 1
-        out = self.out_dir if self._count == 1 else \
-            self.out_dir.with_name(f"{self.out_dir.name}-{self._count}")
-        profile = with_user_count(self.profile, self.env.runner.target_user_count)
-        self.current = Measurement(profile, out, harness=self.harness, cluster=self.cluster,
-                                   baseline=self.baseline, workers=self.workers,
-                                   quiet=self.quiet)
-        self.current.start()
-        self._driver = gevent.spawn(self._drive, self.current)
-
-    def _drive(self, run: Measurement) -> None:
-        run.drive()
-        if self.current is run:        # the profile's duration is over
-            self.env.runner.stop()
-
-    def on_stop(self, **_kw: Any) -> None:
-        """Locust's test_stop: the run ends; its folder is written in a greenlet."""
-        run, self.current = self.current, None
-        if run is None:
-            return
-        run.t_end = time.monotonic()
-        if self._driver is not None and self._driver is not gevent.getcurrent():
-            self._driver.kill(block=False)
-        self._finisher = gevent.spawn(self._finish, run)
-
-    def _finish(self, run: Measurement) -> None:
-        code = run.finish()
-        self.done.append((run.out_dir, code))
-        more = "" if run.interrupted else "; press Start for another, Ctrl-C quits"
-        self.view.say(f"run {len(self.done)} written to {run.out_dir}{more}", always=True)
-
-
-def with_user_count(profile: Profile, user_count: int | None) -> Profile:
-    """``profile`` with ``user_count`` users over all policies (split evenly; at least one
-    per policy); unchanged for None or the profile's own count."""
-    policies = len(profile.policies.compare)
-    if not user_count or user_count == profile.workload.users * policies:
-        return profile
-    per_policy = max(1, round(user_count / policies))
-    if per_policy * policies != user_count:
-        log.warning("pegbench: %d users over %d policies: recorded as %d per policy",
-                    user_count, policies, per_policy)
-    return dataclasses.replace(profile, workload=dataclasses.replace(profile.workload,
-                                                                     users=per_policy))
 
 
 def _start_workers(runner, n: int, out_dir: Path) -> list[subprocess.Popen]:
