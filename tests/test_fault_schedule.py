@@ -13,7 +13,7 @@ from loadgen.config.profile import build_profile
 from loadgen.config.targets import NodeTarget, PrimaryOf, RandomReplica, parse_target, replica_names
 from loadgen.errors import ConfigError
 from loadgen.faults import kinds
-from loadgen.faults.schedule import PlannedFault, plan_faults
+from loadgen.config.plan import PlannedFault, plan_faults
 
 pytestmark = pytest.mark.unit
 

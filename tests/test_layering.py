@@ -55,8 +55,6 @@ RULES: dict[str, tuple[str, ...]] = {
 KNOWN: dict[tuple[str, str], str] = {
     ("loadgen.config.profile", "loadgen.faults.kinds"):
         "the profile checks each fault's kind and parameters against the kinds' registry",
-    ("loadgen.config.profile", "loadgen.faults.schedule"):
-        "the profile checks its fault plan (run end, overlaps, random picks) when it is loaded",
     ("loadgen.report.views", "loadgen.pegasus.policies"):
         "policy labels for run folders whose results.json does not carry them",
 }

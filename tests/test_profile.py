@@ -18,7 +18,7 @@ from loadgen.config.schema import (ClusterConfig, CommandTemplates, FailureDetec
                                    ReportConfig, ScheduleConfig, SloBound, WorkloadConfig, plain_data)
 from loadgen.config.targets import NodeTarget, PrimaryOf, RandomReplica
 from loadgen.errors import ConfigError
-from loadgen.faults.schedule import plan_faults
+from loadgen.config.plan import plan_faults
 from loadgen.pegasus import policies
 from loadgen.pegasus.policies import Failover
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..faults import kinds
-from ..faults.schedule import plan_faults
+from .plan import plan_faults
 from ..pegasus import policies
 from ..pegasus.addr import parse_addr
 from .keys import (FLAG_SOURCE, SET_SOURCE, apply_override, came_from, format_key, join_key, parse_key,

@@ -1,7 +1,6 @@
 """Faults: what to break, when, how, and what it did to the cluster.
 
 - ``kinds``        the fault kinds (kill, pause, restart): display metadata and inject/heal steps
-- ``schedule``     a profile's ``[faults]`` turned into one ordered, seeded plan
 - ``injector``     the injector interface (one ``apply(action, node)``) and its action records
 - ``injectors``    the injector registry: ``onebox``, ``command``, ``none``
 - ``command_injector``   runs the profile's commands (the onebox's own: ``loadgen.onebox.cluster``)
@@ -13,6 +12,7 @@
 - ``cooperative``  blocking calls and waits that never stall the gevent hub
 
 Fault targets (``replicaN``, ``primary-of:P``, ``random``) are parsed with the profile, in
-:mod:`loadgen.config.targets`. Submodules are imported by name (``from loadgen.faults import
-schedule``); this package re-exports nothing.
+:mod:`loadgen.config.targets`; the profile's ``[faults]`` becomes one ordered, seeded plan in
+:mod:`loadgen.config.plan`. Submodules are imported by name (``from loadgen.faults import
+kinds``); this package re-exports nothing.
 """

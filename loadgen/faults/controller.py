@@ -54,7 +54,7 @@ from .history import ConfigChange
 from .injector import ActionRecord, Injector, Node
 from .observer import MetaObserver
 from .records import HEALED_BY_PLAN, HEALED_BY_STOP, NOT_HEALED, FaultLog, FaultRecord
-from .schedule import PlannedFault, plan_faults
+from ..config.plan import PlannedFault, plan_faults
 
 log = logging.getLogger(__name__)
 

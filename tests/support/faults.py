@@ -14,7 +14,7 @@ from loadgen.config.targets import NodeTarget, PrimaryOf
 from loadgen.faults.cluster import PartitionConfig
 from loadgen.faults.history import ConfigChange, ConfigHistory
 from loadgen.faults.injector import ActionRecord, Node
-from loadgen.faults.schedule import PlannedFault
+from loadgen.config.plan import PlannedFault
 from loadgen.metrics import FaultInstant
 
 NODES = {f"replica{i}": Node(f"replica{i}", "10.0.0.1", i) for i in (1, 2, 3)}

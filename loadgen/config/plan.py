@@ -18,9 +18,9 @@ import random
 from collections import defaultdict
 from dataclasses import dataclass
 
-from ..config.schema import Profile
-from ..config.targets import NodeTarget, PlannedTarget, RandomReplica, Target, replica_names
 from ..errors import ConfigError
+from .schema import Profile
+from .targets import NodeTarget, PlannedTarget, RandomReplica, Target, replica_names
 
 #: Mixed into the seed so the plan's RNG stream differs from any other consumer of ``seed``.
 RNG_SALT = "pegbench-faults"
