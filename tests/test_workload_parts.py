@@ -338,6 +338,10 @@ def test_recovery_rows_show_each_policy_and_each_fault_with_its_ttr():
     assert failover["ops"] == legacy["ops"] == 200
     assert failover["errors"] == 4 and failover["ttr_first_p50_ms"] < 1000
     assert legacy["ttr_first_p50_ms"] == "∞" and legacy["missed"] == 7
+    # over the last 10 s (101-111): 20 ops/s each; legacy failing since 105, failover for 0.2 s
+    assert 15 <= failover["ops_per_s"] == legacy["ops_per_s"] <= 20
+    assert failover["errors_per_s"] == 0.4 < legacy["errors_per_s"] <= legacy["ops_per_s"]
+    assert failover["p99_response_ms"] > 0
     fault = next(r for name, r in rows.items() if name.startswith("fault"))
     assert fault["name"].startswith("fault 1: kill replica1 at 5.0 s, partitions 3"), fault["name"]
     assert fault["ttr_0"].startswith("not recovered") and fault["ttr_1"].endswith("ms")

@@ -32,6 +32,8 @@ from typing import Any
 
 from ..metrics import FaultEvent, RecorderState, event_ttrs
 from ..metrics.analysis import ttr_summary
+from ..metrics.hdr import coarse_percentiles
+from ..metrics.series import OUTCOME_SLOTS, POLICY_SLOTS
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +43,13 @@ TAB_TITLE = "Recovery"
 LIVE_WINDOW_S = 10.0
 #: Rows are recomputed at most this often (the UI polls every ~2 s).
 CACHE_S = 1.0
-_META_SLOT = 4
+_META_SLOT = POLICY_SLOTS.index("meta")
+_OUTCOMES = len(OUTCOME_SLOTS)          # ok, then the failed kinds
 
 BASE_COLUMNS = (
     ("name", "Row"), ("ops", "Ops"), ("errors", "Errors"), ("error_rate_pct", "Error rate %"),
+    ("ops_per_s", f"Ops/s ({LIVE_WINDOW_S:.0f} s)"), ("errors_per_s", f"Errors/s ({LIVE_WINDOW_S:.0f} s)"),
+    ("p99_response_ms", f"p99 response ms ({LIVE_WINDOW_S:.0f} s)"),
     ("ttr_first_p50_ms", "TTR-first p50 ms"), ("ttr_first_p99_ms", "TTR-first p99 ms"),
     ("meta_qps", f"Meta queries/s ({LIVE_WINDOW_S:.0f} s)"), ("attempts_per_op", "Attempts/op"),
     ("missed", "Missed ops"), ("dropped", "Dropped arrivals"), ("report", "Report"),
@@ -136,13 +141,22 @@ class RecoveryTab:
             row.update(ops=0, errors=0)
             return row
         errors = p.ops - p.outcomes.get("ok", 0)
-        meta = sum(c[_META_SLOT] for _, _, c in p.series.buckets(now - LIVE_WINDOW_S, now))
+        recent = [c for _, _, c in p.series.buckets(now - LIVE_WINDOW_S, now)]
+        meta = sum(c[_META_SLOT] for c in recent)
+        latency: dict[int, int] = {}
+        for sec in range(math.floor(now - LIVE_WINDOW_S), math.floor(now) + 1):
+            for index, count in p.latency.get(sec, {}).items():
+                latency[index] = latency.get(index, 0) + count
+        p99 = coarse_percentiles(latency, (99.0,))[99.0]
         first = ttr_summary(ttrs, name).first
         row.update(ops=p.ops, errors=errors,
                    error_rate_pct=round(100.0 * errors / p.ops, 3) if p.ops else "",
                    ttr_first_p50_ms=_fmt_ms(first.p50, first.censored),
                    ttr_first_p99_ms=_fmt_ms(first.p99, first.censored),
                    meta_qps=round(meta / LIVE_WINDOW_S, 2),
+                   ops_per_s=round(sum(sum(c[:_OUTCOMES]) for c in recent) / LIVE_WINDOW_S, 1),
+                   errors_per_s=round(sum(sum(c[1:_OUTCOMES]) for c in recent) / LIVE_WINDOW_S, 1),
+                   p99_response_ms="" if p99 is None else round(p99 / 1000, 1),
                    attempts_per_op=round(p.attempts / p.ops, 3) if p.ops else "")
         return row
 
