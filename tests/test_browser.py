@@ -132,9 +132,18 @@ def test_pegbench_run_web_driven_from_the_page(tmp_path):
                 By.XPATH, "./ancestor::tr/td[last()][contains(., 'ms')]"), 30,
                 "failover's TTR-first of the kill")
             assert "partitions" in row.text
-            if os.environ.get("PEGBENCH_SCREENSHOT"):
-                driver.save_screenshot(os.environ["PEGBENCH_SCREENSHOT"])
-            _button(driver, "STOP").click()
+            shot = os.environ.get("PEGBENCH_SCREENSHOT")
+            if shot:
+                driver.save_screenshot(shot)
+            # the live chart on /recovery: drawn, with the kill's band labelled
+            driver.get(f"{base}recovery")
+            wait_for(driver, lambda d: "fault 1: kill" in d.execute_script(
+                "var c = document.getElementById('recovery-chart');"
+                "return c.querySelector('svg') ? c.textContent : '';"), 30, "the live chart")
+            if shot:
+                driver.save_screenshot(shot.replace(".png", "-chart.png"))
+            driver.get(f"{base}?tab=recovery")
+            wait_for(driver, lambda d: _button(d, "STOP"), what="the Stop button").click()
 
             def finished_row(d):
                 d.get(f"{base}?tab=recovery")   # a stopped page no longer polls its stats

@@ -196,7 +196,7 @@ def test_the_recovery_tab_has_a_dropped_column_too(dropped):
         recorder.record(op(100.0 + k * 0.05))
     harness = SimpleNamespace(
         settings=WorkloadSettings(meta=("h:1",), policies=("failover",), run_id="r"),
-        relay=FaultRelay(recorder), live_state=recorder.snapshot, live_missed=lambda: {},
+        relay=FaultRelay(recorder), live_state=recorder.snapshot, live_missed=lambda: {}, finished=[],
         workload=SimpleNamespace(labels={"failover": "failover"}, t_test_start=100.0))
     if dropped is not None:
         harness.live_dropped = lambda: dropped

@@ -43,6 +43,8 @@ TAB_TITLE = "Recovery"
 LIVE_WINDOW_S = 10.0
 #: Rows are recomputed at most this often (the UI polls every ~2 s).
 CACHE_S = 1.0
+#: The live chart shows this many seconds at most.
+CHART_SECONDS = 600
 _META_SLOT = POLICY_SLOTS.index("meta")
 _OUTCOMES = len(OUTCOME_SLOTS)          # ok, then the failed kinds
 
@@ -56,6 +58,8 @@ BASE_COLUMNS = (
 )
 #: Where the web UI serves the files of the runs it measured (``pegbench run --web``).
 RUN_FILES_URL = "/pegbench/runs/{number}/{name}"
+#: The live chart: its data, the plotly.js it is drawn with, its div on /recovery.
+SERIES_URL, PLOTLY_URL, CHART_ID = "/recovery/series.json", "/pegbench/plotly.min.js", "recovery-chart"
 #: The fault form ``pegbench run --web`` serves (:mod:`loadgen.runner.web`).
 FAULT_FORM_URL = "/pegbench/fault"
 
@@ -179,6 +183,31 @@ class RecoveryTab:
         skipped = f", skipped: {event.skip_reason}" if event.skipped else ""
         return f"fault {event.id}{what}{at}, partitions {parts}{healed}{skipped}"
 
+    def series(self) -> dict[str, Any]:
+        """The live chart's data: per policy, ops/s and errors/s each second since the test
+        started (the last ``CHART_SECONDS``), and the faults with their server failover
+        instants; times in seconds from the test's start."""
+        t0 = self.harness.workload.t_test_start
+        if t0 is None:
+            return {"policies": {}, "faults": []}
+        state: RecorderState = self.harness.live_state()
+        first = max(math.floor(t0), math.floor(self.clock()) - CHART_SECONDS)
+        policies = {}
+        for name in self.policies:
+            p = state.policies.get(name)
+            seconds = sorted(s for s in (p.series.coarse if p else ()) if s >= first)
+            counts = [p.series.coarse[s] for s in seconds]
+            policies[name] = {"t": [round(s - t0, 3) for s in seconds],
+                              "ops": [sum(c[:_OUTCOMES]) for c in counts],
+                              "errors": [sum(c[1:_OUTCOMES]) for c in counts]}
+        faults = [{"id": e.id, "kind": e.kind, "node": e.node, "skipped": e.skipped,
+                   "t_inject": round(e.t_inject - t0, 3),
+                   "t_heal": None if e.t_heal is None else round(e.t_heal - t0, 3),
+                   "failover": sorted({round(e.t_inject + s - t0, 3)
+                                       for s in e.server_failover_s.values() if s is not None})}
+                  for e in self.harness.relay.fault_events()]
+        return {"policies": policies, "faults": faults}
+
     # ------------------------------------------------------------------ Locust glue
 
     def template_args(self) -> dict[str, Any]:
@@ -193,10 +222,52 @@ class RecoveryTab:
         body = "".join("<tr>" + "".join(f"<td>{_cell(c['key'], r.get(c['key'], ''))}</td>"
                                         for c in cols) + "</tr>" for r in self.rows())
         return (f"<!doctype html><html><head><meta charset='utf-8'><title>{TAB_TITLE}</title>"
-                f"</head><body><h1>{TAB_TITLE}</h1><table id='{TAB_KEY}'><thead><tr>{head}"
+                f"<script src='{PLOTLY_URL}'></script></head><body><h1>{TAB_TITLE}</h1>"
+                f"<div id='{CHART_ID}' style='height:420px'></div><script>{_CHART_JS}</script>"
+                f"<table id='{TAB_KEY}'><thead><tr>{head}"
                 f"</tr></thead><tbody>{body}</tbody></table>"
                 f"<p><a href='{FAULT_FORM_URL}'>Inject a fault now</a> (pegbench run --web, "
                 "while a run goes)</p></body></html>")
+
+
+#: Redraws the chart from SERIES_URL every 2 s: per policy ops/s (solid) and errors/s (dotted),
+#: each fault a shaded band from inject to heal (to now while held) labelled with its id, kind
+#: and node, each server failover instant a dashed line.
+_CHART_JS = """
+(function () {
+  function draw() {
+    fetch('%(series)s', {credentials: 'same-origin'}).then(function (r) { return r.json(); })
+      .then(function (d) {
+        var traces = [], shapes = [], notes = [], end = 0;
+        Object.keys(d.policies).forEach(function (name) {
+          var p = d.policies[name];
+          if (p.t.length) { end = Math.max(end, p.t[p.t.length - 1] + 1); }
+          traces.push({x: p.t, y: p.ops, name: name + ' ops/s', mode: 'lines'});
+          traces.push({x: p.t, y: p.errors, name: name + ' errors/s', mode: 'lines',
+                       line: {dash: 'dot'}});
+        });
+        d.faults.forEach(function (f) {
+          if (f.skipped) { return; }
+          var to = f.t_heal === null ? end : f.t_heal;
+          shapes.push({type: 'rect', xref: 'x', yref: 'paper', x0: f.t_inject, x1: to, y0: 0,
+                       y1: 1, fillcolor: 'rgba(214,39,40,0.12)', line: {width: 0}});
+          notes.push({x: f.t_inject, y: 1, xref: 'x', yref: 'paper', xanchor: 'left',
+                      yanchor: 'bottom', showarrow: false,
+                      text: 'fault ' + f.id + ': ' + f.kind + ' ' + f.node});
+          f.failover.forEach(function (t) {
+            shapes.push({type: 'line', xref: 'x', yref: 'paper', x0: t, x1: t, y0: 0, y1: 1,
+                         line: {dash: 'dash', width: 1, color: '#555'}});
+          });
+        });
+        Plotly.react('%(div)s', traces, {
+          margin: {t: 40}, shapes: shapes, annotations: notes,
+          xaxis: {title: {text: 's since Start'}}, yaxis: {title: {text: 'per second'}}});
+      }).catch(function () {});
+  }
+  draw();
+  setInterval(draw, 2000);
+})();
+""" % {"series": SERIES_URL, "div": CHART_ID}
 
 
 def _cell(key: str, value: Any) -> str:
@@ -263,6 +334,19 @@ def register(environment: Any, harness: Any) -> RecoveryTab:
         if run is None:
             abort(404)
         return send_from_directory(run.folder.resolve(), name)   # refuses paths outside it
+
+    @web_ui.app.route(SERIES_URL)
+    @web_ui.auth_required_if_enabled
+    def _recovery_series() -> Response:
+        return Response(json.dumps(tab.series(), allow_nan=False, default=_jsonable),
+                        mimetype="application/json")
+
+    @web_ui.app.route(PLOTLY_URL)
+    def _plotly() -> Response:   # a library, no data: no login needed
+        from plotly.offline import get_plotlyjs
+
+        return Response(get_plotlyjs(), mimetype="application/javascript",
+                        headers={"Cache-Control": "max-age=86400"})
 
     @web_ui.app.route("/recovery.json")
     @web_ui.auth_required_if_enabled
