@@ -185,17 +185,22 @@ class RecoveryTab:
 
     def series(self) -> dict[str, Any]:
         """The live chart's data: per policy, ops/s and errors/s each second since the test
-        started (the last ``CHART_SECONDS``), and the faults with their server failover
-        instants; times in seconds from the test's start."""
+        started (the last ``CHART_SECONDS``; not the last op timeout + 1 s, whose ops may
+        still be in flight: an op counts in the second it was due), and the faults with their
+        server failover instants; times in seconds from the test's start, a second at its
+        start."""
         t0 = self.harness.workload.t_test_start
         if t0 is None:
             return {"policies": {}, "faults": []}
         state: RecorderState = self.harness.live_state()
-        first = max(math.floor(t0), math.floor(self.clock()) - CHART_SECONDS)
+        now = self.clock()
+        first = max(math.floor(t0), math.floor(now) - CHART_SECONDS)
+        settled = now - self.harness.settings.workload.op_timeout_ms / 1000 - 1.0
         policies = {}
         for name in self.policies:
             p = state.policies.get(name)
-            seconds = sorted(s for s in (p.series.coarse if p else ()) if s >= first)
+            seconds = sorted(s for s in (p.series.coarse if p else ())
+                             if first <= s and s + 1 <= settled)
             counts = [p.series.coarse[s] for s in seconds]
             policies[name] = {"t": [round(s - t0, 3) for s in seconds],
                               "ops": [sum(c[:_OUTCOMES]) for c in counts],
@@ -242,9 +247,10 @@ _CHART_JS = """
         Object.keys(d.policies).forEach(function (name) {
           var p = d.policies[name];
           if (p.t.length) { end = Math.max(end, p.t[p.t.length - 1] + 1); }
-          traces.push({x: p.t, y: p.ops, name: name + ' ops/s', mode: 'lines'});
+          traces.push({x: p.t, y: p.ops, name: name + ' ops/s', mode: 'lines',
+                       line: {shape: 'hv'}});
           traces.push({x: p.t, y: p.errors, name: name + ' errors/s', mode: 'lines',
-                       line: {dash: 'dot'}});
+                       line: {dash: 'dot', shape: 'hv'}});
         });
         d.faults.forEach(function (f) {
           if (f.skipped) { return; }
