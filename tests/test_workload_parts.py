@@ -23,7 +23,7 @@ from loadgen.harness.fault_relay import FaultRelay
 from loadgen.harness.hooks import FinishedRun
 from loadgen.harness.options import settings_from_options
 from loadgen.harness.verdict import exit_code_for, set_exit_code
-from loadgen.harness.webui import RecoveryTab
+from loadgen.harness.webui import NOTES, RecoveryTab
 from loadgen.load.durability import DurabilityBook, ValueMaker, pack_token, token_counter
 from loadgen.load.selfcheck import LoadMonitor, Saturation
 from loadgen.load.workload import Workload, WorkloadSettings
@@ -363,6 +363,8 @@ def test_recovery_rows_show_each_policy_and_each_fault_with_its_ttr():
         "run 1 (quick-1): verdict PASS; failover.recovered_fraction 1.0 (min 1.0): pass"]
     assert runs[1]["report"] == "/pegbench/runs/1/report.html"
     assert "<a href='/pegbench/runs/1/report.html'>" in tab.html()
+    assert [r["name"] for r in tab.tab_rows()][-2:] == list(NOTES)   # Locust's tab only
+    assert not any(r["name"].startswith("note") for r in tab.rows())
 
 
 def test_workers_on_another_host_record_on_the_masters_clock():

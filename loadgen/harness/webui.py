@@ -58,6 +58,10 @@ BASE_COLUMNS = (
 )
 #: Where the web UI serves the files of the runs it measured (``pegbench run --web``).
 RUN_FILES_URL = "/pegbench/runs/{number}/{name}"
+#: Last rows of the tab: where the rest is, and what Locust's own buttons do to these figures.
+NOTES = ("note: the live chart, the fault form and each run's report are at /recovery",
+         "note: Reset stats clears Locust's request statistics only; this tab and the run "
+         "folder count from Start, warm-up left out")
 #: The live chart: its data, the plotly.js it is drawn with, its div on /recovery.
 SERIES_URL, PLOTLY_URL, CHART_ID = "/recovery/series.json", "/pegbench/plotly.min.js", "recovery-chart"
 #: The fault form ``pegbench run --web`` serves (:mod:`loadgen.runner.web`).
@@ -122,6 +126,11 @@ class RecoveryTab:
         rows += [self._fault_row(e, ttrs) for e in events]
         rows += [self._run_row(run) for run in reversed(self.harness.finished)]
         return rows
+
+    def tab_rows(self) -> list[dict[str, Any]]:
+        """The rows for Locust's tab: :meth:`rows`, then the :data:`NOTES`."""
+        return self.rows() + [{**{key: "" for key, _ in BASE_COLUMNS}, "name": note}
+                              for note in NOTES]
 
     @staticmethod
     def _run_row(run: Any) -> dict[str, Any]:
@@ -321,7 +330,7 @@ def register(environment: Any, harness: Any) -> RecoveryTab:
         try:
             data = response.get_json()
             stats = [s for s in data.get("extended_stats") or [] if s.get("key") != TAB_KEY]
-            data["extended_stats"] = stats + [{"key": TAB_KEY, "data": tab.rows()}]
+            data["extended_stats"] = stats + [{"key": TAB_KEY, "data": tab.tab_rows()}]
             response.set_data(json.dumps(data, allow_nan=False, default=_jsonable))
         except Exception:  # noqa: BLE001 - Locust's own stats must still reach the UI
             log.exception("recovery tab: could not extend /stats/requests")
