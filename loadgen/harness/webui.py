@@ -60,8 +60,8 @@ BASE_COLUMNS = (
 RUN_FILES_URL = "/pegbench/runs/{number}/{name}"
 #: Last rows of the tab: where the rest is, and what Locust's own buttons do to these figures.
 NOTES = ("note: the live chart, the fault form and each run's report are at /recovery",
-         "note: Reset stats clears Locust's request statistics only; this tab and the run "
-         "folder count from Start, warm-up left out")
+         ("note: Reset stats clears Locust's request statistics only; this tab and the run "
+          "folder count from Start, warm-up left out"))
 #: The live chart: its data, the plotly.js it is drawn with, its div on /recovery.
 SERIES_URL, PLOTLY_URL, CHART_ID = "/recovery/series.json", "/pegbench/plotly.min.js", "recovery-chart"
 #: The fault form ``pegbench run --web`` serves (:mod:`loadgen.runner.web`).
@@ -250,7 +250,7 @@ class RecoveryTab:
 _CHART_JS = """
 (function () {
   function draw() {
-    fetch('%(series)s', {credentials: 'same-origin'}).then(function (r) { return r.json(); })
+    fetch('{series}', {credentials: 'same-origin'}).then(function (r) { return r.json(); })
       .then(function (d) {
         var traces = [], shapes = [], notes = [], end = 0;
         Object.keys(d.policies).forEach(function (name) {
@@ -274,7 +274,7 @@ _CHART_JS = """
                          line: {dash: 'dash', width: 1, color: '#555'}});
           });
         });
-        Plotly.react('%(div)s', traces, {
+        Plotly.react('{div}', traces, {
           margin: {t: 40}, shapes: shapes, annotations: notes,
           xaxis: {title: {text: 's since Start'}}, yaxis: {title: {text: 'per second'}}});
       }).catch(function () {});
@@ -282,7 +282,7 @@ _CHART_JS = """
   draw();
   setInterval(draw, 2000);
 })();
-""" % {"series": SERIES_URL, "div": CHART_ID}
+""".replace("{series}", SERIES_URL).replace("{div}", CHART_ID)
 
 
 def _cell(key: str, value: Any) -> str:

@@ -86,6 +86,7 @@ class WebRuns:
         self.current: Measurement | None = None
         self.done: list[tuple[Path, int]] = []          # (run folder, exit code)
         self._count = 0
+        self._rng = random.Random(profile.seed)     # the form's ``random`` targets
         self._driver: gevent.Greenlet | None = None
         self._finisher: gevent.Greenlet | None = None
         # Registered before the harness's listeners: a Start waits for the last run's
@@ -100,7 +101,7 @@ class WebRuns:
         self.view.say(f"web UI: {self.address().url} (press Start to run the profile; "
                       "Ctrl-C quits)", always=True)
         try:
-            while True:   # until Ctrl-C (the web UI's harness has no other end)
+            while True:   # until Ctrl-C: an interactive session has no other end
                 gevent.sleep(1.0)
         except KeyboardInterrupt:
             signals.calm()
@@ -148,7 +149,7 @@ class WebRuns:
             return 400, str(exc)
         if isinstance(target, RandomReplica):
             names = replica_names(self.profile.cluster.replica_nodes)
-            target = NodeTarget(random.Random(f"{self.profile.seed}:{time.monotonic()}").choice(names))
+            target = NodeTarget(self._rng.choice(names))
         try:
             fault_id = run.controller.inject_now(kind, target, **params)
         except RuntimeError as exc:
