@@ -290,7 +290,7 @@ def _list(args: argparse.Namespace) -> int:
             params = ", ".join(f"{k}={v!r}" for k, v in info.params.items()) or "-"
             print(f"{'':<20} params: {params}")
     elif args.what == "faults":
-        from .faults import kinds
+        from . import fault_kinds as kinds
 
         for kind in kinds.available():
             print(f"{kind.name:<10} {kind.usage:<18} {kind.colour:<8} {kind.description}")

@@ -115,7 +115,8 @@ def test_drop_expired_flag_reaches_the_spec(flags, drop_expired, monkeypatch, tm
 @pytest.mark.unit
 @pytest.mark.unit
 def test_list_prints_every_registered_policy_fault_kind_and_injector(capsys):
-    from loadgen.faults import injectors, kinds
+    from loadgen import fault_kinds as kinds
+    from loadgen.faults import injectors
     from loadgen.pegasus import policies
 
     for what, names in (("policies", [i.name for i in policies.available()]),

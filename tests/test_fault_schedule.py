@@ -12,7 +12,7 @@ import pytest
 from loadgen.config.profile import build_profile
 from loadgen.config.targets import NodeTarget, PrimaryOf, RandomReplica, parse_target, replica_names
 from loadgen.errors import ConfigError
-from loadgen.faults import kinds
+from loadgen import fault_kinds as kinds
 from loadgen.config.plan import PlannedFault, plan_faults
 
 pytestmark = pytest.mark.unit

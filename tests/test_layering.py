@@ -53,8 +53,6 @@ RULES: dict[str, tuple[str, ...]] = {
 
 #: (importing module, imported module) -> why it is still there.
 KNOWN: dict[tuple[str, str], str] = {
-    ("loadgen.config.profile", "loadgen.faults.kinds"):
-        "the profile checks each fault's kind and parameters against the kinds' registry",
     ("loadgen.report.views", "loadgen.pegasus.policies"):
         "policy labels for run folders whose results.json does not carry them",
 }

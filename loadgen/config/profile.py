@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from ..faults import kinds
+from .. import fault_kinds as kinds
 from .plan import plan_faults
 from ..pegasus import policies
 from ..pegasus.addr import parse_addr

@@ -1,6 +1,5 @@
 """Faults: what to break, when, how, and what it did to the cluster.
 
-- ``kinds``        the fault kinds (kill, pause, restart): display metadata and inject/heal steps
 - ``injector``     the injector interface (one ``apply(action, node)``) and its action records
 - ``injectors``    the injector registry: ``onebox``, ``command``, ``none``
 - ``command_injector``   runs the profile's commands (the onebox's own: ``loadgen.onebox.cluster``)
@@ -13,6 +12,8 @@
 
 Fault targets (``replicaN``, ``primary-of:P``, ``random``) are parsed with the profile, in
 :mod:`loadgen.config.targets`; the profile's ``[faults]`` becomes one ordered, seeded plan in
-:mod:`loadgen.config.plan`. Submodules are imported by name (``from loadgen.faults import
-kinds``); this package re-exports nothing.
+:mod:`loadgen.config.plan`. The fault kinds (kill, pause, restart: what a profile may name, and
+their inject/heal steps) are :mod:`loadgen.fault_kinds`, beside the node actions they are made
+of. Submodules are imported by name (``from loadgen.faults import controller``); this
+package re-exports nothing.
 """

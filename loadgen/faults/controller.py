@@ -47,7 +47,7 @@ from ..config.targets import PlannedTarget
 from ..events import Events
 from ..metrics.events import HEAL, INJECT, FaultEvent, FaultInstant
 from ..metrics.outputs import FAULTS_JSONL
-from . import kinds
+from .. import fault_kinds as kinds
 from .cluster import Cluster, ClusterView, PartitionConfig, Resolution, resolve_target
 from .cooperative import run_blocking, wait_until
 from .history import ConfigChange

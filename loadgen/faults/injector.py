@@ -1,6 +1,6 @@
 """The injector interface: one method that applies one action to one node, and its record.
 
-An injector carries out the actions fault kinds are made of (:mod:`.kinds`): ``kill``
+An injector carries out the actions fault kinds are made of (:mod:`loadgen.fault_kinds`): ``kill``
 (SIGKILL), ``pause`` (SIGSTOP), ``resume`` (SIGCONT), ``terminate`` (SIGTERM, wait for the
 exit) and ``restart`` (start again, stopping first if alive). ``apply`` never raises for a
 failed action: it returns an :class:`ActionRecord` saying what happened, so a failure lands in

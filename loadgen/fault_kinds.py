@@ -24,9 +24,12 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from .. import node_actions as actions
-from .injector import ActionRecord, Injector, Node
+from . import node_actions as actions
+
+if TYPE_CHECKING:   # the steps only pass an injector its action: no import at run time
+    from .faults.injector import ActionRecord, Injector, Node
 
 #: Timing parameters a kind may take.
 DURATION_S = "duration_s"
@@ -34,7 +37,7 @@ RESTART_AFTER_S = "restart_after_s"
 
 
 #: ``inject``/``heal``: one action of an injector on a node.
-Step = Callable[[Injector, Node], ActionRecord]
+Step = Callable[["Injector", "Node"], "ActionRecord"]
 
 
 def _kill(injector: Injector, node: Node) -> ActionRecord:
