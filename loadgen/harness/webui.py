@@ -59,9 +59,8 @@ BASE_COLUMNS = (
 #: Where the web UI serves the files of the runs it measured (``pegbench run --web``).
 RUN_FILES_URL = "/pegbench/runs/{number}/{name}"
 #: Last rows of the tab: where the rest is, and what Locust's own buttons do to these figures.
-NOTES = ("note: the live chart, the fault form and each run's report are at /recovery",
-         ("note: Reset stats clears Locust's request statistics only; this tab and the run "
-          "folder count from Start, warm-up left out"))
+NOTES = ("note: live chart, fault form, reports: /recovery",
+         "note: Reset stats resets Locust's stats only; these count from Start")
 #: The live chart: its data, the plotly.js it is drawn with, its div on /recovery.
 SERIES_URL, PLOTLY_URL, CHART_ID = "/recovery/series.json", "/pegbench/plotly.min.js", "recovery-chart"
 #: The fault form ``pegbench run --web`` serves (:mod:`loadgen.runner.web`).

@@ -28,7 +28,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..metrics.results import Results
-from ..metrics.slo import SATURATED_REASON, slo_verdict
+from ..metrics.slo import SATURATED_REASON, slo_verdict, verdict_name
 
 PLAIN_EVERY_S = 10.0
 #: A source whose last new sample is older than this many of its intervals (and at least
@@ -251,4 +251,4 @@ def _pct(value: Any) -> str:
 
 
 def _verdict(passed: Any) -> str:
-    return {True: "PASS", False: "FAIL"}.get(passed, "UNKNOWN")
+    return verdict_name(passed).upper()

@@ -211,16 +211,13 @@ class WebRuns:
 def finished_run(number: int, folder: Path, results: Any) -> FinishedRun:
     """What the web UI shows of a written run: its verdict and SLO checks."""
     from ..harness.hooks import FinishedRun
-    from ..metrics.slo import slo_verdict
+    from ..metrics.slo import slo_verdict, verdict_name
 
     slo = results.slo
     checks = tuple(f"{c.name} {c.value} ({', '.join(f'{k} {v:g}' for k, v in c.threshold.items())})"
-                   f": {_PASSED.get(c.passed, 'unknown')}" for c in (slo.checks if slo else ()))
+                   f": {verdict_name(c.passed)}" for c in (slo.checks if slo else ()))
     return FinishedRun(number, folder, slo_verdict(results), checks,
                        (slo.unknown_reason or "") if slo else "")
-
-
-_PASSED = {True: "pass", False: "fail"}
 
 
 def with_user_count(profile: Profile, user_count: int | None) -> Profile:
