@@ -26,9 +26,9 @@ The wiring lives in :mod:`loadgen.harness.hooks`; this file only connects it.
 
 from locust import events
 
-from loadgen.harness.hooks import install
 from loadgen.harness.users import user_class
 from loadgen.pegasus import policies
+from loadgen.runner.locust_runs import install
 
 install(events)
 

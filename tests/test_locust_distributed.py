@@ -21,10 +21,11 @@ from pathlib import Path
 
 import pytest
 from support.locust_procs import SUPPORT, Procs, read_json
+from support.pegbench_cli import write_profile
 from support.ports import free_port
 
 import loadgen
-from loadgen.harness.hooks import worker_argv
+from loadgen.harness.hooks import exit_code_for, worker_argv
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -47,20 +48,27 @@ def summed(dumps: list[dict]) -> dict[str, dict]:
 
 def test_master_merges_exactly_what_the_workers_recorded(tmp_path):
     port = free_port()
+    profile = write_profile(tmp_path, 30)      # a kill 4 s in (observed: --meta)
     with Procs(tmp_path) as procs:
         meta = procs.cluster()[0]
         master = procs.locust(
             "--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port),
-            "--headless", "--expect-workers", "2", "-t", "6", "--only-summary",
-            "--pegbench-profile", "profiles/quick.toml", "--meta", meta, "--policies", "legacy,failover",
+            "--headless", "--expect-workers", "2", "-t", "8", "--only-summary",
+            "--pegbench-profile", str(profile), "--meta", meta, "--policies", "legacy,failover",
             "--set", "workload.warmup_s=1", "--set", "workload.users=2",
             "--pegbench-dump-dir", str(tmp_path), name="master")
         workers = [procs.locust("--worker", "--master-host", "127.0.0.1", "--master-port",
                                 str(port), "--pegbench-dump-dir", str(tmp_path), name=f"worker{i}")
                    for i in range(2)]
-        assert master.wait(timeout=90) == 0, procs.log("master")
+        code = master.wait(timeout=90)
         for i, proc in enumerate(workers):
             assert proc.wait(timeout=30) == 0, procs.log(f"worker{i}")
+    # a measured run of 8 s (-t): its folder has both workers' figures; the master exits with
+    # its verdict's code
+    results = read_json(tmp_path / "master-run" / "results.json")
+    assert results["profile"]["workload"]["duration_s"] == 8
+    assert len(results["workers"]["reported"]) == 2 and not results["workers"]["missing"]
+    assert code == exit_code_for(results["slo"]["verdict"]), procs.log("master")
     merged = read_json(tmp_path / "master-local-quit.json")
     worker_dumps = [read_json(p) for p in sorted(tmp_path.glob("worker-*-quit.json"))]
     assert len(worker_dumps) == 2

@@ -22,6 +22,7 @@ import time
 import pytest
 from support.locust_procs import LOCUSTFILE, SUPPORT, Procs, http, recovery_rows, wait_for_http
 from support.ports import free_port
+from support.processes import wait_until
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -84,7 +85,7 @@ def test_recovery_tab_rows_fill_in_with_policies_and_the_fault(tmp_path):
         assert http(f"{base}/stop", {})[0] == 200
 
 
-def test_plain_locust_registers_the_tab_and_exits_0(tmp_path):
+def test_locust_with_a_profile_has_the_tab_and_exits_with_its_verdict(tmp_path):
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     with Procs(tmp_path) as procs:
@@ -104,8 +105,13 @@ def test_plain_locust_registers_the_tab_and_exits_0(tmp_path):
         assert by_name["java"]["ops"] > 20 and by_name["failover"]["ops"] > 20, procs.log("locust")
         assert not any(n.startswith("fault") for n in by_name)   # no controller, no faults
         assert http(f"{base}/stop", {})[0] == 200
+        results = tmp_path / "locust-run" / "results.json"   # the Stop wrote the run folder
+        assert wait_until(results.exists, 60), procs.log("locust")
         procs.stop_all()                               # SIGTERM: Locust shuts down cleanly
-        assert ui.returncode == 0, procs.log("locust")
+        # a measured run: the exit code is its verdict's; stopped before the profile's first
+        # fault (15 s), "failover recovered every fault" is unknown: exit 1, not a crash (3)
+        verdict = json.loads(results.read_text())["slo"]["verdict"]
+        assert verdict == "unknown" and ui.returncode == 1, (verdict, procs.log("locust"))
     dump = json.loads((tmp_path / "local-local-quit.json").read_text())
     assert set(dump["counts"]) == {"java", "failover"}
 
@@ -127,7 +133,7 @@ def test_recovery_routes_refuse_anonymous_requests_under_web_login(tmp_path):
         procs.start([sys.executable, "-m", "locust",
                      "-f", f"{LOCUSTFILE},{SUPPORT / 'locust_web_login.py'}", "--web-login",
                      "--web-host", "127.0.0.1", "--web-port", str(port),
-                     "--pegbench-profile", "profiles/quick.toml", "--meta", "127.0.0.1:1"],
+                     "--meta", "127.0.0.1:1"],
                     "locust")
         wait_for_http(f"http://127.0.0.1:{port}/login")
         for path in ("/", "/recovery", "/recovery.json"):   # Locust's own index, then ours

@@ -24,10 +24,11 @@ the SLO verdict's code instead, whatever the options say.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..config.profile import build_profile, load_profile
+from ..config.schema import Profile
 from ..errors import ConfigError
 from ..load.workload import WorkloadSettings, new_run_id
 
@@ -81,6 +82,22 @@ def _split(value: str | None) -> list[str]:
     return [part.strip() for part in (value or "").split(",") if part.strip()]
 
 
+def profile_from_options(options: Any, flags: Mapping[str, Any] | None = None) -> Profile:
+    """The profile the parsed options describe: ``--pegbench-profile`` with ``--set``,
+    ``--policies`` and ``flags`` (key -> value, checked as the profile's) applied, or the
+    defaults (ConfigError if they do not make one)."""
+    path = profile_path(options)
+    sets: Sequence[str] = getattr(options, "pegbench_set", None) or ()
+    policies = _split(getattr(options, "policies", None))
+    flags = {**({"policies.compare": policies} if policies else {}), **(flags or {})}
+    if path:
+        return load_profile(path, sets=sets, flags=flags)
+    if sets:
+        raise ConfigError(SOURCE, "--set", "a profile (--pegbench-profile PATH) to override")
+    tree = {"policies": {"compare": policies}} if policies else {}
+    return build_profile(tree, SOURCE, default_name="locust")
+
+
 def settings_from_options(options: Any) -> WorkloadSettings:
     """The workload settings the parsed options describe (ConfigError if they do not).
 
@@ -88,16 +105,7 @@ def settings_from_options(options: Any) -> WorkloadSettings:
     them to its workers.
     """
     path = profile_path(options)
-    sets: Sequence[str] = getattr(options, "pegbench_set", None) or ()
-    policies = _split(getattr(options, "policies", None))
-    flags = {"policies.compare": policies} if policies else {}
-    if path:
-        profile = load_profile(path, sets=sets, flags=flags)
-    elif sets:
-        raise ConfigError(SOURCE, "--set", "a profile (--pegbench-profile PATH) to override")
-    else:
-        tree = {"policies": {"compare": policies}} if policies else {}
-        profile = build_profile(tree, SOURCE, default_name="locust")
+    profile = profile_from_options(options)
     run_id = getattr(options, "pegbench_run_id", None) or new_run_id()
     settings = WorkloadSettings.from_profile(profile, meta=_split(getattr(options, "meta", None)),
                                              run_id=run_id)

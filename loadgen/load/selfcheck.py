@@ -31,7 +31,7 @@ import math
 import statistics
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import gevent
@@ -217,11 +217,16 @@ class ScheduleCheck:
 
 def schedule_checks(state: RecorderState, spans: Iterable[Phase], *, t_start: float,
                     t_end: float, offered_per_s: float, settle_s: float,
-                    missed: Mapping[str, int] | None = None) -> dict[str, ScheduleCheck]:
+                    missed: Mapping[str, int] | None = None,
+                    changes: Sequence[tuple[float, float]] = ()) -> dict[str, ScheduleCheck]:
     """Per policy: the whole steady seconds in ``[t_start, t_end − settle_s)`` (``settle_s``:
     ops still in flight at the end were never recorded) whose ops failed less than
     ``SCHEDULE_OK_ERROR_RATE``, and how many of their ``offered_per_s`` intended arrivals
-    per second went out. A second with no op back at all counts (nothing went out)."""
+    per second went out. A second with no op back at all counts (nothing went out).
+
+    ``changes``: (instant, offered_per_s from then on) where the user count changed mid-run
+    (Locust's *Edit*); the seconds from ``SPAWN_MARGIN_S`` before a change to one second
+    after it (users spawning or stopping) are left out."""
     lookup = PhaseLookup(list(spans))
     first, last = math.ceil(t_start), math.floor(t_end - settle_s)   # whole seconds [first, last)
     out = {}
@@ -232,19 +237,39 @@ def schedule_checks(state: RecorderState, spans: Iterable[Phase], *, t_start: fl
             row[0] += counts[0] + counts[1] + counts[2]
             row[1] += counts[1] + counts[2]
         seconds = sent = dropped = 0
+        intended = 0.0
         for sec in range(first, last):
             if lookup.phase_of(sec) != STEADY or lookup.phase_of(sec + 0.999) != STEADY:
                 continue
+            rate = offered_at(sec, offered_per_s, changes)
             ops, failed = per_sec.get(sec, (0, 0))
-            if ops and failed > SCHEDULE_OK_ERROR_RATE * ops:
+            if rate is None or (ops and failed > SCHEDULE_OK_ERROR_RATE * ops):
                 continue
             seconds += 1
+            intended += rate
             sent += ops
             dropped += p.dropped_by_second.get(sec, 0)
-        out[name] = ScheduleCheck(policy=name, seconds=seconds, intended=seconds * offered_per_s,
+        out[name] = ScheduleCheck(policy=name, seconds=seconds, intended=intended,
                                   sent=sent, dropped=dropped,
                                   missed=0 if missed is None else missed.get(name, 0))
     return out
+
+
+#: Seconds before a user-count change that may still see users spawning or stopping.
+SPAWN_MARGIN_S = 2.0
+
+
+def offered_at(sec: int, offered_per_s: float,
+               changes: Sequence[tuple[float, float]]) -> float | None:
+    """The intended arrivals per second in second ``[sec, sec + 1)``: ``offered_per_s``, or
+    the last change's before it; None near a change (see :func:`schedule_checks`)."""
+    rate = offered_per_s
+    for t, after in sorted(changes):
+        if sec < t + 1 and sec + 1 > t - SPAWN_MARGIN_S:
+            return None
+        if t <= sec:
+            rate = after
+    return rate
 
 
 def schedule_saturation(checks: Mapping[str, ScheduleCheck], max_inflight: int) -> Saturation:

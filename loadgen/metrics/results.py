@@ -27,7 +27,7 @@ stay plain mappings: the profile echo, ``versions``, ``machine``, ``clock_anchor
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import MISSING, Field, dataclass, field, fields, replace
 from types import MappingProxyType
 from typing import Any, ClassVar, NamedTuple, Self
@@ -329,6 +329,8 @@ class RunFacts(Block):
     interrupted: bool | None = None
     policy_info: Mapping[str, Any] | None = None     # <name>.{models, summary, source}
     latency_hdr: Mapping[str, Any] | None = None     # <policy>.<op>.<kind>: hdrh base64
+    #: the user count's changes mid-run (Locust's Edit): [{at_s, users_per_policy}]
+    user_counts: Sequence[Mapping[str, float]] | None = None
 
     CODECS = codecs(load_generator=block(LoadGenerator), workers=block(Workers))
 

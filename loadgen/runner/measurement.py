@@ -10,6 +10,7 @@ back and writes the run folder: ``profile.json``, ``results.json``, ``timeline.j
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -72,6 +73,10 @@ class Measurement:
         self._logged_from = 0.0
         self._next_hlog = 0.0
         self._reset_seen = False
+        #: users per policy at the start; (monotonic instant, users per policy from then
+        #: on) after each *Edit* mid-run
+        self.users_at_start = profile.workload.users
+        self.user_steps: list[tuple[float, int]] = []
 
     @property
     def t_due(self) -> float:
@@ -111,6 +116,18 @@ class Measurement:
             self._logged_from, self._next_hlog = now, now + HLOG_INTERVAL_S
         self.view.tick(now - self.t0, harness, harness.relay.fault_events())
 
+    def users_changed(self, users: int) -> None:
+        """Locust's *Edit*: ``users`` per policy from now on. profile.json says the count at
+        the end, results.json each change, and the schedule check follows them."""
+        if users == self.profile.workload.users or self.t0 is None:
+            return
+        self.user_steps.append((time.monotonic(), users))
+        self.profile = dataclasses.replace(self.profile, workload=dataclasses.replace(
+            self.profile.workload, users=users))
+        (self.out_dir / "profile.json").write_text(json.dumps(self.profile.to_dict(), indent=2))
+        log.info("pegbench: %d users per policy from %.1f s on", users,
+                 self.user_steps[-1][0] - self.t0)
+
     def stop_faults(self) -> None:
         """The load stopped: heal what is in place, write the last fault records."""
         if self.t_end is None:
@@ -142,7 +159,8 @@ class Measurement:
         events = self.controller.fault_events()
         t_start = self.harness.t_start if self.harness.t_start is not None else t_end
         saturation, schedule, queue = _load_generator_check(profile, final, events, t_start,
-                                                            t_end, self.baseline)
+                                                            t_end, self.baseline,
+                                                            self.users_at_start, self.user_steps)
         facts = RunFacts(
             profile=profile.to_dict(), seed=profile.seed, versions=_versions(),
             machine={"platform": platform.platform(), "python": platform.python_version(),
@@ -156,7 +174,9 @@ class Measurement:
             interrupted=self.interrupted,
             policy_info={i.name: {"models": i.models, "summary": i.summary, "source": i.source}
                          for i in policies.available()},
-            latency_hdr=_latency_hdr(final.state))
+            latency_hdr=_latency_hdr(final.state),
+            user_counts=[{"at_s": round(t - self.t0, 3), "users_per_policy": users}
+                         for t, users in self.user_steps] or None)
         slo = {b.metric: {k: v for k, v in (("min", b.min), ("max", b.max)) if v is not None}
                for b in profile.slo}
         results = build_results(final.state, events, t_start=t_start, t_end=t_end,
@@ -193,7 +213,8 @@ def _histograms(state) -> dict:
 
 
 def _load_generator_check(profile, final, events, t_start: float, t_end: float,
-                          baseline: Baseline | None):
+                          baseline: Baseline | None, users: int,
+                          user_steps: list[tuple[float, int]]):
     """(saturation, schedule checks, cluster queue check): the load processes' own flag,
     whether each policy's schedule went out outside the faults, and whether the cluster
     answered near its unloaded speed (:mod:`loadgen.load.selfcheck`)."""
@@ -203,8 +224,9 @@ def _load_generator_check(profile, final, events, t_start: float, t_end: float,
 
     w = profile.workload
     checks = schedule_checks(final.state, phases(events), t_start=t_start, t_end=t_end,
-                             offered_per_s=w.users * w.rate_per_user,
-                             settle_s=w.op_timeout_ms / 1000 + 1.0, missed=final.missed)
+                             offered_per_s=users * w.rate_per_user,
+                             settle_s=w.op_timeout_ms / 1000 + 1.0, missed=final.missed,
+                             changes=[(t, n * w.rate_per_user) for t, n in user_steps])
     put = {name: p.histograms[("put", "response")] for name, p in final.state.policies.items()
            if ("put", "response") in p.histograms}
     queue = ClusterQueueCheck(

@@ -33,7 +33,8 @@ from ..config.schema import Profile
 from ..errors import ClusterError, ConfigError
 from ..faults.cluster import Cluster, ExternalCluster
 from .measurement import Measurement
-from .web import WebAddress, WebRuns, web_ui
+from .locust_runs import LocustRuns
+from .web import WebAddress, web_ui
 
 if TYPE_CHECKING:
     from .baseline import Baseline
@@ -70,7 +71,7 @@ def run(profile: Profile, out_dir: Path, *, workers: int = 0, quiet: bool = Fals
         web: WebAddress | None = None) -> int:
     """Run ``profile``; write everything into ``out_dir``; the exit code. With ``web``, serve
     Locust's web UI there instead and measure one run per press of its Start (see
-    :class:`WebRuns`) until Ctrl-C."""
+    :class:`~.locust_runs.LocustRuns`) until Ctrl-C."""
     from locust.env import Environment
     from locust.event import Events
 
@@ -89,7 +90,7 @@ def run(profile: Profile, out_dir: Path, *, workers: int = 0, quiet: bool = Fals
         runner = env.create_master_runner("127.0.0.1", 0) if workers else env.create_local_runner()
         web_runs = None
         if web is not None:
-            web_runs = WebRuns(env, profile, out_dir, cluster=cluster, workers=workers,
+            web_runs = LocustRuns(env, profile, out_dir, cluster=cluster, workers=workers,
                                quiet=quiet, view=view)   # listens before the harness does
             web_ui(env, web, settings)
             web_runs.add_routes()

@@ -58,7 +58,10 @@ class Procs:
         return addrs
 
     def locust(self, *args: str, name: str) -> subprocess.Popen:
-        """``locust -f loadgen/locustfile.py,tests/support/count_dump.py ARGS``."""
+        """``locust -f loadgen/locustfile.py,tests/support/count_dump.py ARGS``; with a
+        profile, its run folders go under the test's folder (``<tmp>/<name>-run``)."""
+        if "--pegbench-profile" in args and "--pegbench-out" not in args:
+            args = (*args, "--pegbench-out", str(self.tmp / f"{name}-run"))
         return self.start([sys.executable, "-m", "locust", "-f", LOCUSTFILES, *args], name)
 
     def stop_all(self) -> None:
