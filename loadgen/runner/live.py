@@ -157,10 +157,11 @@ class LiveView:
 
     def say(self, message: str, *, always: bool = False) -> None:
         """One line of progress (``always``: even when quiet)."""
+        # soft_wrap: a long line (a folder's path) stays whole, for a reader to copy
         if self._live is not None:
-            self._live.console.print(message)
+            self._live.console.print(message, soft_wrap=True)
         elif always or not self.quiet:
-            self.err.print(message)
+            self.err.print(message, soft_wrap=True)
 
     def tick(self, elapsed_s: float, harness: Any, faults: list) -> None:
         """Called about once a second while the load runs."""
