@@ -94,14 +94,16 @@ def _button(driver, label: str):
 
 
 def test_pegbench_run_web_driven_from_the_page(tmp_path):
-    """``pegbench run --web``: press Start in the page, watch the kill's row fill in on the
-    Recovery tab (failover's TTR-first), press Stop, follow the finished run's report link:
-    the report draws its figures. A screenshot of the tab mid-run goes to
-    ``$PEGBENCH_SCREENSHOT`` when set (the README's)."""
+    """``pegbench run --web``: press Start in the page; on the Recovery tab see the kill's row
+    fill in (failover's TTR-first) and the live chart draw its band; inject a pause with the
+    tab's fault form and see its row; press Stop and, without reloading, see the finished
+    run's row; follow its report link: the report draws its figures. A screenshot of the tab
+    mid-run goes to ``$PEGBENCH_SCREENSHOT`` when set (the README's)."""
     import json
     import os
     import signal
     import threading
+    import time
 
     from selenium.webdriver.common.by import By
     from support.pegbench_cli import pegbench, web_url, write_profile
@@ -118,8 +120,10 @@ def test_pegbench_run_web_driven_from_the_page(tmp_path):
         assert wait_until(lambda: web_url(lines), 90), "".join(lines)
         base = web_url(lines)
         with browser() as driver:
+            driver.set_window_size(1400, 1500)
             driver.get(base)
             wait_for(driver, lambda d: _button(d, "START"), what="the Start button").click()
+            started = time.monotonic()
             wait_for(driver, lambda d: _button(d, "STOP"), what="the Stop button")
             tab = wait_for(driver, lambda d: [t for t in d.find_elements(By.CSS_SELECTOR, "[role=tab]")
                                               if t.text.strip().upper() == "RECOVERY"],
@@ -132,29 +136,33 @@ def test_pegbench_run_web_driven_from_the_page(tmp_path):
                 By.XPATH, "./ancestor::tr/td[last()][contains(., 'ms')]"), 30,
                 "failover's TTR-first of the kill")
             assert "partitions" in row.text
-            shot = os.environ.get("PEGBENCH_SCREENSHOT")
-            if shot:
-                driver.save_screenshot(shot)
-            # the live chart on /recovery: drawn, with the kill's band labelled
-            driver.get(f"{base}recovery")
+            # the live chart in the tab: drawn, with the kill's band labelled
             wait_for(driver, lambda d: "fault 1: kill" in d.execute_script(
                 "var c = document.getElementById('recovery-chart');"
-                "return c.querySelector('svg') ? c.textContent : '';"), 30, "the live chart")
-            if shot:
-                driver.save_screenshot(shot.replace(".png", "-chart.png"))
-            driver.get(f"{base}?tab=recovery")
-            wait_for(driver, lambda d: _button(d, "STOP"), what="the Stop button").click()
-
-            def finished_row(d):
-                d.get(f"{base}?tab=recovery")   # a stopped page no longer polls its stats
-                return _wait_quietly(d, lambda d2: _cell_starting(d2, "run 1"))
-
-            run_cell = wait_for(driver, finished_row, 120, "the finished run's row")
+                "return c && c.querySelector('svg') ? c.textContent : '';"), 30, "the live chart")
+            # the tab's fault form: a pause of partition 1's primary, then its row
+            form = driver.find_element(By.ID, "fault-form")
+            target = form.find_element(By.NAME, "target")
+            target.clear()
+            target.send_keys("primary-of:1")
+            form.find_element(By.NAME, "duration_s").send_keys("1")
+            _button(driver, "INJECT").click()
+            result = wait_for(driver, lambda d: d.find_elements(By.ID, "fault-result"), 10,
+                              "the form's answer")[0]
+            assert "fault 2: pause primary-of:1" in result.text, result.text
+            wait_for(driver, lambda d: _cell_starting(d, "fault 2: pause"), 30, "the pause's row")
+            shot = os.environ.get("PEGBENCH_SCREENSHOT")
+            if shot:   # once the chart shows both faults and the seconds after them
+                time.sleep(max(0.0, 16 - (time.monotonic() - started)))
+                driver.save_screenshot(shot)
+            _button(driver, "STOP").click()
+            # the tab polls on its own: the finished run's row comes without a reload
+            run_cell = wait_for(driver, lambda d: _cell_starting(d, "run 1"), 120,
+                                "the finished run's row")
             assert "verdict" in run_cell.text
-            link = run_cell.find_element(By.XPATH, "./ancestor::tr").text
-            report_url = base.rstrip("/") + "/pegbench/runs/1/report.html"
-            assert "/pegbench/runs/1/report.html" in link
-            driver.get(report_url)
+            link = run_cell.find_element(By.XPATH, "./ancestor::tr//a[text()='report']")
+            assert link.get_attribute("href").endswith("/pegbench/runs/1/report.html")
+            link.click()
             wait_for(driver, lambda d: d.execute_script(
                 "return document.querySelectorAll('#fig-timeline svg').length"), 60,
                 "the report's timeline figure")
@@ -162,7 +170,9 @@ def test_pegbench_run_web_driven_from_the_page(tmp_path):
                       if e.get("level") == "SEVERE" and e.get("source") == "javascript"]
             assert not errors, errors
         results = json.loads((out / "results.json").read_text())
-        assert [f["kind"] for f in results["faults"]] == ["kill"]
+        assert [f["kind"] for f in results["faults"]] == ["kill", "pause"]
+        origins = [json.loads(line)["origin"] for line in (out / "faults.jsonl").open()]
+        assert origins == ["faults.events[0]", "ui"]
         os.kill(proc.pid, signal.SIGINT)
         proc.wait(timeout=60)
     finally:

@@ -28,6 +28,7 @@ import logging
 import math
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from ..metrics import FaultEvent, RecorderState, event_ttrs
@@ -61,8 +62,12 @@ RUN_FILES_URL = "/pegbench/runs/{number}/{name}"
 #: Last rows of the tab: where the rest is, and what Locust's own buttons do to these figures.
 NOTES = ("note: live chart, fault form, reports: /recovery",
          "note: Reset stats resets Locust's stats only; these count from Start")
-#: The live chart: its data, the plotly.js it is drawn with, its div on /recovery.
-SERIES_URL, PLOTLY_URL, CHART_ID = "/recovery/series.json", "/pegbench/plotly.min.js", "recovery-chart"
+#: The live chart: its data, the plotly.js it is drawn with, the script drawing it, its div.
+SERIES_URL, PLOTLY_URL, CHART_URL, CHART_ID = ("/recovery/series.json", "/pegbench/plotly.min.js",
+                                               "/pegbench/recovery-chart.js", "recovery-chart")
+#: Locust's web UI with the Recovery tab as a React component (``recovery_ui/``, built with
+#: locust-ui): served as the web UI's template folder unless ``--build-path`` names another.
+UI_BUNDLE = Path(__file__).resolve().parent / "recovery_ui" / "bundle"
 #: The fault form ``pegbench run --web`` serves (:mod:`loadgen.runner.web`).
 FAULT_FORM_URL = "/pegbench/fault"
 
@@ -224,7 +229,8 @@ class RecoveryTab:
     # ------------------------------------------------------------------ Locust glue
 
     def template_args(self) -> dict[str, Any]:
-        """The tab and table declarations for ``web_ui.template_args``."""
+        """The tab and table declarations for ``web_ui.template_args`` (a stock Locust UI
+        shows the table; ours renders the tab from ``/recovery.json`` and the chart)."""
         return {"extended_tabs": [{"key": TAB_KEY, "title": TAB_TITLE}],
                 "extended_tables": [{"key": TAB_KEY, "structure": self.columns()}]}
 
@@ -235,19 +241,22 @@ class RecoveryTab:
         body = "".join("<tr>" + "".join(f"<td>{_cell(c['key'], r.get(c['key'], ''))}</td>"
                                         for c in cols) + "</tr>" for r in self.rows())
         return (f"<!doctype html><html><head><meta charset='utf-8'><title>{TAB_TITLE}</title>"
-                f"<script src='{PLOTLY_URL}'></script></head><body><h1>{TAB_TITLE}</h1>"
-                f"<div id='{CHART_ID}' style='height:420px'></div><script>{_CHART_JS}</script>"
+                f"<script src='{PLOTLY_URL}'></script><script src='{CHART_URL}'></script>"
+                f"</head><body><h1>{TAB_TITLE}</h1><div id='{CHART_ID}' style='height:420px'>"
+                f"</div><script>pegbenchChart(document.getElementById('{CHART_ID}'))</script>"
                 f"<table id='{TAB_KEY}'><thead><tr>{head}"
                 f"</tr></thead><tbody>{body}</tbody></table>"
                 f"<p><a href='{FAULT_FORM_URL}'>Inject a fault now</a> (pegbench run --web, "
                 "while a run goes)</p></body></html>")
 
 
-#: Redraws the chart from SERIES_URL every 2 s: per policy ops/s (solid) and errors/s (dotted),
-#: each fault a shaded band from inject to heal (to now while held) labelled with its id, kind
-#: and node, each server failover instant a dashed line.
+#: ``pegbenchChart(div)`` redraws the chart in ``div`` from SERIES_URL every 2 s, until the
+#: function it returns is called: per policy ops/s (solid) and errors/s (dotted), each fault a
+#: shaded band from inject to heal (to now while held) labelled with its id, kind and node,
+#: each server failover instant a dashed line. Transparent, in the page's text colour (the
+#: Locust UI may be dark).
 _CHART_JS = """
-(function () {
+window.pegbenchChart = function (div) {
   function draw() {
     fetch('{series}', {credentials: 'same-origin'}).then(function (r) { return r.json(); })
       .then(function (d) {
@@ -270,18 +279,21 @@ _CHART_JS = """
                       text: 'fault ' + f.id + ': ' + f.kind + ' ' + f.node});
           f.failover.forEach(function (t) {
             shapes.push({type: 'line', xref: 'x', yref: 'paper', x0: t, x1: t, y0: 0, y1: 1,
-                         line: {dash: 'dash', width: 1, color: '#555'}});
+                         line: {dash: 'dash', width: 1, color: '#888'}});
           });
         });
-        Plotly.react('{div}', traces, {
+        Plotly.react(div, traces, {
           margin: {t: 40}, shapes: shapes, annotations: notes,
+          paper_bgcolor: 'rgba(0,0,0,0)', plot_bgcolor: 'rgba(0,0,0,0)',
+          font: {color: getComputedStyle(div).color},
           xaxis: {title: {text: 's since Start'}}, yaxis: {title: {text: 'per second'}}});
       }).catch(function () {});
   }
   draw();
-  setInterval(draw, 2000);
-})();
-""".replace("{series}", SERIES_URL).replace("{div}", CHART_ID)
+  var timer = setInterval(draw, 2000);
+  return function () { clearInterval(timer); };
+};
+""".replace("{series}", SERIES_URL)
 
 
 def _cell(key: str, value: Any) -> str:
@@ -314,9 +326,15 @@ def register(environment: Any, harness: Any) -> RecoveryTab:
     """Add the Recovery tab to ``environment.web_ui`` (call once, where a web UI exists)."""
     from flask import Response, abort, request, send_from_directory
 
+    from locust.html import DEFAULT_BUILD_PATH
+
     web_ui = environment.web_ui
     tab = RecoveryTab(harness)
     _merge_args(web_ui.template_args, tab.template_args())
+    web_ui.template_args.setdefault("pegbench", {}).update(
+        rows="/recovery.json", series=SERIES_URL, plotly=PLOTLY_URL, chart=CHART_URL)
+    if Path(web_ui.app.template_folder) == Path(DEFAULT_BUILD_PATH):   # no --build-path
+        web_ui.app.template_folder = str(UI_BUNDLE)
 
     @environment.events.test_start.add_listener
     def _columns_may_change(**_kw: Any) -> None:
@@ -361,6 +379,10 @@ def register(environment: Any, harness: Any) -> RecoveryTab:
 
         return Response(get_plotlyjs(), mimetype="application/javascript",
                         headers={"Cache-Control": "max-age=86400"})
+
+    @web_ui.app.route(CHART_URL)
+    def _chart() -> Response:   # code, no data: no login needed
+        return Response(_CHART_JS, mimetype="application/javascript")
 
     @web_ui.app.route("/recovery.json")
     @web_ui.auth_required_if_enabled

@@ -136,10 +136,12 @@ class LocustRuns:
     # ------------------------------------------------------------------ the fault form
 
     def add_routes(self) -> None:
-        """The fault form (``FAULT_FORM_URL``) on the web UI, behind its login like Locust's pages."""
-        from flask import Response, request
+        """The fault form (``FAULT_FORM_URL``) on the web UI, behind its login like Locust's
+        pages: a page of its own, and JSON for the Recovery tab's form."""
+        from flask import Response, jsonify, request
 
         web_ui = self.env.web_ui
+        web_ui.template_args.setdefault("pegbench", {})["fault"] = FAULT_FORM_URL
 
         @web_ui.app.route(FAULT_FORM_URL, methods=["GET", "POST"])
         @web_ui.auth_required_if_enabled
@@ -147,6 +149,8 @@ class LocustRuns:
             if request.method == "GET":
                 return Response(_fault_page(""), mimetype="text/html")
             status, message = self.inject(dict(request.form))
+            if request.accept_mimetypes.best == "application/json":
+                return jsonify(message=message), status
             return Response(_fault_page(message), status=status, mimetype="text/html")
 
     def inject(self, form: dict[str, str]) -> tuple[int, str]:
