@@ -340,6 +340,7 @@ def _open(environment: Any, runner: Any = None, web_ui: Any = None, **_kw: Any) 
         log.error("pegbench: %s", exc)
         sys.exit(EXIT_RUNTIME)
     options.meta = ",".join(cluster.meta)
+    environment.host = environment.host or options.meta   # the start form's Host field
     workers = int(getattr(options, "expect_workers", 0) or 0) if role_of(runner) == MASTER else 0
     runs = LocustRuns(environment, profile, out_dir_for(profile, options.pegbench_out),
                       cluster=cluster, workers=workers, quiet=True,
