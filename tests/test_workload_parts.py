@@ -338,6 +338,9 @@ def test_recovery_rows_show_each_policy_and_each_fault_with_its_ttr():
     assert failover["ops"] == legacy["ops"] == 200
     assert failover["errors"] == 4 and failover["ttr_first_p50_ms"] < 1000
     assert legacy["ttr_first_p50_ms"] == "∞" and legacy["missed"] == 7
+    # the last fault's TTR-first (no server failover known yet: no client lag)
+    assert 0 < failover["last_ttr_first_ms"] < 1000 and failover["last_lag_ms"] == ""
+    assert legacy["last_ttr_first_ms"] == "not recovered"
     # over the last 10 s (101-111): 20 ops/s each; legacy failing since 105, failover for 0.2 s
     assert 15 <= failover["ops_per_s"] == legacy["ops_per_s"] <= 20
     assert failover["errors_per_s"] == 0.4 < legacy["errors_per_s"] <= legacy["ops_per_s"]
@@ -365,6 +368,19 @@ def test_recovery_rows_show_each_policy_and_each_fault_with_its_ttr():
     assert "<a href='/pegbench/runs/1/report.html'>" in tab.html()
     assert [r["name"] for r in tab.tab_rows()][-2:] == list(NOTES)   # Locust's tab only
     assert not any(r["name"].startswith("note") for r in tab.rows())
+
+
+def test_a_fault_cell_reads_worst_ttr_first_and_client_lag_over_the_partitions():
+    from loadgen.harness.webui import _describe
+
+    def ttr(first_s, recovered, lag_s):
+        return SimpleNamespace(first_s=first_s, recovered=recovered, lag_s=lag_s)
+
+    assert _describe([ttr(0.8, True, 0.012)]) == "800 ms / lag 12 ms"
+    assert _describe([ttr(0.8, True, 0.01), ttr(0.95, True, 0.02), ttr(2.0, False, None)]) \
+        == "max 950 ms / lag 20 ms (2/3)"
+    assert _describe([ttr(0.8, True, None)]) == "800 ms"          # server failover unknown
+    assert _describe([ttr(4.1, False, None)]) == "not recovered (4.1 s observed)"
 
 
 def test_workers_on_another_host_record_on_the_masters_clock():

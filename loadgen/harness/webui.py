@@ -54,6 +54,7 @@ BASE_COLUMNS = (
     ("ops_per_s", f"Ops/s ({LIVE_WINDOW_S:.0f} s)"), ("errors_per_s", f"Errors/s ({LIVE_WINDOW_S:.0f} s)"),
     ("p99_response_ms", f"p99 response ms ({LIVE_WINDOW_S:.0f} s)"),
     ("ttr_first_p50_ms", "TTR-first p50 ms"), ("ttr_first_p99_ms", "TTR-first p99 ms"),
+    ("last_ttr_first_ms", "TTR-first ms (last fault)"), ("last_lag_ms", "Client lag ms (last fault)"),
     ("meta_qps", f"Meta queries/s ({LIVE_WINDOW_S:.0f} s)"), ("attempts_per_op", "Attempts/op"),
     ("missed", "Missed ops"), ("dropped", "Dropped arrivals"), ("report", "Report"),
 )
@@ -166,6 +167,8 @@ class RecoveryTab:
                 latency[index] = latency.get(index, 0) + count
         p99 = coarse_percentiles(latency, (99.0,))[99.0]
         first = ttr_summary(ttrs, name).first
+        last_id = ttrs[-1].event_id if ttrs else None
+        row.update(_last_fault([t for t in ttrs if t.policy == name and t.event_id == last_id]))
         row.update(ops=p.ops, errors=errors,
                    error_rate_pct=round(100.0 * errors / p.ops, 3) if p.ops else "",
                    ttr_first_p50_ms=_fmt_ms(first.p50, first.censored),
@@ -191,10 +194,12 @@ class RecoveryTab:
         at = "" if t0 is None else f" at {event.t_inject - t0:.1f} s"
         what = f": {event.kind} {event.node}"
         parts = ",".join(map(str, event.affected_partitions)) or "none"
+        failovers = [s for s in event.server_failover_s.values() if s is not None]
+        server = f", server failover {max(failovers) * 1000:.0f} ms" if failovers else ""
         healed = ("" if event.t_heal is None
                   else f", healed after {event.t_heal - event.t_inject:.2f} s")
         skipped = f", skipped: {event.skip_reason}" if event.skipped else ""
-        return f"fault {event.id}{what}{at}, partitions {parts}{healed}{skipped}"
+        return f"fault {event.id}{what}{at}, partitions {parts}{server}{healed}{skipped}"
 
     def series(self) -> dict[str, Any]:
         """The live chart's data: per policy, ops/s and errors/s each second since the test
@@ -302,17 +307,37 @@ def _cell(key: str, value: Any) -> str:
     return f"<a href='{text}'>{text}</a>" if key == "report" and value else text
 
 
+def _worst_ms(ttrs: Sequence[Any]) -> tuple[float | None, float | None]:
+    """(worst TTR-first, worst client lag) in ms over the recovered partitions of ``ttrs``."""
+    recovered = [t for t in ttrs if t.recovered]
+    lags = [t.lag_s for t in recovered if t.lag_s is not None]
+    return (max(t.first_s for t in recovered) * 1000 if recovered else None,
+            max(lags) * 1000 if lags else None)
+
+
 def _describe(ttrs: Sequence[Any]) -> str:
-    """One policy's TTR-first on one fault: "812 ms", "max 950 ms (3/3)", "not yet (4.1 s)"."""
+    """One policy's TTR-first / client lag on one fault: "812 ms / lag 9 ms",
+    "max 950 ms / lag 12 ms (3/3)", "not recovered (4.1 s observed)"."""
     if not ttrs:
         return ""
-    recovered = [t.first_s for t in ttrs if t.recovered]
-    if not recovered:
+    first, lag = _worst_ms(ttrs)
+    if first is None:
         return f"not recovered ({max(t.first_s for t in ttrs):.1f} s observed)"
-    worst = max(recovered) * 1000
+    lag_text = "" if lag is None else f" / lag {lag:.0f} ms"
+    recovered = sum(t.recovered for t in ttrs)
     if len(ttrs) == 1:
-        return f"{worst:.0f} ms"
-    return f"max {worst:.0f} ms ({len(recovered)}/{len(ttrs)})"
+        return f"{first:.0f} ms{lag_text}"
+    return f"max {first:.0f} ms{lag_text} ({recovered}/{len(ttrs)})"
+
+
+def _last_fault(ttrs: Sequence[Any]) -> dict[str, Any]:
+    """A policy row's TTR-first and client lag of the last fault (worst partition)."""
+    if not ttrs:
+        return {}
+    first, lag = _worst_ms(ttrs)
+    if first is None:
+        return {"last_ttr_first_ms": "not recovered"}
+    return {"last_ttr_first_ms": round(first, 1), "last_lag_ms": "" if lag is None else round(lag, 1)}
 
 
 def _merge_args(template_args: dict[str, Any], ours: dict[str, Any]) -> None:
