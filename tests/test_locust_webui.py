@@ -57,7 +57,7 @@ def test_recovery_tab_rows_fill_in_with_policies_and_the_fault(tmp_path):
         table = next(t for t in args["extended_tables"] if t["key"] == "recovery")
         titles = [c["title"] for c in table["structure"]]
         assert titles[0] == "Row" and "TTR-first p99 ms" in titles and "Missed ops" in titles
-        assert titles[-2:] == ["TTR-first legacy", "TTR-first failover"]
+        assert titles[-2:] == ["TTR-first / lag legacy", "TTR-first / lag failover"]
 
         status, body = http(f"{base}/swarm", {"user_count": 4, "spawn_rate": 10})
         assert status == 200 and json.loads(body)["success"], body

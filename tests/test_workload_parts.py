@@ -357,8 +357,9 @@ def test_recovery_rows_show_each_policy_and_each_fault_with_its_ttr():
     assert fault["name"].startswith("fault 1: kill replica1 at 5.0 s, partitions 3"), fault["name"]
     assert fault["ttr_0"].startswith("not recovered") and fault["ttr_1"].endswith("ms")
     keys = [c["key"] for c in tab.columns()]
-    assert keys[-2:] == ["ttr_0", "ttr_1"] and all(k in keys for k in failover)
-    assert "<table id='recovery'>" in tab.html() and "TTR-first failover" in tab.html()
+    assert keys[-2:] == ["ttr_0", "ttr_1"] and all(k in keys for k in failover if k != "kind")
+    assert [r["kind"] for r in tab.rows()] == ["policy", "policy", "fault", "run", "run"]
+    assert "<table id='recovery'>" in tab.html() and "TTR-first / lag failover" in tab.html()
     # finished runs, newest first: the verdict, why, the checks, the report's link
     runs = [r for r in tab.rows() if r["name"].startswith("run ")]
     assert [r["name"] for r in runs] == [

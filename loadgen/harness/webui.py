@@ -33,6 +33,7 @@ from typing import Any
 
 from ..metrics import FaultEvent, RecorderState, event_ttrs
 from ..metrics.analysis import ttr_summary
+from ..metrics.events import injected
 from ..metrics.hdr import coarse_percentiles
 from ..metrics.series import OUTCOME_SLOTS, POLICY_SLOTS
 
@@ -101,7 +102,7 @@ class RecoveryTab:
     def columns(self) -> list[dict[str, str]]:
         """The table structure: fixed columns, then one TTR column per policy."""
         cols = [{"key": key, "title": title} for key, title in BASE_COLUMNS]
-        cols += [{"key": f"ttr_{i}", "title": f"TTR-first {name}"}
+        cols += [{"key": f"ttr_{i}", "title": f"TTR-first / lag {name}"}
                  for i, name in enumerate(self.policies)]
         return cols
 
@@ -126,7 +127,7 @@ class RecoveryTab:
         events = self.harness.relay.fault_events()
         table = self.harness.settings.table
         ttrs = event_ttrs(state, events, t_end=now, table=table) if events else []
-        rows = [self._policy_row(name, state, missed, dropped, ttrs, now)
+        rows = [self._policy_row(name, state, missed, dropped, ttrs, injected(events), now)
                 for name in self.policies]
         rows += [self._fault_row(e, ttrs) for e in events]
         rows += [self._run_row(run) for run in reversed(self.harness.finished)]
@@ -141,6 +142,7 @@ class RecoveryTab:
     def _run_row(run: Any) -> dict[str, Any]:
         """A finished run: its verdict, why if unknown, and its report."""
         row: dict[str, Any] = {key: "" for key, _ in BASE_COLUMNS}
+        row["kind"] = "run"
         why = f" ({run.unknown_reason})" if run.unknown_reason else ""
         checks = f"; {'; '.join(run.checks)}" if run.checks else ""
         row["name"] = f"run {run.number} ({run.folder.name}): verdict {run.verdict.upper()}{why}{checks}"
@@ -149,10 +151,10 @@ class RecoveryTab:
 
     def _policy_row(self, name: str, state: RecorderState, missed: dict[str, int],
                     dropped: dict[str, int] | None, ttrs: Sequence[Any],
-                    now: float) -> dict[str, Any]:
+                    events: Sequence[FaultEvent], now: float) -> dict[str, Any]:
         p = state.policies.get(name)
         row: dict[str, Any] = {key: "" for key, _ in BASE_COLUMNS}
-        row["name"] = name
+        row["kind"], row["name"] = "policy", name
         row["missed"] = missed.get(name, 0)
         row["dropped"] = "" if dropped is None else dropped.get(name, 0)
         if p is None:
@@ -167,8 +169,9 @@ class RecoveryTab:
                 latency[index] = latency.get(index, 0) + count
         p99 = coarse_percentiles(latency, (99.0,))[99.0]
         first = ttr_summary(ttrs, name).first
-        last_id = ttrs[-1].event_id if ttrs else None
-        row.update(_last_fault([t for t in ttrs if t.policy == name and t.event_id == last_id]))
+        last = events[-1] if events else None
+        row.update(_last_fault([t for t in ttrs if t.policy == name and last is not None
+                                and t.event_id == last.id], _settled(last)))
         row.update(ops=p.ops, errors=errors,
                    error_rate_pct=round(100.0 * errors / p.ops, 3) if p.ops else "",
                    ttr_first_p50_ms=_fmt_ms(first.p50, first.censored),
@@ -182,10 +185,10 @@ class RecoveryTab:
 
     def _fault_row(self, event: FaultEvent, ttrs: Sequence[Any]) -> dict[str, Any]:
         row: dict[str, Any] = {key: "" for key, _ in BASE_COLUMNS}
-        row["name"] = self._fault_name(event)
+        row["kind"], row["name"] = "fault", self._fault_name(event)
         for i, name in enumerate(self.policies):
             mine = [t for t in ttrs if t.event_id == event.id and t.policy == name]
-            row[f"ttr_{i}"] = _describe(mine)
+            row[f"ttr_{i}"] = _describe(mine, _settled(event))
         return row
 
     def _fault_name(self, event: FaultEvent) -> str:
@@ -307,20 +310,31 @@ def _cell(key: str, value: Any) -> str:
     return f"<a href='{text}'>{text}</a>" if key == "report" and value else text
 
 
-def _worst_ms(ttrs: Sequence[Any]) -> tuple[float | None, float | None]:
-    """(worst TTR-first, worst client lag) in ms over the recovered partitions of ``ttrs``."""
+def _settled(event: FaultEvent | None) -> set[int]:
+    """The partitions whose server failover instant the controller has settled (until then
+    a live client lag would be measured from a placeholder)."""
+    if event is None:
+        return set()
+    return {p for p, s in event.server_failover_s.items() if s is not None}
+
+
+def _worst_ms(ttrs: Sequence[Any],
+              settled: set[int] | None = None) -> tuple[float | None, float | None]:
+    """(worst TTR-first, worst client lag) in ms over the recovered partitions of ``ttrs``;
+    lag only over ``settled`` partitions when given."""
     recovered = [t for t in ttrs if t.recovered]
-    lags = [t.lag_s for t in recovered if t.lag_s is not None]
+    lags = [t.lag_s for t in recovered if t.lag_s is not None
+            and (settled is None or t.partition in settled)]
     return (max(t.first_s for t in recovered) * 1000 if recovered else None,
             max(lags) * 1000 if lags else None)
 
 
-def _describe(ttrs: Sequence[Any]) -> str:
+def _describe(ttrs: Sequence[Any], settled: set[int] | None = None) -> str:
     """One policy's TTR-first / client lag on one fault: "812 ms / lag 9 ms",
     "max 950 ms / lag 12 ms (3/3)", "not recovered (4.1 s observed)"."""
     if not ttrs:
         return ""
-    first, lag = _worst_ms(ttrs)
+    first, lag = _worst_ms(ttrs, settled)
     if first is None:
         return f"not recovered ({max(t.first_s for t in ttrs):.1f} s observed)"
     lag_text = "" if lag is None else f" / lag {lag:.0f} ms"
@@ -330,11 +344,11 @@ def _describe(ttrs: Sequence[Any]) -> str:
     return f"max {first:.0f} ms{lag_text} ({recovered}/{len(ttrs)})"
 
 
-def _last_fault(ttrs: Sequence[Any]) -> dict[str, Any]:
+def _last_fault(ttrs: Sequence[Any], settled: set[int]) -> dict[str, Any]:
     """A policy row's TTR-first and client lag of the last fault (worst partition)."""
     if not ttrs:
         return {}
-    first, lag = _worst_ms(ttrs)
+    first, lag = _worst_ms(ttrs, settled)
     if first is None:
         return {"last_ttr_first_ms": "not recovered"}
     return {"last_ttr_first_ms": round(first, 1), "last_lag_ms": "" if lag is None else round(lag, 1)}

@@ -94,23 +94,32 @@ function Cell({ column, value }: { column: string; value: Row[string] }) {
   return <>{value ?? ''}</>;
 }
 
-function RecoveryTable() {
-  const data = usePolled<Rows>(urls?.rows);
-  if (!data) return null;
+// Which columns each kind of row fills: a policy its live figures, a fault each policy's
+// TTR-first / lag (the ttr_<i> columns), a finished run its verdict and report.
+const PER_POLICY = /^ttr_\d+$/;
+const KIND_COLUMNS: Record<string, (key: string) => boolean> = {
+  policy: (key) => key !== 'report' && !PER_POLICY.test(key),
+  fault: (key) => key === 'name' || PER_POLICY.test(key),
+  run: (key) => key === 'name' || key === 'report',
+};
+const KIND_TITLES: Record<string, string> = { policy: 'Policy', fault: 'Fault', run: 'Finished run' };
+
+function RowsTable({ kind, columns, rows }: { kind: string; columns: Column[]; rows: Row[] }) {
+  const shown = columns.filter((c) => KIND_COLUMNS[kind](c.key));
   return (
     <TableContainer component={Paper}>
-      <Table size='small' id='recovery-table'>
+      <Table size='small' className='recovery-table' data-kind={kind}>
         <TableHead>
           <TableRow>
-            {data.columns.map((c) => (
-              <TableCell key={c.key}>{c.title}</TableCell>
+            {shown.map((c) => (
+              <TableCell key={c.key}>{c.key === 'name' ? KIND_TITLES[kind] : c.title}</TableCell>
             ))}
           </TableRow>
         </TableHead>
         <TableBody>
-          {data.rows.map((row, i) => (
+          {rows.map((row, i) => (
             <TableRow key={`${row.name}-${i}`}>
-              {data.columns.map((c) => (
+              {shown.map((c) => (
                 <TableCell key={c.key}>
                   <Cell column={c.key} value={row[c.key]} />
                 </TableCell>
@@ -120,6 +129,19 @@ function RecoveryTable() {
         </TableBody>
       </Table>
     </TableContainer>
+  );
+}
+
+function RecoveryTables() {
+  const data = usePolled<Rows>(urls?.rows);
+  if (!data) return null;
+  return (
+    <>
+      {['policy', 'fault', 'run'].map((kind) => {
+        const rows = data.rows.filter((r) => r.kind === kind);
+        return rows.length ? <RowsTable key={kind} kind={kind} columns={data.columns} rows={rows} /> : null;
+      })}
+    </>
   );
 }
 
@@ -167,7 +189,7 @@ export default function RecoveryTab() {
   return (
     <Stack spacing={2}>
       <RecoveryChart />
-      <RecoveryTable />
+      <RecoveryTables />
       {urls.fault && <FaultForm url={urls.fault} />}
       <Typography variant='body2' color='text.secondary'>
         These figures count from Start and are pegbench's own: Locust's Reset stats clears only
