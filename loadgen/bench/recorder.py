@@ -3,8 +3,9 @@
 In one process, on the same synthetic stream (a simulated write-heavy run at
 ``--rate`` ops/s over 8 partitions, 1 % errors), times (a) a bare
 ``HdrHistogram.record_value`` loop over the stream's service times and (b)
-``Recorder.record`` on its op-level outcomes (two histograms, counters, the policy series and
-the partition timeline, with the once-a-second maintenance amortised). Rounds alternate;
+``Recorder.record`` on its op-level outcomes (two histograms, counters, the policy series,
+the partition timeline and the pending per-phase entry, with the once-a-second maintenance,
+which folds those entries into per-phase histograms, amortised). Rounds alternate;
 the best of each counts. Prints both figures and their ratio (target: at most 3).
 Run as ``python -m loadgen.bench.recorder`` or ``pegbench bench recorder``.
 """

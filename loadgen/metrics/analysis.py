@@ -17,7 +17,7 @@ from .distribution import CensoredDistribution
 from .events import (FAULT, PHASES, RECOVERY, FaultEvent, Phase, PhaseLookup, new_primaries,
                      phase_seconds)
 from .results import (Distribution, Durability, LagDistribution, LatencySummary,
-                      NewPrimaryResult, PhaseOps, PolicyResult)
+                      NewPrimaryResult, PhaseLatency, PhaseOps, PolicyResult)
 from .series import Series
 from .state import PolicyState
 from .ttr import PartitionTTR
@@ -93,6 +93,24 @@ def latency_summary(policy: PolicyState) -> dict[str, dict[str, LatencySummary]]
     return out
 
 
+def latency_by_phase(policy: PolicyState) -> dict[str, dict[str, dict[str, PhaseLatency]]]:
+    """``{op: {service|response: {phase: {count, p50, p99, p999, max, hdr}}}}`` in µs, by the
+    phase of each op's intended start; a phase without ops is left out (nothing to summarise,
+    and its absence says so as clearly as zeros)."""
+    out: dict[str, dict[str, dict[str, PhaseLatency]]] = {}
+    for (op, kind, phase), hist in sorted(policy.phase_histograms.items(), key=_phase_order):
+        if hist.get_total_count():
+            out.setdefault(op, {}).setdefault(kind, {})[phase] = PhaseLatency(
+                **hdr.summarize(hist), hdr=hdr.encode(hist))
+    return out
+
+
+def _phase_order(item: tuple[tuple[str, str, str], Any]) -> tuple[str, str, int]:
+    """Op, kind, then the phases in PHASES' order (fault, recovery, steady)."""
+    (op, kind, phase), _ = item
+    return op, kind, PHASES.index(phase) if phase in PHASES else len(PHASES)
+
+
 @dataclass(frozen=True)
 class TTRSummary:
     """A policy's TTR distributions and the fractions recovered (:class:`PolicyResult`'s
@@ -159,7 +177,7 @@ def policy_results(policy: PolicyState, *, ttrs: Iterable[PartitionTTR], name: s
         dropped_by_partition={str(k): n for k, n in sorted(policy.dropped.items())},
         attempt_outcomes=dict(policy.attempt_outcomes),
         attempt_errors=dict(sorted(policy.attempt_errors.items())), clamped=policy.clamped,
-        latency_us=latency_summary(policy),
+        latency_us=latency_summary(policy), latency_by_phase_us=latency_by_phase(policy),
         ttr_first_ms=ttr.first, ttr_stable_ms=ttr.stable, client_lag_ms=ttr.lag,
         recovered_fraction=ttr.recovered_fraction,
         stable_recovered_fraction=ttr.stable_recovered_fraction)

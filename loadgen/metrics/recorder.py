@@ -4,6 +4,8 @@ Pass ``recorder.record`` as the client's ``observer``. Per policy it keeps:
 
 * HDR counts per op × kind (``service`` = end − start, ``response`` = end − intended start,
   free of coordinated omission), in µs; out-of-range values are clamped and counted;
+* the same per op × kind × global phase (``fault``, ``recovery``, ``steady``: DESIGN.md), an op
+  belonging to the phase of its intended start (see "Phases" below);
 * counters: ops, attempts, outcomes and errors by kind, attempt-level outcomes and errors,
   meta queries (``level="meta"`` records);
 * a series over all ops (ok / fail / unknown / attempts / meta queries per bucket, plus a
@@ -11,7 +13,23 @@ Pass ``recorder.record`` as the client's ``observer``. Per policy it keeps:
   per (table, partition) with the exact end of the first ok write after each fault instant.
 
 ``fault_at(t)`` and ``heal_at(t)`` mark instants whose ± ``FINE_WINDOW_S`` keep 10 ms
-detail. ``reset()`` drops everything recorded so far (after warm-up, as wrk2 does after its
+detail.
+
+Phases: an instant can arrive after ops intended after it were recorded (a killed node fails
+ops fast; a Locust worker hears of it through the master), so ops are not classified on the
+hot path. ``record`` appends (intended start, op, service index, response index) to a pending
+buffer; once a second, that buffer becomes a batch tagged with the latest end seen, and
+batches whose tag is more than ``PHASE_SETTLE_S`` old (so every op in them was intended
+before that) are folded into per-phase counts with the fault spans known then: each entry is
+touched once. A snapshot adds the still-pending ones classified with the current spans,
+without folding them. Spans come from ``fault_instant`` (an INJECT and a HEAL paired by event
+id; no HEAL yet: the fault lasts forever; so a kill never restarted, which gets no HEAL, is
+``fault`` here to the end, while its fault record's t_heal is the last failover instant, known
+only later). ``fault_at``/``heal_at`` called directly (no event
+id) pair in order: a heal closes the earliest open id-less fault injected at or before it; a
+heal with none open bounds no phase.
+
+``reset()`` drops everything recorded so far (after warm-up, as wrk2 does after its
 calibration). ``snapshot()`` returns plain data (:mod:`loadgen.metrics.state`).
 
 The hot path (``record`` of an op) is one function with no further calls in the common
@@ -23,14 +41,15 @@ from __future__ import annotations
 
 import math
 from array import array
-from bisect import bisect_left
-from collections.abc import Iterable
+from bisect import bisect_left, bisect_right
+from collections import deque
+from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 from hdrh.histogram import HdrHistogram
 
 from . import hdr
-from .events import INJECT, FaultInstant
+from .events import HEAL, INJECT, RECOVERY_S, STEADY, FaultEvent, FaultInstant, phases
 from .series import (FINE_PER_S, FINE_WINDOW_S, OUTCOME_SLOTS, POLICY_SLOTS, RECENT_S, LiveSeries,
                      PartitionTimeline)
 from .state import PolicyState, RecorderState
@@ -41,6 +60,9 @@ WRITE_OPS = frozenset({"put", "multi_put", "remove", "multi_remove", "incr",
                        "check_and_set", "check_and_mutate"})
 #: How often (in recorded time) old seconds are closed and buffers trimmed.
 MAINTAIN_EVERY_S = 1.0
+#: How long after an op's intended start (behind the latest end recorded) its phase is
+#: settled: a fault instant may arrive this late and still classify it.
+PHASE_SETTLE_S = 5.0
 UNSPECIFIED_ERROR = "UNSPECIFIED"   # a failed outcome that carries no error name
 
 _CODES = {"ok": 0, "fail": 1, "unknown": 2}
@@ -124,7 +146,8 @@ class _Policy:
     __slots__ = ("ops", "attempts", "outcomes", "errors", "attempt_outcomes", "attempt_errors",
                  "meta_queries", "meta_failed", "replica_queries", "clamped", "hists",
                  "series", "open",
-                 "second_errors", "partitions", "dropped", "dropped_by_second")
+                 "second_errors", "partitions", "dropped", "dropped_by_second",
+                 "pending", "batches", "phase_counts")
 
     def __init__(self) -> None:
         self.attempts = 0
@@ -144,6 +167,12 @@ class _Policy:
         self.partitions: dict[tuple[str, int], _Partition] = {}
         self.dropped: dict[int, int] = {}
         self.dropped_by_second: dict[int, int] = {}
+        #: (intended start, op, service index, response index) of ops not yet folded
+        self.pending: list[tuple[float, str, int, int]] = []
+        #: earlier pending buffers, oldest first, each with the latest end recorded by then
+        self.batches: deque[tuple[float, list[tuple[float, str, int, int]]]] = deque()
+        #: (op, phase) -> (service counts, response counts): the folded, settled ops
+        self.phase_counts: dict[tuple[str, str], tuple[list[int], list[int]]] = {}
 
     def add_op(self, op: str) -> tuple[list[int], list[int], bool]:
         entry = self.hists[op] = (hdr.new_counts(), hdr.new_counts(), op in WRITE_OPS)
@@ -155,13 +184,19 @@ class _Policy:
 
 
 class Recorder:
-    """Per-policy metrics of a stream of ``Outcome`` records (see the module docstring)."""
+    """Per-policy metrics of a stream of ``Outcome`` records (see the module docstring);
+    ``recovery_s``: the length of the recovery phase after each heal."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, recovery_s: float = RECOVERY_S) -> None:
         self._policies: dict[str, _Policy] = {}
         #: fault instants: (t, partitions or None for all); heal instants likewise
         self._faults: list[tuple[float, frozenset[int] | None]] = []
         self._heals: list[tuple[float, frozenset[int] | None]] = []
+        self._recovery_s = recovery_s
+        #: fault spans by event id (id-less ones from fault_at: ("", n)): [t_inject, t_heal],
+        #: either None until its instant arrives
+        self._spans: dict[object, list[float | None]] = {}
+        self._phase_cover: tuple[list[float], list[str]] | None = None   # cache; None: stale
         self._next_maintenance = -math.inf
         self._now = -math.inf
 
@@ -182,20 +217,24 @@ class Recorder:
         start, end, t = o.start, o.end, o.intended_start
         if t is None:
             t = start
-        entry = p.hists.get(o.op)
+        name = o.op
+        entry = p.hists.get(name)
         if entry is None:
-            entry = p.add_op(o.op)
+            entry = p.add_op(name)
         service, response, write = entry
         v = int((end - start) * 1e6 + 0.5)
         if not 1 <= v <= _HIGHEST:
             v = p.clamp(v)
         b = (v | _MASK).bit_length() - _SHIFT
-        service[(b << _HALF) + (v >> b)] += 1
+        si = (b << _HALF) + (v >> b)
+        service[si] += 1
         v = int((end - t) * 1e6 + 0.5)
         if not 1 <= v <= _HIGHEST:
             v = p.clamp(v)
         b = (v | _MASK).bit_length() - _SHIFT
-        response[(b << _HALF) + (v >> b)] += 1
+        ri = (b << _HALF) + (v >> b)
+        response[ri] += 1
+        p.pending.append((t, name, si, ri))     # its phase is settled later (_maintain)
         code = _CODES[o.outcome]
         p.outcomes[code] += 1
         attempts = o.attempt
@@ -294,45 +333,81 @@ class Recorder:
         return False
 
     def _maintain(self, now: float) -> None:
-        """Close seconds older than RECENT_S, settle first-success times, trim buffers."""
+        """Close seconds older than RECENT_S, settle first-success times, trim buffers, fold
+        ops intended more than PHASE_SETTLE_S ago into their phase's counts."""
         self._now = max(self._now, now)
         self._next_maintenance = self._now + MAINTAIN_EVERY_S
         cutoff = self._now - RECENT_S
         limit = math.floor(cutoff)
+        settled = self._now - PHASE_SETTLE_S
         for p in self._policies.values():
+            if p.pending:
+                p.batches.append((self._now, p.pending))
+                p.pending = []
+            if p.batches and p.batches[0][0] < settled:
+                _fold(p, settled, self._cover())
             p.series.close_before(limit, lambda sec: self._keeps_fine(sec, None))
             for part in p.partitions.values():
                 part.trim(cutoff)
                 part.series.close_before(
                     limit, lambda sec, pidx=part.partition: self._keeps_fine(sec, pidx))
 
-    # ------------------------------------------------------------------ public API
+    def _cover(self) -> tuple[list[float], list[str]]:
+        """The phases of the spans known now, cached until the next instant."""
+        if self._phase_cover is None:
+            self._phase_cover = phase_cover(self._spans.values(), self._recovery_s)
+        return self._phase_cover
 
-    def fault_at(self, t: float, partitions: Iterable[int] | None = None) -> None:
-        """A fault was injected at monotonic instant ``t`` (touching ``partitions``; None:
-        all). Keeps 10 ms detail around it and the exact first-success time after it; call it
-        within RECENT_S of ``t`` (as the fault happens)."""
-        parts = None if partitions is None else frozenset(partitions)
+    def _span_edge(self, key: object, edge: str, t: float) -> None:
+        span = self._spans.setdefault(key, [None, None])
+        span[0 if edge == INJECT else 1] = t
+        self._phase_cover = None
+
+    def _mark_fault(self, t: float, parts: frozenset[int] | None) -> bool:
+        """Note a fault instant for the timelines; False if it was known already."""
         if (t, parts) in self._faults:
-            return  # announced twice (e.g. a relay and a controller): one fault
+            return False  # announced twice (e.g. a relay and a controller): one fault
         self._faults.append((t, parts))
         for p in self._policies.values():
             for part in p.partitions.values():
                 if parts is None or part.partition in parts:
                     part.add_instant(t)
+        return True
+
+    # ------------------------------------------------------------------ public API
+
+    def fault_at(self, t: float, partitions: Iterable[int] | None = None) -> None:
+        """A fault was injected at monotonic instant ``t`` (touching ``partitions``; None:
+        all). Keeps 10 ms detail around it and the exact first-success time after it; call it
+        within RECENT_S of ``t`` (as the fault happens). Without an event id, it opens a
+        fault span the next :meth:`heal_at` closes (module docstring, "Phases")."""
+        parts = None if partitions is None else frozenset(partitions)
+        if self._mark_fault(t, parts):
+            self._span_edge(("", len(self._spans)), INJECT, t)
 
     def heal_at(self, t: float, partitions: Iterable[int] | None = None) -> None:
-        """A fault was healed at ``t``: keep 10 ms detail around it too (phase boundaries)."""
+        """A fault was healed at ``t``: keep 10 ms detail around it too (phase boundaries);
+        it closes the earliest open id-less fault span injected at or before ``t``."""
         self._heals.append((t, None if partitions is None else frozenset(partitions)))
+        open_ = [(span[0], key) for key, span in self._spans.items()
+                 if isinstance(key, tuple) and span[1] is None and span[0] <= t]
+        if open_:
+            self._span_edge(min(open_)[1], HEAL, t)
 
     def fault_instant(self, instant: FaultInstant) -> None:
-        """A fault's inject or heal instant (a listener of the ``fault_instant`` event):
-        :meth:`fault_at` or :meth:`heal_at`."""
-        mark = self.fault_at if instant.edge == INJECT else self.heal_at
-        mark(instant.t, instant.partitions)
+        """A fault's inject or heal instant (a listener of the ``fault_instant`` event): marks
+        it for the timelines as :meth:`fault_at` or :meth:`heal_at` do, and sets that edge
+        of the event's fault span (the phases; paired by event id)."""
+        parts = None if instant.partitions is None else frozenset(instant.partitions)
+        if instant.edge == INJECT:
+            self._mark_fault(instant.t, parts)
+        else:
+            self._heals.append((instant.t, parts))
+        self._span_edge(instant.event_id, instant.edge, instant.t)
 
     def reset(self) -> None:
-        """Drop everything recorded so far (end of warm-up); fault instants are kept."""
+        """Drop everything recorded so far (end of warm-up), pending phase entries too;
+        fault instants and spans are kept."""
         self._policies.clear()
 
     def snapshot(self, *, histograms: bool = True) -> RecorderState:
@@ -340,7 +415,9 @@ class Recorder:
 
         ``histograms=False`` leaves the HDR histograms out: converting them costs ~2 ms each
         (30 for five policies), which a live display polled every second must not pay on
-        the hub that also sends the load."""
+        the hub that also sends the load. The per-phase ones are the folded counts plus the
+        pending entries classified with the spans known now, folding nothing: an instant
+        that arrives later may still move those."""
         policies = {}
         for name, p in self._policies.items():
             series, latency = p.series.view(lambda sec: self._keeps_fine(sec, None))
@@ -350,18 +427,27 @@ class Recorder:
                 pseries, _ = part.series.view(
                     lambda sec, pidx=part.partition: self._keeps_fine(sec, pidx))
                 partitions[key] = PartitionTimeline(series=pseries, first_ok=dict(part.first_ok))
-            hists = {}
+            hists, phase_hists = {}, {}
             if histograms:
                 for op, (service, response, _) in p.hists.items():
                     hists[(op, "service")] = hdr.to_histogram(service)
                     hists[(op, "response")] = hdr.to_histogram(response)
+                counts = {key: (service[:], response[:])
+                          for key, (service, response) in p.phase_counts.items()}
+                cover = self._cover()
+                for _, batch in p.batches:
+                    _count_phases(counts, batch, cover)
+                _count_phases(counts, p.pending, cover)
+                for (op, phase), (service, response) in counts.items():
+                    phase_hists[(op, "service", phase)] = hdr.to_histogram(service)
+                    phase_hists[(op, "response", phase)] = hdr.to_histogram(response)
             policies[name] = PolicyState(
                 ops=sum(p.outcomes), attempts=p.attempts,
                 outcomes=dict(zip(OUTCOME_SLOTS, p.outcomes)), errors=dict(p.errors),
                 attempt_outcomes=dict(zip(OUTCOME_SLOTS, p.attempt_outcomes)),
                 attempt_errors=dict(p.attempt_errors), meta_queries=p.meta_queries,
                 meta_failed=p.meta_failed, replica_queries=p.replica_queries,
-                clamped=p.clamped, histograms=hists,
+                clamped=p.clamped, histograms=hists, phase_histograms=phase_hists,
                 series=series, latency=latency,
                 errors_by_second={s: dict(e) for s, e in p.second_errors.items()},
                 partitions=partitions, dropped=dict(p.dropped),
@@ -393,7 +479,8 @@ class Recorder:
                 for kind, counts in (("service", service), ("response", response))}
 
     def stored_entries(self) -> int:
-        """How many buckets, chunks and buffered ends are held (memory-bound checks)."""
+        """How many buckets, chunks, buffered ends and pending phase entries are held
+        (memory-bound checks)."""
         total = 0
         for p in self._policies.values():
             for series in [p.series] + [part.series for part in p.partitions.values()]:
@@ -401,8 +488,63 @@ class Recorder:
                 total += len(series.extra_closed)
             total += len(p.second_errors)
             total += sum(len(part.ok_ends) + len(part.first_ok) for part in p.partitions.values())
+            total += len(p.pending) + sum(len(batch) for _, batch in p.batches)
         return total
 
 
 def _parts(parts: frozenset[int] | None) -> tuple[int, ...] | None:
     return None if parts is None else tuple(sorted(parts))
+
+
+def phase_cover(spans: Iterable[Sequence[float | None]],
+                recovery_s: float = RECOVERY_S) -> tuple[list[float], list[str]]:
+    """(starts, names) such that ``names[bisect_right(starts, t) - 1]`` is the global phase
+    of instant ``t``, from [t_inject, t_heal] spans (t_heal None: not healed yet; t_inject
+    None: only the heal arrived so far, no phase yet), by :func:`.events.phases`."""
+    events = [FaultEvent(str(k), "", "", inject, None if heal is None else max(heal, inject))
+              for k, (inject, heal) in enumerate(spans) if inject is not None]
+    starts, names = [-math.inf], [STEADY]
+    for phase in phases(events, recovery_s=recovery_s):
+        # adjacent phases repeat an instant: bisect_right picks the later entry, the right one
+        starts.append(phase.start)
+        names.append(phase.name)
+        starts.append(phase.end)
+        names.append(STEADY)
+    return starts, names
+
+
+def _count_phases(counts: dict[tuple[str, str], tuple[list[int], list[int]]],
+                  entries: list[tuple[float, str, int, int]],
+                  cover: tuple[list[float], list[str]]) -> None:
+    """Add pending entries into ``counts`` by (op, phase of the intended start)."""
+    if not entries:
+        return
+    starts, names = cover
+    # a batch (about a second) mostly lies in one phase: then no per-entry lookup (min and
+    # max compare the tuples' first item, the intended start, at C speed)
+    first = bisect_right(starts, min(entries)[0]) - 1
+    if first == bisect_right(starts, max(entries)[0]) - 1:
+        groups = {names[first]: entries}
+    else:
+        groups = {}
+        for e in entries:
+            groups.setdefault(names[bisect_right(starts, e[0]) - 1], []).append(e)
+    for phase, group in groups.items():
+        by_op: dict[str, tuple[list[int], list[int]]] = {}
+        for _, op, si, ri in group:
+            pair = by_op.get(op)
+            if pair is None:
+                pair = counts.get((op, phase))
+                if pair is None:
+                    pair = counts[(op, phase)] = (hdr.new_counts(), hdr.new_counts())
+                by_op[op] = pair
+            pair[0][si] += 1
+            pair[1][ri] += 1
+
+
+def _fold(p: _Policy, settled: float, cover: tuple[list[float], list[str]]) -> None:
+    """Fold ``p``'s batches recorded before ``settled`` into its phase counts (an op is
+    intended before it ends, so all of theirs were intended before ``settled``)."""
+    batches = p.batches
+    while batches and batches[0][0] < settled:
+        _count_phases(p.phase_counts, batches.popleft()[1], cover)

@@ -15,6 +15,8 @@ stay plain mappings: the profile echo, ``versions``, ``machine``, ``clock_anchor
     Results ─ run: RunInfo
             ├ policies.<name>: PolicyResult ─ ops_by_phase.<phase>: PhaseOps
             │                               ├ latency_us.<op>.<kind>: LatencySummary
+            │                               ├ latency_by_phase_us.<op>.<kind>.<phase>:
+            │                               │   PhaseLatency
             │                               └ ttr_first_ms, ttr_stable_ms: Distribution;
             │                                 client_lag_ms: LagDistribution
             ├ faults[]: FaultResult ─ new_primary.<pidx>: NewPrimaryResult
@@ -141,6 +143,14 @@ class LatencySummary(Block):
 
 
 @dataclass(frozen=True)
+class PhaseLatency(LatencySummary):
+    """``latency_by_phase_us.<op>.<service|response>.<phase>`` (µs), with the histogram
+    itself (``hdr``: hdrh's compressed base64) so that runs can be merged or re-read."""
+
+    hdr: str = ""
+
+
+@dataclass(frozen=True)
 class Distribution(Block):
     """``ttr_first_ms``, ``ttr_stable_ms``: censored samples count as +∞ (ms)."""
 
@@ -199,6 +209,9 @@ class PolicyResult(Block):
     clamped: int = 0
     #: op -> "service" | "response" -> its summary
     latency_us: dict[str, dict[str, LatencySummary]] = field(default_factory=dict)
+    #: op -> "service" | "response" -> global phase (only phases with ops) -> its summary
+    latency_by_phase_us: dict[str, dict[str, dict[str, PhaseLatency]]] = field(
+        default_factory=dict)
     ttr_first_ms: Distribution = field(default_factory=Distribution)
     ttr_stable_ms: Distribution = field(default_factory=Distribution)
     client_lag_ms: LagDistribution = field(default_factory=LagDistribution)
@@ -207,8 +220,22 @@ class PolicyResult(Block):
 
     CODECS = codecs(ops_by_phase=map_of(block(PhaseOps)),
                     latency_us=map_of(map_of(block(LatencySummary))),
+                    latency_by_phase_us=map_of(map_of(map_of(block(PhaseLatency)))),
                     ttr_first_ms=block(Distribution), ttr_stable_ms=block(Distribution),
                     client_lag_ms=block(LagDistribution))
+
+    def phase_latency_ms(self, op: str = "put", kind: str = "response",
+                         phase: str = "fault", percentile: str = "p99") -> float | None:
+        """One figure of ``latency_by_phase_us`` in ms (default: the put response p99 during
+        faults); None when no such op was intended in that phase (or an older file)."""
+        summary = self.latency_by_phase_us.get(op, {}).get(kind, {}).get(phase)
+        value = None if summary is None or not summary.count else getattr(summary, percentile)
+        return None if value is None else value / 1000
+
+    @property
+    def put_p99_during_faults_ms(self) -> float | None:
+        """Put response time p99 over the puts intended during faults (ms; None: none)."""
+        return self.phase_latency_ms("put", "response", "fault", "p99")
 
 
 @dataclass(frozen=True)

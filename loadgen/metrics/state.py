@@ -39,6 +39,9 @@ class PolicyState:
     clamped: int = 0                                    # latencies pulled into 1 µs … 1 h
     #: (op, "service" | "response") -> µs histogram
     histograms: Mapping[tuple[str, str], HdrHistogram] = field(default_factory=dict)
+    #: (op, "service" | "response", global phase) -> µs histogram of the ops intended in
+    #: that phase; only (op, phase) pairs that had ops
+    phase_histograms: Mapping[tuple[str, str, str], HdrHistogram] = field(default_factory=dict)
     #: all ops: ok, fail, unknown, attempts, meta queries per bucket
     series: Series = field(default_factory=lambda: Series(width=5))
     #: second -> sparse coarse response-time histogram {coarse index: count}
@@ -90,12 +93,15 @@ def _encode_policy(p: PolicyState) -> dict[str, Any]:
     histograms: dict[str, dict[str, str]] = {}
     for (op, kind), hist in p.histograms.items():
         histograms.setdefault(op, {})[kind] = hdr.encode(hist)
+    phase_histograms: dict[str, dict[str, dict[str, str]]] = {}
+    for (op, kind, phase), hist in p.phase_histograms.items():
+        phase_histograms.setdefault(op, {}).setdefault(kind, {})[phase] = hdr.encode(hist)
     return {
         "ops": p.ops, "attempts": p.attempts, "outcomes": dict(p.outcomes),
         "errors": dict(p.errors), "attempt_outcomes": dict(p.attempt_outcomes),
         "attempt_errors": dict(p.attempt_errors), "meta_queries": p.meta_queries,
         "meta_failed": p.meta_failed, "replica_queries": p.replica_queries,
-        "clamped": p.clamped, "histograms": histograms,
+        "clamped": p.clamped, "histograms": histograms, "phase_histograms": phase_histograms,
         "series": _encode_series(p.series),
         "latency": {str(s): [[k, c] for k, c in sorted(h.items())] for s, h in p.latency.items()},
         "errors_by_second": {str(s): dict(e) for s, e in p.errors_by_second.items()},
@@ -136,6 +142,11 @@ def _decode_series(data: Mapping[str, Any]) -> Series:
 def _decode_policy(data: Mapping[str, Any]) -> PolicyState:
     histograms = {(op, kind): hdr.decode(text)
                   for op, kinds in data["histograms"].items() for kind, text in kinds.items()}
+    # absent in documents from before per-phase histograms: none
+    phase_histograms = {(op, kind, phase): hdr.decode(text)
+                        for op, kinds in data.get("phase_histograms", {}).items()
+                        for kind, by_phase in kinds.items()
+                        for phase, text in by_phase.items()}
     partitions = {}
     for key, t in data["partitions"].items():
         table, _, pidx = key.rpartition(":")
@@ -146,7 +157,7 @@ def _decode_policy(data: Mapping[str, Any]) -> PolicyState:
         errors=dict(data["errors"]), attempt_outcomes=dict(data["attempt_outcomes"]),
         attempt_errors=dict(data["attempt_errors"]), meta_queries=data["meta_queries"],
         meta_failed=data["meta_failed"], replica_queries=data.get("replica_queries", 0),
-        clamped=data["clamped"], histograms=histograms,
+        clamped=data["clamped"], histograms=histograms, phase_histograms=phase_histograms,
         series=_decode_series(data["series"]),
         latency={int(s): {k: c for k, c in rows} for s, rows in data["latency"].items()},
         errors_by_second={int(s): dict(e) for s, e in data["errors_by_second"].items()},
@@ -209,8 +220,9 @@ def _merge_first_ok(a: Mapping[float, float | None],
     return out
 
 
-def _merge_histograms(a: Mapping[tuple[str, str], HdrHistogram],
-                      b: Mapping[tuple[str, str], HdrHistogram]) -> dict[tuple[str, str], HdrHistogram]:
+def _merge_histograms(a: Mapping[Any, HdrHistogram],
+                      b: Mapping[Any, HdrHistogram]) -> dict[Any, HdrHistogram]:
+    """Histograms added key by key (keys: (op, kind) or (op, kind, phase))."""
     out = {}
     for key in set(a) | set(b):
         # summed count by count (not HdrHistogram.add, which loses the minimum)
@@ -243,6 +255,7 @@ def _merge_policy(a: PolicyState, b: PolicyState) -> PolicyState:
         meta_queries=a.meta_queries + b.meta_queries, meta_failed=a.meta_failed + b.meta_failed,
         replica_queries=a.replica_queries + b.replica_queries,
         clamped=a.clamped + b.clamped, histograms=_merge_histograms(a.histograms, b.histograms),
+        phase_histograms=_merge_histograms(a.phase_histograms, b.phase_histograms),
         series=_merge_series(a.series, b.series), latency=latency,
         errors_by_second=errors_by_second, partitions=partitions,
         dropped=_add_maps(a.dropped, b.dropped),
