@@ -146,12 +146,29 @@ def test_summary_has_each_metric_with_old_new_ratio(page):
                   "error rate (during faults)", "attempts / op", "meta queries/s",
                   "missed arrivals (generator late)", "dropped arrivals (in-flight cap full)",
                   "put response time p99", "put response time p99.9",
-                  "lost writes"):
+                  "put response time p99 (during faults)", "put response time p99 (recovery)",
+                  "put response time p99 (steady)", "lost writes"):
         assert f"<td>{label}" in summary, label
+    # what the client adds leads: client lag, then the response time during faults, then TTR
+    labels = re.findall(r"<tr><td>([^<]+)</td>", summary)
+    assert labels[1:4] == ["client lag p99 (ms)", "put response time p99 (during faults) (ms)",
+                           "TTR-first p50 (ms)"], labels
     assert "Go client before #1916" in summary and "5 / 7 (71.4 %)" in summary
     assert "0 of " in summary.split("lost writes")[1]
     slo = page.split('class="slo"')[1].split("</table>")[0]
     assert slo.count('class="badge pass"') == 3 and slo.count('class="badge unknown"') == 1
+
+
+def test_the_headline_leads_with_what_the_client_adds(page, run_dir):
+    results = json.loads((run_dir / "results.json").read_text())
+    failover = results["policies"]["failover"]
+    during = failover["latency_by_phase_us"]["put"]["response"]["fault"]
+    assert during["count"] > 0 and during["p99"] > 0
+    headline = re.search(r'<p class="headline">(.*?)</p>', page).group(1)
+    lag, fault, ttr = (headline.index(s) for s in ("client lag p99", "put response p99 during "
+                                                   "faults", "TTR-first p50"))
+    assert headline.startswith("failover vs legacy: client lag p99 ") and lag < fault < ttr
+    assert f"during faults {during['p99'] / 1000:,.4g}" in headline.replace(",", ""), headline
 
 
 def test_timeline_shades_every_fault_and_marks_failovers(page):

@@ -345,6 +345,8 @@ def test_recovery_rows_show_each_policy_and_each_fault_with_its_ttr():
     assert 15 <= failover["ops_per_s"] == legacy["ops_per_s"] <= 20
     assert failover["errors_per_s"] == 0.4 < legacy["errors_per_s"] <= legacy["ops_per_s"]
     assert failover["p99_response_ms"] > 0
+    # the seconds since the fault (105-111) only: a number for both, none before any fault
+    assert failover["p99_fault_ms"] > 0 and legacy["p99_fault_ms"] > 0
     # the live chart's data: each second since the test's start up to the last op timeout
     # + 1 s (at 111 s: 100-108, whose ops are all back), the fault's band
     series = tab.series()

@@ -27,13 +27,13 @@ import json
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from ..metrics import FaultEvent, RecorderState, event_ttrs
 from ..metrics.analysis import ttr_summary
-from ..metrics.events import injected
+from ..metrics.events import FAULT, PhaseLookup, injected, phases
 from ..metrics.hdr import coarse_percentiles
 from ..metrics.series import OUTCOME_SLOTS, POLICY_SLOTS
 
@@ -54,6 +54,7 @@ BASE_COLUMNS = (
     ("name", "Row"), ("ops", "Ops"), ("errors", "Errors"), ("error_rate_pct", "Error rate %"),
     ("ops_per_s", f"Ops/s ({LIVE_WINDOW_S:.0f} s)"), ("errors_per_s", f"Errors/s ({LIVE_WINDOW_S:.0f} s)"),
     ("p99_response_ms", f"p99 response ms ({LIVE_WINDOW_S:.0f} s)"),
+    ("p99_fault_ms", "p99 response ms (during faults)"),
     ("ttr_first_p50_ms", "TTR-first p50 ms"), ("ttr_first_p99_ms", "TTR-first p99 ms"),
     ("last_ttr_first_ms", "TTR-first ms (last fault)"), ("last_lag_ms", "Client lag ms (last fault)"),
     ("meta_qps", f"Meta queries/s ({LIVE_WINDOW_S:.0f} s)"), ("attempts_per_op", "Attempts/op"),
@@ -168,6 +169,7 @@ class RecoveryTab:
             for index, count in p.latency.get(sec, {}).items():
                 latency[index] = latency.get(index, 0) + count
         p99 = coarse_percentiles(latency, (99.0,))[99.0]
+        p99_fault = coarse_percentiles(_during_faults(p.latency, events), (99.0,))[99.0]
         first = ttr_summary(ttrs, name).first
         last = events[-1] if events else None
         row.update(_last_fault([t for t in ttrs if t.policy == name and last is not None
@@ -180,6 +182,7 @@ class RecoveryTab:
                    ops_per_s=round(sum(sum(c[:_OUTCOMES]) for c in recent) / LIVE_WINDOW_S, 1),
                    errors_per_s=round(sum(sum(c[1:_OUTCOMES]) for c in recent) / LIVE_WINDOW_S, 1),
                    p99_response_ms="" if p99 is None else round(p99 / 1000, 1),
+                   p99_fault_ms="" if p99_fault is None else round(p99_fault / 1000, 1),
                    attempts_per_op=round(p.attempts / p.ops, 3) if p.ops else "")
         return row
 
@@ -308,6 +311,19 @@ def _cell(key: str, value: Any) -> str:
     """One cell of the HTML table: a run's report as a link, the rest as text."""
     text = html.escape(str(value))
     return f"<a href='{text}'>{text}</a>" if key == "report" and value else text
+
+
+def _during_faults(latency: Mapping[int, Mapping[int, int]],
+                   events: Sequence[FaultEvent]) -> dict[int, int]:
+    """The per-second coarse response-time counts of the seconds in a fault phase (a second
+    by its middle: the live figure; results.json has the exact per-op one)."""
+    lookup = PhaseLookup(phases(events))
+    out: dict[int, int] = {}
+    for sec, counts in latency.items():
+        if lookup.phase_of(sec + 0.5) == FAULT:
+            for index, count in counts.items():
+                out[index] = out.get(index, 0) + count
+    return out
 
 
 def _settled(event: FaultEvent | None) -> set[int]:

@@ -10,8 +10,8 @@ from ..metrics.results import PolicyResult, Results
 from ..metrics.slo import slo_unknown_reason, slo_verdict
 from .html import DASH, badge, esc, no_data, note, number, percent, table, times, ttr_ms
 from .stats import BootstrapCI
-from .summary import (RECOVERED, SUMMARY_METRICS, TTR_P50, Metric, lost_writes, metric_value,
-                      ratio, recovered_counts)
+from .summary import (LAG_P99, PUT_P99_FAULT, RECOVERED, SUMMARY_METRICS, TTR_P50, Metric,
+                      lost_writes, metric_value, ratio, recovered_counts)
 
 
 def format_metric(metric: Metric, value: float | None) -> str:
@@ -69,8 +69,19 @@ def summary_table(results: Results, order: Sequence[str],
             f"</tbody></table>")
 
 
+def _versus(label: str, new: float | None, old: float | None) -> str:
+    """ "client lag p99 12 ms vs 40,512 ms" ("not recovered" for +inf, a dash for None)."""
+    def ms(value: float | None) -> str:
+        return ttr_ms(value) if value is None or math.isinf(value) else f"{ttr_ms(value)} ms"
+
+    return f"{label} {ms(new)} vs {ms(old)}"
+
+
 def headline(results: Results, pair: tuple[str, str] | None) -> str:
-    """One sentence comparing new with old on TTR-first p50 and recovery."""
+    """One sentence comparing new with old: first what the client adds (client lag p99, the
+    put response time p99 during faults), then TTR-first p50 and recovery. With Pegasus's own
+    failure-detector timings the server's failover dominates every policy's TTR; the client's
+    share is what differs."""
     if pair is None:
         return ""
     old, new = pair
@@ -78,19 +89,24 @@ def headline(results: Results, pair: tuple[str, str] | None) -> str:
     v_old, v_new = metric_value(blocks[old], TTR_P50), metric_value(blocks[new], TTR_P50)
     if v_old is None and v_new is None:
         return note(f"{new} vs {old}: no fault, so no time to recover to compare.")
+    parts = [_versus("client lag p99", metric_value(blocks[new], LAG_P99),
+                     metric_value(blocks[old], LAG_P99)) + " (what the client adds to the "
+             "server's failover)"]
+    fault_new, fault_old = (metric_value(blocks[p], PUT_P99_FAULT) for p in (new, old))
+    if fault_new is not None or fault_old is not None:
+        parts.append(_versus("put response p99 during faults", fault_new, fault_old))
     r = ratio(v_old, v_new)
     faster = ""
     if r is not None and not math.isinf(r) and r > 0:
         faster = f" ({number(r, 3)}× {'faster' if r >= 1 else 'slower'})"
     elif r is not None and math.isinf(r):
         faster = f" ({old} did not recover at the median)"
+    parts.append(_versus("TTR-first p50", v_new, v_old) + faster)
     rec_old, rec_new = recovered_counts(blocks[old]), recovered_counts(blocks[new])
-    recovered = ""
     if rec_old and rec_new:
-        recovered = (f"; recovered {rec_new[0]}/{rec_new[1]} vs {rec_old[0]}/{rec_old[1]} "
+        parts.append(f"recovered {rec_new[0]}/{rec_new[1]} vs {rec_old[0]}/{rec_old[1]} "
                      "(fault, partition) samples")
-    return (f'<p class="headline">{esc(new)} vs {esc(old)}: TTR-first p50 '
-            f"{esc(ttr_ms(v_new))} vs {esc(ttr_ms(v_old))} ms{esc(faster)}{esc(recovered)}.</p>")
+    return f'<p class="headline">{esc(new)} vs {esc(old)}: {esc("; ".join(parts))}.</p>'
 
 
 def verdict_block(results: Results, pair: tuple[str, str] | None) -> str:

@@ -219,13 +219,17 @@ class LiveView:
             self._live.stop()
             self._live = None
         table = Table(title="per policy", box=None)
-        for column in ("policy", "ops", "error rate", "TTR-first p50/p99 ms", "recovered",
-                       "client lag p99 ms", "meta q/s", "attempts/op"):
+        for column in ("policy", "ops", "error rate", "client lag p99 ms",
+                       "put p99 ms faults/all", "TTR-first p50/p99 ms", "recovered", "meta q/s",
+                       "attempts/op"):
             table.add_column(column, justify="left" if column == "policy" else "right")
         for name, p in results.policies.items():
             ttr = p.ttr_first_ms
-            table.add_row(name, str(p.ops), _pct(p.error_rate), f"{_num(ttr.p50)}/{_num(ttr.p99)}",
-                          f"{ttr.recovered}/{ttr.n}", _num(p.client_lag_ms.p99),
+            put = (p.latency_us or {}).get("put", {}).get("response")
+            table.add_row(name, str(p.ops), _pct(p.error_rate), _num(p.client_lag_ms.p99),
+                          f"{_num(p.put_p99_during_faults_ms)}/"
+                          f"{_num(None if put is None or not put.count else put.p99 / 1000)}",
+                          f"{_num(ttr.p50)}/{_num(ttr.p99)}", f"{ttr.recovered}/{ttr.n}",
                           _num(p.meta_queries_per_s, 1), _num(p.attempts_per_op, 2))
         self.out.print(table)
         d = results.durability
