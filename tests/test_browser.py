@@ -16,7 +16,8 @@ from loadgen.report.command import write_report
 
 pytestmark = pytest.mark.timeout(240)
 
-FIGURES = ("fig-timeline", "fig-fault-detail", "fig-ttr-cdf", "fig-latency", "fig-errors")
+FIGURES = ("fig-timeline", "fig-fault-detail", "fig-ttr-cdf", "fig-latency-phase", "fig-latency",
+           "fig-errors")
 
 
 def figure_divs(dom: str) -> dict[str, str]:

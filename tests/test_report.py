@@ -159,6 +159,16 @@ def test_summary_has_each_metric_with_old_new_ratio(page):
     assert slo.count('class="badge pass"') == 3 and slo.count('class="badge unknown"') == 1
 
 
+def test_latency_per_phase_draws_steady_fault_and_recovery_per_policy(page):
+    traces, _ = _figures_in_page(page)["fig-latency-phase"]
+    names = {t["name"] for t in traces}
+    assert {"legacy fault", "failover fault", "legacy steady", "failover steady"} <= names
+    fault = {t["name"]: t for t in traces if t["name"].endswith(" fault")}
+    # while a primary was down legacy waited its op timeout; failover did not
+    assert max(fault["legacy fault"]["y"]) > 5 * max(fault["failover fault"]["y"])
+    assert {t["line"]["dash"] for t in fault.values()} == {"dash"}
+
+
 def test_the_headline_leads_with_what_the_client_adds(page, run_dir):
     results = json.loads((run_dir / "results.json").read_text())
     failover = results["policies"]["failover"]
@@ -205,7 +215,9 @@ def test_run_without_faults_says_so(tmp_path):
     assert main([str(run_dir), "--out", str(tmp_path / "out" / "r.html")]) == 0
     page = (tmp_path / "out" / "r.html").read_text(encoding="utf-8")
     figures = _figures_in_page(page)
-    assert set(figures) == {"fig-timeline", "fig-latency"}
+    assert set(figures) == {"fig-timeline", "fig-latency-phase", "fig-latency"}
+    traces, _ = figures["fig-latency-phase"]                # no fault: steady state only
+    assert traces and all(t["name"].endswith(" steady") for t in traces)
     for sid in ("sec-faults", "sec-ttr"):
         body = page.split(f'id="{sid}"')[1].split("</section>")[0]
         assert 'class="no-data">No fault was injected in this run' in body, sid

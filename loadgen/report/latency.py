@@ -18,7 +18,7 @@ and given with the curve instead.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from hdrh.histogram import HdrHistogram
@@ -47,6 +47,8 @@ class LatencyCurve:
     values_ms: tuple[float, ...]
     count: int
     max_ms: float
+    #: "steady" | "fault" | "recovery" for a per-phase curve; "" for the whole run's
+    phase: str = ""
 
 
 def percentile_levels(count: int) -> list[float]:
@@ -135,3 +137,21 @@ def latency_curves(run: RunData, order: Sequence[str]) -> tuple[list[LatencyCurv
                 if curve is not None and curve.count:
                     curves.append(curve)
     return curves, notes
+
+
+def phase_curves(run: RunData, order: Sequence[str]) -> list[LatencyCurve]:
+    """The response-time distributions per policy × op × phase, from results.json's
+    ``latency_by_phase_us`` histograms (an op belongs to the phase of its intended start);
+    empty for a run that predates them."""
+    curves = []
+    for policy in order:
+        block = run.results.policies.get(policy)
+        by_op = (block.latency_by_phase_us if block is not None else None) or {}
+        for op in sorted(by_op):
+            for phase, summary in sorted((by_op[op].get("response") or {}).items()):
+                if not summary.count or not summary.hdr:
+                    continue
+                curve = _from_histogram(policy, op, "response", FROM_RESULTS,
+                                        hdr.decode(summary.hdr))
+                curves.append(replace(curve, phase=phase))
+    return curves

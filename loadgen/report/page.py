@@ -20,11 +20,11 @@ from plotly.offline import get_plotlyjs
 from ..config.schema import MIN_FAULT_EVENTS_FLOOR
 from ..metrics.results import Results
 from .figures_errors import errors_by_kind_phase, errors_figure
-from .figures_latency import latency_figure
+from .figures_latency import latency_figure, phase_latency_figure
 from .figures_timeline import timeline_figure
 from .figures_ttr import fault_detail_figure, ttr_cdf_figure
 from .html import esc, figure_div, no_data, note, script_json
-from .latency import LatencyCurve, latency_curves
+from .latency import LatencyCurve, latency_curves, phase_curves
 from .run_dir import RunData, RunInputError
 from .stats import MIN_FAULT_EVENTS, BootstrapCI, median_difference_ci
 from .style import policy_colours
@@ -40,7 +40,8 @@ SECTIONS = (("sec-verdict", "1. Verdict and summary"), ("sec-timeline", "2. Time
             ("sec-latency", "5. Latency percentile distribution"),
             ("sec-errors", "6. Errors by kind and phase"), ("sec-run", "7. Run details"))
 FIGURE_IDS = {"timeline": "fig-timeline", "fault_detail": "fig-fault-detail",
-              "ttr_cdf": "fig-ttr-cdf", "latency": "fig-latency", "errors": "fig-errors"}
+              "ttr_cdf": "fig-ttr-cdf", "latency_phase": "fig-latency-phase",
+              "latency": "fig-latency", "errors": "fig-errors"}
 CSS = """
 body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,Helvetica,Arial,sans-serif;
 margin:0 auto;max-width:1400px;padding:0 1.5em 3em;color:#222;line-height:1.4}
@@ -139,6 +140,7 @@ def analyse(run: RunData) -> ReportModel:
         "timeline": timeline_figure(results, run.timeline, order, colours),
         "fault_detail": fault_detail_figure(samples, order, colours),
         "ttr_cdf": ttr_cdf_figure(samples, order, colours),
+        "latency_phase": phase_latency_figure(phase_curves(run, order), order, colours),
         "latency": latency_figure(curves, order, colours),
         "errors": errors_figure(split, order, colours),
     }
@@ -203,8 +205,16 @@ def sections(model: ReportModel) -> dict[str, str]:
                     + "<h3>Old vs new: difference of medians</h3>"
                     + (bootstrap_table(model.cis, model.ci_skipped) if has_faults
                        else no_data(no_fault + "no TTR samples to compare."))),
-        "sec-latency": _figure(model, "latency", "No latency data: no op was recorded.")
-                       + (_latency_source(model) if model.curves else ""),
+        "sec-latency": ("<h3>Response time per phase</h3>"
+                        + _figure(model, "latency_phase", "No per-phase histograms in this "
+                                  "results.json (a run from before they were recorded).")
+                        + note("An op belongs to the phase of its intended start: steady "
+                               "(solid), during a fault (dashed), the recovery after its heal "
+                               "(dotted). Old vs new while a primary is down is the dashed "
+                               "pair.")
+                        + "<h3>The whole run</h3>"
+                        + _figure(model, "latency", "No latency data: no op was recorded.")
+                        + (_latency_source(model) if model.curves else "")),
         "sec-errors": _figure(model, "errors", "No op failed in this run.")
                       + error_tables(results, order),
         "sec-run": run_details(results, model.run.fault_log),
