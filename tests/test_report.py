@@ -151,8 +151,9 @@ def test_summary_has_each_metric_with_old_new_ratio(page):
         assert f"<td>{label}" in summary, label
     # what the client adds leads: client lag, then the response time during faults, then TTR
     labels = re.findall(r"<tr><td>([^<]+)</td>", summary)
-    assert labels[1:4] == ["client lag p99 (ms)", "put response time p99 (during faults) (ms)",
-                           "TTR-first p50 (ms)"], labels
+    assert labels[1:5] == ["client lag p99 (ms)", "put response time p50 (during faults) (ms)",
+                           "put response time p99 (during faults) (ms)", "TTR-first p50 (ms)"], \
+        labels
     assert "Go client before #1916" in summary and "5 / 7 (71.4 %)" in summary
     assert "0 of " in summary.split("lost writes")[1]
     slo = page.split('class="slo"')[1].split("</table>")[0]
@@ -175,10 +176,11 @@ def test_the_headline_leads_with_what_the_client_adds(page, run_dir):
     during = failover["latency_by_phase_us"]["put"]["response"]["fault"]
     assert during["count"] > 0 and during["p99"] > 0
     headline = re.search(r'<p class="headline">(.*?)</p>', page).group(1)
-    lag, fault, ttr = (headline.index(s) for s in ("client lag p99", "put response p99 during "
-                                                   "faults", "TTR-first p50"))
+    lag, fault, ttr = (headline.index(s) for s in ("client lag p99", "put response p50 / p99 "
+                                                   "during faults", "TTR-first p50"))
     assert headline.startswith("failover vs legacy: client lag p99 ") and lag < fault < ttr
-    assert f"during faults {during['p99'] / 1000:,.4g}" in headline.replace(",", ""), headline
+    p50, p99 = (f"{during[k] / 1000:.4g}" for k in ("p50", "p99"))
+    assert f"during faults {p50} / {p99} ms vs" in headline.replace(",", ""), headline
 
 
 def test_timeline_shades_every_fault_and_marks_failovers(page):

@@ -10,7 +10,7 @@ from ..metrics.results import PolicyResult, Results
 from ..metrics.slo import slo_unknown_reason, slo_verdict
 from .html import DASH, badge, esc, no_data, note, number, percent, table, times, ttr_ms
 from .stats import BootstrapCI
-from .summary import (LAG_P99, PUT_P99_FAULT, RECOVERED, SUMMARY_METRICS, TTR_P50, Metric,
+from .summary import (LAG_P99, PUT_P50_FAULT, PUT_P99_FAULT, RECOVERED, SUMMARY_METRICS, TTR_P50, Metric,
                       lost_writes, metric_value, ratio, recovered_counts)
 
 
@@ -92,9 +92,14 @@ def headline(results: Results, pair: tuple[str, str] | None) -> str:
     parts = [_versus("client lag p99", metric_value(blocks[new], LAG_P99),
                      metric_value(blocks[old], LAG_P99)) + " (what the client adds to the "
              "server's failover)"]
-    fault_new, fault_old = (metric_value(blocks[p], PUT_P99_FAULT) for p in (new, old))
-    if fault_new is not None or fault_old is not None:
-        parts.append(_versus("put response p99 during faults", fault_new, fault_old))
+    during = {p: (metric_value(blocks[p], PUT_P50_FAULT), metric_value(blocks[p], PUT_P99_FAULT))
+              for p in (new, old)}
+    if any(v is not None for pair_values in during.values() for v in pair_values):
+        def p50_p99(values: tuple[float | None, float | None]) -> str:
+            return f"{ttr_ms(values[0])} / {ttr_ms(values[1])} ms"
+
+        parts.append(f"put response p50 / p99 during faults {p50_p99(during[new])} vs "
+                     f"{p50_p99(during[old])}")
     r = ratio(v_old, v_new)
     faster = ""
     if r is not None and not math.isinf(r) and r > 0:
