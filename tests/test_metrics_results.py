@@ -18,7 +18,7 @@ from loadgen.report import RunInputError, load_run
 pytestmark = pytest.mark.unit
 
 #: keys that came after the first results.json, per object (README "Reference")
-LATER_POLICY_KEYS = ("replica_queries", "dropped", "dropped_by_partition")
+LATER_POLICY_KEYS = ("replica_queries", "dropped", "dropped_by_partition", "ttr_hdr")
 LATER_FAULT_KEYS = ("touched_partitions", "new_primary")
 LATER_SLO_KEYS = ("verdict", "unknown_reason")
 FACTS = ("profile", "seed", "versions", "machine", "clock_anchor")

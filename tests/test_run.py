@@ -24,6 +24,7 @@ def test_a_run_writes_every_output_and_passes_its_slos(tmp_path):
                  "profile.json", "meta-config-changes.jsonl"):
         assert (out / name).is_file(), name
     assert list((out / "hlog").glob("failover.put.response.hlog"))
+    assert "Tag=failover.ttr_first_ms," in (out / "hlog" / "ttr.hlog").read_text()
     results = json.loads((out / "results.json").read_text())
     assert set(results["policies"]) == {"legacy", "failover"}
     (fault,) = results["faults"]

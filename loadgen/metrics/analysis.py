@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from . import hdr
+from . import hdr, ttr_hist
 from .distribution import CensoredDistribution
 from .events import (FAULT, PHASES, RECOVERY, FaultEvent, Phase, PhaseLookup, new_primaries,
                      phase_seconds)
@@ -160,7 +160,7 @@ def policy_results(policy: PolicyState, *, ttrs: Iterable[PartitionTTR], name: s
                    spans: Iterable[Phase], t_start: float, t_end: float,
                    missed: int | None = None) -> PolicyResult:
     """``results.json``'s ``policies.<name>`` (see the README, "Reference")."""
-    spans = list(spans)
+    spans, ttrs = list(spans), list(ttrs)
     cost = recovery_cost(policy, spans, t_start, t_end)
     errors, ttr = error_summary(policy, spans), ttr_summary(ttrs, name)
     return PolicyResult(
@@ -180,7 +180,8 @@ def policy_results(policy: PolicyState, *, ttrs: Iterable[PartitionTTR], name: s
         latency_us=latency_summary(policy), latency_by_phase_us=latency_by_phase(policy),
         ttr_first_ms=ttr.first, ttr_stable_ms=ttr.stable, client_lag_ms=ttr.lag,
         recovered_fraction=ttr.recovered_fraction,
-        stable_recovered_fraction=ttr.stable_recovered_fraction)
+        stable_recovered_fraction=ttr.stable_recovered_fraction,
+        ttr_hdr=ttr_hist.to_block(ttr_hist.ttr_histograms(ttrs, name)))
 
 
 def durability(acked: int, verified: int, lost: int | None = None) -> Durability:

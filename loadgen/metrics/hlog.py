@@ -1,6 +1,8 @@
-"""HdrHistogram interval logs (``.hlog``): one file per policy × op × kind.
+"""HdrHistogram interval logs (``.hlog``): one file per policy × op × kind, and
+:func:`write_tagged` for one interval of several tagged histograms (``ttr.hlog``).
 
-hdrh's Python log writer cannot tag histograms, hence one file per histogram. Each call to
+hdrh's Python log writer cannot tag histograms, hence one file per histogram (its reader
+does read ``Tag=<tag>,`` lines, which :func:`write_tagged` prefixes). Each call to
 ``IntervalLogs.write`` appends, to every file, what was recorded since the previous call
 (cumulative histograms in, interval histograms out). Values are µs; the max column is in ms.
 Read back with ``hdrh.log.HistogramLogReader(path, hdr.new_histogram())``.
@@ -31,6 +33,39 @@ def log_name(policy: str, op: str, kind: str) -> str:
     return f"{safe}.hlog"
 
 
+def _start_time_line(start_wall_s: float) -> str:
+    # hdrh's output_start_time is unusable (it misreads ms as s, then crashes)
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(start_wall_s))
+    return f"#[StartTime: {start_wall_s:f} (seconds since epoch), {stamp}]\n"
+
+
+def write_tagged(path: str | os.PathLike[str], histograms: Mapping[str, HdrHistogram], *,
+                 start_s: float, end_s: float, start_wall_s: float | None = None,
+                 comment: str = "", max_value_unit_ratio: float = MAX_VALUE_UNIT_RATIO) -> Path:
+    """Write one interval [start_s, end_s) (s after the log's start) holding every histogram
+    of ``histograms``, each on a line tagged with its key (no commas or spaces: they end a
+    tag), to a new log at ``path``. Read back with ``HistogramLogReader``: ``get_tag()``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        writer = HistogramLogWriter(f)
+        writer.output_log_format_version()
+        if comment:
+            writer.output_comment(comment)
+        if start_wall_s is not None:
+            f.write(_start_time_line(start_wall_s))
+        writer.output_legend()
+        for tag, hist in histograms.items():
+            if re.search(r"[,\s]", tag):
+                raise ValueError(f"tag {tag!r}: no commas or white space")
+            # the writer falls back to these stamps (ms) when start_s is 0
+            hist.set_start_time_stamp(start_s * 1000)
+            hist.set_end_time_stamp(end_s * 1000)
+            f.write(f"Tag={tag},")
+            writer.output_interval_histogram(hist, start_s, end_s, max_value_unit_ratio)
+    return path
+
+
 class IntervalLogs:
     """Interval logs under ``directory``; times are monotonic seconds, logged relative to
     ``t0``. ``start_wall_s`` (the wall-clock time at ``t0``) goes into each file's
@@ -58,9 +93,7 @@ class IntervalLogs:
             writer.output_log_format_version()
             writer.output_comment(f"[pegbench policy={key[0]} op={key[1]} kind={key[2]} unit=us]")
             if self.start_wall_s is not None:
-                # hdrh's output_start_time is unusable (it misreads ms as s, then crashes)
-                stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(self.start_wall_s))
-                f.write(f"#[StartTime: {self.start_wall_s:f} (seconds since epoch), {stamp}]\n")
+                f.write(_start_time_line(self.start_wall_s))
             writer.output_legend()
             entry = self._files[key] = (f, writer)
         return entry

@@ -17,8 +17,10 @@ stay plain mappings: the profile echo, ``versions``, ``machine``, ``clock_anchor
             │                               ├ latency_us.<op>.<kind>: LatencySummary
             │                               ├ latency_by_phase_us.<op>.<kind>.<phase>:
             │                               │   PhaseLatency
-            │                               └ ttr_first_ms, ttr_stable_ms: Distribution;
-            │                                 client_lag_ms: LagDistribution
+            │                               ├ ttr_first_ms, ttr_stable_ms: Distribution;
+            │                               │ client_lag_ms: LagDistribution
+            │                               └ ttr_hdr: TTRHdrs ─ ttr_first_ms, ttr_stable_ms:
+            │                                 TTRHdr; client_lag_ms: LagHdr
             ├ faults[]: FaultResult ─ new_primary.<pidx>: NewPrimaryResult
             │                       └ ttr.<policy>.<pidx>: TTRResult
             ├ durability: Durability
@@ -182,6 +184,36 @@ class LagDistribution(Distribution):
 
 
 @dataclass(frozen=True)
+class TTRHdr(Block):
+    """``ttr_hdr.<ttr_first_ms|ttr_stable_ms>``: the recovered samples' histogram (ms, hdrh's
+    compressed base64; :mod:`.ttr_hist`), ``count`` of them, and the ``censored`` samples kept
+    out of it."""
+
+    hdr: str = ""
+    censored: int = 0
+    count: int = 0
+
+
+@dataclass(frozen=True)
+class LagHdr(TTRHdr):
+    """``ttr_hdr.client_lag_ms``: also the ``negative`` lags kept out of the histogram."""
+
+    negative: int = 0
+
+
+@dataclass(frozen=True)
+class TTRHdrs(Block):
+    """``policies.<name>.ttr_hdr``: TTR as histograms, which runs can add up."""
+
+    ttr_first_ms: TTRHdr = field(default_factory=TTRHdr)
+    ttr_stable_ms: TTRHdr = field(default_factory=TTRHdr)
+    client_lag_ms: LagHdr = field(default_factory=LagHdr)
+
+    CODECS = codecs(ttr_first_ms=block(TTRHdr), ttr_stable_ms=block(TTRHdr),
+                    client_lag_ms=block(LagHdr))
+
+
+@dataclass(frozen=True)
 class PolicyResult(Block):
     """``policies.<name>``."""
 
@@ -217,12 +249,14 @@ class PolicyResult(Block):
     client_lag_ms: LagDistribution = field(default_factory=LagDistribution)
     recovered_fraction: float | None = None
     stable_recovered_fraction: float | None = None
+    #: None in files from before it
+    ttr_hdr: TTRHdrs | None = None
 
     CODECS = codecs(ops_by_phase=map_of(block(PhaseOps)),
                     latency_us=map_of(map_of(block(LatencySummary))),
                     latency_by_phase_us=map_of(map_of(map_of(block(PhaseLatency)))),
                     ttr_first_ms=block(Distribution), ttr_stable_ms=block(Distribution),
-                    client_lag_ms=block(LagDistribution))
+                    client_lag_ms=block(LagDistribution), ttr_hdr=block(TTRHdrs))
 
     def phase_latency_ms(self, op: str = "put", kind: str = "response",
                          phase: str = "fault", percentile: str = "p99") -> float | None:

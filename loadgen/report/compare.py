@@ -25,9 +25,11 @@ the test and in the median.
 
 Otherwise the change shows "~" with the p-value and the sample counts. Fewer than
 :data:`MIN_SAMPLES` samples on a side, or sizes at which no outcome could reach p < alpha,
-print "~ too few samples". Exit codes: 0 no regression, 1 at least one (each named on
-stderr), 2 unreadable input (naming the file), no policy in common, a bad argument, or an
-unwritable --html file.
+print "~ too few samples". Below the table, per policy and side, TTR-first and client-lag
+percentiles and the put response p99 during faults from the side's runs' histograms added up
+(:mod:`.compare_merged`): figures, not judgements. Exit codes: 0 no regression, 1 at least
+one (each named on stderr), 2 unreadable input (naming the file), no policy in common, a bad
+argument, or an unwritable --html file.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..exitcodes import EXIT_OK, EXIT_USAGE, EXIT_VERDICT
+from .compare_merged import format_merged, merge_sides, skipped_notes
 from .compare_samples import (HIGHER, METRICS, RECOVERED, RunSamples, SampleMetric, fault_kinds,
                               load_run_samples, pooled, pooled_recovered)
 from .html import number
@@ -305,8 +308,9 @@ HEADER = ("policy", "metric", "base", "candidate", "change", "test", "")
 
 
 def format_text(comparison: Comparison, base_labels: Sequence[str],
-                candidate_labels: Sequence[str]) -> str:
-    """The side-by-side table printed on stdout."""
+                candidate_labels: Sequence[str], merged: Sequence[str] = ()) -> str:
+    """The side-by-side table printed on stdout; ``merged``: the lines of the merged
+    histograms (:func:`.compare_merged.format_merged`), before the verdict."""
     lines = [f"base ({len(base_labels)} run{'s' * (len(base_labels) != 1)}): "
              f"{', '.join(base_labels)}",
              f"candidate ({len(candidate_labels)} run{'s' * (len(candidate_labels) != 1)}): "
@@ -323,6 +327,7 @@ def format_text(comparison: Comparison, base_labels: Sequence[str],
         if names:
             lines.append(f"{label} (not compared): {', '.join(names)}")
     lines += [f"note: {n}" for n in comparison.notes]
+    lines += merged
     verdict = "PASS" if comparison.passed else f"FAIL ({len(comparison.regressions)} regressions)"
     lines.append(f"verdict: {verdict}")
     return "\n".join(lines) + "\n"
@@ -420,8 +425,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (RunInputError, ValueError) as exc:
         print(f"pegbench compare: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    merged = format_merged(merge_sides(base, candidate, comparison.policies),
+                           skipped_notes(base, candidate))
     sys.stdout.write(format_text(comparison, [run_label(r) for r in base],
-                                 [run_label(r) for r in candidate]))
+                                 [run_label(r) for r in candidate], merged))
     for line in regression_lines(comparison):
         print(line, file=sys.stderr)
     return EXIT_OK if comparison.passed else EXIT_VERDICT

@@ -14,6 +14,9 @@ import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
 from .compare import FEW, NA, WORSE, Comparison, row_cells, run_label
+from .compare_merged import HEADER as MERGED_HEADER
+from .compare_merged import cells as merged_cells
+from .compare_merged import merge_sides, skipped_notes
 from .compare_samples import METRICS, RunSamples
 from .html import badge, esc, figure_div, no_data, note, script_json, table, write_page
 from .page import CSS
@@ -93,6 +96,14 @@ def render_compare(comparison: Comparison, base: Sequence[RunSamples],
                 (("only in base", comparison.only_base),
                  ("only in candidate", comparison.only_candidate)) if names),
         "".join(note(n) for n in comparison.notes),
+        "</section>",
+        '<section id="sec-merged"><h2>Merged histograms</h2>',
+        note("Each side's runs' histograms added up: TTR-first and client-lag percentiles of "
+             "the recovered samples (censored and negative lags counted beside), put response "
+             "p99 during faults. Figures, not part of the verdict."),
+        table(MERGED_HEADER, [merged_cells(m) for m in
+                              merge_sides(base, candidate, comparison.policies)], cls="compare"),
+        "".join(note(n) for n in skipped_notes(base, candidate)),
         "</section>",
         '<section id="sec-changes"><h2>Relative change of the medians</h2>',
         f'<div class="figure">{figure_div(fig, FIGURE_ID)}</div>' if fig is not None

@@ -152,6 +152,7 @@ class Measurement:
         from ..metrics.outputs import (RESULTS_JSON, TIMELINE_JSON, build_results, build_timeline,
                                        write_results, write_timeline)
         from ..metrics.results import LoadGenerator, RunFacts, Workers
+        from ..metrics.ttr_hist import write_ttr_log
         from ..pegasus import policies
         from ..report.junit import write_junit
 
@@ -184,6 +185,9 @@ class Measurement:
                                 durability=durability.results_block(), slo=slo, extra=facts)
         self.results = results
         write_results(out_dir / RESULTS_JSON, results)
+        if self._hlogs is not None:    # beside the other .hlog files, same origin (t0)
+            write_ttr_log(self._hlogs.directory, results, t0=self._hlogs.t0,
+                          start_wall_s=self._hlogs.start_wall_s)
         write_timeline(out_dir / TIMELINE_JSON,
                        build_timeline(final.state, events, t_start=t_start, t_end=t_end))
         write_junit(out_dir / "junit.xml", results, suite=f"pegbench.{profile.name}")

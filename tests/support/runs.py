@@ -3,7 +3,8 @@
 ``make_run`` feeds a ``Recorder`` with hand-built ``Outcome`` records of up to three
 policies through two kills and a pause (plus one skipped fault), then writes what a run
 writes: ``results.json`` and ``timeline.json`` (``build_results`` / ``build_timeline``),
-``faults.jsonl`` (``FaultLog`` of ``FaultRecord``s) and the ``.hlog`` interval logs.
+``faults.jsonl`` (``FaultLog`` of ``FaultRecord``s) and the ``.hlog`` interval logs
+(``ttr.hlog`` among them).
 
 Each policy fails the writes intended in ``[t_inject, t_inject + delay)`` on an affected
 partition; ``delay`` is the policy's recovery behaviour (below), so TTR-first is about
@@ -20,6 +21,7 @@ from loadgen.faults.records import FaultLog, FaultRecord
 from loadgen.metrics import FaultEvent, Recorder, build_results, build_timeline, write_results, write_timeline
 from loadgen.metrics.hlog import IntervalLogs
 from loadgen.metrics.outputs import FAULTS_JSONL
+from loadgen.metrics.ttr_hist import write_ttr_log
 from loadgen.pegasus.outcome import Outcome
 from support.metrics import OFFSET_S, RATE, SERVICE_S, meta, op
 
@@ -157,6 +159,8 @@ def make_run(directory: Path, *, policies: Sequence[str] = POLICIES, faults: boo
     results = build_results(state, events, t_start=T_START, t_end=T_END,
                             missed={"legacy": 3}, durability={"acked": acked, "verified": acked},
                             slo=SLO, extra=run_extra)
+    if hlog:    # the TTR log a run writes beside the latency logs
+        write_ttr_log(directory, results, t0=T_START, start_wall_s=1_700_000_000.0)
     return write_run_files(directory, results, state, records)
 
 
