@@ -65,18 +65,17 @@ PUT_P99 = Metric("latency_us.put.response.p99", "put response time p99",
 PUT_P999 = Metric("latency_us.put.response.p999", "put response time p99.9",
                   lambda p: _put_response(p, "p999"), "ms", 0.001)
 
-PUT_P50_FAULT = Metric("latency_by_phase_us.put.response.fault.p50",
-                       "put response time p50 (during faults)",
-                       lambda p: p.phase_latency_ms("put", "response", FAULT, "p50"), "ms")
-PUT_P99_FAULT = Metric("latency_by_phase_us.put.response.fault.p99",
-                       "put response time p99 (during faults)",
-                       lambda p: p.phase_latency_ms("put", "response", FAULT, "p99"), "ms")
-PUT_P99_RECOVERY = Metric("latency_by_phase_us.put.response.recovery.p99",
-                          "put response time p99 (recovery)",
-                          lambda p: p.phase_latency_ms("put", "response", RECOVERY, "p99"), "ms")
-PUT_P99_STEADY = Metric("latency_by_phase_us.put.response.steady.p99",
-                        "put response time p99 (steady)",
-                        lambda p: p.phase_latency_ms("put", "response", STEADY, "p99"), "ms")
+def _put_in_phase(phase: str, percentile: str, when: str) -> Metric:
+    """The put response time percentile over the puts intended in ``phase`` (ms)."""
+    return Metric(f"latency_by_phase_us.put.response.{phase}.{percentile}",
+                  f"put response time {percentile} ({when})",
+                  lambda p: p.phase_latency_ms("put", "response", phase, percentile), "ms")
+
+
+PUT_P50_FAULT = _put_in_phase(FAULT, "p50", "during faults")
+PUT_P99_FAULT = _put_in_phase(FAULT, "p99", "during faults")
+PUT_P99_RECOVERY = _put_in_phase(RECOVERY, "p99", "recovery")
+PUT_P99_STEADY = _put_in_phase(STEADY, "p99", "steady")
 
 #: The rows of the summary table, in order (lost writes, run-wide, come after them). What the
 #: client adds comes first: with real failure-detector timings the server's failover
