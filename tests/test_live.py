@@ -179,10 +179,39 @@ def test_the_dropped_column_shows_the_sessions_count_when_it_has_one(dropped):
     row = next(line for line in table.getvalue().splitlines() if line.startswith("failover"))
     assert "dropped" in table.getvalue()
     if dropped is None:
-        assert row.split()[-1] == "-" and "dropped" not in plain.getvalue()
+        assert row.split()[4] == "-" and "dropped" not in plain.getvalue()
     else:
-        assert row.split()[-1] == "7" and "failover 10 ops/s, 0.0% errors, 0.0 meta q/s, 7 dropped" \
+        assert row.split()[4] == "7" and "failover 10 ops/s, 0.0% errors, 0.0 meta q/s, 7 dropped" \
             in plain.getvalue()
+    assert row.split()[-1] == "-" and "in faults" not in plain.getvalue()   # no fault yet
+
+
+def test_the_live_view_shows_each_policys_response_p99_during_faults():
+    from support.metrics import TIMEOUT_S, record_in_end_order, writes
+
+    from loadgen.metrics import FaultEvent, Recorder
+
+    recorder = Recorder()
+    history = writes(100.0, 110.0, policy="failover")                      # fast, all along
+    history += writes(100.0, 110.0, ok=lambda t: t < 105.0, policy="legacy")  # times out after
+    record_in_end_order(recorder, history, faults=[(105.0, (3,))])
+    fault = FaultEvent(id="1", kind="kill", node="replica1", t_inject=105.0,
+                       affected_partitions=(3,))
+    harness = SimpleNamespace(
+        workload=SimpleNamespace(epoch=1, t_warmup_end=None,
+                                 recorder=SimpleNamespace(totals=recorder.totals)),
+        live_state=lambda: recorder.snapshot(histograms=False))
+    clock = SimpleNamespace(now=119.0)
+    view = LiveView(SimpleNamespace(workload=SimpleNamespace(duration_s=60)),
+                    clock=lambda: clock.now)
+    for clock.now in (119.0, 120.0):        # a second tick: the rows come with the rates
+        view.tick(clock.now - 100.0, harness, [fault])
+    table = io.StringIO()
+    Console(file=table, width=200).print(view.render(20.0, 60))
+    p99 = {line.split()[0]: line.split()[-1] for line in table.getvalue().splitlines()
+           if line.startswith(("failover", "legacy"))}
+    # legacy's ops in the fault seconds waited their timeout; failover's did not
+    assert float(p99["legacy"]) >= 0.9 * TIMEOUT_S * 1000 > 10 * float(p99["failover"]), p99
 
 
 @pytest.mark.parametrize("dropped", [None, {"failover": 3}])

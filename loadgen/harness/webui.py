@@ -27,13 +27,13 @@ import json
 import logging
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from ..metrics import FaultEvent, RecorderState, event_ttrs
-from ..metrics.analysis import ttr_summary
-from ..metrics.events import FAULT, PhaseLookup, injected, phases
+from ..metrics.analysis import live_p99_ms, ttr_summary
+from ..metrics.events import injected
 from ..metrics.hdr import coarse_percentiles
 from ..metrics.series import OUTCOME_SLOTS, POLICY_SLOTS
 
@@ -169,7 +169,7 @@ class RecoveryTab:
             for index, count in p.latency.get(sec, {}).items():
                 latency[index] = latency.get(index, 0) + count
         p99 = coarse_percentiles(latency, (99.0,))[99.0]
-        p99_fault = coarse_percentiles(_during_faults(p.latency, events), (99.0,))[99.0]
+        p99_fault = live_p99_ms(p.latency, events)
         first = ttr_summary(ttrs, name).first
         last = events[-1] if events else None
         row.update(_last_fault([t for t in ttrs if t.policy == name and last is not None
@@ -182,7 +182,7 @@ class RecoveryTab:
                    ops_per_s=round(sum(sum(c[:_OUTCOMES]) for c in recent) / LIVE_WINDOW_S, 1),
                    errors_per_s=round(sum(sum(c[1:_OUTCOMES]) for c in recent) / LIVE_WINDOW_S, 1),
                    p99_response_ms="" if p99 is None else round(p99 / 1000, 1),
-                   p99_fault_ms="" if p99_fault is None else round(p99_fault / 1000, 1),
+                   p99_fault_ms="" if p99_fault is None else round(p99_fault, 1),
                    attempts_per_op=round(p.attempts / p.ops, 3) if p.ops else "")
         return row
 
@@ -311,19 +311,6 @@ def _cell(key: str, value: Any) -> str:
     """One cell of the HTML table: a run's report as a link, the rest as text."""
     text = html.escape(str(value))
     return f"<a href='{text}'>{text}</a>" if key == "report" and value else text
-
-
-def _during_faults(latency: Mapping[int, Mapping[int, int]],
-                   events: Sequence[FaultEvent]) -> dict[int, int]:
-    """The per-second coarse response-time counts of the seconds in a fault phase (a second
-    by its middle: the live figure; results.json has the exact per-op one)."""
-    lookup = PhaseLookup(phases(events))
-    out: dict[int, int] = {}
-    for sec, counts in latency.items():
-        if lookup.phase_of(sec + 0.5) == FAULT:
-            for index, count in counts.items():
-                out[index] = out.get(index, 0) + count
-    return out
 
 
 def _settled(event: FaultEvent | None) -> set[int]:

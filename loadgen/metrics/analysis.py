@@ -15,7 +15,7 @@ from typing import Any
 from . import hdr, ttr_hist
 from .distribution import CensoredDistribution
 from .events import (FAULT, PHASES, RECOVERY, FaultEvent, Phase, PhaseLookup, new_primaries,
-                     phase_seconds)
+                     phase_seconds, phases)
 from .results import (Distribution, Durability, LagDistribution, LatencySummary,
                       NewPrimaryResult, PhaseLatency, PhaseOps, PolicyResult)
 from .series import Series
@@ -196,3 +196,25 @@ def durability(acked: int, verified: int, lost: int | None = None) -> Durability
 def missed_for(missed: Mapping[str, int] | None, policy: str) -> int | None:
     """The caller's missed-op count of ``policy`` (None when not given)."""
     return None if missed is None else missed.get(policy, 0)
+
+
+def coarse_latency_in(latency: Mapping[int, Mapping[int, int]], events: Iterable[FaultEvent],
+                      phase: str = FAULT) -> dict[int, int]:
+    """The per-second coarse response-time counts (``PolicyState.latency``) of the seconds in
+    ``phase``, a second by its middle: a live figure (results.json has the exact per-op
+    ``latency_by_phase_us``)."""
+    lookup = PhaseLookup(phases(events))
+    out: dict[int, int] = {}
+    for sec, counts in latency.items():
+        if lookup.phase_of(sec + 0.5) == phase:
+            for index, count in counts.items():
+                out[index] = out.get(index, 0) + count
+    return out
+
+
+def live_p99_ms(latency: Mapping[int, Mapping[int, int]], events: Iterable[FaultEvent],
+                phase: str = FAULT) -> float | None:
+    """The response p99 (ms) over the seconds in ``phase`` (:func:`coarse_latency_in`);
+    None without ops there."""
+    p99 = hdr.coarse_percentiles(coarse_latency_in(latency, events, phase), (99.0,))[99.0]
+    return None if p99 is None else p99 / 1000

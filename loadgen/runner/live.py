@@ -27,6 +27,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from ..metrics.analysis import live_p99_ms
 from ..metrics.results import Results
 from ..metrics.slo import SATURATED_REASON, slo_verdict, verdict_name
 
@@ -126,6 +127,10 @@ def observe_harness(meter: RateMeter, harness: Any, now: float) -> None:
     meter.observe("local", (w.epoch, w.t_warmup_end), now, w.recorder.totals(), now)
 
 
+#: How often the live view takes a snapshot for the response p99 during faults.
+FAULT_P99_EVERY_S = 5.0
+
+
 class LiveView:
     """Progress and verdict of one run."""
 
@@ -144,6 +149,9 @@ class LiveView:
         self._faults_seen: set[str] = set()   # fault ids with a line
         self._fault_lines: list[str] = []
         self._next_plain = 0.0
+        #: per policy, the response p99 (ms) of the seconds in fault phases so far
+        self._fault_p99: dict[str, float | None] = {}
+        self._next_fault_p99 = 0.0
 
     def started(self, meta: tuple[str, ...], workers: int) -> None:
         p, w = self.profile, self.profile.workload
@@ -182,6 +190,10 @@ class LiveView:
                 line = f"[{elapsed_s:6.1f} s] fault {event.id}: {what}"
                 self._fault_lines.append(line)
                 self.say(line)
+        if faults and now >= self._next_fault_p99:   # a snapshot: not every second
+            self._next_fault_p99 = now + FAULT_P99_EVERY_S
+            self._fault_p99 = {name: live_p99_ms(p.latency, faults)
+                               for name, p in harness.live_state().policies.items()}
         total = self.profile.workload.duration_s
         if self._live is not None:
             self._live.update(self.render(elapsed_s, total))
@@ -189,6 +201,7 @@ class LiveView:
             self._next_plain = elapsed_s + PLAIN_EVERY_S
             rates = "; ".join(f"{name} {r.ops:.0f} ops/s, {r.error_fraction:.1%} errors, "
                               f"{r.meta:.1f} meta q/s{self._dropped_text(name)}"
+                              f"{self._fault_p99_text(name)}"
                               for name, r in self._rates.items())
             self.err.print(f"[{elapsed_s:6.1f}/{total:g} s] {rates}")
 
@@ -200,15 +213,20 @@ class LiveView:
     def _dropped_text(self, name: str) -> str:
         return "" if self._dropped is None else f", {self._dropped.get(name, 0)} dropped"
 
+    def _fault_p99_text(self, name: str) -> str:
+        value = self._fault_p99.get(name)
+        return "" if value is None else f", p99 {value:.0f} ms in faults"
+
     def render(self, elapsed_s: float, total_s: float) -> Group:
         """The live table: progress, one row per policy, the last faults."""
         table = Table(box=None, pad_edge=False)
-        for column in ("policy", "ops/s", "errors", "meta q/s", "dropped"):
+        for column in ("policy", "ops/s", "errors", "meta q/s", "dropped", "p99 ms in faults"):
             table.add_column(column, justify="left" if column == "policy" else "right")
         for name, r in self._rates.items():
             dropped = "-" if self._dropped is None else str(self._dropped.get(name, 0))
+            p99 = self._fault_p99.get(name)
             table.add_row(name, f"{r.ops:.0f}", f"{r.error_fraction:.1%}", f"{r.meta:.1f}",
-                          dropped)
+                          dropped, "-" if p99 is None else f"{p99:.0f}")
         header = Text(f"{elapsed_s:6.1f} / {total_s:g} s")
         bar = ProgressBar(total=total_s, completed=min(elapsed_s, total_s), width=40)
         return Group(header, bar, table, *[Text(line) for line in self._fault_lines[-5:]])
