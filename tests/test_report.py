@@ -260,3 +260,23 @@ def test_unreadable_input_exits_2_naming_the_file(tmp_path, capsys, content, pro
 def test_missing_run_folder_exits_2(tmp_path, capsys):
     assert main([str(tmp_path / "nope")]) == 2
     assert f"{tmp_path / 'nope'}: not found" in capsys.readouterr().err
+
+
+def test_several_runs_merge_their_histograms_into_one_page(tmp_path, capsys, run_dir):
+    other = make_run(tmp_path / "other")
+    assert main([str(run_dir), str(other)]) == 2          # whose folder would it go to?
+    assert "--out: name the page" in capsys.readouterr().err
+    out = tmp_path / "merged.html"
+    assert main([str(run_dir), str(other), "--out", str(out)]) == 0
+    page = out.read_text(encoding="utf-8")
+    merged = page.split('id="sec-merged"')[1].split("</section>")[0]
+    assert "Merged over 2 runs" in merged
+    # each policy's merged TTR-first counts both runs' recovered and censored samples
+    for policy in ("legacy", "failover"):
+        blocks = [json.loads((d / "results.json").read_text())["policies"][policy]["ttr_hdr"]
+                  ["ttr_first_ms"] for d in (run_dir, other)]
+        row = next(r for r in re.findall(r"<tr>(.*?)</tr>", merged, flags=re.S)
+                   if r.startswith(f"<td>{policy}</td>"))
+        n, censored = (sum(b[k] for b in blocks) for k in ("count", "censored"))
+        assert f"n={n}, {censored} censored" in row and "[2 runs]" in row, row
+    assert page.count('id="sec-verdict"') == 1             # the first run's report follows

@@ -23,7 +23,7 @@ from .figures_errors import errors_by_kind_phase, errors_figure
 from .figures_latency import latency_figure, phase_latency_figure
 from .figures_timeline import timeline_figure
 from .figures_ttr import fault_detail_figure, ttr_cdf_figure
-from .html import esc, figure_div, no_data, note, script_json
+from .html import esc, figure_div, no_data, note, script_json, table
 from .latency import LatencyCurve, latency_curves, phase_curves
 from .run_dir import RunData, RunInputError
 from .stats import MIN_FAULT_EVENTS, BootstrapCI, median_difference_ci
@@ -76,6 +76,9 @@ class ReportModel:
     latency_notes: list[str]
     errors_split: dict[str, dict[str, dict[str, int]]]
     figures: dict[str, go.Figure | None]
+    #: ``pegbench report DIR MORE...``: the other runs whose histograms are merged with this
+    #: one's (section "merged"); empty for one run
+    merged_with: tuple[RunData, ...] = ()
 
 
 def min_fault_events(run: RunData) -> int:
@@ -221,6 +224,28 @@ def sections(model: ReportModel) -> dict[str, str]:
     }
 
 
+def merged_section(model: ReportModel) -> str:
+    """Per policy, TTR-first, client lag and the put response p99 during faults from the
+    histograms of this run and ``model.merged_with`` added up (exact, unlike averaging each
+    run's percentiles), and each run's verdict."""
+    from .compare_merged import HEADER, cells, merge_side, skipped_notes
+    from .compare_samples import run_samples
+
+    runs = [run_samples(r.results, None, r.directory.name) for r in (model.run, *model.merged_with)]
+    merged = [cells(merge_side(runs, policy, "all")) for policy in model.order]
+    rows = [(c[0], *c[2:]) for c in merged]      # no "side" column: one side
+    verdicts = [(r.label, r.verdict, r.unknown_reason or "") for r in runs]
+    return ('<section id="sec-merged"><h2>Merged over '
+            f"{len(runs)} runs</h2>"
+            + note("The runs' histograms added up: TTR-first and client-lag percentiles of the "
+                   "recovered samples (censored and negative lags counted beside), put response "
+                   "p99 during faults. The sections below are the first run's.")
+            + table((HEADER[0], *HEADER[2:]), rows, cls="merged")
+            + table(("run", "verdict", "why unknown"), verdicts, cls="merged-runs")
+            + "".join(note(n) for n in skipped_notes(runs, ()))
+            + "</section>")
+
+
 def embedded_data(run: RunData) -> dict[str, Any]:
     """The raw data the page carries: the run's files as read (results.json through its
     codec: the same keys and values)."""
@@ -256,6 +281,8 @@ def render(model: ReportModel) -> str:
              f'below as JSON (script#{DATA_ID}).'),
         f"<nav>{nav}</nav></header>",
     ]
+    if model.merged_with:
+        parts.append(merged_section(model))
     for sid, title in SECTIONS:
         parts.append(f'<section id="{sid}"><h2>{esc(title)}</h2>{body[sid]}</section>')
     parts.append(f'<script type="application/json" id="{DATA_ID}">'
