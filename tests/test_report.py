@@ -176,8 +176,9 @@ def test_the_headline_leads_with_what_the_client_adds(page, run_dir):
     during = failover["latency_by_phase_us"]["put"]["response"]["fault"]
     assert during["count"] > 0 and during["p99"] > 0
     headline = re.search(r'<p class="headline">(.*?)</p>', page).group(1)
-    lag, fault, ttr = (headline.index(s) for s in ("client lag p99", "put response p50 / p99 "
-                                                   "during faults", "TTR-first p50"))
+    lag, fault, ttr = (headline.index(s) for s in ("client lag p99",
+                                                   "put response p50 / p99 during faults",
+                                                   "TTR-first p50"))
     assert headline.startswith("failover vs legacy: client lag p99 ") and lag < fault < ttr
     p50, p99 = (f"{during[k] / 1000:.4g}" for k in ("p50", "p99"))
     assert f"during faults {p50} / {p99} ms vs" in headline.replace(",", ""), headline
@@ -275,7 +276,7 @@ def test_several_runs_merge_their_histograms_into_one_page(tmp_path, capsys, run
     for policy in ("legacy", "failover"):
         blocks = [json.loads((d / "results.json").read_text())["policies"][policy]["ttr_hdr"]
                   ["ttr_first_ms"] for d in (run_dir, other)]
-        row = next(r for r in re.findall(r"<tr>(.*?)</tr>", merged, flags=re.S)
+        row = next(r for r in re.findall(r"<tr>(.*?)</tr>", merged, flags=re.DOTALL)
                    if r.startswith(f"<td>{policy}</td>"))
         n, censored = (sum(b[k] for b in blocks) for k in ("count", "censored"))
         assert f"n={n}, {censored} censored" in row and "[2 runs]" in row, row
