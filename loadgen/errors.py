@@ -17,6 +17,10 @@
     ├── ConfigError(file, key, expected)   a bad profile key, flag or argument
     ├── ClusterError                  a cluster could not be started, reached or controlled
     │   └── NodeCrashed(node, exit, last_lines)   a node died without being told to
+    ├── AdapterError                  a client adapter process could not be started, answered
+    │   │                             nothing in time, or died (loadgen.adapters)
+    │   └── AdapterProtocolError      an adapter line that breaks the protocol: names the
+    │                                 adapter, the line number and what is wrong
     └── (future branches go here, never beside the root)
 
 Lower-level exceptions (socket.error, gevent.Timeout, thrift errors) are translated into
@@ -131,3 +135,12 @@ class NodeCrashed(ClusterError):
         self.node, self.exit, self.last_lines = node, exit, list(last_lines)
         tail = "\n".join("    " + line for line in self.last_lines[-20:])
         super().__init__(f"node {node} crashed (exit {exit}); last output:\n{tail}")
+
+
+class AdapterError(PegbenchError):
+    """A client adapter process (``loadgen.adapters``) failed: not started, silent, or dead."""
+
+
+class AdapterProtocolError(AdapterError):
+    """A line to or from an adapter that breaks the protocol; the message names the adapter,
+    the line number and what is wrong."""

@@ -47,6 +47,9 @@ RULES: dict[str, tuple[str, ...]] = {
                         "loadgen.report", "locust"),
     "loadgen.report": ("loadgen.pegasus", "loadgen.onebox", "loadgen.faults", "loadgen.load",
                        "loadgen.harness", "loadgen.runner", "loadgen.bench", "locust", *SOCKETS),
+    # Client adapters: a child process per real client build; the runner will use them.
+    "loadgen.adapters": ("loadgen.onebox", "loadgen.load", "loadgen.harness", "loadgen.runner",
+                         "loadgen.bench", "loadgen.report", "locust"),
     "loadgen.harness": ("loadgen.runner", "loadgen.bench"),
     "loadgen.runner": ("loadgen.bench",),
 }
@@ -135,6 +138,8 @@ def test_a_module_follows_its_most_specific_rule():
     assert "loadgen.faults" in rule_for("loadgen.onebox.supervisor")
     assert "loadgen.faults" not in rule_for("loadgen.onebox.cluster")
     assert "loadgen.faults" in rule_for("loadgen.load.driver") and rule_for("loadgen.cli") == ()
+    assert "locust" in rule_for("loadgen.adapters.connection")
+    assert "loadgen.runner" in rule_for("loadgen.adapters.protocol")
     graph = {"loadgen.onebox.cluster": {"loadgen.faults.cluster", "loadgen.metrics"},
              "loadgen.onebox.spec": {"loadgen.faults.cluster"},
              "loadgen.faults.cluster": set(), "loadgen.metrics": set()}
