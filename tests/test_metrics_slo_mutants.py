@@ -8,13 +8,23 @@ survive (issue 19).
 
 from __future__ import annotations
 
+import functools
 import math
 
 import pytest
 
 from loadgen.errors import ConfigError
 from loadgen.metrics.results import Results
-from loadgen.metrics.slo import UNKNOWN, CheckResult, ThresholdCheck, checks_from_spec, settle
+from loadgen.metrics.slo import (
+    UNKNOWN,
+    CheckResult,
+    ThresholdCheck,
+    checks_from_spec,
+    evaluate,
+    run_checks,
+    settle,
+    slo_block,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -140,3 +150,62 @@ def test_a_saturated_run_without_a_reason_still_says_it_was_its_own_bottleneck()
     settled = settle(results, {"failover.recovered_fraction": {"min": 1.0}})
     assert settled.slo.verdict == "unknown"
     assert settled.slo.unknown_reason == "the test bench was its own bottleneck: ?"
+
+
+# --------------------------------------------------------------------------- run_checks
+
+
+class _NamedCheck:
+    """A check object (as an extra check) that names itself and fails to run."""
+
+    def __init__(self):
+        self.name, self.threshold = "load_generator.self_check", {"max": 1}
+
+    def __call__(self, results):
+        raise RuntimeError("boom")
+
+
+def test_a_check_that_raises_keeps_its_own_name_and_threshold():
+    [result] = run_checks([_NamedCheck()], {})
+    assert result == CheckResult("load_generator.self_check", UNKNOWN, None, {"max": 1},
+                                 "check raised RuntimeError: boom")
+
+
+def test_a_nameless_check_that_raises_is_named_by_its_repr():
+    check = functools.partial(_NamedCheck.__call__, None)       # no name, no __name__
+    [result] = run_checks([check], {})
+    assert result.name == repr(check) and result.passed == UNKNOWN
+
+
+# --------------------------------------------------------------------------- evaluate
+
+
+def test_an_unknown_verdict_names_every_check_without_one_and_why():
+    def silent(results):
+        return CheckResult("silent", UNKNOWN)                    # no details at all
+
+    slo = evaluate({"failover.nope": {"max": 1}, "failover.x": {"max": 1}}, _doc(x=None),
+                   extra=[silent])
+    assert slo.verdict == "unknown"
+    assert slo.unknown_reason == (
+        "SLO check failover.nope has no verdict (no metric 'failover.nope' (missing 'nope')); "
+        "SLO check failover.x has no verdict (no value); "
+        "SLO check silent has no verdict (no value)")
+
+
+def test_an_unknown_verdict_always_has_a_reason_and_a_known_one_none():
+    assert slo_block(UNKNOWN, []).unknown_reason == "unknown"
+    assert slo_block(UNKNOWN, [], "").unknown_reason == "unknown"
+    assert slo_block(True, [], "ignored").unknown_reason is None
+    assert slo_block(False, []).unknown_reason is None
+
+
+def test_a_root_block_wins_over_a_policy_of_the_same_name():
+    # policy names are the user's; the root blocks' names are fixed: a policy named
+    # "durability" must not hide durability.lost
+    doc = {"policies": {"durability": {"lost": 7}}, "durability": {"lost": 0}}
+    assert ThresholdCheck("durability.lost", max=0)(doc).passed is True
+
+
+def test_a_one_part_path_is_a_root_metric():
+    assert ThresholdCheck("lost", max=0)({"lost": 0, "policies": {}}).passed is True

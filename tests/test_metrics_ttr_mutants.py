@@ -192,3 +192,43 @@ def test_load_offered_only_after_the_horizon_does_not_make_empty_windows_bad():
     first = next(t for t in ttrs if t.event_id == "f1")
     assert first.t_horizon == 110.0
     assert first.stable_recovered and first.stable_s == 1.0
+
+
+def test_a_window_is_good_from_99_percent_ok():
+    assert is_good(99, 100) and is_good(198, 200)
+    assert not is_good(197, 200)           # 98.5 %
+    assert not is_good(4, 4) and is_good(5, 5)
+
+
+def test_the_grid_reaches_into_a_second_kept_in_10_ms_detail():
+    # a later fault at 101.5 kept second 101 in 10 ms buckets: the grid of half-second
+    # windows reaches 101.5, three good windows: stable. Cut at the whole second, only two.
+    fine = [0] * 300
+    for k in range(50):                 # 10 ms buckets 101.00 .. 101.49: one ok write each
+        fine[3 * k] = 1
+    s = Series(width=3, coarse={100: (20, 0, 0), 101: (50, 0, 0)}, fine={101: tuple(fine)})
+    assert stable_windows(s, 100.0, 101.5, 0.5) == [(10.0, 10.0), (10.0, 10.0), (50.0, 50.0)]
+    assert ttr_stable(s, 100.0, 101.5, 0.5, first_s=0.1) == (0.1, True)
+
+
+def test_offered_load_is_looked_for_in_each_window_alone():
+    # the policy paused all load in [107, 110.2); the next fault on partition 3 came at
+    # 110: the windows of [107, 110) are unobserved (load resumed only after the horizon)
+    history = writes(90, 107, ok=lambda t: not 100 <= t < 100.85) + writes(110.2, 120)
+    second = FaultEvent(id="f2", kind="kill", node="replica1", t_inject=110.0, t_heal=110.5,
+                        affected_partitions=(3,), server_failover_s={3: 0.5})
+    r = Recorder()
+    record_in_end_order(r, history, faults=[(100.0, (3,)), (110.0, (3,))])
+    for window_s in (1.0, 0.5):
+        ttrs = event_ttrs(r.snapshot(), [_kill(), second], t_end=120.0, window_s=window_s)
+        first = next(t for t in ttrs if t.event_id == "f1")
+        assert first.stable_recovered and first.stable_s == 1.0
+
+
+def test_a_silent_partition_is_bad_with_half_second_windows_too():
+    history = writes(90, 138, ok=lambda t: not 100 <= t < 100.85)
+    history += writes(90, 140.6, partition=4)
+    r = Recorder()
+    record_in_end_order(r, history, faults=[(100.0, (3,))])
+    [ttr] = event_ttrs(r.snapshot(), [_kill()], t_end=140.6, window_s=0.5)
+    assert ttr.recovered and not ttr.stable_recovered

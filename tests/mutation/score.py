@@ -6,8 +6,8 @@
 
 Runs mutmut (3.8.1, ``[tool.mutmut]`` in pyproject.toml: the modules and the fast unit tests
 they are checked against) with one worker, from the repository root, then prints per module:
-mutants, killed, survived (timeouts and suspicious ones count as killed / survived as mutmut
-says; "no tests" counts as survived: nothing checks that code), how many of the survivors are
+mutants, killed (a timeout counts as killed, as mutmut counts it; the last column says how
+many), survived ("no tests" and "suspicious" count as survived: nothing checks that code), how many of the survivors are
 listed in ``tests/mutation/equivalent.toml`` (a mutant that cannot change what a user sees,
 with why), and two percentages: killed / mutants and (killed + listed) / mutants. Then the
 survivors that are *not* listed, for ``mutmut show <name>``, and listed names that no longer
@@ -32,6 +32,7 @@ EQUIVALENT = Path(__file__).with_name("equivalent.toml")
 KILLED = {1, 3, 36, 37, -24, 24, 152, 255, -11, -9}   # mutmut's stats.status_by_exit_code
 SURVIVED = {0, 5, 33, 35}                              # survived, no tests, suspicious
 NOT_RUN = {None, 2, 34}                                # not checked, interrupted, skipped
+TIMEOUT = {36, -24, 24, 152, 255}                      # counted as killed; shown apart
 
 
 def configured_modules() -> list[str]:
@@ -89,14 +90,15 @@ def main(argv: list[str] | None = None) -> int:
         loose += [n for n in survivors if n not in why]
         prefix = module_name(path) + "."
         stale += [n for n in why if n.startswith(prefix) and codes.get(n) not in SURVIVED]
-        rows.append((path, len(codes), killed, len(survivors), len(on_list), not_run))
+        timeouts = sum(c in TIMEOUT for c in codes.values())
+        rows.append((path, len(codes), killed, len(survivors), len(on_list), not_run, timeouts))
 
     header = f"{'module':32} {'mutants':>7} {'killed':>6} {'survived':>8} {'listed':>6} " \
-             f"{'killed%':>7} {'+listed%':>8} {'not run':>7}"
+             f"{'killed%':>7} {'+listed%':>8} {'not run':>7} {'timeout':>7}"
     print(header)
-    for path, n, killed, survived, on_list, not_run in rows:
+    for path, n, killed, survived, on_list, not_run, timeouts in rows:
         print(f"{path:32} {n:7} {killed:6} {survived:8} {on_list:6} {100 * killed / n:6.1f}% "
-              f"{100 * (killed + on_list) / n:7.1f}% {not_run:7}")
+              f"{100 * (killed + on_list) / n:7.1f}% {not_run:7} {timeouts:7}")
     for path in missing:
         print(f"{path:32} no results yet (run without --no-run)")
     if loose:
