@@ -55,6 +55,11 @@ def test_a_share_is_rounded_to_a_millionth():
     assert all(is_good(*c) for c in counts)
 
 
+def test_a_share_of_a_bucket_may_be_a_fraction_of_a_write():
+    # half-second windows over 1 s buckets: each holds half of its second, ok ones included
+    assert window_counts(_series(s100=(5, 0, 0)), 100.0, 2, 0.5) == [(2.5, 2.5)] * 2
+
+
 def test_buckets_after_the_last_window_do_not_count():
     s = _series(s100=(5, 0, 0), s101=(5, 0, 0), s102=(50, 0, 0))
     assert window_counts(s, 100.0, 2) == [(5.0, 5.0), (5.0, 5.0)]
