@@ -1,0 +1,83 @@
+"""``pegbench compare``'s judgement of one metric: each row's status, reason, p, change and
+sides, as the table prints them (written from mutants of ``judge_ranked`` /
+``judge_recovered`` that tests/test_compare_noise.py let survive, issue 19)."""
+
+from __future__ import annotations
+
+import pytest
+
+from loadgen.report.compare import BETTER, FEW, NA, SAME, WORSE, Side, judge_ranked, judge_recovered
+from loadgen.report.compare_samples import ERROR_RATE_FAULT, TTR_FIRST
+
+pytestmark = pytest.mark.unit
+
+BASE = [100.0 + k for k in range(12)]      # median 105.5
+SLOWER = [200.0 + k for k in range(12)]    # median 205.5: every sample above the base's
+
+
+def test_a_clear_regression_says_by_how_much_it_is_beyond_the_threshold():
+    row = judge_ranked("failover", TTR_FIRST, BASE, SLOWER, max_regression=0.1, alpha=0.05)
+    assert (row.policy, row.status, row.significant) == ("failover", WORSE, True)
+    assert row.p == pytest.approx(7.396e-07, rel=1e-3)
+    assert row.reason == "median beyond the allowed base + 10 % + 1 ms, p = 7.4e-07"
+    assert row.change == pytest.approx(100 / 105.5)
+    assert row.base == Side(12, 105.5, 102.75, 108.25)
+    assert row.candidate == Side(12, 205.5, 202.75, 208.25)
+    rate = judge_ranked("p", ERROR_RATE_FAULT, BASE, SLOWER, max_regression=0.25, alpha=0.05)
+    assert rate.reason == "median beyond the allowed base + 25 % + 0.1 %, p = 7.4e-07"
+
+
+def test_a_clear_improvement_is_better_with_no_reason():
+    row = judge_ranked("p", TTR_FIRST, SLOWER, BASE, max_regression=0.1, alpha=0.05)
+    assert (row.status, row.significant, row.reason) == (BETTER, True, "")
+    assert row.change == pytest.approx(-100 / 205.5)
+
+
+def test_no_significant_difference_is_the_same_with_its_p():
+    row = judge_ranked("p", TTR_FIRST, BASE, list(reversed(BASE)), max_regression=0.1,
+                       alpha=0.05)
+    assert (row.status, row.significant, row.reason, row.change) == (SAME, False, "", 0.0)
+    assert row.p == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("base, cand, reason", [([], [], "no samples"),
+                                                ([], BASE, "no samples on one side"),
+                                                (BASE, [], "no samples on one side")])
+def test_a_side_without_samples_is_not_judged(base, cand, reason):
+    row = judge_ranked("p", TTR_FIRST, base, cand, max_regression=0.1, alpha=0.05)
+    assert (row.status, row.reason, row.change, row.p) == (NA, reason, None, None)
+
+
+def test_three_samples_a_side_are_enough_when_the_level_allows_it():
+    # 3 + 3, complete separation: p = 0.1, significant at alpha 0.2; 2 + 2 never is judged
+    three = judge_ranked("p", TTR_FIRST, [1, 2, 3], [4, 5, 6], max_regression=0.1, alpha=0.2)
+    assert (three.status, three.p) == (WORSE, pytest.approx(0.1))
+    two = judge_ranked("p", TTR_FIRST, [1, 2], [4, 5], max_regression=0.1, alpha=0.5)
+    assert (two.status, two.reason, two.p) == (FEW, "too few samples", None)
+    assert two.change == pytest.approx(2.0)         # shown beside "too few samples"
+
+
+def test_fewer_recoveries_are_worse_and_say_how_many():
+    row = judge_recovered("failover", (24, 24), (16, 24), alpha=0.05)
+    assert (row.status, row.significant) == (WORSE, True)
+    assert row.reason == "fewer recoveries (16/24 vs 24/24), p = 0.0039"
+    assert row.base == Side(24, 100.0, 0.0, 0.0, 24)
+    assert row.candidate.recovered == 16 and row.candidate.median == pytest.approx(200 / 3)
+    assert row.change == pytest.approx(-1 / 3)
+
+
+def test_more_recoveries_are_better():
+    row = judge_recovered("p", (16, 24), (24, 24), alpha=0.05)
+    assert (row.status, row.significant, row.reason) == (BETTER, True, "")
+    assert row.p == pytest.approx(0.0039, abs=1e-4)
+
+
+def test_recoveries_not_judged_without_samples_or_with_too_few():
+    none = judge_recovered("p", (0, 0), (16, 24), alpha=0.05)
+    assert (none.status, none.reason, none.base, none.p) == (NA, "no samples on one side",
+                                                              None, None)
+    few = judge_recovered("p", (2, 2), (0, 2), alpha=0.9)   # n < 3, whatever the level
+    assert (few.status, few.reason, few.p) == (FEW, "too few samples", None)
+    same = judge_recovered("p", (24, 24), (23, 24), alpha=0.05)
+    assert (same.status, same.significant, same.reason) == (SAME, False, "")
+    assert same.p == pytest.approx(1.0)
