@@ -203,7 +203,8 @@ class LiveView:
                               f"{r.meta:.1f} meta q/s{self._dropped_text(name)}"
                               f"{self._fault_p99_text(name)}"
                               for name, r in self._rates.items())
-            self.err.print(f"[{elapsed_s:6.1f}/{total:g} s] {rates}")
+            # one line a tick in a CI log (rich would wrap it at 80 columns)
+            self.err.print(f"[{elapsed_s:6.1f}/{total:g} s] {rates}", soft_wrap=True)
 
     @property
     def rates(self) -> dict[str, Rates]:
