@@ -98,7 +98,7 @@ class RecoveryTab:
     def policies(self) -> list[str]:
         """Policy names as the outcomes carry them, in the compared order."""
         labels = self.harness.workload.labels
-        return [labels.get(p, p) for p in self.harness.settings.policies]
+        return [labels.get(p, p) for p in self.harness.settings.rows]
 
     def columns(self) -> list[dict[str, str]]:
         """The table structure: fixed columns, then one TTR column per policy."""

@@ -392,6 +392,10 @@ class RunFacts(Block):
     latency_hdr: Mapping[str, Any] | None = None     # <policy>.<op>.<kind>: hdrh base64
     #: the user count's changes mid-run (Locust's Edit): [{at_s, users_per_policy}]
     user_counts: Sequence[Mapping[str, float]] | None = None
+    #: real client row -> {name, command, client, version, meta_queries_counted, died_at
+    #: (monotonic, like run.t_start; null if it ran to the end), error, adapters: [per load
+    #: process status]}
+    real_clients: Mapping[str, Any] | None = None
 
     CODECS = codecs(load_generator=block(LoadGenerator), workers=block(Workers))
 

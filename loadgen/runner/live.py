@@ -156,8 +156,9 @@ class LiveView:
     def started(self, meta: tuple[str, ...], workers: int) -> None:
         p, w = self.profile, self.profile.workload
         where = f"{workers} Locust workers" if workers else "one local Locust process"
+        real = f"; real clients {', '.join(c.name for c in p.clients)}" if p.clients else ""
         self.say(f"pegbench run {p.name}: meta {', '.join(meta)}; policies "
-                 f"{', '.join(p.policies.compare)}; {w.users} users/policy × {w.rate_per_user:g} "
+                 f"{', '.join(p.policies.compare)}{real}; {w.users} users/policy × {w.rate_per_user:g} "
                  f"ops/s; {w.duration_s:g} s (warm-up {w.warmup_s:g} s); {where}")
         if self.err.is_terminal and not self.quiet:
             self._live = Live(console=self.err, refresh_per_second=2, transient=True)

@@ -86,7 +86,8 @@ def run(profile: Profile, out_dir: Path, *, workers: int = 0, quiet: bool = Fals
             open_cluster(profile, Path(tmp)) as cluster:
         cluster.injector(profile.injector)   # a profile error shows now, not at the first Start
         env = Environment(events=Events())
-        settings = WorkloadSettings.from_profile(profile, meta=cluster.meta, run_id=out_dir.name)
+        settings = WorkloadSettings.from_profile(profile, meta=cluster.meta, run_id=out_dir.name,
+                                                 meta_query_log=str(cluster.meta_query_log or ""))
         runner = env.create_master_runner("127.0.0.1", 0) if workers else env.create_local_runner()
         web_runs = None
         if web is not None:
