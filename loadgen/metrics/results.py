@@ -326,6 +326,8 @@ class Durability(Block):
     acked: int = 0
     verified: int = 0
     lost: int | None = None
+    #: the same per row that wrote them (policy or real client): {acked, verified, lost}
+    by_policy: Mapping[str, Mapping[str, int]] | None = None
 
 
 @dataclass(frozen=True)

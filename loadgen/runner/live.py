@@ -30,6 +30,7 @@ from rich.text import Text
 from ..metrics.analysis import live_p99_ms
 from ..metrics.results import Results
 from ..metrics.slo import SATURATED_REASON, slo_verdict, verdict_name
+from ..report.views import real_client_line
 
 PLAIN_EVERY_S = 10.0
 #: A source whose last new sample is older than this many of its intervals (and at least
@@ -252,10 +253,15 @@ class LiveView:
                           f"{_num(ttr.p50)}/{_num(ttr.p99)}", f"{ttr.recovered}/{ttr.n}",
                           _num(p.meta_queries_per_s, 1), _num(p.attempts_per_op, 2))
         self.out.print(table)
+        for row in results.facts.real_clients or {}:
+            self.out.print(f"{row}: {real_client_line(results, row)}")
         d = results.durability
         acked, verified, lost = (None, None, None) if d is None else (d.acked, d.verified, d.lost)
+        lost_by = ", ".join(f"{row} {c.get('lost', 0)}"
+                            for row, c in ((d.by_policy or {}) if d is not None else {}).items()
+                            if c.get("lost"))
         self.out.print(f"durability: {acked} acknowledged writes, {verified} verified, "
-                       f"{lost} lost")
+                       f"{lost} lost" + (f" ({lost_by})" if lost_by else ""))
         for check in results.slo.checks if results.slo is not None else ():
             self.out.print(f"SLO {check.name}: {check.value!r} vs {check.threshold} → "
                            f"{_verdict(check.passed)}")
