@@ -62,10 +62,12 @@ class OpResult:
     message: str = ""
     value: bytes | None = None
 
-    def to_outcome(self, *, table: str, policy: str, node: str | None = None,
+    def to_outcome(self, *, table: str, policy: str, partition: int = -1, node: str | None = None,
                    intended_start: float | None = None) -> Outcome:
-        """The op-level ``Outcome`` pegbench's recorders take (partition unknown: -1)."""
-        return Outcome(level=OP, op=self.op, table=table, partition=-1, node=node, start=self.start,
+        """The op-level ``Outcome`` pegbench's recorders take (one attempt: the client's
+        own retries are not seen)."""
+        return Outcome(level=OP, op=self.op, table=table, partition=partition, node=node,
+                       start=self.start,
                        end=self.end, outcome=self.outcome, error=self.error, attempt=1,
                        refreshed=False, policy=policy, intended_start=intended_start)
 

@@ -34,9 +34,10 @@ from typing import Any
 import gevent
 from gevent.event import AsyncResult
 
+from ..adapters.connection import AdapterConnection, OpResult
 from ..errors import AdapterError, PegasusError
 from ..pegasus import keys
-from ..pegasus.outcome import META, OK, OP, Outcome
+from ..pegasus.outcome import FAIL, META, OK, UNKNOWN, Outcome
 
 log = logging.getLogger(__name__)
 
@@ -81,8 +82,7 @@ class RealClient:
         return self._opened.get()
 
     def _open(self, name: str) -> RealClientTable:
-        from ..adapters import AdapterConnection
-        from ..pegasus import Client
+        from ..pegasus import Client  # as the workload does: the client only where users run
 
         try:
             command = _resolve(self.command)
@@ -195,23 +195,18 @@ class RealClientTable:
     def _call(self, op: str, hash_key: bytes, intended_start: float | None,
               **fields: Any) -> bytes | None:
         c = self.client
-        partition = self.partition_of(hash_key)
-        start = time.monotonic()
         try:
             r = c.conn.call(op, hash_key, **fields)
         except AdapterError as exc:      # not running: nothing was sent
-            end = time.monotonic()
-            outcome, error, message, value = "fail", ADAPTER_DOWN, str(exc), None
-        else:
-            start, end = r.start, r.end
-            outcome, error, message, value = r.outcome, r.error, r.message, r.value
-        c.observer(Outcome(level=OP, op=op, table=self.name, partition=partition, node=None,
-                           start=start, end=end, outcome=outcome, error=error, attempt=1,
-                           refreshed=False, policy=c.row, intended_start=intended_start))
-        if outcome == OK:
-            return value
-        exc = PegasusError(error or "ERR_UNKNOWN", message)
-        exc.outcome = "fail" if outcome == "fail" or op == "get" else "unknown"
+            now = time.monotonic()
+            r = OpResult(id=0, op=op, start=now, end=now, outcome=FAIL, error=ADAPTER_DOWN,
+                         message=str(exc))
+        c.observer(r.to_outcome(table=self.name, policy=c.row, partition=self.partition_of(hash_key),
+                                intended_start=intended_start))
+        if r.outcome == OK:
+            return r.value
+        exc = PegasusError(r.error or "ERR_UNKNOWN", r.message)
+        exc.outcome = FAIL if r.outcome == FAIL or op == "get" else UNKNOWN   # a read never applies
         raise exc
 
 
