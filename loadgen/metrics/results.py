@@ -416,10 +416,10 @@ class RunFacts(Block):
 
     @property
     def compared(self) -> list[str]:
-        """The profile's ``policies.compare``, if recorded."""
+        """The profile's ``policies.compare``, if recorded, then the real clients' rows."""
         policies = self.profile.get("policies") if isinstance(self.profile, Mapping) else None
         compare = policies.get("compare") if isinstance(policies, Mapping) else None
-        return list(compare) if isinstance(compare, list) else []
+        return (list(compare) if isinstance(compare, list) else []) + list(self.real_clients or {})
 
 
 FACT_KEYS = frozenset(RunFacts.keys())

@@ -30,7 +30,7 @@ from rich.text import Text
 from ..metrics.analysis import live_p99_ms
 from ..metrics.results import Results
 from ..metrics.slo import SATURATED_REASON, slo_verdict, verdict_name
-from ..report.views import real_client_line
+from ..report.views import policy_order, real_client_line
 
 PLAIN_EVERY_S = 10.0
 #: A source whose last new sample is older than this many of its intervals (and at least
@@ -244,7 +244,8 @@ class LiveView:
                        "put p99 ms faults/all", "TTR-first p50/p99 ms", "recovered", "meta q/s",
                        "attempts/op"):
             table.add_column(column, justify="left" if column == "policy" else "right")
-        for name, p in results.policies.items():
+        for name in policy_order(results):
+            p = results.policies[name]
             ttr = p.ttr_first_ms
             put = (p.latency_us or {}).get("put", {}).get("response")
             table.add_row(name, str(p.ops), _pct(p.error_rate), _num(p.client_lag_ms.p99),
