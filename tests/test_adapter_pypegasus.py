@@ -13,10 +13,10 @@ import time
 
 import gevent
 import pytest
-from support.onebox import hash_keys_per_partition, make_box, node_of
+from support.onebox import first_new_primary, hash_keys_per_partition, make_box, node_of
 from support.processes import alive, kill_groups, wait_until
 
-from loadgen.adapters import AdapterConnection, venvs
+from loadgen.adapters import AdapterConnection, AdapterError, venvs
 from loadgen.adapters.pypegasus import DEFINITE
 from loadgen.pegasus import error_codes
 
@@ -53,7 +53,8 @@ def connect(command, box):
 
     def make(**kw) -> AdapterConnection:
         kw.setdefault("op_timeout_ms", OP_TIMEOUT_MS)
-        conn = AdapterConnection(command, meta=box.meta_addrs, table="temp", name="pypegasus",
+        kw.setdefault("table", "temp")
+        conn = AdapterConnection(command, meta=box.meta_addrs, name="pypegasus",
                                  env=venvs.adapter_env(), **kw)
         made.append(conn)
         conn.start()
@@ -94,6 +95,12 @@ def test_ops_round_trip_and_stop(connect):
     conn.stop()
     assert conn.bye and conn.exit_code == 0
     assert wait_until(lambda: group_gone(pid), 5)
+
+
+def test_unknown_table_fails_before_ready(connect):
+    with pytest.raises(AdapterError, match="before 'ready'") as info:
+        connect(table="no-such-table", options={"init_timeout_s": 1})
+    assert "no config for table 'no-such-table'" in str(info.value)
 
 
 def test_many_ops_in_flight(connect):
@@ -151,8 +158,11 @@ def test_recovers_after_the_primary_is_killed(connect, box):
         failed = [(o, e) for s, end, o, e in results if s > t_kill and end < t_ok and o != "ok"]
         assert failed, "every put after the kill succeeded: the fault did not hit the partition"
         assert {o for o, _ in failed} <= {"fail", "unknown"}
-        print(f"\npypegasus3: first ok put {t_ok - t_kill:.2f} s after the kill; "
-              f"errors before it: {sorted({e for _, e in failed})}")
+        t_new = first_new_primary(box, 0, victim_addr, t_kill)
+        assert t_new is not None and t_ok > t_new, "a put succeeded before the new primary"
+        print(f"\npypegasus3: new primary {t_new - t_kill:.2f} s after the kill, first ok put "
+              f"{t_ok - t_kill:.2f} s after the kill; {len(failed)} puts failed before, errors "
+              f"{sorted({e for _, e in failed})}")
         gevent.sleep(0.5)   # and it stays recovered
         later = [o for s, _, o, _ in results if s > t_ok + 0.1]
         assert later and set(later) == {"ok"}, later
