@@ -96,8 +96,10 @@ def interpret(pg: Any, op: p.Op, result: Any, *, sent: bool) -> p.Reply:
     if isinstance(result, tuple) and len(result) == 2 and isinstance(result[0], int):
         code, data = result
         if not sent:
-            name = pg.error_types(code).name if code in pg.error_types._value2member_map_ \
-                else "ERR_UNKNOWN"
+            try:
+                name = pg.error_types(code).name
+            except ValueError:
+                name = "ERR_UNKNOWN"
             return failed(name, f"the client returned {result!r} at once: no session to the "
                                 "partition's primary, nothing sent", definite=True)
         if code == _OK:
