@@ -167,8 +167,9 @@ def _run(cmd: list[str], progress: Callable[[str], None], what: str) -> None:
 def _check(env: ClientEnv, path: Path) -> str | None:
     """None if the client imports in the venv at ``path``, else why not."""
     try:
+        # cwd: importing pypegasus opens ./pegasus.log; keep it inside the venv
         done = subprocess.run([str(_python(path)), "-c", env.check], capture_output=True,
-                              text=True, errors="replace", timeout=120)
+                              text=True, errors="replace", timeout=120, cwd=path)
     except (OSError, subprocess.TimeoutExpired) as e:
         return str(e)
     if done.returncode == 0:
