@@ -273,8 +273,13 @@ def _setup_logging() -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # Twisted's own errors (an unhandled Deferred error, an exception in a protocol) to stderr;
     # redirectStandardIO=False: stdout stays ours
-    from twisted.logger import (FilteringLogObserver, LogLevel, LogLevelFilterPredicate,
-                                globalLogBeginner, textFileLogObserver)
+    from twisted.logger import (
+        FilteringLogObserver,
+        LogLevel,
+        LogLevelFilterPredicate,
+        globalLogBeginner,
+        textFileLogObserver,
+    )
 
     observer = FilteringLogObserver(textFileLogObserver(sys.stderr),
                                     [LogLevelFilterPredicate(defaultLogLevel=LogLevel.warn)])

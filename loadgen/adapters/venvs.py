@@ -169,7 +169,7 @@ def _check(env: ClientEnv, path: Path) -> str | None:
     try:
         # cwd: importing pypegasus opens ./pegasus.log; keep it inside the venv
         done = subprocess.run([str(_python(path)), "-c", env.check], capture_output=True,
-                              text=True, errors="replace", timeout=120, cwd=path)
+                              text=True, errors="replace", timeout=120, cwd=path, check=False)
     except (OSError, subprocess.TimeoutExpired) as e:
         return str(e)
     if done.returncode == 0:
@@ -181,7 +181,7 @@ def _versions(path: Path) -> dict[str, str]:
     code = ("import json, importlib.metadata as m; "
             "print(json.dumps({d.metadata['Name']: d.version for d in m.distributions()}))")
     done = subprocess.run([str(_python(path)), "-c", code], capture_output=True, text=True,
-                          timeout=120)
+                          timeout=120, check=False)
     return json.loads(done.stdout) if done.returncode == 0 else {}
 
 
