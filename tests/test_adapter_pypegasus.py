@@ -97,6 +97,13 @@ def test_ops_round_trip_and_stop(connect):
     assert wait_until(lambda: group_gone(pid), 5)
 
 
+def test_stdin_eof_ends_the_adapter(connect):
+    conn = connect()
+    conn.proc.stdin.close()   # pegbench went away without 'stop'
+    assert wait_until(lambda: conn.proc.poll() is not None, 10)
+    assert conn.proc.returncode == 0 and not conn.bye
+
+
 def test_unknown_table_fails_before_ready(connect):
     with pytest.raises(AdapterError, match="before 'ready'") as info:
         connect(table="no-such-table", options={"init_timeout_s": 1})

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 
 from loadgen.adapters import protocol as p
-from loadgen.adapters.pypegasus import interpret
+from loadgen.adapters.pypegasus import Adapter, interpret
 from loadgen.pegasus import error_codes
 
 pytestmark = pytest.mark.unit
@@ -60,3 +60,42 @@ def test_swallowed_failures_and_oddities():
     assert reply("get", None) == ("fail", "ERR_UNKNOWN", None)
     assert reply("put", "what") == ("unknown", "ERR_UNKNOWN", None)
     assert reply("put", (999, 0), sent=False) == ("fail", "ERR_UNKNOWN", None)
+
+
+class FakeReactor:
+    def __init__(self):
+        self.stopped = False
+
+    def stop(self):
+        self.stopped = True
+
+
+class FakeOut(list):
+    def write(self, line):
+        self.append(p.decode(line, adapter="test", lineno=len(self) + 1, allowed=p.FROM_ADAPTER))
+
+    def flush(self):
+        pass
+
+
+def test_a_raising_or_unsent_call_is_a_reply_not_a_crash():
+    class Client:
+        def set(self, *a):
+            raise RuntimeError("boom")
+
+        def get(self, *a):
+            return PG.error_types.ERR_INVALID_STATE.value, 0   # no session: returned at once
+
+        def close(self):
+            pass
+
+    pg = SimpleNamespace(error_types=PG.error_types, defer=SimpleNamespace(Deferred=type("D", (), {})))
+    out = FakeOut()
+    adapter = Adapter(pg, FakeReactor(), out)
+    adapter.client, adapter.hello = Client(), p.Hello(meta=["m:1"], table="t", op_timeout_ms=100)
+    adapter.dispatch(op("put"))
+    adapter.dispatch(op("get"))
+    assert [(r.outcome, r.error) for r in out] == [("fail", "ERR_UNKNOWN"), ("fail", "ERR_INVALID_STATE")]
+    assert "RuntimeError: boom" in out[0].message
+    adapter.dispatch(p.Stop())
+    assert isinstance(out[-1], p.Bye) and adapter.reactor.stopped and adapter.exit_code == 0
