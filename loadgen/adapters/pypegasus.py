@@ -132,6 +132,7 @@ class Adapter:
         self.exit_code = 0
         self.init_deadline = 0.0
         self.init_attempts = 0
+        self.ready = False
         self.done = False
 
     # -- output (reactor thread only) --------------------------------------------------------
@@ -189,6 +190,8 @@ class Adapter:
             logging.getLogger().setLevel(level.upper())
         timeout_s = float(hello.options.get("init_timeout_s", DEFAULT_INIT_TIMEOUT_S))
         self.init_deadline = self.reactor.seconds() + timeout_s
+        # init() may also never end (a connect to a silent address): give up at the deadline
+        self.reactor.callLater(timeout_s, self.init_expired)
         self.client = self.pg.Pegasus(list(hello.meta), hello.table, hello.op_timeout_ms)
         self.init()
 
@@ -202,18 +205,24 @@ class Adapter:
         d.addBoth(self.after_init)
 
     def after_init(self, _: Any) -> None:
-        if self.done:
+        if self.done or self.ready:
             return
         if self.client.table.query_cfg_response is not None:   # init found the table
+            self.ready = True
             ops = ["put", "get"] + (["multi_put"] if hasattr(self.pg.Pegasus, "multi_set") else [])
             self.send(p.Ready(client=CLIENT, version=metadata.version(CLIENT), ops=ops))
         elif self.reactor.seconds() + INIT_RETRY_S < self.init_deadline:
             self.reactor.callLater(INIT_RETRY_S, self.init)
         else:
-            assert self.hello is not None
-            log.error("no config for table %r from meta %s after %d init() attempts",
-                      self.hello.table, ",".join(self.hello.meta), self.init_attempts)
-            self.finish(1)
+            self.init_expired()
+
+    def init_expired(self) -> None:
+        if self.done or self.ready:
+            return
+        assert self.hello is not None
+        log.error("no config for table %r from meta %s after %d init() attempts",
+                  self.hello.table, ",".join(self.hello.meta), self.init_attempts)
+        self.finish(1)
 
     def on_op(self, op: p.Op) -> None:
         try:
@@ -303,4 +312,8 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    # os._exit, not sys.exit: the stdin thread may still be blocked in a read (after an init
+    # failure, say), and the interpreter aborts (SIGABRT) when it finalizes around one.
+    sys.stderr.flush()
+    os._exit(code)
