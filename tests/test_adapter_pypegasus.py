@@ -122,6 +122,28 @@ def test_many_ops_in_flight(connect):
     assert [r.get(timeout=10).value for r in gets] == [b"v%d" % i for i in range(50)]
 
 
+def test_a_stuck_op_holds_back_no_other(connect, box):
+    """Puts to a SIGSTOPped primary wait for the client's timer (ERR_TIMEOUT, unknown) while
+    a put to another node's partition completes at once: the adapter serializes nothing."""
+    conn = connect(op_timeout_ms=2000)
+    cfg = box.config()
+    keys = hash_keys_per_partition()
+    victim_addr = str(cfg.partitions[0].primary)
+    other = next(i for i in range(1, 8) if str(cfg.partitions[i].primary) != victim_addr)
+    box.pause(node_of(box, victim_addr))
+    try:
+        stuck = [conn.submit("put", keys[0], b"s", b"%d" % i) for i in range(5)]
+        gevent.sleep(0.1)
+        free = conn.call("put", keys[other], b"s", b"x")
+        assert free.outcome == "ok" and free.end - free.start < 2.0 / 2, free
+        assert not any(r.ready() for r in stuck)
+        results = [r.get(timeout=10) for r in stuck]
+        assert {(r.outcome, r.error) for r in results} == {("unknown", "ERR_TIMEOUT")}
+        assert all(r.end - r.start >= 2.0 * 0.9 for r in results)
+    finally:
+        box.resume(node_of(box, victim_addr))
+
+
 def test_recovers_after_the_primary_is_killed(connect, box):
     """pypegasus3 never notices a lost connection: the puts to the dead primary time out,
     and after MAX_TIMEOUT_THRESHOLD (5) timeouts its 2 s meta check re-runs init() and finds
