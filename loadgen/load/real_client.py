@@ -25,9 +25,8 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +34,9 @@ import gevent
 from gevent.event import AsyncResult
 
 from ..adapters.connection import AdapterConnection, OpResult
-from ..errors import AdapterError, PegasusError
+from ..adapters.venvs import adapter_env, resolve_command
+from ..config.schema import ClientConfig
+from ..errors import AdapterError, ConfigError, PegasusError
 from ..pegasus import keys
 from ..pegasus.outcome import FAIL, META, OK, UNKNOWN, Outcome
 
@@ -45,7 +46,6 @@ log = logging.getLogger(__name__)
 ADAPTER_DOWN = "ADAPTER_DOWN"
 #: How often the adapter's sockets are sampled and the meta's query log read.
 ATTRIBUTION_INTERVAL_S = 0.25
-_LOADGEN_ROOT = str(Path(__file__).resolve().parents[2])
 
 
 class RealClient:
@@ -85,16 +85,16 @@ class RealClient:
         from ..pegasus import Client  # as the workload does: the client only where users run
 
         try:
-            command = _resolve(self.command)
+            command = resolve_command(self.command)
             # the partition count, as a client learns it (no observer: not the row's query)
             with Client(self.meta, policy="failover", op_timeout_ms=self.op_timeout_ms) as probe:
                 count = probe.open_table(name).partition_count
             self.conn = AdapterConnection(
                 command, meta=self.meta, table=name, op_timeout_ms=int(self.op_timeout_ms),
                 options=self.options, name=self.row, handshake_timeout_s=self.handshake_timeout_s,
-                env=_adapter_env())
+                env=adapter_env())
             self.conn.start()
-        except (AdapterError, PegasusError, OSError) as exc:
+        except (AdapterError, ConfigError, PegasusError, OSError) as exc:
             self._start_error = str(exc)
             log.error("%s: the adapter did not start: %s", self.row, exc)
             raise _down(f"{self.row}: the adapter did not start: {exc}") from None
@@ -216,23 +216,6 @@ def _down(message: str) -> PegasusError:
     return exc
 
 
-def _resolve(command: list[str]) -> list[str]:
-    """``{venv:NAME}`` placeholders resolved (a client environment must be installed)."""
-    if not any("{venv:" in part for part in command):
-        return command
-    from ..adapters.venvs import resolve_command
-
-    return resolve_command(command)
-
-
-def _adapter_env() -> dict[str, str]:
-    """The adapter's environment: ours, with this checkout's ``loadgen`` importable (an
-    adapter in a client's venv imports :mod:`loadgen.adapters.protocol` from it)."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (_LOADGEN_ROOT, env.get("PYTHONPATH")) if p)
-    return env
-
-
 def _local_ports(proc: Any) -> set[str]:
     """``host:port`` of every TCP socket of ``proc`` and its children."""
     out: set[str] = set()
@@ -241,3 +224,14 @@ def _local_ports(proc: Any) -> set[str]:
             if c.laddr:
                 out.add(f"{c.laddr.ip}:{c.laddr.port}")
     return out
+
+
+def check_commands(clients: Iterable[ClientConfig], source: str) -> None:
+    """Before a run: every real client's adapter command resolves (its client environment is
+    installed); else a ConfigError naming the profile key and the install command."""
+    for c in clients:
+        try:
+            resolve_command(c.command)
+        except (AdapterError, ConfigError) as exc:
+            raise ConfigError(source, f"clients.{c.name}.command",
+                              f"a command that can start: {exc}") from None

@@ -38,6 +38,7 @@ import gevent
 
 from ..config.schema import InjectorConfig, Profile
 from ..errors import ClusterError, ConfigError
+from ..load.real_client import check_commands
 from ..exitcodes import EXIT_OK, EXIT_RUNTIME, EXIT_USAGE
 from ..faults.cluster import Cluster, ExternalCluster
 from ..harness import hooks
@@ -331,6 +332,7 @@ def _open(environment: Any, runner: Any = None, web_ui: Any = None, **_kw: Any) 
         run_time = getattr(options, "run_time", None)      # -t: the runs' duration
         profile = profile_from_options(
             options, {"workload.duration_s": float(run_time)} if run_time else None)
+        check_commands(profile.clients, profile.source or "profile")
         profile, cluster, work_dir = _cluster(profile, options)
         _check_reachable(cluster, profile.cluster.table)
     except ConfigError as exc:

@@ -31,6 +31,7 @@ import gevent
 from ..config.profile import load_profile
 from ..config.schema import Profile
 from ..errors import ClusterError, ConfigError
+from ..load.real_client import check_commands
 from ..faults.cluster import Cluster, ExternalCluster
 from .measurement import Measurement
 from .locust_runs import LocustRuns
@@ -236,6 +237,7 @@ def main(argv: list[str]) -> int:
     if profile.policies.mode != "paired":
         raise ConfigError(profile.source or args.profile, "policies.mode",
                           f"'paired': pegbench run does not run {profile.policies.mode!r} yet")
+    check_commands(profile.clients, profile.source or args.profile)
     out_dir = out_dir_for(profile, args.out)
     web = WebAddress(args.web_host, args.web_port) if args.web else None
     return run(profile, out_dir, workers=args.workers, quiet=args.quiet, web=web)
