@@ -240,3 +240,35 @@ def test_kill_recovers_at_the_first_tick_after_five_time_outs():
     assert row.first_ok_s <= OP_TIMEOUT_S + 5 * 4 * gap_s + CHECK_S + SLACK_S, row
     assert row.failed > 0 and row.attempts_per_op == 1.0
     assert row.meta_queries_per_s <= 1 / CHECK_S + 1
+
+
+def test_one_writer_recovers_at_six_op_timeouts_when_the_tick_falls_after_the_fifth(cluster, connect):
+    """The issue's measurement, scaled: one put at a time, the primary crashes, the meta
+    names a new one 1.5 op timeouts later. Puts time out at T, 2T, … 5T (each waits its full
+    timeout: no retry, no redial); the fifth raises the flag; the tick between 5T and 6T
+    queries the meta, but the put sent at 5T is on the dead connection and times out at
+    6T: the first success comes right after 6T. (Measured with pypegasus3 0.0.1.1 on a
+    onebox, T = 1 s, grace 1.5 s: first success 6.05 s after the kill, tick at 5.34 s.)"""
+    op_timeout_s = 0.2
+    table, rec = connect("pypegasus", op_timeout_ms=op_timeout_s * 1000,
+                         check_interval_s=2 * op_timeout_s)
+    refresher = table.client._executor("temp").refresher
+    a, b = cluster.replica_addrs
+    tick_after_s = 5.5 * op_timeout_s
+    kill_at = refresher.next_tick(time.monotonic() + tick_after_s) - tick_after_s
+    gevent.sleep(max(0.0, kill_at - time.monotonic()))
+    crashed = time.monotonic()
+    cluster.set_mode(a, "down")
+    gevent.spawn_later(1.5 * op_timeout_s, fail_over, cluster, b)
+    results = []
+    while time.monotonic() - crashed < 12 * op_timeout_s:
+        results.append(_put(table))
+        if results[-1][2] is None:
+            break
+    assert [type(exc) for _, _, exc in results[:-1]] == [OpTimeout] * 6
+    start, end, exc = results[-1]
+    assert exc is None
+    first_ok_s = end - crashed
+    assert 6 * op_timeout_s <= first_ok_s <= 6 * op_timeout_s + SLACK_S
+    (query,) = _meta_starts(rec)
+    assert 5 * op_timeout_s <= query - crashed <= 6 * op_timeout_s
