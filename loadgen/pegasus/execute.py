@@ -336,6 +336,9 @@ class _OpRun:
         self.last_error = (exc.last_error or self.last_error) if isinstance(exc, OpTimeout) else exc
         if not reaction.keep_waiting:
             self._emit_attempt(a, exc, now)
+            if a in self.pending:  # recorded now: _finish must not record it again
+                a.call.cancel()
+                self.pending.remove(a)
         if not reaction.retry:
             return self._finish(exc)
         if now >= self.deadline:
