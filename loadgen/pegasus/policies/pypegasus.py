@@ -52,10 +52,22 @@ class Pypegasus(Policy):
       session stays in ``session_dict``; Twisted's ``write`` on a closed transport drops the
       data silently, so later ops to that node time out too.
 
+    A timed-out op reports ERR_TIMEOUT (a write's fate is unknown). After a primary's crash,
+    recovery therefore needs the fifth time-out (of any partition of the table), then the
+    next tick of the 2 s timer, then a put sent after it: a writer that sends one put at a
+    time with a 1 s timeout sees time-outs at 1, 2, 3, 4 and 5 s; a tick in (5 s, 6 s)
+    queries the meta, but the put sent at 5 s is in the dead connection and times out at
+    6 s, so the first success comes at 6 s (measured with pypegasus3 0.0.1.1 on a onebox,
+    grace 1.5 s: 6.05 s after the kill, the meta's failover at 1.48 s, tick at 5.34 s).
+    With many puts in flight the fifth time-out comes right after the first op timeout.
+
     Deviations: ``update_cfg`` closes and redials every primary's connection, even live ones
     (replies in flight on them are lost); the model redials only the ones that are down. An
     op sent while its node is down waits for a connection and goes out if one comes up
-    before its deadline; the real one went into the dead socket and times out.
+    before its deadline; the real one went into the dead socket and times out. A primary
+    never reached at all (down when the client first needs it) makes the real client fail
+    at once with ERR_INVALID_STATE (``get_session`` finds no session) and flag a query; the
+    model's op waits for its deadline and counts a time-out.
     """
 
     name: ClassVar[str] = "pypegasus"
