@@ -323,6 +323,53 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
         p.set_defaults(func=_delegate(module), passthrough=True)
 
 
+# ----------------------------------------------------------------------- clients
+
+def _clients_install(args: argparse.Namespace) -> int:
+    from .adapters import venvs
+
+    venvs.install(args.name, cache_dir=args.cache,
+                  progress=lambda line: print(line, file=sys.stderr, flush=True))
+    print(venvs.venv_path(args.name, args.cache), flush=True)
+    return EXIT_OK
+
+
+def _clients_list(args: argparse.Namespace) -> int:
+    from .adapters import venvs
+
+    for name, env in sorted(venvs.CLIENTS.items()):
+        path = venvs.venv_path(name, args.cache)
+        if venvs.is_installed(name, args.cache):
+            marker = venvs.read_marker(path) or {}
+            state = f"installed ({env.dist} {marker.get('version', '?')})"
+        else:
+            state = "incomplete" if path.exists() else "not installed"
+        print(f"{name:<12} {state:<32} {path}")
+        print(f"{'':<12} {env.summary}")
+    return EXIT_OK
+
+
+def _add_clients(sub: argparse._SubParsersAction) -> None:
+    clients = sub.add_parser(
+        "clients", help="real client builds run through adapters: install, list",
+        description="Each real client build runs as an adapter process in its own venv under "
+                    "pegbench's cache ($PEGBENCH_CACHE, else $XDG_CACHE_HOME/pegbench, else "
+                    "~/.cache/pegbench; then venvs/NAME).", epilog=EXIT_CODES_HELP)
+    cmds = clients.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    install = cmds.add_parser(
+        "install", help="create a client's venv (pip install; a good one is kept)",
+        description="Create the venv of client NAME, pip install its pinned packages (progress "
+                    "on stderr), check that it imports and mark it installed; prints its path. "
+                    "A complete install is found and kept.", epilog=EXIT_CODES_HELP)
+    install.add_argument("name", metavar="NAME")
+    install.add_argument("--cache", metavar="DIR", help="cache folder instead of the default")
+    install.set_defaults(func=_clients_install)
+    listing = cmds.add_parser("list", help="known clients, installed or not, and their venvs",
+                              epilog=EXIT_CODES_HELP)
+    listing.add_argument("--cache", metavar="DIR", help="cache folder instead of the default")
+    listing.set_defaults(func=_clients_list)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pegbench",
@@ -336,6 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_bench(sub)
     _add_report(sub)
     _add_list(sub)
+    _add_clients(sub)
     return parser
 
 

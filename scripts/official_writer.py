@@ -1,7 +1,7 @@
 """One writer of the official Python client (pypegasus3, on Twisted): puts one at a time, in batches.
 
 The official side of ``pegbench bench cpu`` (loadgen/bench/cpu.py). It runs under the
-official client's own virtual environment (``bash scripts/official_client_venv.sh``), so it
+official client's own virtual environment (``pegbench clients install pypegasus``), so it
 imports nothing from pegbench. It opens the table, does ``--warmup`` puts (connections made,
 code paths warm) and prints ``{"ready": ...}``; then, for each line ``N`` read from stdin, it
 does N puts, each waiting for its reply before the next one is sent, and prints one JSON
@@ -9,7 +9,7 @@ line: the process's CPU time (user + sys, ``resource.getrusage``) and wall time 
 puts, and how many were acknowledged (storage status 0). ``quit`` or end of input ends it.
 While it waits for a line the reactor does nothing (the read blocks it), as ours does.
 
-    .venv-official/bin/python scripts/official_writer.py --meta 127.0.0.1:34601 <<< 3000
+    ~/.cache/pegbench/venvs/pypegasus/bin/python scripts/official_writer.py --meta 127.0.0.1:34601 <<< 3000
 """
 
 from __future__ import annotations

@@ -104,7 +104,8 @@ def test_a_crash_ends_ops_in_flight_unknown_and_later_submits_fail_fast(connect)
         assert time.monotonic() - t0 < 5.0   # the death, not the op timeout, ended them
         for r in results:
             assert r.outcome == "unknown"
-            assert "adapter fake-crash exited (exit status 3) at" in r.error
+            assert r.error == "ADAPTER_EXITED"
+            assert "adapter fake-crash exited (exit status 3) at" in r.message
         assert conn.exit_code == 3 and conn.died_at is not None
         assert any("crashing on op" in line for line in conn.stderr_tail())
         t1 = time.monotonic()
@@ -123,8 +124,9 @@ def test_a_protocol_violation_breaks_the_connection(connect, mode, what):
     conn.start()
     result = conn.submit("put", b"h", b"s", b"v").get(timeout=10)
     assert result.outcome == "unknown"
-    assert result.error.startswith(f"adapter fake-{mode} broken: adapter fake-{mode}: line 2: ")
-    assert what in result.error
+    assert result.error == "ADAPTER_BROKEN"
+    assert result.message.startswith(f"adapter fake-{mode} broken: adapter fake-{mode}: line 2: ")
+    assert what in result.message
     assert isinstance(conn.error, AdapterProtocolError) and what in str(conn.error)
     assert [str(e) for e in conn.protocol_errors] == [str(conn.error)]
     assert gwait(lambda: group_gone(conn.pid), 10)   # stopped without being asked
@@ -179,7 +181,8 @@ def test_ops_in_flight_at_stop_end_unknown(connect):
     gevent.sleep(0.05)
     conn.stop()
     result = pending.get(timeout=5)
-    assert (result.outcome, result.error) == ("unknown", "adapter fake-slow stopped")
+    assert (result.outcome, result.error, result.message) == (
+        "unknown", "ADAPTER_STOPPED", "adapter fake-slow stopped")
 
 
 def test_stop_right_after_a_break_waits_for_the_process_to_go(connect):

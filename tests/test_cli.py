@@ -42,7 +42,7 @@ def pegbench(*args: str, timeout_s: float = 60) -> subprocess.CompletedProcess:
 def test_help_lists_commands():
     out = pegbench("--help")
     assert out.returncode == 0
-    for cmd in ("version", "onebox", "bench"):
+    for cmd in ("version", "onebox", "bench", "clients"):
         assert cmd in out.stdout
     onebox = pegbench("onebox", "--help")
     assert onebox.returncode == 0

@@ -1,5 +1,7 @@
 """Client adapters: real Pegasus client builds driven by pegbench through a child process that
 speaks newline-delimited JSON on its stdin/stdout (:mod:`.protocol`, :mod:`.connection`).
+Each real client has a venv of its own (:mod:`.venvs`, ``pegbench clients install NAME``);
+:mod:`.pypegasus` is the adapter of the official Python client, run in its venv.
 
 No Locust, no harness, runner or onebox here (tests/test_layering.py): the runner will use this,
 not the other way round. An adapter runs in its own client's environment (a venv without

@@ -42,7 +42,10 @@ from . import protocol as p
 
 log = logging.getLogger(__name__)
 
-REPLY_TIMEOUT = "adapter reply timeout"
+#: The error names of ops the adapter did not answer (the detail is in ``OpResult.message``):
+#: no reply in time, the adapter exited, it broke the protocol, or pegbench stopped it.
+REPLY_TIMEOUT = "ADAPTER_REPLY_TIMEOUT"
+EXITED, BROKEN, STOPPED = "ADAPTER_EXITED", "ADAPTER_BROKEN", "ADAPTER_STOPPED"
 STDERR_LINES = 50
 
 
@@ -59,10 +62,12 @@ class OpResult:
     message: str = ""
     value: bytes | None = None
 
-    def to_outcome(self, *, table: str, policy: str, node: str | None = None,
+    def to_outcome(self, *, table: str, policy: str, partition: int = -1, node: str | None = None,
                    intended_start: float | None = None) -> Outcome:
-        """The op-level ``Outcome`` pegbench's recorders take (partition unknown: -1)."""
-        return Outcome(level=OP, op=self.op, table=table, partition=-1, node=node, start=self.start,
+        """The op-level ``Outcome`` pegbench's recorders take (one attempt: the client's
+        own retries are not seen)."""
+        return Outcome(level=OP, op=self.op, table=table, partition=partition, node=node,
+                       start=self.start,
                        end=self.end, outcome=self.outcome, error=self.error, attempt=1,
                        refreshed=False, policy=policy, intended_start=intended_start)
 
@@ -107,6 +112,9 @@ class AdapterConnection:
         self.error: AdapterError | None = None
         self.protocol_errors: list[AdapterProtocolError] = []
         self.died_at: float | None = None          # wall-clock time.time() of the exit seen
+        #: wall-clock time the adapter failed on its own (exited or broke the protocol while
+        #: pegbench still used it); None if it ran until stopped
+        self.failed_at: float | None = None
         self.exit_code: int | None = None
         self.bye = False
         self._stderr: deque[str] = deque(maxlen=STDERR_LINES)
@@ -200,7 +208,7 @@ class AdapterConnection:
             self._wait(wait_s)
         self._signal_group(signal.SIGKILL)   # strays the adapter started in its group
         self._record_exit()
-        self._fail_all(f"adapter {self.name} stopped")
+        self._fail_all(STOPPED, f"adapter {self.name} stopped")
         gevent.joinall(self._greenlets, timeout=2.0)
         for g in self._greenlets:
             g.kill(block=False)
@@ -283,10 +291,10 @@ class AdapterConnection:
                          f"no reply from adapter {self.name} within the op timeout + "
                          f"{self.reply_grace_s:g} s grace")
 
-    def _fail_all(self, error: str) -> None:
+    def _fail_all(self, error: str, message: str) -> None:
         for op_id in list(self._flights):
             self.conv.pending.pop(op_id, None)
-            self._finish(op_id, UNKNOWN, error)
+            self._finish(op_id, UNKNOWN, error, message)
 
     def _broken(self) -> bool:
         return bool(self.protocol_errors)
@@ -322,17 +330,21 @@ class AdapterConnection:
 
     def _break(self, error: AdapterProtocolError) -> None:
         self.protocol_errors.append(error)
+        if not self._stopping and self.failed_at is None:
+            self.failed_at = time.time()
         if not self._ready_result.ready():
             self._ready_result.set_exception(error)
             return   # start() stops the process and raises it
         if self.error is None:
             self.error = error
-        self._fail_all(f"adapter {self.name} broken: {error}")
+        self._fail_all(BROKEN, f"adapter {self.name} broken: {error}")
         gevent.spawn(self.stop)   # not from this greenlet: stop() joins it
 
     def _on_eof(self) -> None:
         self._wait(self.stop_timeout_s)
         self._record_exit()
+        if not self._stopping and self.failed_at is None:
+            self.failed_at = self.died_at or time.time()
         status = _describe_exit(self.exit_code)
         stamp = time.strftime("%H:%M:%S", time.gmtime(self.died_at or time.time()))
         what = f"adapter {self.name} exited ({status}) at {stamp} UTC"
@@ -341,7 +353,7 @@ class AdapterConnection:
             return
         if self.error is None:
             self.error = AdapterError(what + self._stderr_note())
-        self._fail_all(what)
+        self._fail_all(EXITED, what)
 
     def _record_exit(self) -> None:
         if self.proc is not None and self.exit_code is None and self.proc.poll() is not None:

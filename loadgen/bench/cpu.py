@@ -15,7 +15,7 @@ next put is sent once the reply to the last is in):
 * **client** — the same greenlet per op around a bare client's put (no observer).
 * **official** — pypegasus3 (the Python 3 port of Apache Pegasus's Python client, on
   Twisted), ``scripts/official_writer.py`` run by the official client's own virtual
-  environment (``bash scripts/official_client_venv.sh`` sets it up).
+  environment (``pegbench clients install pypegasus`` sets it up).
 
 All start once, open the table and do ``--warmup`` puts; then ``--rounds`` rounds follow,
 in each of which each writer in turn does a batch of ``--ops`` puts (who goes first
@@ -48,17 +48,18 @@ _REPO = Path(__file__).resolve().parents[2]
 #: The official side's writer (outside loadgen/: it imports Twisted and pypegasus, which
 #: pegbench does not depend on).
 OFFICIAL_WRITER = _REPO / "scripts" / "official_writer.py"
-OFFICIAL_VENV_SCRIPT = _REPO / "scripts" / "official_client_venv.sh"
-#: Where ``scripts/official_client_venv.sh`` puts the official client by default.
-DEFAULT_OFFICIAL_PYTHON = _REPO / ".venv-official" / "bin" / "python"
+#: The client environment ``pegbench clients install pypegasus`` makes (its pypegasus adapter's).
+OFFICIAL_CLIENT = "pypegasus"
 OFFICIAL_PYTHON_ENV = "PEGBENCH_OFFICIAL_PYTHON"
 #: Wall-clock bounds on a writer: start-up with its warm-up, and one batch, plus per put.
 _START_TIMEOUT_S, _BATCH_TIMEOUT_S, _PER_OP_TIMEOUT_S = 60.0, 10.0, 0.05
 
 
 def default_official_python() -> Path:
-    """``$PEGBENCH_OFFICIAL_PYTHON``, else the venv the setup script makes by default."""
-    return Path(os.environ.get(OFFICIAL_PYTHON_ENV) or DEFAULT_OFFICIAL_PYTHON)
+    """``$PEGBENCH_OFFICIAL_PYTHON``, else the python of ``pegbench clients install pypegasus``."""
+    from ..adapters.venvs import venv_path
+
+    return Path(os.environ.get(OFFICIAL_PYTHON_ENV) or venv_path(OFFICIAL_CLIENT) / "bin" / "python")
 
 
 def official_available(python: Path) -> bool:
@@ -400,7 +401,7 @@ def main(argv: list[str] | None = None) -> int:
                              "back to back)")
     parser.add_argument("--official-python", type=Path, default=None,
                         help=f"python of the official client's venv (default ${OFFICIAL_PYTHON_ENV}, "
-                             f"else {DEFAULT_OFFICIAL_PYTHON.relative_to(_REPO)})")
+                             f"else that of `pegbench clients install {OFFICIAL_CLIENT}`)")
     parser.add_argument("--ours-only", action="store_true",
                         help="measure our writer alone (no official client needed)")
     parser.add_argument("--max-ratio", type=float, default=None,
@@ -425,9 +426,8 @@ def main(argv: list[str] | None = None) -> int:
         official_python = args.official_python or default_official_python()
         if not official_available(official_python):
             print(f"error: the official client is not set up ({official_python} not found); "
-                  f"set it up with: bash {OFFICIAL_VENV_SCRIPT.relative_to(_REPO)} "
-                  "(then pass --official-python if you chose another directory), "
-                  "or run with --ours-only", file=sys.stderr)
+                  f"set it up with: pegbench clients install {OFFICIAL_CLIENT} "
+                  "(or pass --official-python), or run with --ours-only", file=sys.stderr)
             return 2
 
     from ..errors import PegasusError

@@ -39,7 +39,7 @@ from .schema import (CLUSTER_MODES, COMMAND_PLACEHOLDERS, COMMAND_TEMPLATES, DEF
                      DEFAULT_TABLE, DEFAULT_USERS, DEFAULT_VALUE_BYTES, DEFAULT_WARMUP_S, INJECTOR_KINDS,
                      MIN_FAULT_EVENTS_FLOOR, POLICY_MODES, REPORT_PLACEHOLDERS, ClusterConfig,
                      CommandTemplates, EventConfig, FailureDetectorConfig, FaultsConfig, HealthGateConfig,
-                     InjectorConfig, OpMix, PoliciesConfig, Profile, ReportConfig, ScheduleConfig, SloBound,
+                     ClientConfig, InjectorConfig, OpMix, PoliciesConfig, Profile, ReportConfig, ScheduleConfig, SloBound,
                      WorkloadConfig, frozen_map)
 from .targets import Target, parse_target
 
@@ -47,6 +47,7 @@ __all__ = ["load_profile", "build_profile", "read_fault", "workload_from_dict", 
 
 #: A profile's name goes into file names (``report.out``): keep it to one path component.
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_CLIENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 #: Shares of ``workload.mix`` must sum to 1 within this (TOML decimals are binary floats).
 MIX_TOLERANCE = 1e-9
 
@@ -123,13 +124,14 @@ def _read_profile(root: TableReader, default_name: str | None) -> Profile:
     cluster = _read_cluster(root.table("cluster"))
     workload = _read_workload(root.table("workload"))
     policy_config = _read_policies(root.table("policies"))
+    clients = _read_clients(root.table("clients"))
     faults = _read_faults(root.table("faults"), cluster)
     injector = _read_injector(root.table("injector"), cluster, faults)
     slo = _read_slo(root.table("slo"))
     report = _read_report(root.table("report"))
     root.done()
     return Profile(name=name, seed=seed, cluster=cluster, workload=workload, policies=policy_config,
-                   faults=faults, injector=injector, slo=slo, report=report, source=root.file)
+                   clients=clients, faults=faults, injector=injector, slo=slo, report=report, source=root.file)
 
 
 def _read_cluster(t: TableReader) -> ClusterConfig:
@@ -272,6 +274,24 @@ def _read_policies(t: TableReader) -> PoliciesConfig:
                else params_t.key(name))
         _check_policy(t.file, name, dict(params.get(name, {})), key)
     return PoliciesConfig(compare=tuple(compare), mode=mode, params=frozen_map(params))
+
+
+def _read_clients(t: TableReader) -> tuple[ClientConfig, ...]:
+    out = []
+    for name in t.data:
+        if not _CLIENT_NAME.fullmatch(name):   # a row's name is a step of an SLO metric path
+            raise t.error(name, "a client name of letters, digits, '_' or '-'")
+        c = t.table(name)
+        command = c.array("command", REQUIRED, "the adapter's command: a non-empty array of strings")
+        if not command or not all(isinstance(a, str) and a for a in command):
+            raise c.error("command", f"a non-empty array of non-empty strings, got {show(command)}")
+        options = c.get("options", lambda v: isinstance(v, Mapping), "a table (sent to the "
+                        "adapter in its hello)", {})
+        handshake = c.seconds("handshake_timeout_s", 30.0, positive=True)
+        c.done()
+        out.append(ClientConfig(name=name, command=tuple(command), options=frozen_map(options),
+                                handshake_timeout_s=handshake))
+    return tuple(out)
 
 
 def _check_policy(file: str, name: str, params: dict[str, Any], key: str) -> None:

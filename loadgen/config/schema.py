@@ -163,6 +163,38 @@ class PoliciesConfig:
         return dict(self.params.get(policy, {}))
 
 
+# ---------------------------------------------------------------------------- real clients
+
+#: A real client's row is named ``real:<name>`` (its ``[clients.<name>]`` key), apart from the
+#: policy that models it (``pypegasus`` beside ``real:pypegasus``).
+REAL_CLIENT_PREFIX = "real:"
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    """``[clients.<name>]``: a real client build, driven through an adapter process
+    (:mod:`loadgen.adapters`) as a row beside the policies."""
+
+    name: str
+    #: The adapter's command line; ``{venv:NAME}`` is a client environment of
+    #: ``pegbench clients install NAME``.
+    command: tuple[str, ...]
+    #: Sent to the adapter in its ``hello`` (``options``), as given.
+    options: Mapping[str, Any] = field(default_factory=frozen_map, hash=False)
+    #: How long the adapter may take to say ``ready`` (a client's import and first meta query).
+    handshake_timeout_s: float = 30.0
+
+    @property
+    def row(self) -> str:
+        """The name its outcomes carry: ``real:<name>``."""
+        return REAL_CLIENT_PREFIX + self.name
+
+
+def is_real_client(row: str) -> bool:
+    """Whether ``row`` names a real client's row (not a policy's)."""
+    return row.startswith(REAL_CLIENT_PREFIX)
+
+
 # ---------------------------------------------------------------------------- faults
 
 @dataclass(frozen=True)
@@ -277,6 +309,8 @@ class Profile:
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     workload: WorkloadConfig = field(default_factory=WorkloadConfig)
     policies: PoliciesConfig = field(default_factory=PoliciesConfig)
+    #: Real clients run beside the policies, in profile order.
+    clients: tuple[ClientConfig, ...] = ()
     faults: FaultsConfig = field(default_factory=FaultsConfig)
     injector: InjectorConfig = field(default_factory=InjectorConfig)
     slo: tuple[SloBound, ...] = ()
@@ -285,8 +319,16 @@ class Profile:
     source: str = field(default="", compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready data (targets as their profile text), e.g. for results.json."""
-        return plain_data(self)
+        """Plain JSON-ready data (targets as their profile text), e.g. for results.json;
+        ``clients`` keyed by name, as in the TOML."""
+        data = plain_data(self)
+        data["clients"] = {c.pop("name"): c for c in data["clients"]}
+        return data
+
+    @property
+    def rows(self) -> tuple[str, ...]:
+        """What a run compares: the policies, then the real clients' rows."""
+        return self.policies.compare + tuple(c.row for c in self.clients)
 
 
 def plain_data(value: Any) -> Any:

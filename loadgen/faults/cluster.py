@@ -105,6 +105,9 @@ class Cluster(Protocol):
 
     #: meta server addresses, ``host:port``
     meta: tuple[str, ...]
+    #: The meta's log of config queries by peer (a onebox's), from which a real client's meta
+    #: queries are counted; None where the cluster keeps none.
+    meta_query_log: Path | None
 
     def view(self) -> ClusterView:
         """The cluster as the fault controller sees it."""
@@ -130,6 +133,7 @@ class ExternalCluster:
 
     def __init__(self, meta: Iterable[str], table: str, *, replicas: int, replica_nodes: int):
         self.meta = tuple(meta)
+        self.meta_query_log: Path | None = None   # an external meta keeps no query log
         self.table = table
         self.replicas = replicas
         self.replica_nodes = replica_nodes

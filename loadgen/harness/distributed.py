@@ -103,6 +103,7 @@ def build_report(workload: Workload, *, seq: int, final: bool,
         "state": encode_state(workload.recorder.snapshot()) if with_state else None,
         "missed": dict(workload.missed), "open_failures": dict(workload.open_failures),
         "saturation": workload.saturation().as_dict(),
+        "real_clients": workload.real_clients(),
         "warmed_up": workload.t_warmup_end is not None,
     }
 
@@ -115,6 +116,8 @@ class FinalReport:
     missed: Mapping[str, int]
     saturation: Saturation
     open_failures: Mapping[str, int] = field(default_factory=dict)
+    #: real client row -> its adapters' statuses, one per load process (Workload.real_clients)
+    real_clients: Mapping[str, list[dict[str, Any]]] = field(default_factory=dict)
     #: workers whose final report arrived / workers known that did not answer (their last
     #: periodic report, if any, is in ``state``)
     workers: tuple[str, ...] = ()
@@ -293,11 +296,15 @@ class MasterCollector:
         missed: dict[str, int] = {}
         failures: dict[str, int] = {}
         saturation = {}
+        real: dict[str, list[dict[str, Any]]] = {}
         for client_id, r in self._latest.items():
             _add_counts(missed, r["missed"])
             _add_counts(failures, r["open_failures"])
             saturation[r.get("worker") or client_id] = Saturation.from_dict(r["saturation"])
+            for row, status in r.get("real_clients", {}).items():
+                real.setdefault(row, []).append(status)
         return FinalReport(state=self.merged(), missed=missed, open_failures=failures,
+                           real_clients=real,
                            saturation=Saturation.combine(saturation),
                            workers=tuple(sorted(self._finals)), missing=tuple(missing))
 

@@ -135,6 +135,7 @@ class OwnTotals:
         w = self._workload()
         return FinalReport(state=w.recorder.snapshot(), missed=dict(w.missed),
                            open_failures=dict(w.open_failures),
+                           real_clients={row: [status] for row, status in w.real_clients().items()},
                            saturation=Saturation.combine({w.label: w.saturation()}))
 
     def durability(self, timeout_s: float) -> Durability:
@@ -246,7 +247,7 @@ class Harness:
         self._bind()
 
     def _bind(self) -> None:
-        self.environment.user_classes = user_classes(self.settings.policies)
+        self.environment.user_classes = user_classes(self.settings.rows)
         bind(self.environment, self.workload)
 
     def _reset_locust_stats(self) -> None:

@@ -23,6 +23,8 @@ the SLO verdict's code instead, whatever the options say.
 
 from __future__ import annotations
 
+import argparse
+
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -53,6 +55,8 @@ def add_arguments(parser: Any) -> None:
                        metavar="KEY=VALUE", help="override a profile key (repeatable)")
     group.add_argument("--run-id", dest="pegbench_run_id", default=None, metavar="ID",
                        help="first part of every key (default: fresh, shipped to workers)")
+    # Set by pegbench when it starts the onebox: where a real client's meta queries are read.
+    group.add_argument("--pegbench-meta-query-log", default="", help=argparse.SUPPRESS)
     # Locust's default (1) cannot be told from an explicit 1: None marks "not given", so a
     # plain run honours the flag only when asked (see exit_code_on_error).
     parser.set_defaults(exit_code_on_error=None)
@@ -107,8 +111,9 @@ def settings_from_options(options: Any) -> WorkloadSettings:
     path = profile_path(options)
     profile = profile_from_options(options)
     run_id = getattr(options, "pegbench_run_id", None) or new_run_id()
-    settings = WorkloadSettings.from_profile(profile, meta=_split(getattr(options, "meta", None)),
-                                             run_id=run_id)
+    settings = WorkloadSettings.from_profile(
+        profile, meta=_split(getattr(options, "meta", None)), run_id=run_id,
+        meta_query_log=getattr(options, "pegbench_meta_query_log", "") or "")
     options.pegbench_profile = path
     options.pegbench_run_id = run_id
     return settings

@@ -98,7 +98,7 @@ class RecoveryTab:
     def policies(self) -> list[str]:
         """Policy names as the outcomes carry them, in the compared order."""
         labels = self.harness.workload.labels
-        return [labels.get(p, p) for p in self.harness.settings.policies]
+        return [labels.get(p, p) for p in self.harness.settings.rows]
 
     def columns(self) -> list[dict[str, str]]:
         """The table structure: fixed columns, then one TTR column per policy."""
@@ -184,6 +184,11 @@ class RecoveryTab:
                    p99_response_ms="" if p99 is None else round(p99 / 1000, 1),
                    p99_fault_ms="" if p99_fault is None else round(p99_fault, 1),
                    attempts_per_op=round(p.attempts / p.ops, 3) if p.ops else "")
+        real = self.harness.settings.clients
+        if name in real:      # a real client's retries are its own; its meta queries may be
+            row["attempts_per_op"] = "n/a"   # the row's name (real:...) says what it is
+            if not self.harness.settings.meta_query_log:
+                row["meta_qps"] = "n/a"
         return row
 
     def _fault_row(self, event: FaultEvent, ttrs: Sequence[Any]) -> dict[str, Any]:

@@ -100,7 +100,7 @@ class OpDriver:
         self.rng = random.Random(f"{s.seed}/{self.prefix.decode()}")
         self.schedule = OpenLoopSchedule.with_phase(clock(), w.rate_per_user, w.max_lag_s,
                                                     self.rng.random())
-        self.ledger = workload.book.ledger(self.prefix)
+        self.ledger = workload.book.ledger(self.prefix, workload.labels.get(policy, policy))
         self.values = workload.book.values
         self.names = {op: f"{policy}:{op}" for op in (*WORKLOAD_OPS, "open_table")}
         self.key_space = w.key_space

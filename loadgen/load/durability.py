@@ -23,8 +23,9 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import gevent
 from gevent.pool import Pool
@@ -97,10 +98,11 @@ class ValueMaker:
 class KeyLedger:
     """One user's acknowledged writes (see the module docstring); ``prefix`` is its key prefix."""
 
-    __slots__ = ("acked", "book", "inflight", "maybe", "prefix")
+    __slots__ = ("acked", "book", "inflight", "maybe", "owner", "prefix")
 
-    def __init__(self, prefix: bytes, book: DurabilityBook):
+    def __init__(self, prefix: bytes, book: DurabilityBook, owner: str = ""):
         self.prefix = prefix
+        self.owner = owner                       # the row (policy or real client) writing
         self.acked: dict[int, int] = {}          # slot -> token of the last acknowledged write
         self.maybe: dict[int, list[int]] = {}    # slot -> tokens of unknown writes since
         self.inflight: dict[int, int] = {}       # slot -> token of the write in flight there
@@ -143,9 +145,9 @@ class DurabilityBook:
         self.tracked = 0
         self.untracked = 0       # acknowledged writes to slots beyond the budget
 
-    def ledger(self, prefix: bytes) -> KeyLedger:
-        """A new ledger for the user owning ``prefix``."""
-        ledger = KeyLedger(prefix, self)
+    def ledger(self, prefix: bytes, owner: str = "") -> KeyLedger:
+        """A new ledger for the user owning ``prefix``, of row ``owner``."""
+        ledger = KeyLedger(prefix, self, owner)
         self.ledgers.append(ledger)
         return ledger
 
@@ -177,24 +179,37 @@ class Durability:
     lost: int = 0
     unreadable: int = 0
     untracked: int = 0
+    #: the same counts per row (policy or real client) that wrote them: row -> count -> n
+    by_row: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
 
-    def as_dict(self) -> dict[str, int]:
+    def as_dict(self) -> dict[str, Any]:
         """Every count, as plain data (what a worker sends its master)."""
         return {"acked": self.acked, "verified": self.verified, "lost": self.lost,
-                "unreadable": self.unreadable, "untracked": self.untracked}
+                "unreadable": self.unreadable, "untracked": self.untracked,
+                "by_row": {row: dict(c) for row, c in self.by_row.items()}}
 
-    def results_block(self) -> dict[str, int]:
-        """``build_results(durability=...)``: ``{acked, verified, lost}`` where a write that
-        could not be read back counts as lost (it was not shown to survive)."""
+    def results_block(self) -> dict[str, Any]:
+        """``build_results(durability=...)``: ``{acked, verified, lost, by_policy}`` where a
+        write that could not be read back counts as lost (it was not shown to survive)."""
         return {"acked": self.acked, "verified": self.verified,
-                "lost": self.lost + self.unreadable}
+                "lost": self.lost + self.unreadable,
+                "by_policy": {row: {"acked": c.get("acked", 0), "verified": c.get("verified", 0),
+                                    "lost": c.get("lost", 0) + c.get("unreadable", 0)}
+                              for row, c in sorted(self.by_row.items())}}
 
     @staticmethod
     def total(parts: Iterable[Durability]) -> Durability:
         """The sum of several processes' read-backs."""
         parts = list(parts)
+        by_row: dict[str, dict[str, int]] = {}
+        for p in parts:
+            for row, counts in p.by_row.items():
+                into = by_row.setdefault(row, {})
+                for k, n in counts.items():
+                    into[k] = into.get(k, 0) + n
         return Durability(*(sum(getattr(p, f) for p in parts)
-                            for f in ("acked", "verified", "lost", "unreadable", "untracked")))
+                            for f in ("acked", "verified", "lost", "unreadable", "untracked")),
+                          by_row=by_row)
 
 
 def _matches(values: ValueMaker, found: bytes | None, acked: int, extra: Sequence[int]) -> bool:
@@ -229,13 +244,21 @@ def verify(book: DurabilityBook, meta: Sequence[str], table_name: str, *,
 
     counts = {"verified": 0, "lost": 0, "unreadable": 0}
     work = [(ledger, slot) for ledger in book.ledgers for slot in list(ledger.acked)]
+    by_row: dict[str, dict[str, int]] = {}
+    for ledger in book.ledgers:
+        row = by_row.setdefault(ledger.owner, {"acked": 0, "verified": 0, "lost": 0,
+                                               "unreadable": 0})
+        row["acked"] += len(ledger.acked)
     deadline = time.monotonic() + timeout_s
     with Client(list(meta), policy="failover", op_timeout_ms=VERIFY_OP_TIMEOUT_MS) as client:
         try:
             table = client.open_table(table_name)
         except PegasusError as exc:
             log.error("durability read-back: cannot open table %r: %s", table_name, exc)
-            return Durability(acked=len(work), unreadable=len(work), untracked=book.untracked)
+            for row in by_row.values():
+                row["unreadable"] = row["acked"]
+            return Durability(acked=len(work), unreadable=len(work), untracked=book.untracked,
+                              by_row={k: v for k, v in by_row.items() if k})
 
         def check(item: tuple[KeyLedger, int]) -> None:
             ledger, slot = item
@@ -249,8 +272,10 @@ def verify(book: DurabilityBook, meta: Sequence[str], table_name: str, *,
                 acked, extra = ledger.candidates(slot)
                 ok = all(_matches(book.values, v, acked, extra) for v in found)
                 counts["verified" if ok else "lost"] += 1
+                by_row[ledger.owner]["verified" if ok else "lost"] += 1
                 return
             counts["unreadable"] += 1
+            by_row[ledger.owner]["unreadable"] += 1
 
         pool = Pool(max(1, concurrency))
         try:
@@ -259,6 +284,8 @@ def verify(book: DurabilityBook, meta: Sequence[str], table_name: str, *,
         finally:
             pool.kill()
     done = counts["verified"] + counts["lost"] + counts["unreadable"]
+    for row in by_row.values():     # a slot not read before the deadline: unreadable
+        row["unreadable"] = row["acked"] - row["verified"] - row["lost"]
     return Durability(acked=len(work), verified=counts["verified"], lost=counts["lost"],
                       unreadable=counts["unreadable"] + len(work) - done,
-                      untracked=book.untracked)
+                      untracked=book.untracked, by_row={k: v for k, v in by_row.items() if k})

@@ -56,6 +56,12 @@ class WorkloadSettings:
     policy_params: Mapping[str, Mapping[str, Any]] = field(default_factory=frozen_map, hash=False)
     run_id: str = ""
     seed: int = 0
+    #: Real clients' rows (``real:<name>``) -> their ``[clients.<name>]`` as plain data
+    #: (``command``, ``options``, ``handshake_timeout_s``), run beside the policies.
+    clients: Mapping[str, Mapping[str, Any]] = field(default_factory=frozen_map, hash=False)
+    #: The onebox meta's query log (peer and instant of each config query), from which a real
+    #: client's meta queries are counted; "" where there is none (an external cluster).
+    meta_query_log: str = ""
 
     def __post_init__(self) -> None:
         if not self.policies:
@@ -72,9 +78,14 @@ class WorkloadSettings:
             object.__setattr__(self, "run_id", new_run_id())
 
     @property
+    def rows(self) -> tuple[str, ...]:
+        """What the users drive: the policies, then the real clients' rows."""
+        return self.policies + tuple(self.clients)
+
+    @property
     def total_users(self) -> int:
-        """Users over all policies: ``workload.users`` per policy."""
-        return self.workload.users * len(self.policies)
+        """Users over all rows: ``workload.users`` per policy and per real client."""
+        return self.workload.users * len(self.rows)
 
     @classmethod
     def from_profile(cls, profile: Profile, *, meta: Sequence[str] | None = None,
@@ -94,7 +105,10 @@ class WorkloadSettings:
         values: dict[str, Any] = {
             "meta": meta, "workload": workload, "table": profile.cluster.table, "policies": compare,
             "policy_params": frozen_map({p: frozen_map(_params(profile, p)) for p in compare}),
-            "run_id": run_id or "", "seed": profile.seed}
+            "run_id": run_id or "", "seed": profile.seed,
+            "clients": frozen_map({c.row: frozen_map({
+                "command": list(c.command), "options": dict(c.options),
+                "handshake_timeout_s": c.handshake_timeout_s}) for c in profile.clients})}
         values.update((k, v) for k, v in overrides.items() if k not in workload_fields)
         return cls(**values)
 
@@ -109,7 +123,9 @@ class WorkloadSettings:
                    table=data["table"], policies=tuple(data["policies"]),
                    policy_params=frozen_map({p: frozen_map(v)
                                              for p, v in data["policy_params"].items()}),
-                   run_id=data["run_id"], seed=data["seed"])
+                   run_id=data["run_id"], seed=data["seed"],
+                   clients=frozen_map({r: frozen_map(c) for r, c in data.get("clients", {}).items()}),
+                   meta_query_log=data.get("meta_query_log", ""))
 
 
 def _params(profile: Profile, policy: str) -> dict[str, Any]:
@@ -129,9 +145,11 @@ def new_run_id() -> str:
 
 
 def policy_labels(settings: WorkloadSettings) -> dict[str, str]:
-    """Compared policy -> the name its outcomes carry (a dotted path's class may differ)."""
-    return {p: policies.create(p, settings.policy_params.get(p)).name or p
-            for p in settings.policies}
+    """Compared row -> the name its outcomes carry (a dotted path's class may differ; a real
+    client's row is its own name)."""
+    labels = {p: policies.create(p, settings.policy_params.get(p)).name or p
+              for p in settings.policies}
+    return {**labels, **{row: row for row in settings.clients}}
 
 
 class Workload:
@@ -155,6 +173,8 @@ class Workload:
         self._clock_shift_s = 0.0
         self._clients: dict[str, Any] = {}
         self._tables: dict[str, Any] = {}
+        #: real client row -> its adapter's status (plain data), kept after the test stops
+        self._real_status: dict[str, dict[str, Any]] = {}
         self._seq: dict[str, itertools.count] = {}
         self._warmup: gevent.Greenlet | None = None
 
@@ -169,6 +189,7 @@ class Workload:
         self.open_failures.clear()
         self.book.clear()
         self._seq.clear()
+        self._real_status.clear()
         self.t_test_start, self.t_warmup_end = time.monotonic(), None
         if monitor:
             self.monitor.start()
@@ -193,8 +214,10 @@ class Workload:
             self._warmup = None
         self.monitor.stop()
         clients, self._clients, self._tables = self._clients, {}, {}
-        for client in clients.values():
+        for name, client in clients.items():
             client.close()
+            if name in self.settings.clients:
+                self._real_status[name] = client.status()
 
     # ------------------------------------------------------------------ users' needs
 
@@ -206,12 +229,19 @@ class Workload:
             return table
         client = self._clients.get(policy)
         if client is None:
-            from ..pegasus import Client  # the client is only needed where users run
-
             s = self.settings
-            client = self._clients[policy] = Client(
-                list(s.meta), policy=policy, op_timeout_ms=s.workload.op_timeout_ms,
-                observer=self.observer, policy_params=s.policy_params.get(policy))
+            if policy in s.clients:
+                from .real_client import RealClient
+
+                client = self._clients[policy] = RealClient(
+                    policy, s.clients[policy], s.meta, op_timeout_ms=s.workload.op_timeout_ms,
+                    observer=self.observer, meta_query_log=s.meta_query_log, worker=self.label)
+            else:
+                from ..pegasus import Client  # the client is only needed where users run
+
+                client = self._clients[policy] = Client(
+                    list(s.meta), policy=policy, op_timeout_ms=s.workload.op_timeout_ms,
+                    observer=self.observer, policy_params=s.policy_params.get(policy))
         table = client.open_table(self.settings.table)   # concurrent openers share one query
         if self._clients.get(policy) is client:          # not closed meanwhile
             self._tables[policy] = table
@@ -265,6 +295,14 @@ class Workload:
             client.observer = self.observer
 
     # ------------------------------------------------------------------ results
+
+    def real_clients(self) -> dict[str, dict[str, Any]]:
+        """Per real client row, its adapter's status in this process (plain data): client
+        name and version from its handshake, pid, whether and when it died."""
+        out = dict(self._real_status)
+        out.update((name, c.status()) for name, c in self._clients.items()
+                   if name in self.settings.clients)
+        return out
 
     def saturation(self) -> Saturation:
         """Whether this process was its own bottleneck (see :mod:`loadgen.load.selfcheck`)."""

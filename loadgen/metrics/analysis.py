@@ -158,20 +158,28 @@ def new_primary_block(event: FaultEvent,
 
 def policy_results(policy: PolicyState, *, ttrs: Iterable[PartitionTTR], name: str,
                    spans: Iterable[Phase], t_start: float, t_end: float,
-                   missed: int | None = None) -> PolicyResult:
-    """``results.json``'s ``policies.<name>`` (see the README, "Reference")."""
+                   missed: int | None = None,
+                   real_client: Mapping[str, Any] | None = None) -> PolicyResult:
+    """``results.json``'s ``policies.<name>`` (see the README, "Reference"). A real client's
+    row (``real_client``: its ``real_clients`` entry) has no attempts per op (its retries are
+    its own), and no meta query rate unless the cluster counted its queries."""
     spans, ttrs = list(spans), list(ttrs)
     cost = recovery_cost(policy, spans, t_start, t_end)
+    attempts_per_op = _ratio(policy.attempts, policy.ops)
+    meta_overall = _ratio(policy.meta_queries, t_end - t_start)
+    if real_client is not None:
+        attempts_per_op = cost["attempts_per_op"] = None
+        if not real_client.get("meta_queries_counted"):
+            meta_overall = cost["meta_queries_per_s"] = None
     errors, ttr = error_summary(policy, spans), ttr_summary(ttrs, name)
     return PolicyResult(
         ops=policy.ops, outcomes=dict(policy.outcomes),
         errors=errors.errors, error_rate=errors.error_rate,
         error_rate_by_phase=errors.error_rate_by_phase, ops_by_phase=errors.ops_by_phase,
         errors_by_kind=errors.errors_by_kind, error_rate_by_kind=errors.error_rate_by_kind,
-        attempts=policy.attempts, attempts_per_op=_ratio(policy.attempts, policy.ops),
+        attempts=policy.attempts, attempts_per_op=attempts_per_op,
         meta_queries=policy.meta_queries, meta_queries_failed=policy.meta_failed,
-        meta_queries_per_s=cost["meta_queries_per_s"],
-        meta_queries_per_s_overall=_ratio(policy.meta_queries, t_end - t_start),
+        meta_queries_per_s=cost["meta_queries_per_s"], meta_queries_per_s_overall=meta_overall,
         replica_queries=policy.replica_queries, recovery_cost=cost, missed=missed,
         dropped=policy.dropped_total,
         dropped_by_partition={str(k): n for k, n in sorted(policy.dropped.items())},
@@ -184,13 +192,16 @@ def policy_results(policy: PolicyState, *, ttrs: Iterable[PartitionTTR], name: s
         ttr_hdr=ttr_hist.to_block(ttr_hist.ttr_histograms(ttrs, name)))
 
 
-def durability(acked: int, verified: int, lost: int | None = None) -> Durability:
-    """``{acked, verified, lost}`` from the caller's read-back; ``lost`` defaults to the
-    acknowledged writes not found again."""
+def durability(acked: int, verified: int, lost: int | None = None,
+               by_policy: Mapping[str, Mapping[str, int]] | None = None) -> Durability:
+    """``{acked, verified, lost[, by_policy]}`` from the caller's read-back; ``lost``
+    defaults to the acknowledged writes not found again."""
     if acked < 0 or verified < 0:
         raise ValueError(f"negative counts: acked={acked} verified={verified}")
     return Durability(acked=acked, verified=verified,
-                      lost=max(acked - verified, 0) if lost is None else lost)
+                      lost=max(acked - verified, 0) if lost is None else lost,
+                      by_policy=by_policy or None,
+                      absent=frozenset() if by_policy else frozenset({"by_policy"}))
 
 
 def missed_for(missed: Mapping[str, int] | None, policy: str) -> int | None:

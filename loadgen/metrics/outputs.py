@@ -81,16 +81,18 @@ def build_results(state: RecorderState, events: Iterable[FaultEvent], *, t_start
     spans = phases(events, recovery_s=recovery_s)
     table = resolve_table(state, table)
     ttrs = event_ttrs(state, events, t_end=t_end, table=table, window_s=window_s)
+    facts = _run_facts(extra)
+    real = facts.real_clients or {}
     results = Results(
         run=RunInfo(clock="monotonic", t_start=t_start, t_end=t_end, duration_s=t_end - t_start,
                     recovery_s=recovery_s, table=table, ttr_window_s=window_s),
         policies={name: policy_results(p, ttrs=ttrs, name=name, spans=spans,
                                        t_start=t_start, t_end=t_end,
-                                       missed=missed_for(missed, name))
+                                       missed=missed_for(missed, name), real_client=real.get(name))
                   for name, p in state.policies.items()},
         faults=tuple(_fault_entry(e, ttrs, events) for e in events),
         durability=None if durability is None else durability_block(**durability),
-        facts=_run_facts(extra))
+        facts=facts)
     return settle(results, slo or {})
 
 

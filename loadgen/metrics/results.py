@@ -326,6 +326,8 @@ class Durability(Block):
     acked: int = 0
     verified: int = 0
     lost: int | None = None
+    #: the same per row that wrote them (policy or real client): {acked, verified, lost}
+    by_policy: Mapping[str, Mapping[str, int]] | None = None
 
 
 @dataclass(frozen=True)
@@ -392,6 +394,10 @@ class RunFacts(Block):
     latency_hdr: Mapping[str, Any] | None = None     # <policy>.<op>.<kind>: hdrh base64
     #: the user count's changes mid-run (Locust's Edit): [{at_s, users_per_policy}]
     user_counts: Sequence[Mapping[str, float]] | None = None
+    #: real client row -> {name, command, client, version, meta_queries_counted, died_at
+    #: (monotonic, like run.t_start; null if it ran to the end), error, adapters: [per load
+    #: process status]}
+    real_clients: Mapping[str, Any] | None = None
 
     CODECS = codecs(load_generator=block(LoadGenerator), workers=block(Workers))
 
@@ -410,10 +416,10 @@ class RunFacts(Block):
 
     @property
     def compared(self) -> list[str]:
-        """The profile's ``policies.compare``, if recorded."""
+        """The profile's ``policies.compare``, if recorded, then the real clients' rows."""
         policies = self.profile.get("policies") if isinstance(self.profile, Mapping) else None
         compare = policies.get("compare") if isinstance(policies, Mapping) else None
-        return list(compare) if isinstance(compare, list) else []
+        return (list(compare) if isinstance(compare, list) else []) + list(self.real_clients or {})
 
 
 FACT_KEYS = frozenset(RunFacts.keys())

@@ -34,7 +34,7 @@ from ..node_actions import ACTIONS, RESTART
 from ..pegasus.blocking import query_config
 from .fault_applied import FaultApplied
 from .process import free_port
-from .spec import CONFIG_LOG, META_NODE, FDConfig, OneboxSpec
+from .spec import CONFIG_LOG, META_NODE, QUERY_LOG, FDConfig, OneboxSpec
 
 #: The meta's config-change log, as a run folder keeps it.
 RUN_CONFIG_LOG = "meta-config-changes.jsonl"
@@ -103,6 +103,11 @@ class OneboxCluster:
     def injector(self, config: InjectorConfig) -> Injector:
         return injectors.create(config.kind, injectors.InjectorContext(
             config=config, native=OneboxInjector(self.driver)))
+
+    @property
+    def meta_query_log(self) -> Path:
+        """The meta's log of config queries (a real client's meta queries are counted from it)."""
+        return self.spec.node_dir(META_NODE) / QUERY_LOG
 
     def save_logs(self, out_dir: Path) -> None:
         log = self.spec.node_dir(META_NODE) / CONFIG_LOG

@@ -30,7 +30,7 @@ from .internal_rpc import (
 )
 from .peer import PeerPool
 from .rpc_server import Connection, FrameServer
-from .spec import CONFIG_LOG, OneboxSpec
+from .spec import CONFIG_LOG, QUERY_LOG, OneboxSpec
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +76,8 @@ class MetaServer:
         self.peers = PeerPool()
         self._changed: set[int] = set()
         self._log_file = open(data_dir / CONFIG_LOG, "a")  # noqa: SIM115 - open for the server's life
+        # line-buffered: a reader counting a client's queries sees each within a moment
+        self._query_log = open(data_dir / QUERY_LOG, "a", buffering=1)  # noqa: SIM115
         self.server = FrameServer(spec.host, spec.meta_port, self.handle, "meta1")
         self._checker: gevent.Greenlet | None = None
 
@@ -90,11 +92,13 @@ class MetaServer:
         self.server.stop(timeout=1)
         self.peers.close()
         self._log_file.close()
+        self._query_log.close()
 
     # ------------------------------------------------------------------ RPCs
     def handle(self, conn: Connection, req: codec.RequestFrame) -> bytes:
         rpc = req.rpc_name
         if rpc == codec.RPC_QUERY_CONFIG:
+            self._query_log.write(f'{{"t": {time.monotonic():.6f}, "peer": "{conn.peer}"}}\n')
             result = self._query_config(req.args)
         elif rpc not in (RPC_BEACON, RPC_MEMBER_CHANGE):
             return codec.encode_response(rpc, req.seqid, "ERR_HANDLER_NOT_FOUND")

@@ -22,6 +22,9 @@ DEFAULT_APP_ID = 1
 META_NODE = "meta1"
 #: Name of the meta's JSON-lines config-change log inside its node dir.
 CONFIG_LOG = "config-changes.jsonl"
+#: Name of the meta's JSON-lines log of config queries (``t`` monotonic, ``peer`` host:port):
+#: whose queries they were is found from the peer's port (a real client's meta queries).
+QUERY_LOG = "config-queries.jsonl"
 
 
 @dataclass(frozen=True)

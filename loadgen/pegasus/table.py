@@ -57,6 +57,11 @@ class Table:
         """The table's name."""
         return self._name
 
+    @property
+    def partition_count(self) -> int:
+        """The table's partition count (from its config)."""
+        return self._partition_count()
+
     def partition_of(self, hash_key: bytes | str) -> int:
         """The partition index ``hash_key`` maps to."""
         return keys.partition_index(keys.crc64(keys.to_bytes(hash_key)), self._partition_count())

@@ -40,6 +40,12 @@ def _recovered_cell(block: PolicyResult) -> str:
     return f"{done} / {n} ({number(100.0 * done / n, 3)} %)"
 
 
+def _lost_cell(counts: Mapping[str, int] | None) -> str:
+    if not counts:
+        return DASH
+    return f"{counts.get('lost', 0)} of {counts.get('acked', 0)}"
+
+
 def summary_table(results: Results, order: Sequence[str],
                   pair: tuple[str, str] | None, models: Mapping[str, str]) -> str:
     """Rows = metrics, columns = policies, plus old/new (see views.old_new)."""
@@ -62,8 +68,12 @@ def summary_table(results: Results, order: Sequence[str],
     acked = "?" if results.durability is None else results.durability.acked
     lost_text = DASH if lost is None else f"{lost} of {acked} acknowledged writes (run-wide)"
     span = len(order) + (1 if pair else 0)
+    by_policy = (results.durability.by_policy if results.durability is not None else None) or {}
+    if by_policy:   # whose writes were lost: a real client's acknowledgements are checked too
+        rows.append(["lost writes", *[esc(_lost_cell(by_policy.get(p))) for p in order]]
+                    + ([""] if pair else []))
     body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>\n" for row in rows)
-    body += f'<tr><td>lost writes</td><td colspan="{span}">{esc(lost_text)}</td></tr>\n'
+    body += f'<tr><td>lost writes (all)</td><td colspan="{span}">{esc(lost_text)}</td></tr>\n'
     head = "".join(f"<th>{esc(h)}</th>" for h in header)
     return (f'<table class="summary"><thead><tr>{head}</tr></thead><tbody>\n{body}'
             f"</tbody></table>")

@@ -39,8 +39,11 @@ def policy_models(results: Results, names: Sequence[str]) -> dict[str, str]:
     when the run recorded it (so the page needs only the run folder), else from the policy
     registry of this installation, else empty."""
     recorded = results.facts.policy_info
-    out = {}
+    out = {name: real_client_line(results, name) for name in names
+           if name in (results.facts.real_clients or {})}
     for name in names:
+        if name in out:
+            continue
         info = recorded.get(name) if isinstance(recorded, Mapping) else None
         if isinstance(info, Mapping):
             out[name] = str(info.get("models") or info.get("summary") or "")
@@ -50,6 +53,22 @@ def policy_models(results: Results, names: Sequence[str]) -> dict[str, str]:
         for name in missing:
             out[name] = registry.get(name, "")
     return out
+
+
+def real_client_line(results: Results, row: str) -> str:
+    """What a real client's row was: the client and version its adapter announced, and, if
+    its adapter died, when (s into the run) and why."""
+    info = (results.facts.real_clients or {}).get(row) or {}
+    who = " ".join(str(v) for v in (info.get("client"), info.get("version")) if v)
+    text = f"real client {who or '(no handshake)'} through its adapter"
+    died_at, t_start = info.get("died_at"), results.run.t_start
+    if died_at is not None and t_start is not None:
+        text += f"; the adapter died {died_at - t_start:.1f} s into the run: {info.get('error')}"
+    elif info.get("error"):
+        text += f"; {info['error']}"
+    if not info.get("meta_queries_counted"):
+        text += "; meta queries not counted (no onebox query log)"
+    return text
 
 
 def _registry_models() -> dict[str, str]:

@@ -30,6 +30,7 @@ from rich.text import Text
 from ..metrics.analysis import live_p99_ms
 from ..metrics.results import Results
 from ..metrics.slo import SATURATED_REASON, slo_verdict, verdict_name
+from ..report.views import policy_order, real_client_line
 
 PLAIN_EVERY_S = 10.0
 #: A source whose last new sample is older than this many of its intervals (and at least
@@ -156,8 +157,9 @@ class LiveView:
     def started(self, meta: tuple[str, ...], workers: int) -> None:
         p, w = self.profile, self.profile.workload
         where = f"{workers} Locust workers" if workers else "one local Locust process"
+        real = f"; real clients {', '.join(c.name for c in p.clients)}" if p.clients else ""
         self.say(f"pegbench run {p.name}: meta {', '.join(meta)}; policies "
-                 f"{', '.join(p.policies.compare)}; {w.users} users/policy × {w.rate_per_user:g} "
+                 f"{', '.join(p.policies.compare)}{real}; {w.users} users/policy × {w.rate_per_user:g} "
                  f"ops/s; {w.duration_s:g} s (warm-up {w.warmup_s:g} s); {where}")
         if self.err.is_terminal and not self.quiet:
             self._live = Live(console=self.err, refresh_per_second=2, transient=True)
@@ -242,7 +244,8 @@ class LiveView:
                        "put p99 ms faults/all", "TTR-first p50/p99 ms", "recovered", "meta q/s",
                        "attempts/op"):
             table.add_column(column, justify="left" if column == "policy" else "right")
-        for name, p in results.policies.items():
+        for name in policy_order(results):
+            p = results.policies[name]
             ttr = p.ttr_first_ms
             put = (p.latency_us or {}).get("put", {}).get("response")
             table.add_row(name, str(p.ops), _pct(p.error_rate), _num(p.client_lag_ms.p99),
@@ -251,10 +254,15 @@ class LiveView:
                           f"{_num(ttr.p50)}/{_num(ttr.p99)}", f"{ttr.recovered}/{ttr.n}",
                           _num(p.meta_queries_per_s, 1), _num(p.attempts_per_op, 2))
         self.out.print(table)
+        for row in results.facts.real_clients or {}:
+            self.out.print(f"{row}: {real_client_line(results, row)}")
         d = results.durability
         acked, verified, lost = (None, None, None) if d is None else (d.acked, d.verified, d.lost)
+        lost_by = ", ".join(f"{row} {c.get('lost', 0)}"
+                            for row, c in ((d.by_policy or {}) if d is not None else {}).items()
+                            if c.get("lost"))
         self.out.print(f"durability: {acked} acknowledged writes, {verified} verified, "
-                       f"{lost} lost")
+                       f"{lost} lost" + (f" ({lost_by})" if lost_by else ""))
         for check in results.slo.checks if results.slo is not None else ():
             self.out.print(f"SLO {check.name}: {check.value!r} vs {check.threshold} → "
                            f"{_verdict(check.passed)}")

@@ -38,6 +38,7 @@ import gevent
 
 from ..config.schema import InjectorConfig, Profile
 from ..errors import ClusterError, ConfigError
+from ..load.real_client import check_commands
 from ..exitcodes import EXIT_OK, EXIT_RUNTIME, EXIT_USAGE
 from ..faults.cluster import Cluster, ExternalCluster
 from ..harness import hooks
@@ -267,7 +268,7 @@ def finished_run(number: int, folder: Path, results: Any) -> FinishedRun:
 def with_user_count(profile: Profile, user_count: int | None) -> Profile:
     """``profile`` with ``user_count`` users over all policies (split evenly; at least one
     per policy); unchanged for None or the profile's own count."""
-    policies = len(profile.policies.compare)
+    policies = len(profile.rows)
     if not user_count or user_count == profile.workload.users * policies:
         return profile
     per_policy = max(1, round(user_count / policies))
@@ -331,6 +332,7 @@ def _open(environment: Any, runner: Any = None, web_ui: Any = None, **_kw: Any) 
         run_time = getattr(options, "run_time", None)      # -t: the runs' duration
         profile = profile_from_options(
             options, {"workload.duration_s": float(run_time)} if run_time else None)
+        check_commands(profile.clients, profile.source or "profile")
         profile, cluster, work_dir = _cluster(profile, options)
         _check_reachable(cluster, profile.cluster.table)
     except ConfigError as exc:
@@ -340,6 +342,7 @@ def _open(environment: Any, runner: Any = None, web_ui: Any = None, **_kw: Any) 
         log.error("pegbench: %s", exc)
         sys.exit(EXIT_RUNTIME)
     options.meta = ",".join(cluster.meta)
+    options.pegbench_meta_query_log = str(cluster.meta_query_log or "")
     environment.host = environment.host or options.meta   # the start form's Host field
     workers = int(getattr(options, "expect_workers", 0) or 0) if role_of(runner) == MASTER else 0
     runs = LocustRuns(environment, profile, out_dir_for(profile, options.pegbench_out),

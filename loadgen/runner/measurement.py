@@ -19,6 +19,7 @@ import time
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
 
 import gevent
 
@@ -177,7 +178,8 @@ class Measurement:
                          for i in policies.available()},
             latency_hdr=_latency_hdr(final.state),
             user_counts=[{"at_s": round(t - self.t0, 3), "users_per_policy": users}
-                         for t, users in self.user_steps] or None)
+                         for t, users in self.user_steps] or None,
+            real_clients=_real_clients(profile, final.real_clients) or None)
         slo = {b.metric: {k: v for k, v in (("min", b.min), ("max", b.max)) if v is not None}
                for b in profile.slo}
         results = build_results(final.state, events, t_start=t_start, t_end=t_end,
@@ -208,6 +210,31 @@ def _latency_hdr(state) -> dict[str, dict[str, dict[str, str]]]:
     for name, p in state.policies.items():
         for (op, kind), hist in p.histograms.items():
             out.setdefault(name, {}).setdefault(op, {})[kind] = hdr.encode(hist)
+    return out
+
+
+def _real_clients(profile: Profile, statuses: Mapping[str, list[dict[str, Any]]]
+                  ) -> dict[str, dict[str, Any]]:
+    """results.json's ``real_clients``: per row, who the client was (from its handshake) and
+    whether and when its adapter died (the earliest death over the load processes, on this
+    host's monotonic clock)."""
+    mono_minus_wall = time.monotonic() - time.time()
+    out = {}
+    for c in profile.clients:
+        adapters = list(statuses.get(c.row, []))
+        ready = next((a for a in adapters if a.get("client")), {})
+        died = [a for a in adapters if a.get("died_at") is not None or
+                (a.get("error") and a.get("client") is None)]
+        first = min(died, key=lambda a: a.get("died_at") or 0.0, default=None)
+        out[c.row] = {
+            "name": c.name, "command": list(c.command), "client": ready.get("client"),
+            "version": ready.get("version"),
+            "meta_queries_counted": bool(adapters) and all(a.get("meta_queries_counted")
+                                                           for a in adapters),
+            "died_at": (first["died_at"] + mono_minus_wall
+                        if first is not None and first.get("died_at") is not None else None),
+            "error": first.get("error") if first is not None else None,
+            "adapters": adapters}
     return out
 
 

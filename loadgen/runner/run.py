@@ -31,6 +31,7 @@ import gevent
 from ..config.profile import load_profile
 from ..config.schema import Profile
 from ..errors import ClusterError, ConfigError
+from ..load.real_client import check_commands
 from ..faults.cluster import Cluster, ExternalCluster
 from .measurement import Measurement
 from .locust_runs import LocustRuns
@@ -86,7 +87,8 @@ def run(profile: Profile, out_dir: Path, *, workers: int = 0, quiet: bool = Fals
             open_cluster(profile, Path(tmp)) as cluster:
         cluster.injector(profile.injector)   # a profile error shows now, not at the first Start
         env = Environment(events=Events())
-        settings = WorkloadSettings.from_profile(profile, meta=cluster.meta, run_id=out_dir.name)
+        settings = WorkloadSettings.from_profile(profile, meta=cluster.meta, run_id=out_dir.name,
+                                                 meta_query_log=str(cluster.meta_query_log or ""))
         runner = env.create_master_runner("127.0.0.1", 0) if workers else env.create_local_runner()
         web_runs = None
         if web is not None:
@@ -235,6 +237,7 @@ def main(argv: list[str]) -> int:
     if profile.policies.mode != "paired":
         raise ConfigError(profile.source or args.profile, "policies.mode",
                           f"'paired': pegbench run does not run {profile.policies.mode!r} yet")
+    check_commands(profile.clients, profile.source or args.profile)
     out_dir = out_dir_for(profile, args.out)
     web = WebAddress(args.web_host, args.web_port) if args.web else None
     return run(profile, out_dir, workers=args.workers, quiet=args.quiet, web=web)
