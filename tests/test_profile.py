@@ -26,7 +26,7 @@ pytestmark = pytest.mark.unit
 
 PROFILES = Path(__file__).resolve().parent.parent / "profiles"
 SHIPPED = {"quick", "ci", "pegasus-defaults", "pause", "soak", "external.example",
-           "compound"}
+           "compound", "real-clients"}
 
 
 def write(tmp_path: Path, text: str, name: str = "p.toml") -> Path:

@@ -106,8 +106,11 @@ class Client:
         try:
             routing = TableRouting(name, self._meta, apply=self.policy.config_apply)
             routing.load(time.monotonic() + max(OPEN_TIMEOUT_S, self._ctx.op_timeout_s))
-            executor = TableExecutor(self._ctx, routing,
-                                     self.policy.make_refresher(routing, self._ctx.op_timeout_s),
+            refresher = self.policy.make_refresher(routing, self._ctx.op_timeout_s)
+            bind = getattr(refresher, "bind_sessions", None)
+            if bind is not None:  # a refresher that (re)connects the primaries it learns of
+                bind(self._session)
+            executor = TableExecutor(self._ctx, routing, refresher,
                                      self.policy.make_probe(routing, self._session, self._ctx.emit))
             executor.table = Table(name, executor.run, lambda: routing.config.partition_count)
             self._tables[name] = executor

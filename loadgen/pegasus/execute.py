@@ -328,9 +328,17 @@ class _OpRun:
                        if lost or isinstance(exc, OpTimeout) else None)
             if self.x.refresher.request(seen, silence):
                 a.refreshed = self.any_refresh = True
+        elif reaction.strike:
+            refresher = self.x.refresher
+            strike = getattr(refresher, "strike", refresher.request)
+            if strike(seen, self._silence(a.route, lost=isinstance(exc, (SessionReset, NotConnected)))):
+                a.refreshed = self.any_refresh = True
         self.last_error = (exc.last_error or self.last_error) if isinstance(exc, OpTimeout) else exc
         if not reaction.keep_waiting:
             self._emit_attempt(a, exc, now)
+            if a in self.pending:  # recorded now: _finish must not record it again
+                a.call.cancel()
+                self.pending.remove(a)
         if not reaction.retry:
             return self._finish(exc)
         if now >= self.deadline:

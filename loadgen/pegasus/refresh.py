@@ -7,6 +7,7 @@ at most one query in flight). Each models one client's pacing:
 
 * :class:`GoTriggerLoop` — the Go client's ``tryConfUpdate`` / ``loopForAutoUpdate``;
 * :class:`PacedQuery` — the Java client's ``TableHandler.tryQueryMeta``;
+* :class:`PeriodicCheck` — the Python client's ``Pegasus.update_state`` / ``check_state``;
 * :class:`MetaPoller` — ``failover``: at most one query per interval however many ops ask;
 * :class:`FailureDetectorPoller` — ``failover`` told the cluster's failure-detector timings:
   no query while the meta cannot have replaced a silent primary yet, then a few, timed so the
@@ -24,7 +25,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from .routing import TableRouting
 
@@ -115,6 +116,87 @@ class PacedQuery:
         if routing.generation > seen_generation:
             return False
         return routing.refresh_now()
+
+
+class PeriodicCheck:
+    """apache/incubator-pegasus python-client/pypegasus/pgclient.py ``Pegasus.update_state``,
+    ``Pegasus.check_state`` and ``Table.update_cfg`` (at db756dcdf; the same in pypegasus3
+    0.0.1.1).
+
+    A timer fires every ``interval_s`` (``META_CHECK_INTERVAL``, 2 s) from the client's
+    creation; it queries the meta only if a flag is up, clears the flag first, and re-arms
+    ``interval_s`` after that query has ended. :meth:`request` raises the flag (an error
+    reply of the refresh list, a partition without a session); :meth:`strike` counts one
+    time-out, and every ``threshold``-th (``MAX_TIMEOUT_THRESHOLD``, 5; the count is per
+    client and table, over all partitions, and starts again from 0) raises it. Neither ever
+    queries at once: the op that asked has failed already. After each of its queries, every
+    primary the answer names is (re)connected (``update_cfg``), which is how this client
+    gets a replica connection back. Both return whether a query is now flagged.
+    """
+
+    def __init__(self, routing: TableRouting, interval_s: float, threshold: int):
+        self._routing = routing
+        self._interval_s = interval_s
+        self._threshold = threshold
+        self._anchor = time.monotonic()  # pypegasus arms the timer in Pegasus.__init__
+        self._flag = False
+        self._tick_query = False
+        self._session: Callable[[str], Any] | None = None
+        #: Time-outs counted since the flag was last raised by them.
+        self.timeouts = 0
+
+    def bind_sessions(self, session: Callable[[str], Any]) -> None:
+        """How to reach the client's session to an address (to reconnect primaries)."""
+        self._session = session
+
+    @property
+    def flagged(self) -> bool:
+        """Whether the next tick queries the meta."""
+        return self._flag
+
+    def request(self, seen_generation: int, silence: Silence | None = None) -> bool:
+        self._raise()
+        return True
+
+    def strike(self, seen_generation: int, silence: Silence | None = None) -> bool:
+        self.timeouts += 1
+        if self.timeouts >= self._threshold:
+            self.timeouts = 0
+            self._raise()
+        return self._flag
+
+    def next_tick(self, now: float) -> float:
+        """The timer's first firing after ``now``."""
+        steps = math.floor((now - self._anchor) / self._interval_s) + 1
+        return self._anchor + max(1, steps) * self._interval_s
+
+    def _raise(self) -> None:
+        if self._flag:
+            return
+        self._flag = True
+        self._schedule()
+
+    def _schedule(self, *_: Any) -> None:
+        routing = self._routing
+        if routing.in_flight:  # the tick that runs now re-arms when its query ends
+            routing.next_result().rawlink(self._schedule)
+            return
+        routing.refresh_at(self.next_tick(time.monotonic()), unless=self._tick)
+
+    def _tick(self) -> bool:
+        """The timer fired with the flag up: clear it, and let the query run."""
+        self._flag = False
+        self._routing.next_result().rawlink(self._after_query)
+        return False
+
+    def _after_query(self, *_: Any) -> None:
+        routing = self._routing
+        self._anchor = routing.last_end  # callLater(META_CHECK_INTERVAL) after init() ended
+        if routing.last_error is None and self._session is not None:
+            for addr in sorted({r.primary for r in routing.config.partitions if r.primary}):
+                self._session(addr).redial()  # update_cfg: connectTCP to every primary
+        if self._flag:  # raised again while the query ran
+            self._schedule()
 
 
 class MetaPoller:

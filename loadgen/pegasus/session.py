@@ -65,6 +65,10 @@ class SessionRules:
     #: Calls that did nothing but time out for this long reset the session (Java's
     #: ``session_reset_time_window_secs``).
     timeout_reset_window_s: float | None = None
+    #: A send dials when it finds no connection. False: only the session's first send does;
+    #: after that only :meth:`Session.redial` dials (pypegasus reconnects a replica only when
+    #: a meta answer names it), and a send waits for a connection until its deadline.
+    dial_on_demand: bool = True
 
 
 class Inbox:
@@ -283,8 +287,13 @@ class Session:
     def _connect(self, deadline: float) -> _Connection:
         if self._closed:
             raise NotConnected(f"{self.addr}: session closed")
-        dial = self._dial or self._start_dial()
-        if self.rules.wait_for_connection:
+        dial = self._dial
+        if dial is None and (self.rules.dial_on_demand or self._last_dial_end == float("-inf")):
+            dial = self._start_dial()
+        if dial is None:  # no dial on demand: wait (as if sent into the dead connection)
+            self._connected.wait(max(0.0, deadline - time.monotonic()))
+            reason = "connection lost; this client redials only when the meta names the node"
+        elif self.rules.wait_for_connection:
             # Like Go's waitUntilSessionReady: wait for a connection until the deadline,
             # even past a failed dial.
             self._connected.wait(max(0.0, deadline - time.monotonic()))

@@ -19,6 +19,7 @@ BUILTIN_COLOURS = {
     "refresh-on-timeout": "#E69F00",  # orange
     "refresh-on-reset": "#CC79A7",    # purple-pink
     "java": "#0072B2",                # blue
+    "pypegasus": "#56B4E9",           # sky blue
     "failover": "#009E73",            # green: the new logic
 }
 #: For any other policy, in order; colours already taken by a built-in present are skipped.

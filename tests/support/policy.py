@@ -23,7 +23,7 @@ OP_TIMEOUT_S = OP_TIMEOUT_MS / 1000
 LONG_OP_TIMEOUT_MS = 2000
 LONG_OP_TIMEOUT_S = LONG_OP_TIMEOUT_MS / 1000
 #: Every built-in policy, old to new.
-POLICIES = ("legacy", "refresh-on-timeout", "refresh-on-reset", "java", "failover")
+POLICIES = ("legacy", "refresh-on-timeout", "refresh-on-reset", "java", "pypegasus", "failover")
 
 
 @pytest.fixture(name="cluster")

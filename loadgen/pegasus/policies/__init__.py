@@ -14,6 +14,9 @@ name                    models                               on a primary's cras
                                                              before its deadline refreshes
 ``java``                Java client                          pending calls fail at once; meta
                                                              queried (≤ 1 per timeout/3); retry
+``pypegasus``           Python client (pypegasus)            calls wait for their timeout; every
+                                                             5th time-out flags a meta query for
+                                                             the next 2 s tick; no retry
 ``failover``            the new logic                        fail fast; redial + meta queries
                                                              timed to the failure detector's
                                                              window; retry until the deadline
@@ -38,10 +41,11 @@ from .base import NOTHING, AttemptContext, Policy, Reaction, check_positive
 from .failover import Failover
 from .go import Legacy, RefreshOnReset, RefreshOnTimeout
 from .java import Java
+from .pypegasus import Pypegasus
 
 __all__ = [
     "NOTHING", "AttemptContext", "Policy", "Reaction", "check_positive", "Failover", "Legacy",
-    "RefreshOnReset", "RefreshOnTimeout", "Java", "PolicyInfo", "register", "create",
+    "RefreshOnReset", "RefreshOnTimeout", "Java", "Pypegasus", "PolicyInfo", "register", "create",
     "available", "BUILTINS", "FD_PARAMS", "with_failure_detector",
 ]
 
@@ -143,6 +147,6 @@ def _import(path: str) -> Callable[..., Policy]:
 
 
 #: The built-in policies, old to new.
-BUILTINS = (Legacy, RefreshOnTimeout, RefreshOnReset, Java, Failover)
+BUILTINS = (Legacy, RefreshOnTimeout, RefreshOnReset, Java, Pypegasus, Failover)
 for _cls in BUILTINS:
     register(_cls.name, _cls)

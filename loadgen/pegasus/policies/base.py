@@ -41,6 +41,10 @@ class Reaction:
     #: The attempt got no reply in time but stays pending: send again only once the config
     #: names another primary or a higher ballot (a slow primary gets each write once).
     keep_waiting: bool = False
+    #: Count one strike toward the refresher's own threshold instead of asking it outright
+    #: (pypegasus: every fifth time-out flags a meta query); a refresher without a
+    #: ``strike`` method takes it as a plain request.
+    strike: bool = False
 
 
 NOTHING = Reaction()
