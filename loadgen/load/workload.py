@@ -27,10 +27,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import gevent
+from gevent.event import Event
 
 from ..config.profile import workload_from_dict
 from ..config.schema import DEFAULT_COMPARE, DEFAULT_TABLE, Profile, WorkloadConfig, frozen_map, plain_data
-from ..errors import ConfigError
+from ..errors import ConfigError, PegasusError
 from ..events import Events
 from ..metrics import Recorder
 from ..pegasus import policies
@@ -175,6 +176,8 @@ class Workload:
         self._tables: dict[str, Any] = {}
         #: real client row -> its adapter's status (plain data), kept after the test stops
         self._real_status: dict[str, dict[str, Any]] = {}
+        # this test's real clients are being started / were started (or failed to)
+        self._real_opening, self._real_ready = False, Event()
         self._seq: dict[str, itertools.count] = {}
         self._warmup: gevent.Greenlet | None = None
 
@@ -190,6 +193,7 @@ class Workload:
         self.book.clear()
         self._seq.clear()
         self._real_status.clear()
+        self._real_opening, self._real_ready = False, Event()
         self.t_test_start, self.t_warmup_end = time.monotonic(), None
         if monitor:
             self.monitor.start()
@@ -227,9 +231,11 @@ class Workload:
         table = self._tables.get(policy)
         if table is not None:
             return table
+        s = self.settings
+        if s.clients and policy not in s.clients and not self._real_ready.is_set():
+            self._open_real_clients()
         client = self._clients.get(policy)
         if client is None:
-            s = self.settings
             if policy in s.clients:
                 from .real_client import RealClient
 
@@ -246,6 +252,23 @@ class Workload:
         if self._clients.get(policy) is client:          # not closed meanwhile
             self._tables[policy] = table
         return table
+
+    def _open_real_clients(self) -> None:
+        """Start the real clients' adapters before any policy opens its table, so a client's
+        timers (e.g. pypegasus's 2 s meta check) and its model's start together: a policy's
+        users wait out the adapters' start-up (a fraction of a second, in warm-up)."""
+        if self._real_opening:
+            self._real_ready.wait()
+            return
+        self._real_opening = True
+        try:
+            for row in self.settings.clients:
+                try:
+                    self.table(row)
+                except PegasusError:
+                    pass     # its own users count it; the policies go on
+        finally:
+            self._real_ready.set()
 
     def new_user(self, policy: str) -> tuple[int, bytes]:
         """(sequence number, key prefix ``run/policy/worker/seq/``) for a new user."""
