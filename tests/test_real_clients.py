@@ -128,3 +128,35 @@ def test_a_real_client_row_says_what_it_cannot_know(counted):
     assert as_policy.attempts_per_op == 1.0 and real.attempts_per_op is None
     assert as_policy.meta_queries_per_s_overall == 0.5
     assert real.meta_queries_per_s_overall == (0.5 if counted else None)
+
+
+def test_the_recovery_tab_marks_a_real_clients_row():
+    from types import SimpleNamespace
+
+    from support.metrics import op
+
+    from loadgen.harness.webui import RecoveryTab
+    from loadgen.load.workload import WorkloadSettings
+    from loadgen.metrics import Recorder
+
+    settings = WorkloadSettings(meta=("127.0.0.1:1",), policies=("failover",),
+                                clients={"real:x": {"command": ["x"]}})
+    recorder = Recorder()
+    for row in ("failover", "real:x"):
+        recorder.record(op(100.0, policy=row))
+    statuses = {"real:x": [{"client": "pypegasus3", "version": "0.0.1.1", "died_at": None},
+                           {"client": "pypegasus3", "version": "0.0.1.1", "died_at": 101.0,
+                            "error": "adapter real:x exited (exit status 5)"}]}
+    harness = SimpleNamespace(
+        settings=settings, workload=SimpleNamespace(labels={"failover": "failover"}),
+        live_state=lambda: recorder.snapshot(histograms=False), live_missed=dict,
+        relay=SimpleNamespace(fault_events=list), finished=[],
+        live_real_clients=lambda: statuses)
+    rows = {r["name"].split(" ")[0]: r for r in RecoveryTab(harness, clock=lambda: 101.0).rows()
+            if r["kind"] == "policy"}
+    assert rows["failover"]["name"] == "failover" and rows["failover"]["attempts_per_op"] == 1.0
+    real = rows["real:x"]
+    assert real["name"] == ("real:x (real client: pypegasus3 0.0.1.1); adapter died: "
+                            "adapter real:x exited (exit status 5)")
+    assert real["attempts_per_op"] == "n/a" and real["meta_qps"] == "n/a"   # no query log
+    assert real["ops"] == 1

@@ -105,6 +105,7 @@ class Totals(Protocol):
     def live_missed(self) -> dict[str, int]: ...
     def live_dropped(self) -> dict[str, int]: ...
     def saturation(self) -> Saturation: ...
+    def live_real_clients(self) -> dict[str, list[dict[str, Any]]]: ...
     def finish(self, timeout_s: float) -> FinalReport: ...
     def durability(self, timeout_s: float) -> Durability: ...
 
@@ -130,6 +131,9 @@ class OwnTotals:
 
     def saturation(self) -> Saturation:
         return self._workload().saturation()
+
+    def live_real_clients(self) -> dict[str, list[dict[str, Any]]]:
+        return {row: [status] for row, status in self._workload().real_clients().items()}
 
     def finish(self, timeout_s: float) -> FinalReport:
         w = self._workload()
@@ -163,6 +167,9 @@ class MergedTotals:
 
     def saturation(self) -> Saturation:
         return self._collector.report().saturation
+
+    def live_real_clients(self) -> dict[str, list[dict[str, Any]]]:
+        return dict(self._collector.report().real_clients)
 
     def finish(self, timeout_s: float) -> FinalReport:
         return self._collector.wait_final(timeout_s)
@@ -278,6 +285,10 @@ class Harness:
     def saturation(self) -> Saturation:
         """Whether a load process was its own bottleneck so far."""
         return self.totals.saturation()
+
+    def live_real_clients(self) -> dict[str, list[dict[str, Any]]]:
+        """Per real client row, its adapters' statuses so far (one per load process)."""
+        return self.totals.live_real_clients()
 
     def finish(self, timeout_s: float = 30.0) -> FinalReport:
         """After the runner stopped: the final merged state (a master waits, at most

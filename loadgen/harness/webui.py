@@ -184,12 +184,25 @@ class RecoveryTab:
                    p99_response_ms="" if p99 is None else round(p99 / 1000, 1),
                    p99_fault_ms="" if p99_fault is None else round(p99_fault, 1),
                    attempts_per_op=round(p.attempts / p.ops, 3) if p.ops else "")
-        real = self.harness.settings.clients
-        if name in real:      # a real client's retries are its own; its meta queries may be
-            row["attempts_per_op"] = "n/a"   # the row's name (real:...) says what it is
-            if not self.harness.settings.meta_query_log:
-                row["meta_qps"] = "n/a"
+        if name in self.harness.settings.clients:
+            row.update(self._real_client_cells(name))
         return row
+
+    def _real_client_cells(self, row: str) -> dict[str, Any]:
+        """A real client's row: who it is (from its adapter's handshake), whether its adapter
+        died, and "n/a" where it cannot be measured (its retries are its own; its meta queries
+        without the onebox's query log)."""
+        statuses = self.harness.live_real_clients().get(row, [])
+        ready = next((a for a in statuses if a.get("client")), {})
+        who = " ".join(str(ready[k]) for k in ("client", "version") if ready.get(k))
+        died = [a for a in statuses if a.get("died_at") is not None]
+        name = f"{row} (real client{': ' + who if who else ''})"
+        if died:
+            name += f"; adapter died: {died[0].get('error')}"
+        cells: dict[str, Any] = {"name": name, "attempts_per_op": "n/a"}
+        if not self.harness.settings.meta_query_log:
+            cells["meta_qps"] = "n/a"
+        return cells
 
     def _fault_row(self, event: FaultEvent, ttrs: Sequence[Any]) -> dict[str, Any]:
         row: dict[str, Any] = {key: "" for key, _ in BASE_COLUMNS}
