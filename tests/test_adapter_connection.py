@@ -6,14 +6,13 @@ to the timeouts the test sets, never tight absolute times.
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from pathlib import Path
 
 import gevent
 import pytest
-from support.processes import alive, kill_groups, wait_until
+from support.processes import group_gone, kill_groups, wait_until
 
 from loadgen.adapters import REPLY_TIMEOUT, AdapterConnection, AdapterError, AdapterProtocolError
 
@@ -26,14 +25,6 @@ def gwait(pred, timeout_s: float) -> bool:
     while not pred() and time.monotonic() < deadline:
         gevent.sleep(0.02)
     return bool(pred())
-
-
-def group_gone(pid: int) -> bool:
-    try:
-        os.killpg(pid, 0)
-    except ProcessLookupError:
-        return not alive(pid)
-    return False
 
 
 @pytest.fixture

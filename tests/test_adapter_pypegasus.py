@@ -8,13 +8,12 @@ and adapter process is stopped after each test, pass or fail.
 
 from __future__ import annotations
 
-import os
 import time
 
 import gevent
 import pytest
 from support.onebox import first_new_primary, hash_keys_per_partition, make_box, node_of
-from support.processes import alive, kill_groups, wait_until
+from support.processes import group_gone, kill_groups, wait_until
 
 from loadgen.adapters import AdapterConnection, AdapterError, venvs
 from loadgen.adapters.pypegasus import DEFINITE
@@ -35,14 +34,6 @@ def command() -> list[str]:
 def box(tmp_path):
     with make_box(tmp_path / "box") as b:
         yield b
-
-
-def group_gone(pid: int) -> bool:
-    try:
-        os.killpg(pid, 0)
-    except ProcessLookupError:
-        return not alive(pid)
-    return False
 
 
 @pytest.fixture

@@ -46,7 +46,7 @@ def test_the_pypegasus_model_agrees_with_the_real_client(tmp_path, capsys):
     out = tmp_path / "run"
     proc = pegbench("run", str(REPO / "profiles" / "real-clients.toml"), "--out", str(out),
                     "--quiet")
-    stdout, stderr = proc.communicate(timeout=300)
+    _, stderr = proc.communicate(timeout=300)
     assert proc.returncode == 0, stderr[-3000:]
     code = model_check.main([str(out)])
     printed = capsys.readouterr().out

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from support.pegbench_cli import PROFILE, pegbench
@@ -41,12 +42,13 @@ def run(tmp_path_factory):
     out = tmp / "out"
     proc = pegbench("run", str(profile), "--out", str(out))
     stdout, stderr = proc.communicate(timeout=200)
-    results = json.loads((out / "results.json").read_text())
-    return proc.returncode, stdout, stderr, results, out
+    assert (out / "results.json").is_file(), stderr[-3000:]
+    return SimpleNamespace(code=proc.returncode, stdout=stdout, out=out,
+                           results=json.loads((out / "results.json").read_text()))
 
 
 def test_real_client_rows_are_measured_like_the_policies(run):
-    code, stdout, stderr, results, out = run
+    results = run.results
     assert set(results["policies"]) == {"failover", "real:own", "real:liar", "real:dier"}
     own, failover = results["policies"]["real:own"], results["policies"]["failover"]
     assert own["ops"] > 0.8 * failover["ops"]        # the same open-loop schedule
@@ -62,12 +64,12 @@ def test_real_client_rows_are_measured_like_the_policies(run):
     assert info["died_at"] is None and info["meta_queries_counted"] is True
     # counted on the meta's side, from the adapter's sockets: at least its table's first query
     assert own["meta_queries"] >= 1 and own["attempts_per_op"] is None
-    assert "real:own: real client pegbench-own failover through its adapter" in stdout
+    assert "real:own: real client pegbench-own failover through its adapter" in run.stdout
     assert processes_mentioning(ADAPTER) == []
 
 
 def test_a_real_clients_acknowledged_writes_are_read_back(run):
-    code, stdout, stderr, results, out = run
+    results = run.results
     by_row = results["durability"]["by_policy"]
     assert by_row["real:own"]["acked"] > 50 and by_row["real:own"]["lost"] == 0
     assert by_row["failover"]["lost"] == 0
@@ -75,13 +77,13 @@ def test_a_real_clients_acknowledged_writes_are_read_back(run):
     assert by_row["real:liar"]["acked"] > 50
     assert by_row["real:liar"]["lost"] == by_row["real:liar"]["acked"]
     assert results["durability"]["lost"] == by_row["real:liar"]["lost"]
-    assert results["slo"]["verdict"] == "fail" and code == 1
-    assert f"lost (real:liar {by_row['real:liar']['lost']})" in stdout
-    assert "<td>lost writes</td>" in (out / "report.html").read_text()
+    assert results["slo"]["verdict"] == "fail" and run.code == 1
+    assert f"lost (real:liar {by_row['real:liar']['lost']})" in run.stdout
+    assert "<td>lost writes</td>" in (run.out / "report.html").read_text()
 
 
 def test_a_dead_adapter_fails_its_row_and_the_run_goes_on(run):
-    code, stdout, stderr, results, out = run
+    results = run.results
     info = results["real_clients"]["real:dier"]
     run_info = results["run"]
     assert info["died_at"] is not None and info["died_at"] < run_info["t_end"]
@@ -92,7 +94,7 @@ def test_a_dead_adapter_fails_its_row_and_the_run_goes_on(run):
     # the other rows were not held up by it
     assert results["policies"]["failover"]["ttr_first_ms"]["recovered"] > 0
     died_s = info["died_at"] - run_info["t_start"]
-    assert f"the adapter died {died_s:.1f} s into the run" in (out / "report.html").read_text()
+    assert f"the adapter died {died_s:.1f} s into the run" in (run.out / "report.html").read_text()
 
 
 @pytest.mark.parametrize("body, key, expected", [
@@ -131,8 +133,6 @@ def test_a_real_client_row_says_what_it_cannot_know(counted):
 
 
 def test_the_recovery_tab_marks_a_real_clients_row():
-    from types import SimpleNamespace
-
     from support.metrics import op
 
     from loadgen.harness.webui import RecoveryTab

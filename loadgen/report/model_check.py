@@ -86,8 +86,8 @@ def format_checks(checks: Sequence[RunCheck], model: str, real: str) -> str:
     def ms(v: float | None) -> str:
         return "not recovered" if v is None else f"{v:,.0f} ms"
 
-    lines = [f"model {model} vs real client {real}: TTR-first within max(20 %, 300 ms), "
-             "errors within 20 %"]
+    lines = [(f"model {model} vs real client {real}: TTR-first within max(20 %, 300 ms), "
+              "errors within 20 %")]
     for c in checks:
         for f in c.faults:
             lines.append(f"  {c.label}  fault {f.fault} ({f.kind}): TTR-first model {ms(f.model_ms)}"

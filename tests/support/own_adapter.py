@@ -16,13 +16,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-import gevent  # noqa: E402
-from gevent.fileobject import FileObject  # noqa: E402
-from gevent.lock import Semaphore  # noqa: E402
+import gevent
+from gevent.fileobject import FileObject
+from gevent.lock import Semaphore
 
-from loadgen.adapters import protocol as p  # noqa: E402
-from loadgen.errors import PegasusError  # noqa: E402
-from loadgen.pegasus import Client  # noqa: E402
+from loadgen.adapters import protocol as p
+from loadgen.errors import PegasusError
+from loadgen.pegasus import Client
 
 MODE = sys.argv[1] if len(sys.argv) > 1 else "normal"
 DIE_AT = int(sys.argv[2]) if MODE == "die-at" else 0
@@ -60,13 +60,11 @@ def main() -> None:
     table = client.open_table(hello.table)
     send(p.Ready(client="pegbench-own", version=hello.options.get("policy", "failover"),
                  ops=["put", "get", "multi_put"]))
-    n = 0
-    for lineno, raw in enumerate(lines, start=2):
-        msg = p.decode(raw, adapter="own", lineno=lineno, allowed=p.TO_ADAPTER)
+    for n, raw in enumerate(lines, start=1):
+        msg = p.decode(raw, adapter="own", lineno=n + 1, allowed=p.TO_ADAPTER)
         if isinstance(msg, p.Stop):
             break
-        n += 1
-        if n == DIE_AT:
+        if n == DIE_AT:        # the n-th op (no other message comes before stop)
             os._exit(5)
         gevent.spawn(serve, table, msg)
     client.close()

@@ -15,6 +15,15 @@ def alive(pid: int) -> bool:
     return proc_state(pid) not in (None, "Z")
 
 
+def group_gone(pid: int) -> bool:
+    """Whether the process group led by ``pid`` has no process left (and ``pid`` is gone)."""
+    try:
+        os.killpg(pid, 0)
+    except ProcessLookupError:
+        return not alive(pid)
+    return False
+
+
 def wait_until(pred: Callable[[], object], timeout_s: float = 5.0) -> bool:
     """Poll ``pred`` until it is truthy or ``timeout_s`` passed; its last truth value."""
     deadline = time.monotonic() + timeout_s
