@@ -200,8 +200,7 @@ def durability(acked: int, verified: int, lost: int | None = None,
         raise ValueError(f"negative counts: acked={acked} verified={verified}")
     return Durability(acked=acked, verified=verified,
                       lost=max(acked - verified, 0) if lost is None else lost,
-                      by_policy=by_policy or None,
-                      absent=frozenset() if by_policy else frozenset({"by_policy"}))
+                      by_policy=by_policy or None)
 
 
 def missed_for(missed: Mapping[str, int] | None, policy: str) -> int | None:

@@ -329,6 +329,16 @@ class Durability(Block):
     #: the same per row that wrote them (policy or real client): {acked, verified, lost}
     by_policy: Mapping[str, Mapping[str, int]] | None = None
 
+    def to_dict(self) -> dict[str, Any]:
+        out = super().to_dict()
+        if out.get("by_policy") is None:     # a read-back that did not count by row
+            out.pop("by_policy", None)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Self:
+        return replace(super().from_dict(data), absent=frozenset())   # None: not written
+
 
 @dataclass(frozen=True)
 class SloCheck(Block):
