@@ -66,7 +66,7 @@ class RealClient:
         self._attributor: gevent.Greenlet | None = None
         self._start_error: str | None = None
         self.started_at: float | None = None     # wall clock
-        self.meta_queries = 0
+        self._closed = False
 
     # ------------------------------------------------------------------ life cycle
 
@@ -94,6 +94,9 @@ class RealClient:
                 options=self.options, name=self.row, handshake_timeout_s=self.handshake_timeout_s,
                 env=adapter_env())
             self.conn.start()
+            if self._closed:      # the test stopped while the adapter started
+                self.conn.stop()
+                raise AdapterError(f"adapter {self.row}: stopped while starting")
         except (AdapterError, ConfigError, PegasusError, OSError) as exc:
             self._start_error = str(exc)
             log.error("%s: the adapter did not start: %s", self.row, exc)
@@ -107,6 +110,7 @@ class RealClient:
 
     def close(self) -> None:
         """Stop the adapter (ops in flight end ``unknown``)."""
+        self._closed = True
         if self._attributor is not None:
             self._attributor.kill(block=False)
         if self.conn is not None:
@@ -161,7 +165,6 @@ class RealClient:
                 except (ValueError, KeyError, TypeError):
                     continue
                 if peer in ports:
-                    self.meta_queries += 1
                     self.observer(Outcome(level=META, op="query_config", table=table,
                                           partition=-1, node=None, start=t, end=t, outcome=OK,
                                           error=None, attempt=1, refreshed=False,
