@@ -225,9 +225,12 @@ def test_a_one_part_path_is_a_root_metric():
     ({"slo": {"passed": "unknown", "checks": []}, "interrupted": False}, "unknown"),
     ({"interrupted": True}, "the run was interrupted"),
     ({}, "no slo object in results.json"),
+    # only the checks with no verdict are named: a passed or failed one has one
     ({"slo": {"passed": "unknown", "checks": [{"name": "a", "passed": True},
-                                              {"name": "b", "passed": None}]}},
-     "SLO checks with no verdict: b"),
+                                              {"name": "b", "passed": None},
+                                              {"name": "c", "passed": False},
+                                              {"name": "d", "passed": "unknown"}]}},
+     "SLO checks with no verdict: b, d"),
 ])
 def test_an_old_unknown_verdict_says_why_from_what_the_file_holds(document, reason):
     assert slo_unknown_reason(Results.from_dict(document)) == reason
