@@ -4,6 +4,8 @@ sides, as the table prints them (written from mutants of ``judge_ranked`` /
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from loadgen.report.compare import BETTER, FEW, NA, SAME, WORSE, Side, judge_ranked, judge_recovered
@@ -81,3 +83,18 @@ def test_recoveries_not_judged_without_samples_or_with_too_few():
     same = judge_recovered("p", (24, 24), (23, 24), alpha=0.05)
     assert (same.status, same.significant, same.reason) == (SAME, False, "")
     assert same.p == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("slower_by, status", [(26.0, SAME), (27.0, WORSE)])
+def test_a_median_right_at_the_allowed_limit_is_within_it(slower_by, status):
+    # base median 100 ms, 25 % allowed + the 1 ms floor: 126 ms is the limit itself
+    base = [95.0 + k for k in range(11)]
+    row = judge_ranked("p", TTR_FIRST, base, [v + slower_by for v in base],
+                       max_regression=0.25, alpha=0.05)
+    assert (row.base.median, row.candidate.median) == (100.0, 100.0 + slower_by)
+    assert (row.status, row.significant) == (status, True)
+
+
+def test_a_candidate_that_recovers_where_the_base_did_not_is_better():
+    row = judge_ranked("p", TTR_FIRST, [math.inf] * 12, BASE, max_regression=0.1, alpha=0.05)
+    assert (row.status, row.significant, row.reason, row.change) == (BETTER, True, "", None)
