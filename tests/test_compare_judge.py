@@ -98,3 +98,28 @@ def test_a_median_right_at_the_allowed_limit_is_within_it(slower_by, status):
 def test_a_candidate_that_recovers_where_the_base_did_not_is_better():
     row = judge_ranked("p", TTR_FIRST, [math.inf] * 12, BASE, max_regression=0.1, alpha=0.05)
     assert (row.status, row.significant, row.reason, row.change) == (BETTER, True, "", None)
+
+
+@pytest.mark.parametrize("base, cand, alpha, status, p", [
+    ((3, 3), (0, 3), 0.2, WORSE, 0.1),     # 3 a side is enough when p = 0.1 can be reached
+    ((3, 3), (0, 3), 0.1, FEW, None),      # ... but 0.1 is not below a level of 0.1
+    ((4, 4), (0, 4), 0.04, WORSE, 4 / 140),  # 4 + 4 can reach p = 0.029 < 0.04
+])
+def test_few_recovery_samples_are_judged_exactly_when_the_level_can_be_reached(
+        base, cand, alpha, status, p):
+    row = judge_recovered("p", base, cand, alpha=alpha)
+    assert row.status == status
+    assert row.p == (None if p is None else pytest.approx(p))
+
+
+@pytest.mark.parametrize("base, cand, base_side, cand_side", [
+    ((24, 24), (0, 0), (24, 24, 100.0), None),
+    ((0, 0), (16, 24), None, (16, 24, pytest.approx(200 / 3))),
+])
+def test_recoveries_on_one_side_only_are_shown_but_not_judged(base, cand, base_side, cand_side):
+    row = judge_recovered("p", base, cand, alpha=0.05)
+    assert (row.status, row.reason, row.p, row.change) == (NA, "no samples on one side", None,
+                                                           None)
+    # the table prints the side that has samples: "100 % (24/24)"
+    shown = [None if s is None else (s.recovered, s.n, s.median) for s in (row.base, row.candidate)]
+    assert shown == [base_side, cand_side]
