@@ -121,5 +121,6 @@ def test_recoveries_on_one_side_only_are_shown_but_not_judged(base, cand, base_s
     assert (row.status, row.reason, row.p, row.change) == (NA, "no samples on one side", None,
                                                            None)
     # the table prints the side that has samples: "100 % (24/24)"
-    shown = [None if s is None else (s.recovered, s.n, s.median) for s in (row.base, row.candidate)]
+    shown = [None if s is None else (s.recovered, s.n, s.median)
+             for s in (row.base, row.candidate)]
     assert shown == [base_side, cand_side]
