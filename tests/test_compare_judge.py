@@ -9,7 +9,7 @@ import math
 import pytest
 
 from loadgen.report.compare import (BETTER, FEW, NA, SAME, WORSE, Side, judge_ranked, judge_recovered,
-                                    row_cells)
+                                    parse_regression, row_cells)
 from loadgen.report.compare_samples import ERROR_RATE_FAULT, TTR_FIRST
 
 pytestmark = pytest.mark.unit
@@ -150,21 +150,37 @@ def test_a_significant_difference_with_the_same_median_is_within_the_threshold()
     assert row.reason == "significant, within the threshold"
 
 
-@pytest.mark.parametrize("row, cells, change", [
-    (judge_recovered("p", (16, 24), (24, 24), alpha=0.05),
+@pytest.mark.parametrize("judge, args, cells, change", [
+    (judge_recovered, ((16, 24), (24, 24)),
      ("p", "recovered_fraction", "66.7 % (16/24)", "100 % (24/24)", "+50.0 %",
       "p=0.0039 n=24+24", "better"), 0.5),
-    (judge_recovered("p", (2, 2), (0, 2), alpha=0.9),
+    (judge_recovered, ((2, 2), (0, 2), 0.9),
      ("p", "recovered_fraction", "100 % (2/2)", "0 % (0/2)", "~", "too few samples (n=2+2)", ""),
      -1.0),
-    (judge_recovered("p", (24, 24), (23, 24), alpha=0.05),
+    (judge_recovered, ((24, 24), (23, 24)),
      ("p", "recovered_fraction", "100 % (24/24)", "95.8 % (23/24)", "~", "p=1 n=24+24", ""),
      -1 / 24),
-    (judge_ranked("p", TTR_FIRST, SLOWER, BASE, max_regression=0.1, alpha=0.05),
+    (judge_ranked, (SLOWER, BASE),
      ("p", "ttr_first_ms", "205.5 ± 2.8 ms (n=12)", "105.5 ± 2.8 ms (n=12)", "-48.7 %",
       "p=7.4e-07 n=12+12", "better"), -100 / 205.5),
+    (judge_ranked, (BASE, []),
+     ("p", "ttr_first_ms", "105.5 ± 2.8 ms (n=12)", "n/a", "n/a",
+      "no samples on one side (n=12+0)", ""), None),
 ])
-def test_each_judged_row_prints_both_sides_and_its_change(row, cells, change):
+def test_each_judged_row_prints_both_sides_and_its_change(judge, args, cells, change):
+    base, cand, *level = args
+    alpha = level[0] if level else 0.05
+    if judge is judge_ranked:
+        row = judge_ranked("p", TTR_FIRST, base, cand, max_regression=0.1, alpha=alpha)
+    else:
+        row = judge_recovered("p", base, cand, alpha=alpha)
     # the table's cells; the compare page's bar shows the change even when not significant
     assert row_cells(row) == cells
-    assert row.change == pytest.approx(change)
+    assert row.change == (None if change is None else pytest.approx(change))
+
+
+@pytest.mark.parametrize("text", ["-5%", "-0.1", "inf"])
+def test_a_negative_or_infinite_max_regression_is_refused_with_what_was_given(text):
+    with pytest.raises(ValueError) as info:
+        parse_regression(text)
+    assert str(info.value) == f"--max-regression: expected a non-negative amount, got {text!r}"
