@@ -8,7 +8,8 @@ import pytest
 from support.metrics import meta, op, record_in_end_order, writes
 
 from loadgen.metrics import FaultEvent, Recorder, phases
-from loadgen.metrics.analysis import durability, error_summary, new_primary_block, recovery_cost
+from loadgen.metrics.analysis import (durability, error_summary, new_primary_block, policy_results,
+                                      recovery_cost)
 from loadgen.metrics.distribution import CensoredDistribution
 from loadgen.metrics.events import (FAULT, RECENT_FAULT_WINDOW_S, RECOVERY, STEADY, Phase,
                                     PhaseLookup, new_primaries, phase_seconds, phases_from_dicts)
@@ -158,3 +159,23 @@ def test_the_flag_window_is_the_go_redial_throttle():
                           affected_partitions=(1,), promoted={1: "replica1"})
     [np] = new_primaries(just_out, [kill, skipped, just_out]).values()
     assert np.last_fault_id == "1" and np.last_fault_age_s == 60.0 and not np.recently_faulted
+
+
+def test_a_policy_block_of_results_json_carries_the_run_counts():
+    """results.json's policies.<name> (written from analysis.py's surviving mutants, issue 19)."""
+    policy, spans = _phased_run()
+    block = policy_results(policy, ttrs=[], name="failover", spans=spans, t_start=90.0,
+                           t_end=120.0, missed=4).to_dict()
+    assert {k: block[k] for k in (
+        "ops", "outcomes", "errors", "attempts", "meta_queries", "meta_queries_failed",
+        "replica_queries", "missed", "dropped", "dropped_by_partition", "attempt_outcomes",
+        "attempt_errors", "clamped", "errors_by_kind")} == {
+        "ops": 600, "outcomes": {"ok": 580, "fail": 0, "unknown": 20}, "errors": 20,
+        "attempts": 640, "meta_queries": 21, "meta_queries_failed": 0, "replica_queries": 0,
+        "missed": 4, "dropped": 0, "dropped_by_partition": {},
+        "attempt_outcomes": {"ok": 0, "fail": 0, "unknown": 0}, "attempt_errors": {},
+        "clamped": 0, "errors_by_kind": {"ERR_TIMEOUT": 20}}
+    assert block["error_rate"] == 20 / 600 and block["attempts_per_op"] == 640 / 600
+    assert block["meta_queries_per_s"] == 20 / 11.5               # fault and recovery phases
+    assert block["meta_queries_per_s_overall"] == pytest.approx(21 / 30)
+    assert block["recovered_fraction"] is None                     # no fault TTRs given

@@ -24,6 +24,7 @@ from loadgen.metrics.slo import (
     run_checks,
     settle,
     slo_block,
+    slo_unknown_reason,
 )
 
 pytestmark = pytest.mark.unit
@@ -209,3 +210,27 @@ def test_a_root_block_wins_over_a_policy_of_the_same_name():
 
 def test_a_one_part_path_is_a_root_metric():
     assert ThresholdCheck("lost", max=0)({"lost": 0, "policies": {}}).passed is True
+
+
+# --------------------------------------------------------------------------- slo_unknown_reason
+
+
+@pytest.mark.parametrize("document, reason", [
+    # an empty reason in the file is no reason: the report must still say something
+    ({"slo": {"passed": "unknown", "unknown_reason": ""}}, "unknown"),
+    ({"slo": {"passed": "unknown", "checks": []},
+      "load_generator": {"saturated": True, "reason": ""}},
+     "the test bench was its own bottleneck: ?"),
+    ({"slo": {"passed": "unknown", "checks": []}, "interrupted": True}, "the run was interrupted"),
+    ({"slo": {"passed": "unknown", "checks": []}, "interrupted": False}, "unknown"),
+    ({"interrupted": True}, "the run was interrupted"),
+    ({}, "no slo object in results.json"),
+    # only the checks with no verdict are named: a passed or failed one has one
+    ({"slo": {"passed": "unknown", "checks": [{"name": "a", "passed": True},
+                                              {"name": "b", "passed": None},
+                                              {"name": "c", "passed": False},
+                                              {"name": "d", "passed": "unknown"}]}},
+     "SLO checks with no verdict: b, d"),
+])
+def test_an_old_unknown_verdict_says_why_from_what_the_file_holds(document, reason):
+    assert slo_unknown_reason(Results.from_dict(document)) == reason

@@ -174,26 +174,33 @@ def test_a_lag_is_negative_only_below_zero():
 # --------------------------------------------------------------------------- offered load
 
 
-def test_a_window_where_the_policy_wrote_only_elsewhere_is_bad_even_if_it_stopped_later():
-    # partition 3 silent from 138; the policy wrote partition 4 until 139 and then stopped:
-    # [138, 139) was offered load (bad), [139, 140) was not (unobserved, dropped)
+@pytest.mark.parametrize("window_s", [1.0, 0.5])
+@pytest.mark.parametrize("elsewhere_until", [139.0, 140.6])
+def test_a_window_where_the_policy_wrote_only_elsewhere_is_bad(elsewhere_until, window_s):
+    # partition 3 silent from 138; the policy wrote partition 4 until 139 (then stopped) or
+    # to the end: a window in [138, 139) was offered load and is bad, one after the policy
+    # stopped was not (unobserved, dropped); with 1 s and half-second windows alike
     history = writes(90, 138, ok=lambda t: not 100 <= t < 100.85)
-    history += writes(90, 139, partition=4)
+    history += writes(90, elsewhere_until, partition=4)
     r = Recorder()
     record_in_end_order(r, history, faults=[(100.0, (3,))])
-    [ttr] = event_ttrs(r.snapshot(), [_kill()], t_end=140.6)
+    [ttr] = event_ttrs(r.snapshot(), [_kill()], t_end=140.6, window_s=window_s)
     assert ttr.recovered and not ttr.stable_recovered and ttr.stable_s == pytest.approx(40.6)
 
 
-def test_load_offered_only_after_the_horizon_does_not_make_empty_windows_bad():
-    # The policy paused all load in [107, 112); the next fault on partition 3 came at 110:
-    # the windows [107, 110) saw no op of the policy, they are unobserved, not bad
-    history = writes(90, 107, ok=lambda t: not 100 <= t < 100.85) + writes(112, 120)
+@pytest.mark.parametrize("window_s", [1.0, 0.5])
+@pytest.mark.parametrize("resumed_at", [112.0, 110.2])
+def test_load_offered_only_after_the_horizon_does_not_make_empty_windows_bad(resumed_at,
+                                                                              window_s):
+    # The policy paused all load in [107, resumed_at); the next fault on partition 3 came at
+    # 110: the windows of [107, 110) saw no op of the policy, they are unobserved, not bad
+    # (offered load is looked for in each window alone, not anywhere up to the end)
+    history = writes(90, 107, ok=lambda t: not 100 <= t < 100.85) + writes(resumed_at, 120)
     second = FaultEvent(id="f2", kind="kill", node="replica1", t_inject=110.0, t_heal=110.5,
                         affected_partitions=(3,), server_failover_s={3: 0.5})
     r = Recorder()
     record_in_end_order(r, history, faults=[(100.0, (3,)), (110.0, (3,))])
-    ttrs = event_ttrs(r.snapshot(), [_kill(), second], t_end=120.0)
+    ttrs = event_ttrs(r.snapshot(), [_kill(), second], t_end=120.0, window_s=window_s)
     first = next(t for t in ttrs if t.event_id == "f1")
     assert first.t_horizon == 110.0
     assert first.stable_recovered and first.stable_s == 1.0
@@ -214,26 +221,3 @@ def test_the_grid_reaches_into_a_second_kept_in_10_ms_detail():
     s = Series(width=3, coarse={100: (20, 0, 0), 101: (50, 0, 0)}, fine={101: tuple(fine)})
     assert stable_windows(s, 100.0, 101.5, 0.5) == [(10.0, 10.0), (10.0, 10.0), (50.0, 50.0)]
     assert ttr_stable(s, 100.0, 101.5, 0.5, first_s=0.1) == (0.1, True)
-
-
-def test_offered_load_is_looked_for_in_each_window_alone():
-    # the policy paused all load in [107, 110.2); the next fault on partition 3 came at
-    # 110: the windows of [107, 110) are unobserved (load resumed only after the horizon)
-    history = writes(90, 107, ok=lambda t: not 100 <= t < 100.85) + writes(110.2, 120)
-    second = FaultEvent(id="f2", kind="kill", node="replica1", t_inject=110.0, t_heal=110.5,
-                        affected_partitions=(3,), server_failover_s={3: 0.5})
-    r = Recorder()
-    record_in_end_order(r, history, faults=[(100.0, (3,)), (110.0, (3,))])
-    for window_s in (1.0, 0.5):
-        ttrs = event_ttrs(r.snapshot(), [_kill(), second], t_end=120.0, window_s=window_s)
-        first = next(t for t in ttrs if t.event_id == "f1")
-        assert first.stable_recovered and first.stable_s == 1.0
-
-
-def test_a_silent_partition_is_bad_with_half_second_windows_too():
-    history = writes(90, 138, ok=lambda t: not 100 <= t < 100.85)
-    history += writes(90, 140.6, partition=4)
-    r = Recorder()
-    record_in_end_order(r, history, faults=[(100.0, (3,))])
-    [ttr] = event_ttrs(r.snapshot(), [_kill()], t_end=140.6, window_s=0.5)
-    assert ttr.recovered and not ttr.stable_recovered

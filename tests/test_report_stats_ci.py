@@ -6,10 +6,11 @@ survive, issue 19)."""
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 
-from loadgen.report.stats import median_difference_ci
+from loadgen.report.stats import median, median_difference_ci
 
 pytestmark = pytest.mark.unit
 INF = math.inf
@@ -56,3 +57,51 @@ def test_the_least_number_of_events_is_checked_with_a_message():
         median_difference_ci("a", "b", OLD, NEW, seed=0, min_events=1)
     assert str(info.value) == "min_events must be at least 2, got 1"
     assert median_difference_ci("a", "b", OLD, NEW, seed=0, min_events=2).reason == ""
+
+
+def test_the_median_is_the_nearest_rank_one_with_not_recovered_last():
+    assert median([7.0]) == 7.0
+    assert median([2.0, 1.0]) == 1.0                     # rank 1 of 2: the lower one
+    assert median([float(v) for v in range(1, 51)]) == 25.0
+    assert median([1.0, INF, INF]) == INF                # most did not recover
+
+
+def test_too_few_events_give_the_difference_and_say_why_there_is_no_interval():
+    old = {e: OLD[e] for e in ("e0", "e1", "e2")}
+    new = {e: NEW[e] for e in ("e0", "e1", "e2")}
+    ci = median_difference_ci("legacy", "failover", old, new, seed=5)
+    assert (ci.observed, ci.low, ci.high, ci.events, ci.resamples) == (-1000.0, None, None, 3, 0)
+    assert ci.reason == "too few fault events for an interval (3 < 5)"
+    # the profile's report.min_fault_events lowers the bar, and the report says from how many
+    ci = median_difference_ci("legacy", "failover", old, new, seed=5, min_events=3,
+                              resamples=400)
+    assert ci.min_events == 3 and ci.reason == "" and ci.low <= ci.observed <= ci.high
+
+
+def test_many_undefined_resamples_give_no_interval_even_if_some_are_defined():
+    # two events, one that neither policy recovered: a quarter of the resamples pick only it
+    never_and_zero = {"e0": [INF], "e1": [0.0]}
+    ci = median_difference_ci("legacy", "failover", never_and_zero, never_and_zero, seed=1,
+                              min_events=2)
+    assert ci.observed == 0.0 and ci.low is None and ci.high is None
+    assert re.fullmatch(r"undefined \((\d+) of 2000 resamples had neither recover\)", ci.reason)
+    assert 0.05 * 2000 < ci.undefined < 2000
+
+
+def test_the_interval_leaves_out_half_of_the_rest_of_the_confidence_on_each_side():
+    # resampled, the new policy is 10 ms faster in a quarter of the draws (both picks the
+    # second event) and the same otherwise: a 95 % interval reaches the -10 ms, a 40 % one
+    # (30 % left out on each side) does not
+    old, new = {"e0": [0.0], "e1": [10.0]}, {"e0": [0.0], "e1": [0.0]}
+    wide = median_difference_ci("legacy", "failover", old, new, seed=1, min_events=2)
+    narrow = median_difference_ci("legacy", "failover", old, new, seed=1, min_events=2,
+                                  confidence=0.4)
+    assert (wide.low, wide.high) == (-10.0, 0.0)
+    assert (narrow.low, narrow.high) == (0.0, 0.0)
+
+
+def test_twenty_resamples_at_95_percent_span_every_resampled_difference():
+    old, new = {"e0": [0.0], "e1": [0.0]}, {"e0": [0.0], "e1": [10.0]}
+    ci = median_difference_ci("legacy", "failover", old, new, seed=1, min_events=2,
+                              resamples=20)
+    assert (ci.low, ci.observed, ci.high) == (0.0, 0.0, 10.0)
