@@ -12,7 +12,7 @@ from pathlib import Path
 
 import gevent
 import pytest
-from support.processes import group_gone, kill_groups, wait_until
+from support.processes import group_gone, stop_adapters
 
 from loadgen.adapters import REPLY_TIMEOUT, AdapterConnection, AdapterError, AdapterProtocolError
 
@@ -41,12 +41,7 @@ def connect():
         return conn
 
     yield make
-    for conn in made:
-        conn.stop()
-    pids = [conn.pid for conn in made if conn.pid]
-    leftovers = [pid for pid in pids if not wait_until(lambda pid=pid: group_gone(pid), 5)]
-    kill_groups(leftovers)
-    assert not leftovers, f"adapter process groups left behind: {leftovers}"
+    stop_adapters(made)
 
 
 def test_many_ops_in_flight_round_trip(connect):

@@ -13,7 +13,7 @@ import time
 import gevent
 import pytest
 from support.onebox import first_new_primary, hash_keys_per_partition, make_box, node_of
-from support.processes import group_gone, kill_groups, wait_until
+from support.processes import group_gone, stop_adapters, wait_until
 
 from loadgen.adapters import AdapterConnection, AdapterError, venvs
 from loadgen.adapters.pypegasus import DEFINITE
@@ -52,12 +52,7 @@ def connect(command, box):
         return conn
 
     yield make
-    for conn in made:
-        conn.stop()
-    pids = [conn.pid for conn in made if conn.pid]
-    leftovers = [pid for pid in pids if not wait_until(lambda pid=pid: group_gone(pid), 5)]
-    kill_groups(leftovers)
-    assert not leftovers, f"adapter process groups left behind: {leftovers}"
+    stop_adapters(made)
 
 
 def test_definite_rejections_match_the_registry():

@@ -71,3 +71,15 @@ def processes_mentioning(marker: str) -> list[tuple[int, str]]:
         if marker in cmd and "loadgen" in cmd:
             found.append((int(entry), cmd))
     return found
+
+
+def stop_adapters(conns: Iterable) -> None:
+    """After a test: stop every adapter connection; each process group must be gone (the
+    stragglers are killed, then the test fails naming them)."""
+    conns = list(conns)
+    for conn in conns:
+        conn.stop()
+    pids = [conn.pid for conn in conns if conn.pid]
+    leftovers = [pid for pid in pids if not wait_until(lambda pid=pid: group_gone(pid), 5)]
+    kill_groups(leftovers)
+    assert not leftovers, f"adapter process groups left behind: {leftovers}"
