@@ -160,3 +160,13 @@ def test_the_recovery_tab_marks_a_real_clients_row():
                             "adapter real:x exited (exit status 5)")
     assert real["attempts_per_op"] == "n/a" and real["meta_qps"] == "n/a"   # no query log
     assert real["ops"] == 1
+
+
+def test_a_real_client_is_never_the_reports_old_or_new():
+    from loadgen.report.views import old_new
+
+    order = ["refresh-on-timeout", "pypegasus", "failover", "real:pypegasus"]
+    assert old_new(order) == ("refresh-on-timeout", "real:pypegasus")   # rows alone
+    assert old_new(order, {"real:pypegasus"}) == ("refresh-on-timeout", "failover")
+    assert old_new(["legacy", "real:x", "failover"], {"real:x"}) == ("legacy", "failover")
+    assert old_new(["failover", "real:x"], {"real:x"}) is None

@@ -130,7 +130,7 @@ def analyse(run: RunData) -> ReportModel:
     """The report's data and figures for one run."""
     results = run.results
     order = policy_order(results)
-    pair = old_new(order)
+    pair = old_new(order, results.facts.real_clients or {})
     colours = policy_colours(order)
     samples = ttr_samples(results)
     seed = results.facts.seed

@@ -10,7 +10,7 @@ last policy in report order. Report order is the profile's ``policies.compare`` 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from ..metrics.results import FaultResult, Results
@@ -25,8 +25,10 @@ def policy_order(results: Results) -> list[str]:
     return list(dict.fromkeys([*compare, *present]))
 
 
-def old_new(order: Sequence[str]) -> tuple[str, str] | None:
-    """(old, new) for ratios and the bootstrap; None with fewer than two policies."""
+def old_new(order: Sequence[str], real: Collection[str] = ()) -> tuple[str, str] | None:
+    """(old, new) for ratios and the bootstrap; None with fewer than two policies. Real
+    clients' rows (``real``) are compared with the policies, not picked as old or new."""
+    order = [p for p in order if p not in real]
     if OLD in order and NEW in order:
         return OLD, NEW
     if len(order) >= 2:
