@@ -9,11 +9,12 @@ from support.metrics import meta, op, record_in_end_order, writes
 
 from loadgen.metrics import FaultEvent, Recorder, phases
 from loadgen.metrics.analysis import (durability, error_summary, new_primary_block, policy_results,
-                                      recovery_cost)
+                                      recovery_cost, ttr_summary)
 from loadgen.metrics.distribution import CensoredDistribution
 from loadgen.metrics.events import (FAULT, RECENT_FAULT_WINDOW_S, RECOVERY, STEADY, Phase,
                                     PhaseLookup, new_primaries, phase_seconds, phases_from_dicts)
 from loadgen.metrics.results import Durability, NewPrimaryResult, PhaseOps
+from loadgen.metrics.ttr import PartitionTTR
 
 pytestmark = pytest.mark.unit
 
@@ -179,3 +180,96 @@ def test_a_policy_block_of_results_json_carries_the_run_counts():
     assert block["meta_queries_per_s"] == 20 / 11.5               # fault and recovery phases
     assert block["meta_queries_per_s_overall"] == pytest.approx(21 / 30)
     assert block["recovered_fraction"] is None                     # no fault TTRs given
+
+
+# ------------------------------------------ TTR summaries and real clients (issue 19)
+
+def _ttr(policy: str, first: float, recovered: bool, stable: float, stable_recovered: bool,
+         lag: float | None, partition: int = 3) -> PartitionTTR:
+    return PartitionTTR(event_id="a", policy=policy, partition=partition, t_inject=100.0,
+                        t_horizon=130.0, first_s=first, recovered=recovered, stable_s=stable,
+                        stable_recovered=stable_recovered,
+                        server_failover_s=None if lag is None else first - lag, lag_s=lag,
+                        lag_negative=lag is not None and lag < 0)
+
+
+def _failover_ttrs() -> list[PartitionTTR]:
+    """Five partitions of "failover" (one never recovered, two without a server failover
+    time, one whose client beat the server), with another policy's rows in between."""
+    return [
+        _ttr("failover", 0.5, True, 2.0, True, 0.1, partition=0),
+        _ttr("baseline", 0.04, True, 0.05, True, 0.01, partition=0),
+        _ttr("failover", 1.0, True, 9.0, False, None, partition=1),
+        _ttr("failover", 5.0, False, 5.0, False, 4.0, partition=2),
+        _ttr("baseline", 30.0, False, 30.0, False, None, partition=1),
+        _ttr("failover", 0.2, True, 0.3, True, -0.05, partition=3),
+        _ttr("failover", 3.0, True, 4.0, True, None, partition=4),
+    ]
+
+
+def test_ttr_summary_counts_only_the_policy_and_censors_the_unrecovered():
+    s = ttr_summary(_failover_ttrs(), "failover")
+    assert (s.first.n, s.first.recovered, s.first.censored) == (5, 4, 1)
+    assert (s.stable.n, s.stable.recovered, s.stable.censored) == (5, 3, 2)
+    assert s.recovered_fraction == 4 / 5 and s.stable_recovered_fraction == 3 / 5
+    # rank 3 of 5: 0.2, 0.5, 1.0, 3.0, +inf; the censored sample is the max
+    assert s.first.p50 == pytest.approx(1000, rel=1e-2) and s.first.max is None
+    # stable: 0.3, 2.0, 4.0, +inf, +inf
+    assert s.stable.p50 == pytest.approx(4000, rel=1e-2)
+    # lag: 0.1, +inf (not recovered), -0.05; two rows had no server failover time
+    assert (s.lag.n, s.lag.censored, s.lag.negative, s.lag.unknown) == (3, 1, 1, 2)
+    assert s.lag.min == -50.0 and s.lag.p50 == pytest.approx(100, rel=1e-2)
+    other = ttr_summary(_failover_ttrs(), "baseline")
+    assert (other.first.n, other.first.censored, other.lag.n, other.lag.unknown) == (2, 1, 1, 1)
+    assert other.first.p50 == pytest.approx(40, rel=1e-2)
+    assert other.recovered_fraction == 0.5
+    none = ttr_summary([], "failover")
+    assert none.recovered_fraction is None and none.stable_recovered_fraction is None
+
+
+def test_a_policy_block_carries_its_ttrs_and_fractions():
+    policy, spans = _phased_run()
+    block = policy_results(policy, ttrs=_failover_ttrs(), name="failover", spans=spans,
+                           t_start=90.0, t_end=120.0).to_dict()
+    assert block["recovered_fraction"] == 0.8 and block["stable_recovered_fraction"] == 0.6
+    assert (block["ttr_first_ms"]["n"], block["ttr_first_ms"]["censored"]) == (5, 1)
+    assert (block["ttr_stable_ms"]["n"], block["ttr_stable_ms"]["censored"]) == (5, 2)
+    assert (block["client_lag_ms"]["n"], block["client_lag_ms"]["unknown"],
+            block["client_lag_ms"]["min"]) == (3, 2, -50.0)
+    hdrs = block["ttr_hdr"]
+    assert (hdrs["ttr_first_ms"]["count"], hdrs["ttr_first_ms"]["censored"]) == (4, 1)
+    assert hdrs["client_lag_ms"]["negative"] == 1
+    assert block["missed"] is None                                  # not given
+    assert block["recovery_cost"] == {"seconds": 11.5, "ops": 230,
+                                      "attempts_per_op": (20 * 3 + 210) / 230,
+                                      "meta_queries": 20, "meta_queries_per_s": 20 / 11.5}
+    assert block["ops_by_phase"][FAULT] == {"ops": 30, "errors": 20}
+    assert block["error_rate_by_phase"] == {FAULT: 20 / 30, RECOVERY: 0.0, STEADY: 0.0}
+    assert block["error_rate_by_kind"] == {"ERR_TIMEOUT": 20 / 600}
+    assert block["latency_us"]["put"]["response"]["count"] == 600
+    # by each op's intended start against the recorder's fault (at 100, never healed there)
+    assert {kind: {phase: v["count"] for phase, v in by_phase.items()}
+            for kind, by_phase in block["latency_by_phase_us"]["put"].items()} == {
+        "response": {FAULT: 400, STEADY: 200}, "service": {FAULT: 400, STEADY: 200}}
+
+
+def test_a_real_clients_block_has_no_attempts_per_op_and_meta_rate_only_when_counted():
+    policy, spans = _phased_run()
+
+    def block(real_client):
+        return policy_results(policy, ttrs=[], name="failover", spans=spans, t_start=90.0,
+                              t_end=120.0, real_client=real_client).to_dict()
+
+    uncounted = block({"meta_queries_counted": False})
+    assert uncounted["attempts_per_op"] is None
+    assert uncounted["recovery_cost"]["attempts_per_op"] is None
+    assert uncounted["meta_queries_per_s"] is None
+    assert uncounted["meta_queries_per_s_overall"] is None
+    assert uncounted["recovery_cost"]["meta_queries_per_s"] is None
+    assert uncounted["attempts"] == 640 and uncounted["meta_queries"] == 21
+    assert block({})["meta_queries_per_s_overall"] is None           # not said: not counted
+    counted = block({"meta_queries_counted": True})
+    assert counted["attempts_per_op"] is None
+    assert counted["meta_queries_per_s"] == 20 / 11.5
+    assert counted["meta_queries_per_s_overall"] == pytest.approx(21 / 30)
+    assert counted["recovery_cost"]["meta_queries_per_s"] == 20 / 11.5
