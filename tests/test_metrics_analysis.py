@@ -8,11 +8,13 @@ import pytest
 from support.metrics import meta, op, record_in_end_order, writes
 
 from loadgen.metrics import FaultEvent, Recorder, phases
-from loadgen.metrics.analysis import (durability, error_summary, new_primary_block, policy_results,
+from loadgen.metrics.analysis import (coarse_latency_in, durability, error_summary, live_p99_ms,
+                                      missed_for, new_primary_block, policy_results,
                                       recovery_cost, ttr_summary)
 from loadgen.metrics.distribution import CensoredDistribution
 from loadgen.metrics.events import (FAULT, RECENT_FAULT_WINDOW_S, RECOVERY, STEADY, Phase,
                                     PhaseLookup, new_primaries, phase_seconds, phases_from_dicts)
+from loadgen.metrics.hdr import coarse_index
 from loadgen.metrics.results import Durability, NewPrimaryResult, PhaseOps
 from loadgen.metrics.ttr import PartitionTTR
 
@@ -273,3 +275,35 @@ def test_a_real_clients_block_has_no_attempts_per_op_and_meta_rate_only_when_cou
     assert counted["meta_queries_per_s"] == 20 / 11.5
     assert counted["meta_queries_per_s_overall"] == pytest.approx(21 / 30)
     assert counted["recovery_cost"]["meta_queries_per_s"] == 20 / 11.5
+
+
+def test_durability_lost_defaults_to_the_acked_not_found_and_says_which_count_is_negative():
+    assert durability(0, 0) == Durability(acked=0, verified=0, lost=0)
+    assert durability(5, 7).lost == 0                   # more found than acked: none lost
+    assert durability(100, 90, lost=3).lost == 3        # the caller's own count wins
+    assert durability(10, 9, by_policy={}).by_policy is None
+    rows = {"failover": {"acked": 10, "lost": 1}}
+    assert durability(10, 9, by_policy=rows).by_policy == rows
+    with pytest.raises(ValueError, match=r"^negative counts: acked=-1 verified=0$"):
+        durability(-1, 0)
+    with pytest.raises(ValueError, match=r"^negative counts: acked=3 verified=-2$"):
+        durability(3, -2)
+
+
+def test_missed_for_a_policy_is_none_unless_counted_and_zero_when_not_named():
+    assert missed_for(None, "failover") is None
+    assert missed_for({"failover": 4}, "failover") == 4
+    assert missed_for({"failover": 4}, "baseline") == 0
+
+
+def test_live_p99_sums_the_seconds_of_the_phase_by_their_middle():
+    """The live page's fault-phase p99: seconds 100 and 101 are in the fault [100, 102)."""
+    events = [_event("a", 100.0, 102.0)]
+    ms50, ms200, ms900 = (coarse_index(v) for v in (50_000, 200_000, 900_000))
+    latency = {99: {ms900: 50}, 100: {ms50: 98, ms200: 1}, 101: {ms200: 1},
+               102: {ms900: 50}}
+    # 100 ops in the fault: 98 near 50 ms and 2 near 200 ms, so the 99th is one of those 2
+    assert coarse_latency_in(latency, events) == {ms50: 98, ms200: 2}
+    assert live_p99_ms(latency, events) == pytest.approx(200, rel=0.05)
+    assert live_p99_ms(latency, events, RECOVERY) == pytest.approx(900, rel=0.05)
+    assert live_p99_ms({99: {ms900: 5}}, events) is None         # no op in the fault
