@@ -14,7 +14,7 @@ from loadgen.metrics.analysis import (coarse_latency_in, durability, error_summa
 from loadgen.metrics.distribution import CensoredDistribution
 from loadgen.metrics.events import (FAULT, RECENT_FAULT_WINDOW_S, RECOVERY, STEADY, Phase,
                                     PhaseLookup, new_primaries, phase_seconds, phases_from_dicts)
-from loadgen.metrics.hdr import coarse_index
+from loadgen.metrics.hdr import coarse_index, coarse_value
 from loadgen.metrics.results import Durability, NewPrimaryResult, PhaseOps
 from loadgen.metrics.ttr import PartitionTTR
 
@@ -304,6 +304,15 @@ def test_live_p99_sums_the_seconds_of_the_phase_by_their_middle():
                102: {ms900: 50}}
     # 100 ops in the fault: 98 near 50 ms and 2 near 200 ms, so the 99th is one of those 2
     assert coarse_latency_in(latency, events) == {ms50: 98, ms200: 2}
+    # in ms: the middle of the coarse bucket (within its width of the values)
+    assert live_p99_ms(latency, events) == coarse_value(ms200) / 1000
     assert live_p99_ms(latency, events) == pytest.approx(200, rel=0.05)
     assert live_p99_ms(latency, events, RECOVERY) == pytest.approx(900, rel=0.05)
     assert live_p99_ms({99: {ms900: 5}}, events) is None         # no op in the fault
+
+
+def test_a_new_primarys_last_fault_age_is_rounded_to_the_millisecond():
+    first = FaultEvent(id="1", kind="kill", node="replica1", t_inject=20.0, t_heal=32.0)
+    later = FaultEvent(id="2", kind="pause", node="replica2", t_inject=50.12345, t_heal=58.0,
+                       affected_partitions=(3,), promoted={3: "replica1"})
+    assert new_primary_block(later, [first, later])[3].last_fault_age_s == 30.123
