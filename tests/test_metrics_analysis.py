@@ -8,14 +8,16 @@ import pytest
 from support.metrics import meta, op, record_in_end_order, writes
 
 from loadgen.metrics import FaultEvent, Recorder, phases
-from loadgen.metrics.analysis import (coarse_latency_in, durability, error_summary, live_p99_ms,
-                                      missed_for, new_primary_block, policy_results,
+from loadgen.metrics import hdr
+from loadgen.metrics.analysis import (coarse_latency_in, durability, error_summary, latency_by_phase,
+                                      live_p99_ms, missed_for, new_primary_block, policy_results,
                                       recovery_cost, ttr_summary)
 from loadgen.metrics.distribution import CensoredDistribution
 from loadgen.metrics.events import (FAULT, RECENT_FAULT_WINDOW_S, RECOVERY, STEADY, Phase,
                                     PhaseLookup, new_primaries, phase_seconds, phases_from_dicts)
 from loadgen.metrics.hdr import coarse_index, coarse_value
 from loadgen.metrics.results import Durability, NewPrimaryResult, PhaseOps
+from loadgen.metrics.state import PolicyState
 from loadgen.metrics.ttr import PartitionTTR
 
 pytestmark = pytest.mark.unit
@@ -316,3 +318,24 @@ def test_a_new_primarys_last_fault_age_is_rounded_to_the_millisecond():
     later = FaultEvent(id="2", kind="pause", node="replica2", t_inject=50.12345, t_heal=58.0,
                        affected_partitions=(3,), promoted={3: "replica1"})
     assert new_primary_block(later, [first, later])[3].last_fault_age_s == 30.123
+
+
+def test_latency_by_phase_lists_fault_recovery_steady_whatever_order_the_ops_came_in():
+    """results.json's latency_by_phase_us: phases in PHASES' order, not the order the state
+    first saw them (here the steady phase's ops came first); a phase without ops is left out."""
+    def hist(*values_us: int):
+        h = hdr.new_histogram()
+        for v in values_us:
+            h.record_value(v)
+        return h
+
+    state = PolicyState(phase_histograms={
+        ("put", "response", STEADY): hist(1_000, 1_200), ("put", "response", RECOVERY): hist(),
+        ("put", "response", FAULT): hist(900_000)})
+    by_phase = latency_by_phase(state)["put"]["response"]
+    assert list(by_phase) == [FAULT, STEADY]
+    assert by_phase[FAULT].count == 1 and by_phase[STEADY].count == 2
+    state = PolicyState(phase_histograms={
+        ("get", "service", STEADY): hist(1_000), ("get", "service", RECOVERY): hist(2_000),
+        ("get", "service", FAULT): hist(3_000)})
+    assert list(latency_by_phase(state)["get"]["service"]) == [FAULT, RECOVERY, STEADY]
