@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -339,3 +340,17 @@ def test_latency_by_phase_lists_fault_recovery_steady_whatever_order_the_ops_cam
         ("get", "service", STEADY): hist(1_000), ("get", "service", RECOVERY): hist(2_000),
         ("get", "service", FAULT): hist(3_000)})
     assert list(latency_by_phase(state)["get"]["service"]) == [FAULT, RECOVERY, STEADY]
+
+
+def test_a_policy_block_carries_failed_meta_queries_replica_reads_drops_and_clamps():
+    """The counts the state holds as they are, drops and attempt errors in a stable order."""
+    policy, spans = _phased_run()
+    policy = dataclasses.replace(
+        policy, meta_failed=3, replica_queries=7, clamped=2, dropped={5: 4, -1: 1, 2: 6},
+        attempt_errors={"ERR_TIMEOUT": 5, "ERR_SESSION_RESET": 2})
+    block = policy_results(policy, ttrs=[], name="failover", spans=spans, t_start=90.0,
+                           t_end=120.0).to_dict()
+    assert (block["meta_queries_failed"], block["replica_queries"], block["clamped"]) == (3, 7, 2)
+    assert block["dropped"] == 11
+    assert list(block["dropped_by_partition"].items()) == [("-1", 1), ("2", 6), ("5", 4)]
+    assert list(block["attempt_errors"].items()) == [("ERR_SESSION_RESET", 2), ("ERR_TIMEOUT", 5)]
