@@ -354,3 +354,14 @@ def test_a_policy_block_carries_failed_meta_queries_replica_reads_drops_and_clam
     assert block["dropped"] == 11
     assert list(block["dropped_by_partition"].items()) == [("-1", 1), ("2", 6), ("5", 4)]
     assert list(block["attempt_errors"].items()) == [("ERR_SESSION_RESET", 2), ("ERR_TIMEOUT", 5)]
+
+
+def test_recovery_cost_counts_only_the_measurement_window():
+    """A window [95, 105) cutting the recovery phase: 5 s of fault and recovery, the 100
+    writes intended there (20 timed out after 3 attempts), 10 meta queries (not the one at
+    95, in the steady phase)."""
+    policy, spans = _phased_run()
+    assert recovery_cost(policy, spans, 95.0, 105.0) == {
+        "seconds": 5.0, "ops": 100, "attempts_per_op": 1.4, "meta_queries": 10,
+        "meta_queries_per_s": 2.0}
+    assert recovery_cost(policy, spans, 101.5, 111.5)["meta_queries_per_s"] == 1.7
