@@ -365,3 +365,25 @@ def test_recovery_cost_counts_only_the_measurement_window():
         "seconds": 5.0, "ops": 100, "attempts_per_op": 1.4, "meta_queries": 10,
         "meta_queries_per_s": 2.0}
     assert recovery_cost(policy, spans, 101.5, 111.5)["meta_queries_per_s"] == 1.7
+
+
+def test_failed_and_unknown_ops_both_count_as_ops_and_errors_of_their_phase():
+    """Writes at 20/s over [90, 120): those intended in [100, 100.5) fail outright, those in
+    [100.5, 101) time out (unknown); a policy with no ops has no error and no rate."""
+    def outcome(o):
+        if 100 <= o.intended_start < 100.5:
+            return op(o.intended_start, outcome="fail", error="ERR_OBJECT_NOT_FOUND")
+        if 100.5 <= o.intended_start < 101:
+            return op(o.intended_start, ok=False)
+        return o
+
+    r = Recorder()
+    record_in_end_order(r, [outcome(o) for o in writes(90, 120)], faults=[(100.0, (3,))])
+    summary = error_summary(r.snapshot().policies["failover"], phases([_event("a", 100.0, 101.5)]))
+    assert summary.ops_by_phase[FAULT] == PhaseOps(ops=30, errors=20)
+    assert summary.error_rate_by_phase[FAULT] == 20 / 30
+    assert summary.errors == 20 and summary.error_rate == 20 / 600
+    assert list(summary.errors_by_kind.items()) == [("ERR_OBJECT_NOT_FOUND", 10),
+                                                   ("ERR_TIMEOUT", 10)]
+    idle = error_summary(PolicyState(), [])
+    assert idle.errors == 0 and idle.error_rate is None
