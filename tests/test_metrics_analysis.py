@@ -379,11 +379,13 @@ def test_failed_and_unknown_ops_both_count_as_ops_and_errors_of_their_phase():
 
     r = Recorder()
     record_in_end_order(r, [outcome(o) for o in writes(90, 120)], faults=[(100.0, (3,))])
-    summary = error_summary(r.snapshot().policies["failover"], phases([_event("a", 100.0, 101.5)]))
+    policy, spans = r.snapshot().policies["failover"], phases([_event("a", 100.0, 101.5)])
+    summary = error_summary(policy, spans)
     assert summary.ops_by_phase[FAULT] == PhaseOps(ops=30, errors=20)
     assert summary.error_rate_by_phase[FAULT] == 20 / 30
     assert summary.errors == 20 and summary.error_rate == 20 / 600
     assert list(summary.errors_by_kind.items()) == [("ERR_OBJECT_NOT_FOUND", 10),
                                                    ("ERR_TIMEOUT", 10)]
+    assert recovery_cost(policy, spans, 90.0, 120.0)["ops"] == 230     # fault and recovery
     idle = error_summary(PolicyState(), [])
     assert idle.errors == 0 and idle.error_rate is None
