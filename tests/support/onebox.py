@@ -193,15 +193,25 @@ class Writer:
             time.sleep(0.01)
         self._caller.close()
 
-    def verify(self, box: Onebox) -> list[str]:
-        """Read every key back from its primary; return the lost writes (empty = none)."""
+    def verify(self, box: Onebox, within_s: float = 10.0) -> list[str]:
+        """Read every key back from its primary; return the lost writes (empty = none).
+
+        A primary may refuse a read for a moment (its lease lapsed while a loaded machine
+        delayed a beacon: ERR_INVALID_STATE), so a refused read is retried, with the meta's
+        current config, for up to ``within_s``; a read that never succeeds fails the test."""
+        deadline = time.monotonic() + within_s
         cfg = box.config()
         lost = []
         for key in self.keys:
             pidx = pidx_of(key)
-            reply = call(str(cfg.partitions[pidx].primary), codec.RPC_GET,
-                         blob(make_key(key, b"")), pidx)
-            assert reply.error == "ERR_OK", reply.error
+            while True:
+                reply = call(str(cfg.partitions[pidx].primary), codec.RPC_GET,
+                             blob(make_key(key, b"")), pidx)
+                if reply.error == "ERR_OK" or time.monotonic() >= deadline:
+                    break
+                time.sleep(0.1)
+                cfg = box.config()
+            assert reply.error == "ERR_OK", f"{key!r}: {reply.error} for {within_s} s"
             got = reply.result.value.data if reply.result.error == 0 else None
             want = self.acked.get(key)
             if want is not None and got != want and got not in self.unknown[key]:
