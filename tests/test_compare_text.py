@@ -257,7 +257,8 @@ def folders(tmp_path_factory):
     return {"base": make_run(root / "base", policies=("failover",)),
             "slower": make_run(root / "slower", policies=("failover",), delay=_later),
             "java": make_run(root / "java", policies=("java",), hlog=False),
-            "empty": make_run(root / "empty", policies=(), faults=False, hlog=False)}
+            "empty": make_run(root / "empty", policies=(), faults=False, hlog=False),
+            "two": make_run(root / "two", policies=("legacy", "java"), faults=False, hlog=False)}
 
 
 def test_a_regression_exits_1_with_the_table_on_stdout_and_each_regression_on_stderr(
@@ -308,5 +309,8 @@ def test_runs_without_a_policy_in_common_exit_2_naming_the_base_policies(folders
     assert out == ""
     assert err == (f"pegbench compare: error: {folders['java'] / 'results.json'}: no policy in "
                    "common with the base runs (failover)\n")
+    assert main([str(folders["two"]), str(folders["base"])]) == 2
+    assert capsys.readouterr().err.endswith("no policy in common with the base runs "
+                                            "(legacy, java)\n")
     assert main([str(folders["empty"]), str(folders["java"])]) == 2
     assert capsys.readouterr().err.endswith("no policy in common with the base runs (none)\n")
