@@ -26,9 +26,8 @@ BASE = [100.0 + k for k in range(12)]      # median 105.5
 SLOWER = [200.0 + k for k in range(12)]    # median 205.5
 
 
-def _ranked(metric, base, cand, **kw):
-    return judge_ranked("failover", metric, base, cand, max_regression=kw.get("r", 0.1),
-                        alpha=kw.get("alpha", 0.05))
+def _ranked(metric, base, cand):
+    return judge_ranked("failover", metric, base, cand, max_regression=0.1, alpha=0.05)
 
 
 # ------------------------------------------------------------------ cells
