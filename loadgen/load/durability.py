@@ -88,8 +88,10 @@ class ValueMaker:
         return head + self._buf[off:off + size - _HEADER]
 
     def token_of(self, value: bytes) -> int | None:
-        """The token ``value`` was made from, if it is one of ours (header and body agree)."""
-        if len(value) <= _HEADER:
+        """The token ``value`` was made from, if it is one of ours (header and body agree).
+
+        A value of 8 bytes is its token alone; a shorter one holds too little to say."""
+        if len(value) < _HEADER:
             return None
         token = int.from_bytes(value[:_HEADER], "big")
         return token if token_size(token) == len(value) and self.value(token) == value else None
