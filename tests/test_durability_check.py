@@ -28,7 +28,7 @@ class Cluster:
     def __init__(self):
         self.rows: dict[bytes, dict[bytes, bytes]] = {}
         self.refuse: dict[bytes, int] = {}      # hash key -> reads refused before answering
-        self.hang: set[bytes] = set()           # hash keys whose reads never return
+        self.slow: dict[bytes, float] = {}      # hash key -> seconds a read takes
         self.no_table = False
         self.clients: list[dict] = []
 
@@ -36,8 +36,7 @@ class Cluster:
         self.rows.setdefault(hash_key, {})[sort_key] = value
 
     def _read(self, hash_key: bytes) -> dict[bytes, bytes]:
-        if hash_key in self.hang:
-            gevent.sleep(60)
+        gevent.sleep(self.slow.get(hash_key, 0))
         if self.refuse.get(hash_key, 0) > 0:
             self.refuse[hash_key] -= 1
             raise PegasusError("ERR_INVALID_STATE", "lease lapsed")
@@ -143,6 +142,10 @@ def test_value_sizes_beyond_what_a_token_holds_are_refused():
         ValueMaker(-1)
 
 
+def test_the_largest_value_size_a_token_holds_is_accepted():
+    ValueMaker(2**24 - 1)                       # value_bytes up to 16 MiB - 1: no error
+
+
 # ----------------------------------------------------------------------- the ledger's budget
 
 
@@ -238,9 +241,10 @@ def test_writes_that_ended_unknown_after_the_ack_may_be_what_is_read(cluster):
     write_put(cluster, ledger, 1, pack_token(22, 50), ack=False)
     # key 2: an unknown write that never applied: the ack still reads back
     ledger.unknown(put_slot(2), pack_token(23, 50))
-    # key 3: a value nobody wrote to that key is lost even with unknown writes about
+    # key 3: a value of ours written to another key is lost even with unknown writes about
     ledger.unknown(put_slot(3), pack_token(24, 50))
-    write_put(cluster, ledger, 3, pack_token(25, 50), ack=False)
+    ledger.unknown(put_slot(3), pack_token(25, 50))
+    write_put(cluster, ledger, 3, pack_token(26, 50), ack=False)
     assert counts(verify(b, ["m:1"], "bench")) == (4, 3, 1, 0)
 
 
@@ -284,18 +288,19 @@ def test_a_refused_read_is_retried_and_one_refused_every_time_is_unreadable(clus
 
 
 def test_counts_are_kept_per_row_and_unnamed_writers_only_in_the_total(cluster):
-    b = book(max_slots=5)
-    rows = {"failover": b.ledger(b"a/", "failover"), "java": b.ledger(b"b/", "java"),
-            "": b.ledger(b"c/", "")}
+    b = book(max_slots=6)
+    users = [b.ledger(b"a/", "failover"), b.ledger(b"b/", "failover"),   # two users of one row
+             b.ledger(b"c/", "java"), b.ledger(b"d/")]                    # and one of no row
     for idx in range(2):
-        write_put(cluster, rows["failover"], idx, pack_token(idx, 40))
-        write_put(cluster, rows[""], idx, pack_token(idx, 40))
-    rows["java"].ok(put_slot(0), pack_token(7, 40))                # lost
-    rows["java"].ok(put_slot(1), pack_token(8, 40))                # over budget: untracked
-    rows["java"].ok(put_slot(2), pack_token(9, 40))                # over budget: untracked
+        write_put(cluster, users[0], idx, pack_token(idx, 40))
+        write_put(cluster, users[3], idx, pack_token(idx, 40))
+    write_put(cluster, users[1], 0, pack_token(5, 40))
+    users[2].ok(put_slot(0), pack_token(7, 40))                   # lost
+    users[2].ok(put_slot(1), pack_token(8, 40))                   # over budget: untracked
+    users[2].ok(put_slot(2), pack_token(9, 40))                   # over budget: untracked
     result = verify(b, ["m:1"], "bench")
-    assert counts(result) == (5, 4, 1, 0) and result.untracked == 2
-    assert result.by_row == {"failover": {"acked": 2, "verified": 2, "lost": 0, "unreadable": 0},
+    assert counts(result) == (6, 5, 1, 0) and result.untracked == 2
+    assert result.by_row == {"failover": {"acked": 3, "verified": 3, "lost": 0, "unreadable": 0},
                              "java": {"acked": 1, "verified": 0, "lost": 1, "unreadable": 0}}
 
 
@@ -311,8 +316,8 @@ def test_a_table_that_cannot_be_opened_leaves_every_write_unreadable_and_says_wh
         result = verify(b, ["m:1"], "bench")
     assert counts(result) == (3, 0, 0, 3) and result.untracked == 1
     assert result.by_row == {"failover": {"acked": 2, "verified": 0, "lost": 0, "unreadable": 2}}
-    assert "durability read-back: cannot open table 'bench': ERR_OBJECT_NOT_FOUND: no table bench" \
-        in caplog.text
+    assert [r.getMessage() for r in caplog.records] == [
+        "durability read-back: cannot open table 'bench': ERR_OBJECT_NOT_FOUND: no table bench"]
 
 
 def test_slots_not_read_before_the_deadline_are_unreadable(cluster):
@@ -332,10 +337,19 @@ def test_a_read_that_never_returns_is_unreadable_once_the_read_back_times_out(cl
     write_put(cluster, ledger, 0, pack_token(1, 40))
     write_put(cluster, ledger, 1, pack_token(2, 40))
     write_multi(cluster, ledger, 2, pack_token(3, 40))
-    cluster.hang.add(b"u0/1")
+    cluster.slow[b"u0/1"] = 60
     result = verify(b, ["m:1"], "bench", timeout_s=0.1, concurrency=1)
     assert counts(result) == (3, 1, 0, 2)          # the slot after the hung one was not reached
     assert result.by_row["failover"] == {"acked": 3, "verified": 1, "lost": 0, "unreadable": 2}
+
+
+def test_a_read_begun_before_the_deadline_may_finish_within_its_op_timeout(cluster, monkeypatch):
+    monkeypatch.setattr(durability, "VERIFY_OP_TIMEOUT_MS", 100)
+    b = book()
+    ledger = b.ledger(b"u0/", "failover")
+    write_put(cluster, ledger, 0, pack_token(1, 40))
+    cluster.slow[b"u0/0"] = 0.15                   # past the 0.1 s deadline, within 0.1 s more
+    assert counts(verify(b, ["m:1"], "bench", timeout_s=0.1)) == (1, 1, 0, 0)
 
 
 # ----------------------------------------------------------------------- what reaches results.json
@@ -352,6 +366,7 @@ def test_workers_read_backs_add_up_per_row():
     assert total.by_row == {"failover": {"acked": 7, "verified": 5, "lost": 1, "unreadable": 1},
                             "java": {"acked": 1, "verified": 0, "lost": 0, "unreadable": 1}}
     assert Durability.total(iter([a, b])) == total
+    assert Durability(**total.as_dict()) == total                  # as a worker sends it
     assert Durability.total([]) == Durability()
 
 
