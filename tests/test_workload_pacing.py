@@ -87,28 +87,44 @@ def test_schedule_rejects_nonsense():
         OpenLoopSchedule.with_phase(0.0, 10, 1, phase=1.0)
 
 
+def catch_up(rate: float, start: float, max_lag: float, now: float) -> None:
+    """Op 0 went out on time, then nothing until ``now``: the op issued is the oldest one
+    within ``max_lag`` of its intended start, every older one is missed, none is early."""
+    s = OpenLoopSchedule(start, rate, max_lag)
+    assert s.take(start).k == 0
+    due = s.take(now)
+    k = s.next_k if due is None else due.k
+    if due is None:
+        assert s.due_at(k) > now                        # nothing due: none issued early
+    else:
+        assert due.t_intended == pytest.approx(s.due_at(k), abs=1e-9) and due.t_intended <= now
+        assert due.missed == k - 1
+        assert now - due.t_intended <= max_lag + 1e-9     # issued: within max_lag
+    assert s.missed == k - 1                            # ops 1..k-1 missed, none vanished
+    if k > 1:
+        assert now - s.due_at(k - 1) > max_lag - 1e-9   # the one before it was too late
+
+
+RATES = [0.3, 0.5, 1, 7, 10, 33, 100, 1000]
+STARTS = [0.0, 0.1, 1.7, 100.01, 5000.3]
+MAX_LAGS = [0.0, 0.1, 0.3, 0.5, 1, 2.0, 7.5]
+
+
+def test_after_a_stall_ending_exactly_max_lag_after_an_op_the_catch_up_is_exact():
+    # float edges: op n is exactly max_lag late, up to rounding
+    for rate in RATES:
+        for start in STARTS:
+            for max_lag in MAX_LAGS:
+                probe = OpenLoopSchedule(start, rate, max_lag)
+                for n in range(1, 40):
+                    catch_up(rate, start, max_lag, probe.due_at(n) + max_lag)
+
+
 def test_after_any_stall_the_op_issued_is_the_oldest_within_max_lag_and_the_older_ones_are_missed():
     rng = random.Random(7)
     for _ in range(2000):
-        rate = rng.choice([0.3, 0.5, 1, 7, 10, 33, 100, 1000])
-        start = rng.choice([0.0, 0.1, 1.7, 100.01, 5000.3])
-        max_lag = rng.choice([0.0, 0.1, 0.3, 0.5, 1, 2.0, 7.5])
-        s = OpenLoopSchedule(start, rate, max_lag)
-        assert s.take(start).k == 0
-        n = rng.randrange(1, 200)
-        # a stall ending when op n is exactly max_lag late (float edges), or anywhere
-        now = s.due_at(n) + max_lag if rng.random() < 0.5 else start + rng.uniform(0, 60)
-        due = s.take(now)
-        k = s.next_k if due is None else due.k
-        if due is None:
-            assert s.due_at(k) > now                        # nothing due: none issued early
-        else:
-            assert due.t_intended == pytest.approx(s.due_at(k), abs=1e-9) and due.t_intended <= now
-            assert due.missed == k - 1
-            assert now - due.t_intended <= max_lag + 1e-9     # issued: within max_lag
-        assert s.missed == k - 1                            # ops 1..k-1 missed, none vanished
-        if k > 1:
-            assert now - s.due_at(k - 1) > max_lag - 1e-9   # the one before it was too late
+        start = rng.choice(STARTS)
+        catch_up(rng.choice(RATES), start, rng.choice(MAX_LAGS), start + rng.uniform(0, 60))
 
 
 def test_an_op_exactly_max_lag_late_is_issued_not_missed():
