@@ -88,8 +88,10 @@ class ValueMaker:
         return head + self._buf[off:off + size - _HEADER]
 
     def token_of(self, value: bytes) -> int | None:
-        """The token ``value`` was made from, if it is one of ours (header and body agree)."""
-        if len(value) <= _HEADER:
+        """The token ``value`` was made from, if it is one of ours (header and body agree).
+
+        A value of 8 bytes is its token alone; a shorter one holds too little to say."""
+        if len(value) < _HEADER:
             return None
         token = int.from_bytes(value[:_HEADER], "big")
         return token if token_size(token) == len(value) and self.value(token) == value else None
@@ -242,12 +244,11 @@ def verify(book: DurabilityBook, meta: Sequence[str], table_name: str, *,
     """
     from ..pegasus.client import Client  # the client only where a read-back runs
 
-    counts = {"verified": 0, "lost": 0, "unreadable": 0}
+    counts = {"verified": 0, "lost": 0}      # a slot neither of these is unreadable
     work = [(ledger, slot) for ledger in book.ledgers for slot in list(ledger.acked)]
     by_row: dict[str, dict[str, int]] = {}
     for ledger in book.ledgers:
-        row = by_row.setdefault(ledger.owner, {"acked": 0, "verified": 0, "lost": 0,
-                                               "unreadable": 0})
+        row = by_row.setdefault(ledger.owner, {"acked": 0, "verified": 0, "lost": 0})
         row["acked"] += len(ledger.acked)
     deadline = time.monotonic() + timeout_s
     with Client(list(meta), policy="failover", op_timeout_ms=VERIFY_OP_TIMEOUT_MS) as client:
@@ -262,9 +263,9 @@ def verify(book: DurabilityBook, meta: Sequence[str], table_name: str, *,
 
         def check(item: tuple[KeyLedger, int]) -> None:
             ledger, slot = item
-            for _ in range(VERIFY_TRIES):
+            for _ in range(VERIFY_TRIES):   # every try refused, or past the deadline: unreadable
                 if time.monotonic() >= deadline:
-                    break
+                    return
                 try:
                     found = _read_slot(table, ledger, slot)
                 except PegasusError:
@@ -274,8 +275,6 @@ def verify(book: DurabilityBook, meta: Sequence[str], table_name: str, *,
                 counts["verified" if ok else "lost"] += 1
                 by_row[ledger.owner]["verified" if ok else "lost"] += 1
                 return
-            counts["unreadable"] += 1
-            by_row[ledger.owner]["unreadable"] += 1
 
         pool = Pool(max(1, concurrency))
         try:
@@ -283,9 +282,8 @@ def verify(book: DurabilityBook, meta: Sequence[str], table_name: str, *,
                 pool.map(check, work)
         finally:
             pool.kill()
-    done = counts["verified"] + counts["lost"] + counts["unreadable"]
-    for row in by_row.values():     # a slot not read before the deadline: unreadable
+    for row in by_row.values():     # a slot not read back (refused, or not in time): unreadable
         row["unreadable"] = row["acked"] - row["verified"] - row["lost"]
     return Durability(acked=len(work), verified=counts["verified"], lost=counts["lost"],
-                      unreadable=counts["unreadable"] + len(work) - done,
+                      unreadable=len(work) - counts["verified"] - counts["lost"],
                       untracked=book.untracked, by_row={k: v for k, v in by_row.items() if k})

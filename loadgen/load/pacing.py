@@ -100,7 +100,3 @@ class OpenLoopSchedule:
         self.missed += n
         self.next_k += n
         return n
-
-    def lag(self, now: float) -> float:
-        """How far behind the schedule is (0 when not behind)."""
-        return max(0.0, now - (self.start + self.next_k * self.interval_s))

@@ -121,9 +121,9 @@ class LoadMonitor:
             self._greenlet = gevent.spawn(self._run)
 
     def stop(self) -> None:
-        """Stop the ticking greenlet; the status stays readable."""
+        """Stop the ticking greenlet (it has ended on return); the status stays readable."""
         if self._greenlet is not None:
-            self._greenlet.kill(block=False)
+            self._greenlet.kill(block=True)     # not False: a last tick could land after stop
             self._greenlet = None
 
     def status(self) -> Saturation:
