@@ -10,7 +10,8 @@ import re
 
 import pytest
 
-from loadgen.report.stats import median, median_difference_ci
+from loadgen.report.stats import (MAX_UNDEFINED, defined_enough, median, median_difference_ci,
+                                  percentile_interval)
 
 pytestmark = pytest.mark.unit
 INF = math.inf
@@ -105,3 +106,19 @@ def test_twenty_resamples_at_95_percent_span_every_resampled_difference():
     ci = median_difference_ci("legacy", "failover", old, new, seed=1, min_events=2,
                               resamples=20)
     assert (ci.low, ci.observed, ci.high) == (0.0, 0.0, 10.0)
+
+
+def test_the_percentile_interval_leaves_the_tail_share_out_on_each_side():
+    # 20 resampled differences at 90 %: one (5 %) below the low end, one above the high end
+    diffs = [float(v) for v in reversed(range(1, 21))]
+    assert percentile_interval(diffs, 0.9) == (2.0, 19.0)
+    # 100 at 95 %: 2.5 % a side leaves out the two most extreme on each side, not three
+    hundred = [float(v) for v in range(100)]
+    assert percentile_interval(hundred, 0.95) == (2.0, 97.0)
+    assert percentile_interval([4.0], 0.95) == (4.0, 4.0)
+
+
+def test_an_interval_is_given_up_to_the_allowed_share_of_undefined_resamples():
+    allowed = int(MAX_UNDEFINED * 2000)
+    assert defined_enough(0, 2000) and defined_enough(allowed, 2000)
+    assert not defined_enough(allowed + 1, 2000)

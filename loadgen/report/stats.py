@@ -75,6 +75,22 @@ class BootstrapCI:
     reason: str = ""              # why low/high are None; "" when they are set
 
 
+def defined_enough(undefined: int, resamples: int) -> bool:
+    """An interval is given while at most ``MAX_UNDEFINED`` of the resamples had no defined
+    difference (neither policy recovered in them)."""
+    return undefined <= MAX_UNDEFINED * resamples
+
+
+def percentile_interval(diffs: Sequence[float], confidence: float) -> tuple[float, float]:
+    """The percentile bootstrap interval of ``diffs`` (not empty): its ends leave at most
+    (1 − confidence) / 2 of the resampled differences below ``low`` and above ``high``."""
+    ordered = sorted(diffs)
+    # rounded first: in floats (1 − 0.9) / 2 × 20 is 0.999…, which would floor to 0;
+    # 0 < confidence < 1 keeps k below half the list, so both ends are in it
+    k = math.floor(round((1 - confidence) / 2 * len(ordered), 9))
+    return ordered[k], ordered[-1 - k]
+
+
 def median_difference_ci(old: str, new: str, old_by_event: Mapping[str, Sequence[float]],
                          new_by_event: Mapping[str, Sequence[float]], *, seed: int,
                          min_events: int = MIN_FAULT_EVENTS,
@@ -111,11 +127,8 @@ def median_difference_ci(old: str, new: str, old_by_event: Mapping[str, Sequence
             diffs.append(d)
     low = high = None
     reason = ""
-    if diffs and undefined <= MAX_UNDEFINED * resamples:
-        diffs.sort()
-        tail = (1 - confidence) / 2
-        low = diffs[min(math.floor(tail * len(diffs)), len(diffs) - 1)]
-        high = diffs[max(math.ceil((1 - tail) * len(diffs)) - 1, 0)]
+    if diffs and defined_enough(undefined, resamples):
+        low, high = percentile_interval(diffs, confidence)
     else:
         reason = f"undefined ({undefined} of {resamples} resamples had neither recover)"
     return BootstrapCI(**base, low=low, high=high, resamples=resamples, undefined=undefined,
