@@ -11,6 +11,8 @@ import pytest
 from support.metrics import TABLE, attempt, meta, op, record_in_end_order, writes
 
 from loadgen.metrics import FaultInstant, Recorder
+from loadgen.metrics.recorder import PHASE_SETTLE_S
+from loadgen.metrics.series import RECENT_S
 from loadgen.pegasus.outcome import Outcome
 
 pytestmark = pytest.mark.unit
@@ -57,11 +59,12 @@ def test_attempts_meta_queries_and_probe_reads_are_counted_each_time():
               Outcome(level="attempt", op="put", table=TABLE, partition=3, node="n1",
                       start=1.3, end=1.4, outcome="unknown", error=None, attempt=2,
                       refreshed=False, policy="failover"),
+              attempt(1.5), attempt(1.6),
               meta(2.001, ok=False), meta(2.002, ok=False), meta(2.003),
               _probe(3.0), _probe(3.5)]:
         r.record(o)
     p = r.snapshot().policies["failover"]
-    assert p.attempt_outcomes == {"ok": 0, "fail": 0, "unknown": 4}
+    assert p.attempt_outcomes == {"ok": 2, "fail": 0, "unknown": 4}
     assert p.attempt_errors == {"ERR_SESSION_RESET": 2, "ERR_BUSY": 1, "UNSPECIFIED": 1}
     assert (p.meta_queries, p.meta_failed, p.replica_queries) == (3, 2, 2)
     assert p.series.coarse[2] == (0, 0, 0, 0, 3)    # three meta queries in one 10 ms bucket
@@ -94,7 +97,38 @@ def test_cumulative_histograms_are_keyed_by_policy_op_and_kind():
         502_000, rel=1e-3)
 
 
+def test_latencies_of_1us_and_of_1h_are_in_range_not_clamped():
+    """clamped counts latencies pulled into 1 µs … 1 h: the ends themselves are in range."""
+    r = Recorder()
+    r.record(op(10.0, end=10.000001))
+    r.record(op(20.0, end=3620.0))
+    p = r.snapshot().policies["failover"]
+    assert p.clamped == 0
+    service = p.histograms[("put", "service")]
+    assert (service.get_min_value(), service.get_max_value()) == (
+        1, service.get_highest_equivalent_value(3_600_000_000))
+
+
 # --------------------------------------------------------------------------- first success
+
+
+def test_the_first_ok_write_of_a_partition_after_a_fault_is_its_first_success():
+    r = Recorder()
+    r.fault_at(100.0, (3,))
+    r.record(op(100.2, end=100.25))
+    r.record(op(100.5, end=100.55))
+    timeline = r.snapshot().policies["failover"].partitions[(TABLE, 3)]
+    assert timeline.first_ok_end_after(100.0) == 100.25
+
+
+def test_an_outage_longer_than_recent_s_gets_its_exact_first_success():
+    """A partition that fails for 70 s: the ok ends from before the fault are forgotten
+    meanwhile, and the first write that succeeds afterwards is still the one found."""
+    r = Recorder()
+    history = writes(40, 100) + writes(100, 170, ok=lambda t: False) + writes(170, 200)
+    record_in_end_order(r, history, faults=[(100.0, (3,))])
+    timeline = r.snapshot().policies["failover"].partitions[(TABLE, 3)]
+    assert timeline.first_ok_end_after(100.0) == pytest.approx(170.0 + 0.0025 + 0.003)
 
 
 def test_a_write_handed_over_at_the_fault_instant_counts_as_after_it():
@@ -207,3 +241,17 @@ def test_fault_instants_pair_by_event_id_whatever_their_order():
     _ops_at(r, 21.0, 26.0, 60.0, 101.0, 106.0, 200.0)
     assert _phases(r) == {"fault": 2, "recovery": 2, "steady": 2}
     assert r.snapshot().faults == ((100.0, (3,)), (20.0, (3,)))
+
+
+# --------------------------------------------------------------------------- memory
+
+
+def test_memory_holds_seconds_and_the_last_recent_s_of_ops_not_every_op():
+    """10 minutes of writes: per second a total (policy, partition) and a response-time
+    histogram, the open seconds, and the ok ends and phase entries of the last seconds only
+    (the hour-long version is deselected from mutation runs for its 30 s)."""
+    r = Recorder()
+    record_in_end_order(r, writes(0, 600))
+    seconds, rate = 600, 20
+    assert r.stored_entries() <= (3 * seconds + 2 * (RECENT_S + 2)
+                                  + (RECENT_S + PHASE_SETTLE_S + 4) * rate)
