@@ -109,6 +109,16 @@ def test_latencies_of_1us_and_of_1h_are_in_range_not_clamped():
         1, service.get_highest_equivalent_value(3_600_000_000))
 
 
+def test_writes_in_one_10ms_bucket_all_count_in_the_partitions_timeline():
+    r = Recorder()
+    r.fault_at(100.0, (3,))
+    for t in (100.001, 100.003, 100.005):
+        r.record(op(t))
+    r.record(op(100.007, ok=False))
+    series = r.snapshot().policies["failover"].partitions[(TABLE, 3)].series
+    assert list(series.buckets()) == [(100.0, 0.01, (3, 0, 1))]
+
+
 # --------------------------------------------------------------------------- first success
 
 
