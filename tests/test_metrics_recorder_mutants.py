@@ -253,6 +253,14 @@ def test_fault_instants_pair_by_event_id_whatever_their_order():
     assert r.snapshot().faults == ((100.0, (3,)), (20.0, (3,)))
 
 
+def test_the_recovery_phase_lasts_the_recorders_recovery_s():
+    r = Recorder(recovery_s=3.0)
+    r.fault_at(20.0)
+    r.heal_at(25.0)
+    _ops_at(r, 26.0, 29.0)                        # 29.0 is past 25 + 3: steady
+    assert _phases(r) == {"recovery": 1, "steady": 1}
+
+
 # --------------------------------------------------------------------------- memory
 
 
