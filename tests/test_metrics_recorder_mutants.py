@@ -141,6 +141,17 @@ def test_an_outage_longer_than_recent_s_gets_its_exact_first_success():
     assert timeline.first_ok_end_after(100.0) == pytest.approx(170.0 + 0.0025 + 0.003)
 
 
+def test_after_a_stall_longer_than_recent_s_the_first_success_is_still_exact():
+    """Writes hang from the fault on and time out 65 s later, all at once: the ok ends from
+    before the fault are forgotten then, and the writes that succeed next are still found."""
+    r = Recorder()
+    hung = [op(100.0 + k / 20, ok=False, end=165.0 + k / 1000) for k in range(20)]
+    history = writes(40, 100) + hung + writes(165.1, 200)
+    record_in_end_order(r, history, faults=[(100.0, (3,))])
+    timeline = r.snapshot().policies["failover"].partitions[(TABLE, 3)]
+    assert timeline.first_ok_end_after(100.0) == pytest.approx(165.1 + 0.0025 + 0.003)
+
+
 def test_a_write_handed_over_at_the_fault_instant_counts_as_after_it():
     r = Recorder()
     r.fault_at(100.0, (3,))
