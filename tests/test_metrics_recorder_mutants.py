@@ -172,7 +172,7 @@ def test_a_fault_on_every_partition_announced_late_reaches_the_partitions_writte
             100.0 + 0.0025 + 0.003)
 
 
-def test_a_partitions_fault_announced_late_is_not_another_partitions():
+def test_a_fault_on_one_partition_announced_late_is_not_registered_on_another():
     r = Recorder()
     record_in_end_order(r, writes(90, 101) + writes(90, 101, partition=5))
     r.fault_at(100.0, (3,))
