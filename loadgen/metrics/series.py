@@ -156,14 +156,6 @@ class Series:
     def _seconds(self) -> list[int]:
         return sorted(self.coarse)
 
-    def totals(self) -> tuple[int, ...]:
-        """Sum of every slot over the whole series."""
-        sums = [0] * self.width
-        for counts in self.coarse.values():
-            for slot, count in enumerate(counts):
-                sums[slot] += count
-        return tuple(sums)
-
 
 @dataclass(frozen=True)
 class PartitionTimeline:
