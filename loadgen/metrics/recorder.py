@@ -212,7 +212,7 @@ class Recorder:
             if level == ATTEMPT_LEVEL and o.outcome == "ok":   # _record_side's usual case
                 p.attempt_outcomes[0] += 1
             else:
-                self._record_side(o)
+                self._record_side(p, o)
             return
         start, end, t = o.start, o.end, o.intended_start
         if t is None:
@@ -278,11 +278,8 @@ class Recorder:
 
     # ------------------------------------------------------------------ the rest
 
-    def _record_side(self, o: OutcomeLike) -> None:
+    def _record_side(self, p: _Policy, o: OutcomeLike) -> None:
         """Attempt-level records are counted only; meta queries per policy and per bucket."""
-        p = self._policies.get(o.policy)
-        if p is None:
-            p = self._add_policy(o.policy)
         code = _CODES[o.outcome]
         if o.level == ATTEMPT_LEVEL:
             p.attempt_outcomes[code] += 1
